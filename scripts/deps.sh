@@ -1,0 +1,23 @@
+#!/bin/bash
+# Install everything Hull needs to build, test and boot images on Debian 12.
+set -euo pipefail
+packages=(
+        # build
+        meson ninja-build pkg-config gcc libc6-dev
+        libyaml-dev libjansson-dev libssl-dev libblkid-dev libfdisk-dev libmount-dev
+        # image builder's tools
+        mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
+        grub-efi-amd64-bin grub-common tar util-linux
+        # booting images
+        qemu-system-x86 ovmf python3
+)
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "Installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "macro.h"
+
+typedef struct SpawnOptions {
+        /* If >= 0, the child's stdout and stderr go here (a build log). */
+        int output_fd;
+        /* If set, the child runs chroot()ed here with cwd "/". */
+        const char *root;
+        /* Extra environment entries "K=V", NULL-terminated; added to ours. */
+        char * const *env;
+} SpawnOptions;
+
+/* Run argv[0] (searched in PATH) and wait for it. Returns a negative errno if
+ * it could not be started, otherwise its exit status, or 128+signal if it
+ * was killed. */
+int spawn_run(char * const *argv, const SpawnOptions *o);
+
+/* Same, but captures up to max bytes of stdout into *ret. */
+int spawn_capture(char * const *argv, const SpawnOptions *o, size_t max, char **ret) _warn_unused_result_;

@@ -1,0 +1,1005 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "bootcount.h"
+#include "build.h"
+#include "bundle.h"
+#include "distro.h"
+#include "fileio.h"
+#include "gpt.h"
+#include "grubenv.h"
+#include "log.h"
+#include "manifest.h"
+#include "spawn.h"
+#include "strutil.h"
+
+static struct timespec build_start;
+
+static double elapsed(void) {
+        struct timespec now;
+        (void) clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double) (now.tv_sec - build_start.tv_sec) + (double) (now.tv_nsec - build_start.tv_nsec) / 1e9;
+}
+
+void build_progress(BuildContext *c, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "[%6.1fs] %-9s %s\n", elapsed(), c->stage ?: "", buf);
+        if (c->log_fd >= 0)
+                (void) dprintf(c->log_fd, "==> [%s] %s\n", c->stage ?: "", buf);
+}
+
+/* Show what a long-running tool is doing: every few seconds, the last line it
+ * wrote to the build log. */
+static void show_log_tail(BuildContext *c) {
+        char buf[4096];
+        struct stat st;
+
+        if (c->log_fd < 0 || fstat(c->log_fd, &st) < 0 || st.st_size == 0)
+                return;
+        off_t from = st.st_size > (off_t) sizeof(buf) - 1 ? st.st_size - (off_t) sizeof(buf) + 1 : 0;
+        ssize_t n = pread(c->log_fd, buf, sizeof(buf) - 1, from);
+        if (n <= 0)
+                return;
+        buf[n] = '\0';
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                buf[--n] = '\0';
+        char *last = strrchr(buf, '\n');
+        last = last ? last + 1 : buf;
+        if (*last)
+                fprintf(stderr, "[%6.1fs] %-9s   ... %.100s\n", elapsed(), c->stage ?: "", last);
+}
+
+static int wait_with_progress(BuildContext *c, pid_t pid) {
+        int status;
+        unsigned ticks = 0;
+
+        for (;;) {
+                pid_t p = waitpid(pid, &status, WNOHANG);
+                if (p < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p == pid)
+                        break;
+                (void) usleep(200 * 1000);
+                if (++ticks % 50 == 0) /* every 10 s */
+                        show_log_tail(c);
+        }
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static _noreturn_ void exec_child(BuildContext *c, char * const *argv, char * const *env) {
+        if (c->log_fd >= 0) {
+                (void) dup2(c->log_fd, STDOUT_FILENO);
+                (void) dup2(c->log_fd, STDERR_FILENO);
+        }
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0)
+                (void) dup2(null, STDIN_FILENO);
+        for (char * const *e = env; e && *e; e++)
+                (void) putenv(*e);
+        (void) signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], argv);
+        dprintf(STDERR_FILENO, "Failed to execute '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+}
+
+static void log_command(BuildContext *c, const char *where, char * const *argv) {
+        if (c->log_fd < 0)
+                return;
+        (void) dprintf(c->log_fd, "+ %s", where);
+        for (char * const *a = argv; *a; a++)
+                (void) dprintf(c->log_fd, " %s", *a);
+        (void) dprintf(c->log_fd, "\n");
+}
+
+int build_host_run(BuildContext *c, char * const *argv) {
+        log_command(c, "", argv);
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                exec_child(c, argv, NULL);
+        return wait_with_progress(c, pid);
+}
+
+static int mount_in_root(const char *root, const char *what, const char *where, const char *type, unsigned long flags) {
+        _cleanup_free_ char *p = path_join(root, where);
+        if (!p)
+                return -ENOMEM;
+        (void) mkdir(p, 0755);
+        return mount(what, p, type, flags, NULL) < 0 ? -errno : 0;
+}
+
+int build_chroot_run(BuildContext *c, char * const *argv, char * const *env) {
+        log_command(c, "chroot", argv);
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* A private mount namespace: the API file systems mounted
+                 * here vanish with this process, whatever the tool does. */
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+                    mount_in_root(c->root, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0 ||
+                    mount_in_root(c->root, "sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY) < 0 ||
+                    mount_in_root(c->root, "/dev", "dev", NULL, MS_BIND | MS_REC) < 0 ||
+                    mount_in_root(c->root, "tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV) < 0) {
+                        dprintf(c->log_fd, "Failed to set up the build chroot: %s\n", strerror(errno));
+                        _exit(127);
+                }
+                if (chroot(c->root) < 0 || chdir("/") < 0) {
+                        dprintf(c->log_fd, "Failed to chroot into '%s': %s\n", c->root, strerror(errno));
+                        _exit(127);
+                }
+                (void) setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+                (void) setenv("HOME", "/root", 1);
+                exec_child(c, argv, env);
+        }
+        return wait_with_progress(c, pid);
+}
+
+int build_cache_key(const char *const *parts, char ret[static 65]) {
+        uint8_t md[32];
+        unsigned mdlen = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int ok;
+
+        if (!ctx)
+                return -ENOMEM;
+        ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        /* Length-prefixed, so that ("ab","c") and ("a","bc") differ. */
+        for (const char *const *p = parts; ok && *p; p++) {
+                uint64_t l = strlen(*p);
+                ok = EVP_DigestUpdate(ctx, &l, sizeof(l)) && EVP_DigestUpdate(ctx, *p, l);
+        }
+        ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
+        EVP_MD_CTX_free(ctx);
+        if (!ok || mdlen != 32)
+                return -EIO;
+        hex_encode(md, 32, ret);
+        return 0;
+}
+
+static int tar_extract(BuildContext *c, const char *tarball) {
+        char *argv[] = { (char *) "tar", (char *) "--numeric-owner", (char *) "--xattrs", (char *) "--xattrs-include=*",
+                         (char *) "-xpf", (char *) tarball, (char *) "-C", c->root, NULL };
+        int r = build_host_run(c, argv);
+        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EPROTO, "Failed to unpack '%s'", tarball);
+}
+
+static int tar_create(BuildContext *c, const char *tarball) {
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmp", tarball) < 0)
+                return -ENOMEM;
+        char *argv[] = { (char *) "tar", (char *) "--numeric-owner", (char *) "--xattrs", (char *) "--xattrs-include=*",
+                         (char *) "-cf", tmp, (char *) "-C", c->root, (char *) ".", NULL };
+        int r = build_host_run(c, argv);
+        if (r != 0) {
+                (void) unlink(tmp);
+                return log_error_errno(r < 0 ? r : EPROTO, "Failed to write cache '%s'", tarball);
+        }
+        if (rename(tmp, tarball) < 0)
+                return log_error_errno(errno, "Failed to store cache '%s': %m", tarball);
+        return 0;
+}
+
+static int resolve_source(BuildContext *c, const char *rel, char **ret) {
+        char *p = rel[0] == '/' ? strdup(rel) : path_join(c->spec->base_dir, rel);
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* Append file contents to a cache key, so that editing a hook invalidates the
+ * layers it ran in. */
+static int hook_digests(BuildContext *c, HookStage st, char ***parts) {
+        for (char **h = c->spec->hooks[st]; h && *h; h++) {
+                _cleanup_free_ char *path = NULL, *data = NULL;
+                size_t sz;
+                int r = resolve_source(c, *h, &path);
+                if (r < 0)
+                        return r;
+                r = read_full_file(path, 16 << 20, &data, &sz);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s hook '%s': %m", hook_stage_to_string(st), path);
+                if (!(*parts = strv_append(*parts, *h)) || !(*parts = strv_append(*parts, data)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int run_hooks(BuildContext *c, HookStage st) {
+        char **hooks = c->spec->hooks[st];
+        int r;
+
+        for (size_t i = 0; hooks && hooks[i]; i++) {
+                _cleanup_free_ char *src = NULL, *data = NULL, *dest = path_join(c->root, "tmp/hull-hook");
+                _cleanup_free_ char *e_stage = NULL, *e_name = NULL, *e_version = NULL;
+                size_t sz;
+
+                if (!dest)
+                        return -ENOMEM;
+                r = resolve_source(c, hooks[i], &src);
+                if (r < 0)
+                        return r;
+                r = read_full_file(src, 16 << 20, &data, &sz);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s hook '%s': %m", hook_stage_to_string(st), src);
+                r = write_file_atomic(dest, data, sz, 0755);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to copy hook into the image: %m");
+
+                build_progress(c, "running %s hook %s", hook_stage_to_string(st), hooks[i]);
+                if (asprintf(&e_stage, "HULL_STAGE=%s", hook_stage_to_string(st)) < 0 ||
+                    asprintf(&e_name, "HULL_IMAGE_NAME=%s", c->spec->name) < 0 ||
+                    asprintf(&e_version, "HULL_IMAGE_VERSION=%s", c->spec->version) < 0)
+                        return -ENOMEM;
+                char *env[] = { e_stage, e_name, e_version, (char *) "DEBIAN_FRONTEND=noninteractive", NULL };
+                char *argv[] = { (char *) "/tmp/hull-hook", NULL };
+                r = build_chroot_run(c, argv, env);
+                (void) unlink(dest);
+                if (r != 0)
+                        return log_error_errno(r < 0 ? r : EPROTO, "%s hook '%s' failed%s%d", hook_stage_to_string(st),
+                                               hooks[i], r > 0 ? " with exit status " : "", r > 0 ? r : 0);
+        }
+        return 0;
+}
+
+static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be) {
+        _cleanup_strv_free_ char **parts = NULL;
+        _cleanup_free_ char *boot_tar = NULL, *pkg_tar = NULL;
+        char boot_key[65], pkg_key[65];
+        int r;
+
+        /* Layer 1: the base system. */
+        const char *fields[] = { "hull-bootstrap-v1", c->spec->backend, c->spec->suite, c->spec->mirror, c->spec->variant, c->spec->arch,
+                                 c->spec->verity ? "verity" : "no-verity" };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (!(parts = strv_append(parts, fields[i])))
+                        return -ENOMEM;
+        for (char **p = c->spec->components; p && *p; p++)
+                if (!(parts = strv_append(parts, *p)))
+                        return -ENOMEM;
+        for (const char *const *p = be->base_packages; *p; p++)
+                if (!(parts = strv_append(parts, *p)))
+                        return -ENOMEM;
+        r = build_cache_key((const char *const *) parts, boot_key);
+        if (r < 0)
+                return r;
+
+        /* Layer 2: post-bootstrap hooks and the spec's packages. */
+        strv_free(parts);
+        parts = NULL;
+        if (!(parts = strv_append(parts, "hull-packages-v1")) || !(parts = strv_append(parts, boot_key)))
+                return -ENOMEM;
+        for (char **p = c->spec->packages; p && *p; p++)
+                if (!(parts = strv_append(parts, *p)))
+                        return -ENOMEM;
+        r = hook_digests(c, HOOK_POST_BOOTSTRAP, &parts);
+        if (r < 0)
+                return r;
+        r = build_cache_key((const char *const *) parts, pkg_key);
+        if (r < 0)
+                return r;
+
+        if (asprintf(&boot_tar, "%s/bootstrap-%.16s.tar", c->cache_dir, boot_key) < 0 ||
+            asprintf(&pkg_tar, "%s/packages-%.16s.tar", c->cache_dir, pkg_key) < 0)
+                return -ENOMEM;
+
+        c->stage = "bootstrap";
+        if (!c->no_cache && access(pkg_tar, R_OK) == 0) {
+                build_progress(c, "reusing cached base and packages layer %s", pkg_tar);
+                c->stage = "packages";
+                return tar_extract(c, pkg_tar);
+        }
+
+        if (!c->no_cache && access(boot_tar, R_OK) == 0)
+                build_progress(c, "reusing cached base system %s", boot_tar);
+        else {
+                _cleanup_free_ char *tmp = NULL;
+                if (asprintf(&tmp, "%s.tmp", boot_tar) < 0)
+                        return -ENOMEM;
+                build_progress(c, "%s %s from %s with %s (this downloads packages)", be->name, c->spec->suite,
+                               c->spec->mirror, "mmdebstrap");
+                r = be->bootstrap(c, tmp);
+                if (r < 0) {
+                        (void) unlink(tmp);
+                        return r;
+                }
+                if (rename(tmp, boot_tar) < 0)
+                        return log_error_errno(errno, "Failed to store '%s': %m", boot_tar);
+        }
+        r = tar_extract(c, boot_tar);
+        if (r < 0)
+                return r;
+        r = run_hooks(c, HOOK_POST_BOOTSTRAP);
+        if (r < 0)
+                return r;
+
+        c->stage = "packages";
+        build_progress(c, "installing %zu package(s)", strv_length(c->spec->packages));
+        r = be->install(c, c->spec->packages);
+        if (r < 0)
+                return r;
+        if (c->no_cache)
+                return 0;
+        build_progress(c, "saving layer to cache");
+        return tar_create(c, pkg_tar);
+}
+
+static int write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) {
+        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        dir = strdup(p);
+        if (!dir)
+                return -ENOMEM;
+        *strrchr(dir, '/') = '\0';
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return r;
+        (void) unlink(p); /* may be a symlink into the host-side tree */
+        r = write_file_atomic(p, content, strlen(content), mode);
+        return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
+}
+
+static int copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) {
+        _cleanup_free_ char *data = NULL;
+        size_t sz;
+        int r = read_full_file(src, 256 << 20, &data, &sz);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read '%s': %m", src);
+        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
+        if (!p || !(dir = strdup(p)))
+                return -ENOMEM;
+        *strrchr(dir, '/') = '\0';
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create '%s': %m", dir);
+        (void) unlink(p);
+        r = write_file_atomic(p, data, sz, mode);
+        return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
+}
+
+static int stage_customise(BuildContext *c) {
+        int r;
+
+        c->stage = "customise";
+        r = run_hooks(c, HOOK_POST_PACKAGES);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < c->spec->n_files; i++) {
+                const SpecFile *f = &c->spec->files[i];
+                _cleanup_free_ char *src = NULL;
+                struct stat st;
+
+                r = resolve_source(c, f->source, &src);
+                if (r < 0)
+                        return r;
+                if (stat(src, &st) < 0)
+                        return log_error_errno(errno, "files: cannot read source '%s' for '%s': %m", src, f->path);
+                if (!S_ISREG(st.st_mode))
+                        return log_error_errno(EISDIR, "files: source '%s' for '%s' is not a regular file", src, f->path);
+                r = copy_into_root(c, src, f->path + 1, f->mode);
+                if (r < 0)
+                        return r;
+                if (f->owner || f->group) {
+                        _cleanup_free_ char *spec = NULL;
+                        if (asprintf(&spec, "%s:%s", f->owner ?: "root", f->group ?: "") < 0)
+                                return -ENOMEM;
+                        if (!f->group)
+                                spec[strlen(spec) - 1] = '\0';
+                        char *argv[] = { (char *) "chown", spec, f->path, NULL };
+                        r = build_chroot_run(c, argv, NULL);
+                        if (r != 0)
+                                return log_error_errno(r < 0 ? r : EINVAL,
+                                                       "files: cannot set owner '%s' on '%s' (does the user or group exist in the image?)",
+                                                       spec, f->path);
+                }
+        }
+        build_progress(c, "copied %zu file(s) from the spec", c->spec->n_files);
+
+        /* Hull's own early-boot program and boot marker. */
+        _cleanup_free_ char *init = path_join(c->programs_dir, "hull-init");
+        if (!init)
+                return -ENOMEM;
+        r = copy_into_root(c, init, "usr/lib/hull/hull-init", 0755);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *ready = path_join(c->data_dir, "hull-ready.service");
+        if (!ready)
+                return -ENOMEM;
+        r = copy_into_root(c, ready, "usr/lib/systemd/system/hull-ready.service", 0644);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *wants = path_join(c->root, "etc/systemd/system/multi-user.target.wants");
+        _cleanup_free_ char *link = path_join(c->root, "etc/systemd/system/multi-user.target.wants/hull-ready.service");
+        if (!wants || !link)
+                return -ENOMEM;
+        r = mkdir_p(wants, 0755);
+        if (r < 0)
+                return r;
+        (void) unlink(link);
+        if (symlink("/usr/lib/systemd/system/hull-ready.service", link) < 0)
+                return log_error_errno(errno, "Failed to enable hull-ready.service: %m");
+
+        /* Trusted update keys: the build key and any extra ones. */
+        _cleanup_free_ char *keydir = path_join(c->root, "usr/share/hull/keys"), *keyfile = NULL;
+        if (!keydir)
+                return -ENOMEM;
+        r = mkdir_p(keydir, 0755);
+        if (r < 0)
+                return r;
+        if (asprintf(&keyfile, "%s/%s.pem", keydir, key_id(c->key)) < 0)
+                return -ENOMEM;
+        r = key_save_public(c->key, keyfile);
+        if (r < 0 && r != -EEXIST)
+                return log_error_errno(r, "Failed to install the public key into the image: %m");
+        for (char **k = c->trusted_keys; k && *k; k++) {
+                _cleanup_(key_freep) HullKey *pk = NULL;
+                _cleanup_free_ char *dest = NULL;
+                r = key_load_public(*k, &pk);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to load trusted key '%s': %m", *k);
+                if (asprintf(&dest, "usr/share/hull/keys/%s.pem", key_id(pk)) < 0)
+                        return -ENOMEM;
+                r = copy_into_root(c, *k, dest, 0644);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Identity of the image, for the agent and for humans. */
+        _cleanup_free_ char *osrel = NULL;
+        if (asprintf(&osrel,
+                     "PRETTY_NAME=\"Hull %s %s (Debian %s)\"\n"
+                     "NAME=\"Hull\"\n"
+                     "ID=hull\n"
+                     "ID_LIKE=debian\n"
+                     "VERSION_ID=\"%s\"\n"
+                     "IMAGE_ID=%s\n"
+                     "IMAGE_VERSION=%s\n"
+                     "VARIANT_ID=%s\n",
+                     c->spec->name, c->spec->version, c->spec->suite, c->spec->version, c->spec->name, c->spec->version,
+                     rootfs_type_to_string(c->spec->rootfs_type)) < 0)
+                return -ENOMEM;
+        r = write_in_root(c, "usr/lib/os-release", osrel, 0644);
+        if (r < 0)
+                return r;
+
+        /* The read-only root needs its mount points in place; hull-init
+         * cannot create them at boot. */
+        _cleanup_free_ char *persist = path_join(c->root, "persist");
+        if (!persist)
+                return -ENOMEM;
+        r = mkdir_p(persist, 0755);
+        if (r < 0)
+                return r;
+
+        r = write_in_root(c, "etc/fstab", "# Hull: the root, /persist, /etc, /var, /home and /root are mounted by hull-init.\n",
+                          0644);
+        if (r < 0)
+                return r;
+        r = write_in_root(c, "etc/hostname", "hull\n", 0644);
+        if (r < 0)
+                return r;
+        r = write_in_root(c, "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\thull\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                          0644);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+static int make_cmdline(BuildContext *c) {
+        _cleanup_free_ char *s = NULL;
+
+        /* panic=10: a kernel or initramfs that cannot mount the root reboots
+         * instead of hanging, which lets GRUB's counting fall back. */
+        if (asprintf(&s, "rootfstype=%s init=/usr/lib/hull/hull-init panic=10", rootfs_type_to_string(c->spec->rootfs_type)) < 0)
+                return -ENOMEM;
+        for (char **a = c->spec->cmdline; a && *a; a++) {
+                char *n;
+                if (asprintf(&n, "%s %s", s, *a) < 0)
+                        return -ENOMEM;
+                free(s);
+                s = n;
+        }
+        if (c->verity_root_hash) {
+                char *n;
+                if (asprintf(&n, "%s root=/dev/mapper/hull-root hull.verity.roothash=%s hull.verity.hashoffset=%llu", s,
+                             c->verity_root_hash, (unsigned long long) c->rootfs_fs_size) < 0)
+                        return -ENOMEM;
+                free(s);
+                s = n;
+        }
+        c->cmdline = TAKE_PTR(s);
+        return 0;
+}
+
+static int dir_usage(BuildContext *c, uint64_t *ret) {
+        _cleanup_free_ char *out = NULL;
+        char *argv[] = { (char *) "du", (char *) "-sxb", c->root, NULL };
+        int r = spawn_capture(argv, &(SpawnOptions) { .output_fd = c->log_fd }, 4096, &out);
+        if (r != 0)
+                return r < 0 ? r : -EIO;
+        char *sp = strpbrk(out, " \t");
+        if (sp)
+                *sp = '\0';
+        return safe_atou64(out, ret);
+}
+
+static int make_rootfs(BuildContext *c) {
+        char sz1[32], sz2[32];
+        struct stat st;
+        int r;
+
+        if (asprintf(&c->rootfs_image, "%s/%s-%s.rootfs.%s", c->output_dir, c->spec->name, c->spec->version,
+                     rootfs_type_to_string(c->spec->rootfs_type)) < 0)
+                return -ENOMEM;
+        (void) unlink(c->rootfs_image);
+
+        uint64_t usage = 0;
+        r = dir_usage(c, &usage);
+        if (r < 0)
+                return log_error_errno(r, "Failed to measure the image tree: %m");
+        /* Refuse early when even the uncompressed tree cannot fit in ext4's case. */
+        if (c->spec->rootfs_type == ROOTFS_EXT4) {
+                uint64_t want = ALIGN_TO(usage + usage / 4 + (32ULL << 20), 1ULL << 20);
+                if (want > c->layout.part[PART_ROOT_A].size)
+                        return log_error_errno(ENOSPC,
+                                               "The root file system needs about %s but partitions.root is %s; raise "
+                                               "partitions.root in the spec or remove packages",
+                                               format_bytes(sz1, sizeof(sz1), want),
+                                               format_bytes(sz2, sizeof(sz2), c->layout.part[PART_ROOT_A].size));
+                _cleanup_free_ char *size_arg = NULL;
+                if (asprintf(&size_arg, "%lluk", (unsigned long long) (want / 1024)) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "hull-root",
+                                 (char *) "-b", (char *) "4096", (char *) "-m", (char *) "0", (char *) "-O",
+                                 (char *) "^has_journal", (char *) "-d", c->root, c->rootfs_image, size_arg, NULL };
+                r = build_host_run(c, argv);
+        } else {
+                char *argv[] = { (char *) "mkfs.erofs", (char *) "-zlz4hc", (char *) "-Lhull-root", c->rootfs_image, c->root,
+                                 NULL };
+                r = build_host_run(c, argv);
+        }
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "mkfs for the %s root file system failed",
+                                       rootfs_type_to_string(c->spec->rootfs_type));
+
+        if (stat(c->rootfs_image, &st) < 0)
+                return -errno;
+        c->rootfs_fs_size = ALIGN_TO((uint64_t) st.st_size, 4096);
+        if ((uint64_t) st.st_size != c->rootfs_fs_size && truncate(c->rootfs_image, (off_t) c->rootfs_fs_size) < 0)
+                return -errno;
+
+        if (c->spec->verity) {
+                _cleanup_free_ char *out = NULL, *off_arg = NULL;
+                if (asprintf(&off_arg, "--hash-offset=%llu", (unsigned long long) c->rootfs_fs_size) < 0)
+                        return -ENOMEM;
+                char *argv[] = { (char *) "veritysetup", (char *) "format", off_arg, (char *) "--data-block-size=4096",
+                                 (char *) "--hash-block-size=4096", c->rootfs_image, c->rootfs_image, NULL };
+                r = spawn_capture(argv, &(SpawnOptions) { .output_fd = c->log_fd }, 1 << 16, &out);
+                if (r != 0)
+                        return log_error_errno(r < 0 ? r : EPROTO, "veritysetup format failed");
+                char *h = strstr(out, "Root hash:");
+                if (!h)
+                        return log_error_errno(EBADMSG, "veritysetup printed no root hash");
+                h += strlen("Root hash:");
+                h += strspn(h, " \t");
+                size_t n = strspn(h, "0123456789abcdef");
+                if (n != 64)
+                        return log_error_errno(EBADMSG, "Unexpected root hash from veritysetup");
+                c->verity_root_hash = strndup(h, n);
+                if (!c->verity_root_hash)
+                        return -ENOMEM;
+                if (stat(c->rootfs_image, &st) < 0)
+                        return -errno;
+        }
+
+        r = layout_check_root_fits(&c->layout, c->rootfs_fs_size, (uint64_t) st.st_size - c->rootfs_fs_size);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "The root file system image is %s but partitions.root is only %s; raise "
+                                       "partitions.root in the spec or remove packages",
+                                       format_bytes(sz1, sizeof(sz1), (uint64_t) st.st_size),
+                                       format_bytes(sz2, sizeof(sz2), c->layout.part[PART_ROOT_A].size));
+        build_progress(c, "%s root file system: %s%s", rootfs_type_to_string(c->spec->rootfs_type),
+                       format_bytes(sz1, sizeof(sz1), (uint64_t) st.st_size), c->spec->verity ? " with dm-verity" : "");
+        return 0;
+}
+
+static int stage_seal(BuildContext *c, const DistroBackend *be) {
+        int r;
+
+        c->stage = "seal";
+        r = run_hooks(c, HOOK_PRE_SEAL);
+        if (r < 0)
+                return r;
+        build_progress(c, "building the initramfs");
+        r = be->prepare_boot(c);
+        if (r < 0)
+                return r;
+        r = be->record_packages(c);
+        if (r < 0)
+                return r;
+        build_progress(c, "%u packages installed; removing the package manager", c->package_count);
+        r = be->remove_package_manager(c);
+        if (r < 0)
+                return r;
+
+        /* Per-machine identity must be created on each node, not baked in. */
+        static const char *const per_machine[] = { "etc/machine-id", "var/lib/dbus/machine-id", "etc/ssh/ssh_host_rsa_key",
+                                                   "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key", NULL };
+        for (const char *const *p = per_machine; *p; p++) {
+                _cleanup_free_ char *f = path_join(c->root, *p);
+                if (!f)
+                        return -ENOMEM;
+                (void) unlink(f);
+        }
+        r = write_in_root(c, "etc/machine-id", "uninitialized\n", 0444);
+        if (r < 0)
+                return r;
+
+        return make_rootfs(c);
+}
+
+static int esp_mtools(BuildContext *c, const char *esp, const char *op, const char *a, const char *b) {
+        char *argv[] = { (char *) op, (char *) "-i", (char *) esp, (char *) a, (char *) b, NULL };
+        if (!b)
+                argv[4] = NULL;
+        if (streq(op, "mcopy")) {
+                char *argv2[] = { (char *) "mcopy", (char *) "-o", (char *) "-i", (char *) esp, (char *) a, (char *) b, NULL };
+                int r = build_host_run(c, argv2);
+                return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to copy '%s' to the ESP", a);
+        }
+        int r = build_host_run(c, argv);
+        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "%s on the ESP failed", op);
+}
+
+static int make_esp(BuildContext *c, const char *esp) {
+        _cleanup_free_ char *stub = NULL, *efi = NULL, *cfg_path = NULL, *env_path = NULL, *cfg = NULL, *kib = NULL;
+        _cleanup_free_ char *stub_arg = NULL;
+        _cleanup_(grubenv_freep) GrubEnv *env = NULL;
+        BootState bs = {};
+        int r;
+
+        if (asprintf(&stub, "%s/grub-stub.cfg", c->work_dir) < 0 || asprintf(&efi, "%s/BOOTX64.EFI", c->work_dir) < 0 ||
+            asprintf(&cfg_path, "%s/grub.cfg", c->work_dir) < 0 || asprintf(&env_path, "%s/grubenv", c->work_dir) < 0 ||
+            asprintf(&kib, "%llu", (unsigned long long) (c->layout.part[PART_ESP].size / 1024)) < 0)
+                return -ENOMEM;
+
+        /* The embedded stub only finds the ESP it was started from and hands
+         * over to the A/B script there, so that script can be replaced
+         * without rebuilding the EFI binary. */
+        static const char stub_cfg[] =
+                "# Hull GRUB stub (embedded in BOOTX64.EFI by hull-build)\n"
+                "insmod part_gpt\ninsmod fat\ninsmod regexp\n"
+                "serial --unit=0 --speed=115200\n"
+                "terminal_input console serial\nterminal_output console serial\n"
+                "set espdev=\"\"\n"
+                "regexp --set=1:espdev '^(\\([^)]*\\))' \"$cmdpath\"\n"
+                "if [ -z \"$espdev\" ]; then\n"
+                "  search --no-floppy --label --set=espdev0 HULL-ESP\n"
+                "  set espdev=\"($espdev0)\"\n"
+                "fi\n"
+                "set esp=\"$espdev\"\n"
+                "export esp\n"
+                "configfile \"${esp}/EFI/hull/grub.cfg\"\n"
+                "echo \"hull: cannot load ${esp}/EFI/hull/grub.cfg\"\n"
+                "sleep 10\nreboot\n";
+        r = write_file_atomic(stub, stub_cfg, strlen(stub_cfg), 0644);
+        if (r < 0)
+                return r;
+        if (asprintf(&stub_arg, "boot/grub/grub.cfg=%s", stub) < 0)
+                return -ENOMEM;
+        char *mk[] = { (char *) "grub-mkstandalone", (char *) "-O", (char *) "x86_64-efi",
+                       (char *) "--modules=part_gpt fat ext2 normal configfile loadenv test echo linux search search_label "
+                                "all_video gzio efi_gop serial terminal regexp sleep reboot",
+                       (char *) "--locales=", (char *) "--themes=", (char *) "--fonts=", (char *) "-o", efi, stub_arg, NULL };
+        r = build_host_run(c, mk);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "grub-mkstandalone failed");
+
+        GrubCfgOptions o = {
+                .env_path = "/EFI/hull/grubenv",
+                .boot_dir = "/EFI/hull",
+                .root_label_prefix = "hull-root-",
+                .title = "Hull",
+                .timeout = c->spec->boot_timeout,
+        };
+        r = bootcount_generate_grub_cfg(&o, &cfg);
+        if (r < 0)
+                return log_error_errno(r, "Failed to generate grub.cfg: %m");
+        r = write_file_atomic(cfg_path, cfg, strlen(cfg), 0644);
+        if (r < 0)
+                return r;
+
+        /* A fresh disk boots slot A, known good; B is empty. */
+        r = boot_state_install(&bs, SLOT_A, c->spec->boot_tries);
+        if (r >= 0)
+                r = boot_state_mark_good(&bs, SLOT_A);
+        if (r >= 0)
+                r = grubenv_new(&env);
+        if (r >= 0)
+                r = boot_state_to_env(&bs, env);
+        if (r >= 0)
+                r = grubenv_set(env, "hull_a_args", c->cmdline);
+        if (r >= 0)
+                r = grubenv_set(env, "hull_a_version", c->spec->version);
+        if (r >= 0)
+                r = grubenv_set(env, "hull_cmdline", "");
+        if (r >= 0)
+                r = grubenv_save(env, env_path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the GRUB environment (kernel.cmdline too long?): %m");
+
+        (void) unlink(esp);
+        char *mkfs[] = { (char *) "mkfs.vfat", (char *) "-F", (char *) "32", (char *) "-n", (char *) "HULL-ESP",
+                         (char *) "-C", (char *) esp, kib, NULL };
+        r = build_host_run(c, mkfs);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "mkfs.vfat for the ESP failed");
+
+        static const char *const dirs[] = { "::/EFI", "::/EFI/BOOT", "::/EFI/hull", "::/EFI/hull/a", "::/EFI/hull/b", NULL };
+        for (const char *const *d = dirs; *d; d++)
+                if ((r = esp_mtools(c, esp, "mmd", *d, NULL)) < 0)
+                        return r;
+        if ((r = esp_mtools(c, esp, "mcopy", efi, "::/EFI/BOOT/BOOTX64.EFI")) < 0 ||
+            (r = esp_mtools(c, esp, "mcopy", cfg_path, "::/EFI/hull/grub.cfg")) < 0 ||
+            (r = esp_mtools(c, esp, "mcopy", env_path, "::/EFI/hull/grubenv")) < 0 ||
+            (r = esp_mtools(c, esp, "mcopy", c->kernel_path, "::/EFI/hull/a/vmlinuz")) < 0 ||
+            (r = esp_mtools(c, esp, "mcopy", c->initrd_path, "::/EFI/hull/a/initrd.img")) < 0)
+                return r;
+        return 0;
+}
+
+static int file_size(const char *p, uint64_t *ret) {
+        struct stat st;
+        if (stat(p, &st) < 0)
+                return -errno;
+        *ret = (uint64_t) st.st_size;
+        return 0;
+}
+
+static int make_bundle(BuildContext *c, char **ret_path) {
+        _cleanup_(manifest_freep) Manifest *m = calloc(1, sizeof(Manifest));
+        _cleanup_free_ char *path = NULL;
+        char created[32];
+        time_t now = time(NULL);
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        uint64_t v;
+
+        if (!m)
+                return -ENOMEM;
+        if (sde && safe_atou64(sde, &v) >= 0)
+                now = (time_t) v;
+        (void) strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+        m->format = MANIFEST_FORMAT;
+        if (!(m->name = strdup(c->spec->name)) || !(m->version = strdup(c->spec->version)) ||
+            !(m->arch = strdup(c->spec->arch)) || !(m->created = strdup(created)) ||
+            !(m->rootfs_type = strdup(rootfs_type_to_string(c->spec->rootfs_type))) || !(m->cmdline = strdup(c->cmdline)))
+                return -ENOMEM;
+        if (c->verity_root_hash) {
+                if (!(m->verity_root_hash = strdup(c->verity_root_hash)))
+                        return -ENOMEM;
+                m->verity_hash_offset = c->rootfs_fs_size;
+        }
+        if (asprintf(&path, "%s/%s-%s.hullb", c->output_dir, c->spec->name, c->spec->version) < 0)
+                return -ENOMEM;
+
+        const BundleInput in[] = {
+                { "rootfs", c->rootfs_image },
+                { "kernel", c->kernel_path },
+                { "initrd", c->initrd_path },
+        };
+        int r = bundle_create(path, m, in, ELEMENTSOF(in), c->key);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the update bundle '%s': %m", path);
+        *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
+        _cleanup_free_ char *esp = NULL, *persist = NULL, *disk = NULL, *tmp = NULL, *bundle = NULL, *kib = NULL;
+        uint64_t ksz, isz;
+        char b1[32], b2[32];
+        int r;
+
+        c->stage = "assemble";
+        r = make_cmdline(c);
+        if (r < 0)
+                return r;
+
+        if ((r = file_size(c->kernel_path, &ksz)) < 0 || (r = file_size(c->initrd_path, &isz)) < 0)
+                return log_error_errno(r, "Cannot stat the kernel or initramfs: %m");
+        /* Both slots' kernels and initramfs must fit, plus GRUB. */
+        if (2 * (ksz + isz) + (8ULL << 20) > c->layout.part[PART_ESP].size)
+                return log_error_errno(ENOSPC,
+                                       "partitions.esp (%s) is too small for two kernels and initramfs images of %s each; "
+                                       "raise partitions.esp in the spec",
+                                       format_bytes(b1, sizeof(b1), c->layout.part[PART_ESP].size),
+                                       format_bytes(b2, sizeof(b2), ksz + isz));
+
+        if (asprintf(&esp, "%s/esp.img", c->work_dir) < 0 || asprintf(&persist, "%s/persist.img", c->work_dir) < 0 ||
+            asprintf(&disk, "%s/%s-%s.img", c->output_dir, c->spec->name, c->spec->version) < 0 ||
+            asprintf(&tmp, "%s.tmp", disk) < 0)
+                return -ENOMEM;
+
+        build_progress(c, "EFI system partition with GRUB (A/B boot counting)");
+        r = make_esp(c, esp);
+        if (r < 0)
+                return r;
+
+        build_progress(c, "persist partition");
+        (void) unlink(persist);
+        _cleanup_close_ int pfd = open(persist, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (pfd < 0 || ftruncate(pfd, (off_t) c->layout.part[PART_PERSIST].size) < 0)
+                return log_error_errno(errno, "Failed to create '%s': %m", persist);
+        pfd = safe_close(pfd);
+        char *mkfs[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "hull-persist",
+                         (char *) "-E", (char *) "lazy_itable_init=0", persist, NULL };
+        r = build_host_run(c, mkfs);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "mkfs.ext4 for the persist partition failed");
+
+        build_progress(c, "disk image %s (%s)", disk, format_bytes(b1, sizeof(b1), c->layout.disk_size));
+        (void) unlink(tmp);
+        _cleanup_close_ int dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (dfd < 0 || ftruncate(dfd, (off_t) c->layout.disk_size) < 0)
+                return log_error_errno(errno, "Failed to create '%s': %m", tmp);
+        r = gpt_write_layout(tmp, &c->layout);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the GPT to '%s': %m", tmp);
+        if ((r = copy_file_to_offset(esp, dfd, c->layout.part[PART_ESP].offset)) < 0 ||
+            (r = copy_file_to_offset(c->rootfs_image, dfd, c->layout.part[PART_ROOT_A].offset)) < 0 ||
+            (r = copy_file_to_offset(persist, dfd, c->layout.part[PART_PERSIST].offset)) < 0)
+                return log_error_errno(r, "Failed to write partitions into '%s': %m", tmp);
+        if (fsync(dfd) < 0)
+                return log_error_errno(errno, "Failed to sync '%s': %m", tmp);
+        if (rename(tmp, disk) < 0)
+                return log_error_errno(errno, "Failed to move '%s' into place: %m", disk);
+
+        build_progress(c, "signing the update bundle with key %s", key_id(c->key));
+        r = make_bundle(c, &bundle);
+        if (r < 0)
+                return r;
+        *ret_bundle = TAKE_PTR(bundle);
+        *ret_disk = TAKE_PTR(disk);
+        return 0;
+}
+
+static int write_build_info(BuildContext *c, const char *bundle, const char *disk, double seconds) {
+        _cleanup_free_ char *path = NULL, *json = NULL;
+        uint64_t rootfs = 0, bsize = 0, kernel = 0, initrd = 0;
+
+        (void) file_size(c->rootfs_image, &rootfs);
+        (void) file_size(bundle, &bsize);
+        (void) file_size(c->kernel_path, &kernel);
+        (void) file_size(c->initrd_path, &initrd);
+        if (asprintf(&path, "%s/%s-%s.json", c->output_dir, c->spec->name, c->spec->version) < 0 ||
+            asprintf(&json,
+                     "{\n  \"name\": \"%s\",\n  \"version\": \"%s\",\n  \"rootfs_type\": \"%s\",\n"
+                     "  \"rootfs\": \"%s\",\n  \"rootfs_size\": %llu,\n  \"bundle\": \"%s\",\n  \"bundle_size\": %llu,\n"
+                     "  \"disk\": \"%s\",\n  \"disk_size\": %llu,\n  \"kernel_version\": \"%s\",\n"
+                     "  \"kernel_size\": %llu,\n  \"initrd_size\": %llu,\n  \"packages\": %u,\n"
+                     "  \"verity_root_hash\": %s%s%s,\n  \"key_id\": \"%s\",\n  \"cmdline\": \"%s\",\n"
+                     "  \"build_seconds\": %.1f\n}\n",
+                     c->spec->name, c->spec->version, rootfs_type_to_string(c->spec->rootfs_type), c->rootfs_image,
+                     (unsigned long long) rootfs, bundle, (unsigned long long) bsize, disk,
+                     (unsigned long long) c->layout.disk_size, c->kernel_version, (unsigned long long) kernel,
+                     (unsigned long long) initrd, c->package_count, c->verity_root_hash ? "\"" : "",
+                     c->verity_root_hash ?: "null", c->verity_root_hash ? "\"" : "", key_id(c->key), c->cmdline,
+                     seconds) < 0)
+                return -ENOMEM;
+        return write_file_atomic(path, json, strlen(json), 0644);
+}
+
+int build_run(BuildContext *c) {
+        const DistroBackend *be;
+        _cleanup_free_ char *bundle = NULL, *disk = NULL;
+        char b1[32];
+        int r;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &build_start);
+        c->log_fd = -EBADF;
+
+        be = distro_backend_find(c->spec->backend);
+        if (!be)
+                return log_error_errno(EOPNOTSUPP, "No distribution backend '%s'", c->spec->backend);
+
+        r = layout_compute(c->spec->esp_size, c->spec->root_size, c->spec->persist_size, &c->layout);
+        if (r < 0)
+                return log_error_errno(r, "Invalid partition sizes: %m");
+
+        if ((r = mkdir_p(c->output_dir, 0755)) < 0)
+                return log_error_errno(r, "Failed to create output directory '%s': %m", c->output_dir);
+        if ((r = mkdir_p(c->cache_dir, 0755)) < 0)
+                return log_error_errno(r, "Failed to create cache directory '%s': %m", c->cache_dir);
+
+        if (asprintf(&c->log_path, "%s/build.log", c->output_dir) < 0 ||
+            asprintf(&c->work_dir, "%s/.work-XXXXXX", c->output_dir) < 0)
+                return -ENOMEM;
+        c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+        if (c->log_fd < 0)
+                return log_error_errno(errno, "Failed to open build log '%s': %m", c->log_path);
+        if (!mkdtemp(c->work_dir))
+                return log_error_errno(errno, "Failed to create work directory: %m");
+        c->root = path_join(c->work_dir, "root");
+        if (!c->root)
+                return -ENOMEM;
+        if (mkdir(c->root, 0755) < 0)
+                return -errno;
+
+        fprintf(stderr, "Building %s %s (%s %s, %s root%s); log: %s\n", c->spec->name, c->spec->version, c->spec->backend,
+                c->spec->suite, rootfs_type_to_string(c->spec->rootfs_type), c->spec->verity ? " with dm-verity" : "",
+                c->log_path);
+
+        r = stage_bootstrap_and_packages(c, be);
+        if (r >= 0)
+                r = stage_customise(c);
+        if (r >= 0)
+                r = stage_seal(c, be);
+        if (r >= 0)
+                r = stage_assemble(c, &bundle, &disk);
+        if (r < 0) {
+                fprintf(stderr, "\nhull-build: stage '%s' failed. Last lines of %s:\n", c->stage ?: "setup", c->log_path);
+                char *tail[] = { (char *) "tail", (char *) "-n", (char *) "15", c->log_path, NULL };
+                (void) spawn_run(tail, &(SpawnOptions) { .output_fd = STDERR_FILENO });
+                return r;
+        }
+
+        double secs = elapsed();
+        r = write_build_info(c, bundle, disk, secs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write build info: %m");
+
+        c->stage = "done";
+        build_progress(c, "%s %s built in %.0f s, %u packages", c->spec->name, c->spec->version, secs, c->package_count);
+        fprintf(stderr, "  disk image:    %s\n  update bundle: %s\n  root image:    %s (%s)\n", disk, bundle,
+                c->rootfs_image, format_bytes(b1, sizeof(b1), c->rootfs_fs_size));
+        return 0;
+}
+
+void build_context_done(BuildContext *c) {
+        if (c->work_dir && !c->keep_work) {
+                char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system", c->work_dir, NULL };
+                (void) spawn_run(argv, &(SpawnOptions) { .output_fd = -1 });
+        }
+        c->log_fd = safe_close(c->log_fd);
+        free(c->work_dir);
+        free(c->root);
+        free(c->log_path);
+        free(c->kernel_version);
+        free(c->rootfs_image);
+        free(c->verity_root_hash);
+        free(c->cmdline);
+        free(c->kernel_path);
+        free(c->initrd_path);
+}

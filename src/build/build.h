@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "sign.h"
+#include "spec.h"
+
+/* One image build: the spec, where things go, and the state the stages hand
+ * to each other. Stages: bootstrap -> packages -> customise -> seal ->
+ * assemble (docs/BUILDER.md). */
+typedef struct BuildContext {
+        Spec *spec;
+        const char *output_dir;
+        const char *cache_dir;
+        const char *programs_dir;   /* where hull-init etc. are taken from */
+        const char *data_dir;       /* initramfs scripts, units */
+        const HullKey *key;         /* signing key (private) */
+        char **trusted_keys;        /* extra public key files baked into the image */
+        bool no_cache;
+        bool keep_work;
+
+        char *work_dir;             /* scratch, removed at the end */
+        char *root;                 /* the image tree, work_dir/root */
+        char *log_path;
+        int log_fd;
+        const char *stage;          /* current stage name, for messages */
+
+        char *kernel_version;
+        char *rootfs_image;         /* output: slot image (with verity tree) */
+        uint64_t rootfs_fs_size;    /* bytes of file system before the hash tree */
+        char *verity_root_hash;
+        char *cmdline;              /* per-slot kernel arguments */
+        char *kernel_path;
+        char *initrd_path;
+        DiskLayout layout;
+        unsigned package_count;
+} BuildContext;
+
+/* Run argv inside the image tree: a private mount namespace with /proc, /sys
+ * and /dev, chroot()ed. Output goes to the build log. Returns the exit
+ * status, or a negative errno if it could not be started. */
+int build_chroot_run(BuildContext *c, char * const *argv, char * const *env);
+/* Run a host command with output to the build log. */
+int build_host_run(BuildContext *c, char * const *argv) _warn_unused_result_;
+
+int build_run(BuildContext *c) _warn_unused_result_;
+void build_context_done(BuildContext *c);
+
+/* Progress line on stderr: "[stage] message". */
+void build_progress(BuildContext *c, const char *fmt, ...) _printf_(2, 3);
+
+/* SHA-256 hex over the inputs of a cached layer. */
+int build_cache_key(const char *const *parts, char ret[static 65]) _warn_unused_result_;

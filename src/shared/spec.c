@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "fileio.h"
+#include "spec.h"
+#include "strutil.h"
+
+/* libyaml's event stream is turned into a small tree first so that the spec
+ * can be validated key by key with line numbers, in any key order. */
+
+typedef enum YNodeType {
+        YN_SCALAR,
+        YN_SEQUENCE,
+        YN_MAPPING,
+} YNodeType;
+
+typedef struct YNode YNode;
+struct YNode {
+        YNodeType type;
+        char *value;         /* scalars only */
+        bool quoted;
+        unsigned line, column;
+        YNode **items;       /* sequence: elements; mapping: key, value, key, value, ... */
+        size_t n_items;
+};
+
+#define YAML_DEPTH_MAX 32
+
+static YNode *ynode_free(YNode *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_items; i++)
+                ynode_free(n->items[i]);
+        free(n->items);
+        free(n->value);
+        free(n);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(YNode *, ynode_free);
+
+static const char *const rootfs_type_table[_ROOTFS_TYPE_MAX] = {
+        [ROOTFS_EROFS] = "erofs",
+        [ROOTFS_EXT4] = "ext4",
+};
+
+static const char *const hook_stage_table[_HOOK_STAGE_MAX] = {
+        [HOOK_POST_BOOTSTRAP] = "post-bootstrap",
+        [HOOK_POST_PACKAGES] = "post-packages",
+        [HOOK_PRE_SEAL] = "pre-seal",
+};
+
+const char *rootfs_type_to_string(RootfsType t) {
+        return t >= 0 && t < _ROOTFS_TYPE_MAX ? rootfs_type_table[t] : NULL;
+}
+
+RootfsType rootfs_type_from_string(const char *s) {
+        for (int i = 0; i < _ROOTFS_TYPE_MAX; i++)
+                if (s && streq(s, rootfs_type_table[i]))
+                        return (RootfsType) i;
+        return _ROOTFS_TYPE_INVALID;
+}
+
+const char *hook_stage_to_string(HookStage s) {
+        return s >= 0 && s < _HOOK_STAGE_MAX ? hook_stage_table[s] : NULL;
+}
+
+HookStage hook_stage_from_string(const char *s) {
+        for (int i = 0; i < _HOOK_STAGE_MAX; i++)
+                if (s && streq(s, hook_stage_table[i]))
+                        return (HookStage) i;
+        return _HOOK_STAGE_INVALID;
+}
+
+_printf_(3, 4) static int fail(SpecError *e, const YNode *at, const char *fmt, ...) {
+        va_list ap;
+
+        if (e) {
+                e->line = at ? at->line : 0;
+                e->column = at ? at->column : 0;
+                va_start(ap, fmt);
+                (void) vsnprintf(e->message, sizeof(e->message), fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+static int ynode_add(YNode *parent, YNode *child) {
+        YNode **n = realloc(parent->items, sizeof(YNode *) * (parent->n_items + 1));
+        if (!n)
+                return -ENOMEM;
+        parent->items = n;
+        parent->items[parent->n_items++] = child;
+        return 0;
+}
+
+static YNode *ynode_new(YNodeType type, const yaml_event_t *ev) {
+        YNode *n = calloc(1, sizeof(YNode));
+        if (!n)
+                return NULL;
+        n->type = type;
+        n->line = (unsigned) ev->start_mark.line + 1;
+        n->column = (unsigned) ev->start_mark.column + 1;
+        return n;
+}
+
+/* Build the node that starts with *ev (already read). */
+static int yaml_build(yaml_parser_t *p, yaml_event_t *ev, unsigned depth, YNode **ret, SpecError *e) {
+        _cleanup_(ynode_freep) YNode *n = NULL;
+        int r;
+
+        if (depth > YAML_DEPTH_MAX)
+                return fail(e, NULL, "YAML nesting deeper than %d levels", YAML_DEPTH_MAX);
+
+        switch (ev->type) {
+        case YAML_SCALAR_EVENT:
+                n = ynode_new(YN_SCALAR, ev);
+                if (!n)
+                        return -ENOMEM;
+                n->value = strndup((const char *) ev->data.scalar.value, ev->data.scalar.length);
+                if (!n->value)
+                        return -ENOMEM;
+                if (strlen(n->value) != ev->data.scalar.length)
+                        return fail(e, n, "NUL byte in YAML scalar");
+                n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                            ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+                break;
+
+        case YAML_ALIAS_EVENT:
+                return fail(e, NULL, "line %zu: YAML aliases are not supported in specs",
+                            ev->start_mark.line + 1);
+
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT: {
+                bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+                yaml_event_type_t end = seq ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT;
+
+                n = ynode_new(seq ? YN_SEQUENCE : YN_MAPPING, ev);
+                if (!n)
+                        return -ENOMEM;
+                for (;;) {
+                        yaml_event_t child_ev;
+                        YNode *child = NULL;
+
+                        if (!yaml_parser_parse(p, &child_ev))
+                                return fail(e, NULL, "line %zu column %zu: %s", p->problem_mark.line + 1,
+                                            p->problem_mark.column + 1, p->problem ?: "YAML syntax error");
+                        if (child_ev.type == end) {
+                                yaml_event_delete(&child_ev);
+                                break;
+                        }
+                        r = yaml_build(p, &child_ev, depth + 1, &child, e);
+                        yaml_event_delete(&child_ev);
+                        if (r < 0)
+                                return r;
+                        if (!seq && n->n_items % 2 == 0 && child->type != YN_SCALAR) {
+                                r = fail(e, child, "mapping keys must be plain strings");
+                                ynode_free(child);
+                                return r;
+                        }
+                        r = ynode_add(n, child);
+                        if (r < 0) {
+                                ynode_free(child);
+                                return r;
+                        }
+                }
+                break;
+        }
+        default:
+                return fail(e, NULL, "unexpected YAML event");
+        }
+
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+static int yaml_load(const char *data, size_t len, YNode **ret, SpecError *e) {
+        yaml_parser_t p;
+        yaml_event_t ev;
+        YNode *root = NULL;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&p))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&p, (const unsigned char *) data, len);
+
+        for (;;) {
+                if (!yaml_parser_parse(&p, &ev)) {
+                        r = fail(e, NULL, "line %zu column %zu: %s", p.problem_mark.line + 1,
+                                 p.problem_mark.column + 1, p.problem ?: "YAML syntax error");
+                        break;
+                }
+                yaml_event_type_t t = ev.type;
+                if (t == YAML_STREAM_END_EVENT) {
+                        yaml_event_delete(&ev);
+                        break;
+                }
+                if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
+                    t == YAML_ALIAS_EVENT) {
+                        if (root) {
+                                yaml_event_delete(&ev);
+                                r = fail(e, NULL, "the spec must be a single YAML document");
+                                break;
+                        }
+                        r = yaml_build(&p, &ev, 0, &root, e);
+                }
+                yaml_event_delete(&ev);
+                if (r < 0)
+                        break;
+        }
+        yaml_parser_delete(&p);
+
+        if (r < 0) {
+                ynode_free(root);
+                return r;
+        }
+        if (!root)
+                return fail(e, NULL, "the spec is empty");
+        *ret = root;
+        return 0;
+}
+
+/* ---- typed accessors --------------------------------------------------- */
+
+static int want_scalar(const YNode *n, const char *field, SpecError *e) {
+        if (n->type != YN_SCALAR)
+                return fail(e, n, "'%s' must be a single value, not a %s", field,
+                            n->type == YN_SEQUENCE ? "list" : "mapping");
+        return 0;
+}
+
+static int get_string(const YNode *n, const char *field, const char *extra_chars, char **ret, SpecError *e) {
+        int r = want_scalar(n, field, e);
+        if (r < 0)
+                return r;
+        if (isempty(n->value))
+                return fail(e, n, "'%s' must not be empty", field);
+        if (extra_chars && !string_is_safe_token(n->value, extra_chars))
+                return fail(e, n, "'%s' has invalid characters in '%s' (allowed: letters, digits and \"%s\")",
+                            field, n->value, extra_chars);
+        char *s = strdup(n->value);
+        if (!s)
+                return -ENOMEM;
+        free(*ret);
+        *ret = s;
+        return 0;
+}
+
+static int get_bool(const YNode *n, const char *field, bool *ret, SpecError *e) {
+        int r = want_scalar(n, field, e);
+        if (r < 0)
+                return r;
+        if (streq(n->value, "true") || streq(n->value, "yes"))
+                *ret = true;
+        else if (streq(n->value, "false") || streq(n->value, "no"))
+                *ret = false;
+        else
+                return fail(e, n, "'%s' must be true or false, not '%s'", field, n->value);
+        return 0;
+}
+
+static int get_size(const YNode *n, const char *field, uint64_t *ret, SpecError *e) {
+        int r = want_scalar(n, field, e);
+        if (r < 0)
+                return r;
+        uint64_t v;
+        r = parse_size(n->value, &v);
+        if (r < 0)
+                return fail(e, n, "'%s' must be a size such as 512M or 2G, not '%s'", field, n->value);
+        if (v % (1 << 20) != 0)
+                return fail(e, n, "'%s' must be a whole number of MiB, not '%s'", field, n->value);
+        *ret = v;
+        return 0;
+}
+
+static int get_uint(const YNode *n, const char *field, unsigned min, unsigned max, unsigned *ret, SpecError *e) {
+        int r = want_scalar(n, field, e);
+        if (r < 0)
+                return r;
+        unsigned v;
+        if (safe_atou(n->value, &v) < 0 || v < min || v > max)
+                return fail(e, n, "'%s' must be a number from %u to %u, not '%s'", field, min, max, n->value);
+        *ret = v;
+        return 0;
+}
+
+static int get_string_list(const YNode *n, const char *field, const char *extra_chars, char ***ret, SpecError *e) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        if (n->type != YN_SEQUENCE)
+                return fail(e, n, "'%s' must be a list", field);
+        for (size_t i = 0; i < n->n_items; i++) {
+                _cleanup_free_ char *s = NULL;
+                int r = get_string(n->items[i], field, extra_chars, &s, e);
+                if (r < 0)
+                        return r;
+                char **nl = strv_append(l, s);
+                if (!nl)
+                        return -ENOMEM;
+                l = nl;
+        }
+        if (!l) {
+                l = calloc(1, sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+        }
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Walks a mapping, calling the handler for each known key and rejecting the
+ * rest, with a hint listing what is allowed. */
+typedef int (*KeyHandler)(Spec *s, const YNode *value, const char *key, SpecError *e);
+typedef struct KeyTable {
+        const char *key;
+        KeyHandler handler;
+} KeyTable;
+
+static int walk_mapping(Spec *s, const YNode *n, const char *where, const KeyTable *table, size_t n_table,
+                        SpecError *e) {
+        if (n->type != YN_MAPPING)
+                return fail(e, n, "'%s' must be a mapping of keys to values", where);
+
+        for (size_t i = 0; i + 1 < n->n_items; i += 2) {
+                const YNode *k = n->items[i], *v = n->items[i + 1];
+                bool found = false;
+
+                for (size_t j = 0; j < i; j += 2)
+                        if (streq(n->items[j]->value, k->value))
+                                return fail(e, k, "duplicate key '%s' in '%s'", k->value, where);
+
+                for (size_t j = 0; j < n_table; j++)
+                        if (streq(k->value, table[j].key)) {
+                                int r = table[j].handler(s, v, k->value, e);
+                                if (r < 0)
+                                        return r;
+                                found = true;
+                                break;
+                        }
+                if (!found) {
+                        char allowed[256] = "";
+                        for (size_t j = 0; j < n_table; j++) {
+                                (void) strncat(allowed, table[j].key, sizeof(allowed) - strlen(allowed) - 1);
+                                if (j + 1 < n_table)
+                                        (void) strncat(allowed, ", ", sizeof(allowed) - strlen(allowed) - 1);
+                        }
+                        return fail(e, k, "unknown key '%s' in '%s' (known keys: %s)", k->value, where, allowed);
+                }
+        }
+        return 0;
+}
+
+#define NAME_CHARS "._+~-"
+
+static int h_name(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_string(v, k, "._-", &s->name, e);
+}
+static int h_version(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_string(v, k, NAME_CHARS, &s->version, e);
+}
+static int h_arch(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_string(v, k, "_", &s->arch, e);
+        if (r < 0)
+                return r;
+        if (!streq(s->arch, "x86_64"))
+                return fail(e, v, "architecture '%s' is not supported yet (supported: x86_64)", s->arch);
+        return 0;
+}
+
+static int h_backend(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_string(v, "distribution.backend", "-", &s->backend, e);
+        if (r < 0)
+                return r;
+        if (!streq(s->backend, "debian"))
+                return fail(e, v, "unknown distribution backend '%s' (available: debian)", s->backend);
+        return 0;
+}
+static int h_suite(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_string(v, "distribution.suite", "-", &s->suite, e);
+}
+static int h_mirror(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_string(v, "distribution.mirror", NULL, &s->mirror, e);
+        if (r < 0)
+                return r;
+        if (!string_has_prefix(s->mirror, "http://") && !string_has_prefix(s->mirror, "https://") &&
+            !string_has_prefix(s->mirror, "file://"))
+                return fail(e, v, "'distribution.mirror' must be an http://, https:// or file:// URL, not '%s'",
+                            s->mirror);
+        if (strpbrk(s->mirror, " \t\n\"'"))
+                return fail(e, v, "'distribution.mirror' must not contain spaces or quotes");
+        return 0;
+}
+static int h_variant(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_string(v, "distribution.variant", "-", &s->variant, e);
+        if (r < 0)
+                return r;
+        if (!streq(s->variant, "minbase") && !streq(s->variant, "essential") && !streq(s->variant, "apt") &&
+            !streq(s->variant, "required"))
+                return fail(e, v, "'distribution.variant' must be one of essential, apt, required, minbase");
+        return 0;
+}
+static int h_components(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_string_list(v, "distribution.components", "-", &s->components, e);
+}
+
+static int h_distribution(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "backend", h_backend },       { "suite", h_suite },         { "mirror", h_mirror },
+                { "variant", h_variant },       { "components", h_components },
+        };
+        return walk_mapping(s, v, "distribution", t, ELEMENTSOF(t), e);
+}
+
+static int h_packages(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        /* Debian package names, optionally with =version or /suite. */
+        return get_string_list(v, k, "+-.:=/~", &s->packages, e);
+}
+
+static bool path_is_safe_absolute(const char *p) {
+        if (p[0] != '/' || strstr(p, "/../") || strstr(p, "//") || strchr(p, '\n'))
+                return false;
+        size_t l = strlen(p);
+        return !(l >= 3 && streq(p + l - 3, "/..")) && !streq(p, "/");
+}
+
+static int parse_file_entry(Spec *s, const YNode *n, SpecFile *f, SpecError *e) {
+        const YNode *source = NULL, *path = NULL;
+        _cleanup_free_ char *mode = NULL;
+
+        if (n->type != YN_MAPPING)
+                return fail(e, n, "each entry of 'files' must be a mapping with source and path");
+
+        f->mode = 0644;
+        for (size_t i = 0; i + 1 < n->n_items; i += 2) {
+                const YNode *k = n->items[i], *v = n->items[i + 1];
+                int r;
+
+                if (streq(k->value, "source")) {
+                        source = v;
+                        r = get_string(v, "files.source", NULL, &f->source, e);
+                } else if (streq(k->value, "path")) {
+                        path = v;
+                        r = get_string(v, "files.path", NULL, &f->path, e);
+                        if (r >= 0 && !path_is_safe_absolute(f->path))
+                                r = fail(e, v, "'files.path' must be an absolute path inside the image without '..', not '%s'",
+                                         f->path);
+                } else if (streq(k->value, "mode")) {
+                        r = get_string(v, "files.mode", NULL, &mode, e);
+                        if (r >= 0) {
+                                char *end;
+                                errno = 0;
+                                unsigned long m = strtoul(mode, &end, 8);
+                                if (errno != 0 || *end != '\0' || mode[0] == '-' || m > 07777)
+                                        r = fail(e, v, "'files.mode' must be an octal mode such as \"0644\", not '%s'",
+                                                 mode);
+                                else
+                                        f->mode = (mode_t) m;
+                        }
+                } else if (streq(k->value, "owner")) {
+                        r = get_string(v, "files.owner", "_-.", &f->owner, e);
+                } else if (streq(k->value, "group")) {
+                        r = get_string(v, "files.group", "_-.", &f->group, e);
+                } else
+                        r = fail(e, k, "unknown key '%s' in 'files' entry (known keys: source, path, mode, owner, group)",
+                                 k->value);
+                if (r < 0)
+                        return r;
+        }
+        if (!source)
+                return fail(e, n, "a 'files' entry is missing 'source'");
+        if (!path)
+                return fail(e, n, "a 'files' entry is missing 'path'");
+        return 0;
+}
+
+static int h_files(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        if (v->type != YN_SEQUENCE)
+                return fail(e, v, "'files' must be a list");
+        s->files = calloc(v->n_items ?: 1, sizeof(SpecFile));
+        if (!s->files)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n_items; i++) {
+                s->n_files++;
+                int r = parse_file_entry(s, v->items[i], &s->files[i], e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int h_hook(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        HookStage st = hook_stage_from_string(k);
+        return get_string_list(v, k, "._-/", &s->hooks[st], e);
+}
+
+static int h_hooks(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "post-bootstrap", h_hook },
+                { "post-packages", h_hook },
+                { "pre-seal", h_hook },
+        };
+        return walk_mapping(s, v, "hooks", t, ELEMENTSOF(t), e);
+}
+
+static int h_rootfs_type(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = want_scalar(v, "rootfs.type", e);
+        if (r < 0)
+                return r;
+        RootfsType t = rootfs_type_from_string(v->value);
+        if (t < 0)
+                return fail(e, v, "'rootfs.type' must be erofs or ext4, not '%s'", v->value);
+        s->rootfs_type = t;
+        return 0;
+}
+static int h_verity(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_bool(v, "rootfs.verity", &s->verity, e);
+}
+static int h_rootfs(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "type", h_rootfs_type },
+                { "verity", h_verity },
+        };
+        return walk_mapping(s, v, "rootfs", t, ELEMENTSOF(t), e);
+}
+
+static int h_esp(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_size(v, "partitions.esp", &s->esp_size, e);
+}
+static int h_root(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_size(v, "partitions.root", &s->root_size, e);
+}
+static int h_persist(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_size(v, "partitions.persist", &s->persist_size, e);
+}
+static int h_partitions(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "esp", h_esp },
+                { "root", h_root },
+                { "persist", h_persist },
+        };
+        return walk_mapping(s, v, "partitions", t, ELEMENTSOF(t), e);
+}
+
+static int h_cmdline(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        /* Kernel arguments end up inside a GRUB variable: no quotes, no
+         * whitespace inside an argument, nothing GRUB would expand. */
+        return get_string_list(v, "kernel.cmdline", "._-=,:/+@", &s->cmdline, e);
+}
+static int h_kernel(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "cmdline", h_cmdline },
+        };
+        return walk_mapping(s, v, "kernel", t, ELEMENTSOF(t), e);
+}
+
+static int h_tries(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_uint(v, "boot.tries", 1, 9, &s->boot_tries, e);
+}
+static int h_timeout(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_uint(v, "boot.timeout", 0, 60, &s->boot_timeout, e);
+}
+static int h_boot(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "tries", h_tries },
+                { "timeout", h_timeout },
+        };
+        return walk_mapping(s, v, "boot", t, ELEMENTSOF(t), e);
+}
+
+static int h_format(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        unsigned f;
+        int r = get_uint(v, "format", 0, UINT32_MAX, &f, e);
+        if (r < 0)
+                return r;
+        if (f != 1)
+                return fail(e, v, "spec format %u is not supported by this hull-build (supported: 1)", f);
+        return 0;
+}
+
+Spec *spec_free(Spec *s) {
+        if (!s)
+                return NULL;
+        free(s->name);
+        free(s->version);
+        free(s->arch);
+        free(s->backend);
+        free(s->suite);
+        free(s->mirror);
+        free(s->variant);
+        strv_free(s->components);
+        strv_free(s->packages);
+        for (size_t i = 0; i < s->n_files; i++) {
+                free(s->files[i].source);
+                free(s->files[i].path);
+                free(s->files[i].owner);
+                free(s->files[i].group);
+        }
+        free(s->files);
+        for (int i = 0; i < _HOOK_STAGE_MAX; i++)
+                strv_free(s->hooks[i]);
+        strv_free(s->cmdline);
+        free(s->base_dir);
+        free(s);
+        return NULL;
+}
+
+static int set_default(char **field, const char *value) {
+        if (*field)
+                return 0;
+        *field = strdup(value);
+        return *field ? 0 : -ENOMEM;
+}
+
+int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, SpecError *e) {
+        static const KeyTable top[] = {
+                { "format", h_format },       { "name", h_name },       { "version", h_version },
+                { "arch", h_arch },           { "distribution", h_distribution },
+                { "packages", h_packages },   { "files", h_files },     { "hooks", h_hooks },
+                { "rootfs", h_rootfs },       { "partitions", h_partitions },
+                { "kernel", h_kernel },       { "boot", h_boot },
+        };
+        _cleanup_(ynode_freep) YNode *root = NULL;
+        _cleanup_(spec_freep) Spec *s = NULL;
+        int r;
+
+        if (e)
+                *e = (SpecError) {};
+        if (len > SPEC_SIZE_MAX)
+                return -E2BIG;
+
+        r = yaml_load(data, len, &root, e);
+        if (r < 0)
+                return r;
+
+        s = calloc(1, sizeof(Spec));
+        if (!s)
+                return -ENOMEM;
+        s->esp_size = SPEC_DEFAULT_ESP_SIZE;
+        s->root_size = SPEC_DEFAULT_ROOT_SIZE;
+        s->persist_size = SPEC_DEFAULT_PERSIST_SIZE;
+        s->boot_tries = 3;
+        s->boot_timeout = 1;
+        s->rootfs_type = ROOTFS_EROFS;
+
+        r = walk_mapping(s, root, "spec", top, ELEMENTSOF(top), e);
+        if (r < 0)
+                return r;
+
+        if (!s->name)
+                return fail(e, root, "the spec has no 'name'");
+        if (!s->version)
+                return fail(e, root, "the spec has no 'version'");
+        if (!s->suite)
+                return fail(e, root, "the spec has no 'distribution.suite' (for example bookworm)");
+        if (s->esp_size < (64ULL << 20))
+                return fail(e, root, "'partitions.esp' must be at least 64M: it holds GRUB and a kernel and initramfs for each slot");
+        if (s->root_size < (64ULL << 20))
+                return fail(e, root, "'partitions.root' must be at least 64M");
+        if (s->persist_size < (32ULL << 20))
+                return fail(e, root, "'partitions.persist' must be at least 32M");
+
+        if (set_default(&s->arch, "x86_64") < 0 || set_default(&s->backend, "debian") < 0 ||
+            set_default(&s->mirror, SPEC_DEFAULT_MIRROR) < 0 || set_default(&s->variant, "minbase") < 0 ||
+            set_default(&s->base_dir, base_dir ?: ".") < 0)
+                return -ENOMEM;
+        if (!s->components && !(s->components = strv_append(NULL, "main")))
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int spec_load(const char *path, Spec **ret, SpecError *e) {
+        _cleanup_free_ char *data = NULL, *copy = NULL;
+        size_t size;
+        int r;
+
+        if (e)
+                *e = (SpecError) {};
+        r = read_full_file(path, SPEC_SIZE_MAX, &data, &size);
+        if (r == -E2BIG) {
+                if (e)
+                        (void) snprintf(e->message, sizeof(e->message), "the spec is larger than %d bytes", SPEC_SIZE_MAX);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        return spec_parse(data, size, dirname(copy), ret, e);
+}

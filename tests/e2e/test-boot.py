@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""End-to-end: build the e2e image with hull-build, boot it in QEMU (TCG,
+OVMF), and check from inside the guest that / is read-only, /etc and /var
+are on persist, the booted slot is A, and a file written to /etc survives a
+reboot. Needs root and the Debian archive (for the first, uncached build).
+
+usage: test-boot.py HULL_BUILD SOURCE_ROOT WORK_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hullvm import VM  # noqa: E402
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print("%s: %s" % ("PASS" if cond else "FAIL", what), flush=True)
+    if not cond:
+        failures += 1
+
+
+def fields(line):
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return 77
+    hull_build, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(work, exist_ok=True)
+    key, pub = os.path.join(work, "test.key"), os.path.join(work, "test.pub")
+    if not os.path.exists(key):
+        subprocess.run([hull_build, "keygen", key, pub], check=True)
+    out = os.path.join(work, "out")
+    r = subprocess.run([hull_build, "build", os.path.join(src, "tests/e2e/hull-e2e.yaml"), "--key", key, "-o", out])
+    check(r.returncode == 0, "hull-build builds the e2e image")
+    if r.returncode != 0:
+        return 1
+    disk = os.path.join(out, "hull-e2e-1.0.0.img")
+    bundle = os.path.join(out, "hull-e2e-1.0.0.hullb")
+    r = subprocess.run([hull_build, "verify", "--trust", pub, bundle])
+    check(r.returncode == 0, "the bundle verifies with the build key")
+
+    vm = VM(disk, os.path.join(work, "console.log"))
+    vm.start()
+    try:
+        line = vm.expect("hull: ready", 600)
+        print("first boot ready after %.1f s: %s" % (vm.elapsed(), line), flush=True)
+        check('"slot": "a"' in line, "boot.json says slot a")
+        f = fields(vm.expect("HULL-E2E root_ro", 300))
+        check(f.get("root_ro") == "yes", "writing under /usr fails: root is read-only")
+        check(f.get("root_mount_ro") == "yes", "/ is mounted ro")
+        check(f.get("etc") == "overlay", "/etc is an overlay")
+        check(f.get("var_on_persist") == "yes", "/var is on the persist partition")
+        check(f.get("slot") == "a", "the booted slot is A")
+        check(f.get("marker") == "absent", "first boot: no /etc marker yet")
+        check(f.get("pkgmgr") == "absent", "no package manager in the image")
+        check(f.get("sshd") == "absent", "no sshd in the image")
+        check(f.get("containerd") == "yes" and f.get("runc") == "yes", "containerd and runc are installed")
+        vm.expect("HULL-E2E rebooting", 120)
+        line = vm.expect("hull: ready", 600)
+        print("second boot ready: %s" % line, flush=True)
+        f = fields(vm.expect("HULL-E2E root_ro", 300))
+        check(f.get("marker") == "present", "the file written to /etc survived the reboot")
+        check(f.get("marker_on_persist") == "present", "the /etc write landed on persist (overlay upper)")
+        check(f.get("slot") == "a", "second boot is slot A as well")
+        vm.expect("HULL-E2E done", 120)
+        rc = vm.wait_exit(300)
+        check(rc == 0, "the guest powered off cleanly")
+    except (TimeoutError, RuntimeError) as e:
+        check(False, "%s (console log: %s)" % (e, os.path.join(work, "console.log")))
+    finally:
+        vm.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# hull-init against real file systems: an erofs root image, a GPT disk on a
+# loop device with an ext4 partition labelled hull-persist, overlayfs for
+# /etc. Every hull-init run happens inside its own mount namespace
+# (unshare -m --propagation private), standing in for one boot; nothing is
+# mounted in the caller's namespace.
+#
+#   test-init-layout.sh PATH-TO-hull-init
+#
+# Needs root, loop devices, erofs and overlayfs; exits 77 (skip) otherwise.
+
+set -u
+
+if [ "${1:-}" = "--phase" ]; then
+        PHASE=$2
+        HULL_INIT=$3
+else
+        PHASE=
+        HULL_INIT=${1:-}
+fi
+
+FAILED=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+check() {
+        local desc=$1
+        shift
+        if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+not() { ! "$@"; }
+file_is() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+not_writable() { ! touch "$1/.hull-test-write" 2>/dev/null; }
+writes() { printf '%s' "$2" >"$1" 2>/dev/null; }
+same_device() { [ "$(stat -c %d "$1")" = "$(stat -c %d "$2")" ]; }
+json_has() { grep -q -- "$2" "$1"; }
+mount_has_options() {
+        local opts
+        opts=$(findmnt -n -o OPTIONS --mountpoint "$1") || return 1
+        for o in "${@:2}"; do
+                [[ ",$opts," == *",$o,"* ]] || return 1
+        done
+}
+fstype_is() { [ "$(findmnt -n -o FSTYPE --mountpoint "$1")" = "$2" ]; }
+persist_layout_exists() {
+        local d
+        for d in etc/upper etc/work var home root hull; do
+                [ -d "$1/$d" ] || return 1
+        done
+}
+no_seed_leftovers() { [ -z "$(find "$1" -name .hull-seed.tmp 2>/dev/null)" ]; }
+
+# Run hull-init in test mode; output in $T/out.log, exit status in $RC.
+run_init() {
+        "$HULL_INIT" --setup-only "$@" >"$T/out.log" 2>&1
+        RC=$?
+        sed 's/^/    | /' "$T/out.log"
+}
+output_has() { grep -q -- "$1" "$T/out.log"; }
+
+# ---- phases, each run in a new mount namespace ----------------------------
+
+phase_boot1() {
+        mkdir -p "$T/root"
+        mount -t erofs -o ro "$T/root1.erofs" "$T/root" || { fail "mount root1.erofs"; return; }
+
+        run_init --root="$T/root" --persist="$PART" --cmdline="console=ttyS0 hull.slot=a" --run-dir="$T/run1"
+        check "boot 1: hull-init --setup-only succeeds" [ "$RC" -eq 0 ]
+        [ "$RC" -eq 0 ] || return
+
+        check "boot 1: the root stays read-only (/usr)" not_writable "$T/root/usr"
+        check "boot 1: /etc is an overlay" fstype_is "$T/root/etc" overlay
+        check "boot 1: /etc shows the image's files" file_is "$T/root/etc/hostname" "image"
+        check "boot 1: /etc is writable" writes "$T/root/etc/newfile" "written-on-boot-1"
+        check "boot 1: a new /etc file lands in persist's etc/upper" \
+                file_is "$T/root/persist/etc/upper/newfile" "written-on-boot-1"
+        check "boot 1: an /etc file of the image can be deleted" rm "$T/root/etc/removed-by-admin"
+        check "boot 1: an /etc file of the image can be changed" writes "$T/root/etc/motd" "node motd"
+        check "boot 1: /var is on the persist partition" same_device "$T/root/var" "$T/root/persist"
+        check "boot 1: /persist is the persist partition" \
+                [ "$(findmnt -n -o SOURCE --mountpoint "$T/root/persist")" = "$PART" ]
+        check "boot 1: /persist is nosuid,nodev" mount_has_options "$T/root/persist" nosuid nodev
+        check "boot 1: /var is nosuid,nodev" mount_has_options "$T/root/var" nosuid nodev
+        check "boot 1: /home is on persist" same_device "$T/root/home" "$T/root/persist"
+        check "boot 1: /root is on persist, mode 700" \
+                eval 'same_device "$T/root/root" "$T/root/persist" && [ "$(stat -c %a "$T/root/root")" = 700 ]'
+        check "boot 1: /tmp is a tmpfs of mode 1777" \
+                eval 'fstype_is "$T/root/tmp" tmpfs && [ "$(stat -c %a "$T/root/tmp")" = 1777 ]'
+        check "boot 1: the image's /var was seeded" file_is "$T/root/var/lib/hull-test/data.txt" "from-image-1"
+        check "boot 1: seeding keeps mode, owner and mtime" \
+                [ "$(stat -c '%a %u %g %Y' "$T/root/var/lib/hull-test/owned")" = "640 1234 5678 1000000000" ]
+        check "boot 1: seeding keeps directory mode and owner" \
+                [ "$(stat -c '%a %u %g' "$T/root/var/lib/hull-test/private")" = "750 4321 8765" ]
+        check "boot 1: seeding keeps symbolic links" [ "$(readlink "$T/root/var/run")" = "/run" ]
+        check "boot 1: seeding copies empty directories" [ -d "$T/root/var/log/empty" ]
+        check "boot 1: seeding leaves no temporary behind" no_seed_leftovers "$T/root/var"
+        check "boot 1: the persist layout exists" persist_layout_exists "$T/root/persist"
+        check "boot 1: .hull-layout is \"1\"" file_is "$T/root/persist/.hull-layout" "1"
+        check "boot 1: boot.json has slot \"a\"" json_has "$T/run1/hull/boot.json" '"slot": "a"'
+        check "boot 1: boot.json has first_boot true" json_has "$T/run1/hull/boot.json" '"first_boot": true'
+        check "boot 1: boot.json has degraded false" json_has "$T/run1/hull/boot.json" '"degraded": false'
+        check "boot 1: boot.json has no root hash" json_has "$T/run1/hull/boot.json" '"verity_roothash": null'
+        check "boot 1: boot.json names the persist device" json_has "$T/run1/hull/boot.json" "\"persist_device\": \"$PART\""
+        check "boot 1: boot.json has the boot id" \
+                json_has "$T/run1/hull/boot.json" "\"boot_id\": \"$(cat /proc/sys/kernel/random/boot_id)\""
+        if command -v jq >/dev/null; then
+                check "boot 1: boot.json is valid JSON" jq -e . "$T/run1/hull/boot.json" >/dev/null
+        fi
+        check "boot 1: boot-history has one line for slot a" \
+                eval '[ "$(wc -l <"$T/root/persist/hull/boot-history")" = 1 ] && grep -q " slot=a " "$T/root/persist/hull/boot-history"'
+
+        # Node data that boot 2 must keep.
+        check "boot 1: /var is writable" writes "$T/root/var/lib/hull-test/data.txt" "node-data"
+        sync
+        umount -R "$T/root" || fail "boot 1: unmount everything"
+}
+
+phase_boot2() {
+        mkdir -p "$T/root"
+        mount -t erofs -o ro "$T/root2.erofs" "$T/root" || { fail "mount root2.erofs"; return; }
+
+        run_init --root="$T/root" --persist="$PART" --cmdline="hull.slot=b hull.boot=degraded" --run-dir="$T/run2"
+        check "boot 2 (new image): hull-init --setup-only succeeds" [ "$RC" -eq 0 ]
+        [ "$RC" -eq 0 ] || return
+
+        check "boot 2: the /etc file of boot 1 survived" file_is "$T/root/etc/newfile" "written-on-boot-1"
+        check "boot 2: the /etc file deleted on boot 1 stays deleted" not [ -e "$T/root/etc/removed-by-admin" ]
+        check "boot 2: the /etc file changed on boot 1 keeps the change" file_is "$T/root/etc/motd" "node motd"
+        check "boot 2: a new /etc file of the new image shows" file_is "$T/root/etc/new-in-image-2" "new"
+        check "boot 2: an unchanged /etc file follows the new image" file_is "$T/root/etc/hostname" "image-2"
+        check "boot 2: existing /var data was not overwritten" file_is "$T/root/var/lib/hull-test/data.txt" "node-data"
+        check "boot 2: a new /var file of the new image was seeded" \
+                file_is "$T/root/var/lib/hull-test/new-in-2/file" "seeded-2"
+        check "boot 2: a new /var directory of the new image was seeded" \
+                file_is "$T/root/var/lib/newservice/state" "fresh"
+        check "boot 2: seeding leaves no temporary behind" no_seed_leftovers "$T/root/var"
+        check "boot 2: boot.json has slot \"b\"" json_has "$T/run2/hull/boot.json" '"slot": "b"'
+        check "boot 2: boot.json has first_boot false" json_has "$T/run2/hull/boot.json" '"first_boot": false'
+        check "boot 2: boot.json has degraded true" json_has "$T/run2/hull/boot.json" '"degraded": true'
+        check "boot 2: boot-history has two lines" \
+                eval '[ "$(wc -l <"$T/root/persist/hull/boot-history")" = 2 ] && tail -n1 "$T/root/persist/hull/boot-history" | grep -q " slot=b .* degraded=1 "'
+        umount -R "$T/root" || fail "boot 2: unmount everything"
+}
+
+# The persist partition found by libblkid, with no udev links to help.
+phase_blkid() {
+        mkdir -p "$T/root"
+        mount -t erofs -o ro "$T/root2.erofs" "$T/root" || { fail "mount root2.erofs"; return; }
+
+        local partuuid
+        partuuid=$(blkid -p -s PART_ENTRY_UUID -o value "$PART")
+        run_init --root="$T/root" --cmdline="hull.slot=a hull.persist=PARTUUID=$partuuid" --run-dir="$T/run3"
+        check "blkid: hull.persist=PARTUUID= finds the partition" \
+                eval '[ "$RC" -eq 0 ] && json_has "$T/run3/hull/boot.json" "\"persist_device\": \"$PART\""'
+        check "blkid: its temporary configuration is gone" not [ -e "$T/run3/hull/blkid.conf" ]
+        umount -R "$T/root" 2>/dev/null
+
+        # The default, PARTLABEL=hull-persist, only if ours is the only one.
+        if [ "$(blkid -t PARTLABEL=hull-persist -o device 2>/dev/null | wc -l)" = 1 ]; then
+                mount -t erofs -o ro "$T/root2.erofs" "$T/root"
+                run_init --root="$T/root" --cmdline="hull.slot=a" --run-dir="$T/run4"
+                check "blkid: the default PARTLABEL=hull-persist finds the partition" \
+                        eval '[ "$RC" -eq 0 ] && json_has "$T/run4/hull/boot.json" "\"persist_device\": \"$PART\""'
+                umount -R "$T/root" 2>/dev/null
+        else
+                echo "SKIP: another device carries PARTLABEL=hull-persist; not testing the default lookup"
+        fi
+}
+
+phase_negative() {
+        mkdir -p "$T/root"
+        mount -t erofs -o ro "$T/root1.erofs" "$T/root" || { fail "mount root1.erofs"; return; }
+
+        run_init --root="$T/root" --persist=/dev/hull-test-no-such-device --cmdline="hull.slot=a" --run-dir="$T/run-n1"
+        check "missing persist device: non-zero exit" [ "$RC" -ne 0 ]
+        check "missing persist device: the message names the persist partition" \
+                output_has "FATAL: cannot find the persist partition (/dev/hull-test-no-such-device)"
+        check "missing persist device: nothing was mounted" not fstype_is "$T/root/etc" overlay
+
+        run_init --root="$T/root" --cmdline="hull.slot=a hull.persist=PARTLABEL=hull-test-no-such-label-$$" \
+                --run-dir="$T/run-n2"
+        check "unknown persist label: non-zero exit" [ "$RC" -ne 0 ]
+        check "unknown persist label: the message names the label" \
+                output_has "cannot find the persist partition (PARTLABEL=hull-test-no-such-label-$$)"
+
+        run_init --root="$T/root" --persist="$PART" --run-dir="$T/run-n3" \
+                --cmdline="hull.slot=a hull.verity.roothash=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        check "root hash on a non-verity root: non-zero exit" [ "$RC" -ne 0 ]
+        check "root hash on a non-verity root: the message mentions verity" output_has "verity"
+        check "root hash on a non-verity root: persist was not mounted" \
+                not findmnt -n --mountpoint "$T/root/persist"
+
+        run_init --root="$T/root" --persist="$PART" --cmdline="hull.verity.roothash=xyz" --run-dir="$T/run-n4"
+        check "malformed root hash: refused, not skipped" \
+                eval '[ "$RC" -ne 0 ] && output_has "invalid value for hull.verity.roothash="'
+
+        "$HULL_INIT" --root="$T/root" >"$T/out.log" 2>&1
+        RC=$?
+        check "without --setup-only, not PID 1: refuses to run" eval '[ "$RC" -ne 0 ] && output_has "Refusing to run"'
+        umount -R "$T/root" 2>/dev/null
+}
+
+# A writable root (a plain directory) is made read-only; a directory stands in
+# for the persist partition.
+phase_writable_root() {
+        mkdir -p "$T/w"
+        mount -t tmpfs tmpfs "$T/w" || { fail "mount a tmpfs for the writable root"; return; }
+        cp -a "$T/tree1" "$T/w/root"
+        mkdir "$T/w/persist"
+
+        run_init --root="$T/w/root/" --persist="$T/w/persist" --cmdline="hull.slot=a"
+        check "writable root: hull-init --setup-only succeeds" [ "$RC" -eq 0 ]
+        check "writable root: it was made read-only" not_writable "$T/w/root/usr"
+        check "writable root: /etc still takes writes" writes "$T/w/root/etc/newfile" "x"
+        check "writable root: ... which land in the persist directory" file_is "$T/w/persist/etc/upper/newfile" "x"
+        check "writable root: the default --run-dir is ROOT/run" json_has "$T/w/root/run/hull/boot.json" '"slot": "a"'
+        umount -R "$T/w/root" 2>/dev/null
+
+        cp -a "$T/tree1" "$T/w/noroot"
+        rmdir "$T/w/noroot/persist"
+        run_init --root="$T/w/noroot" --persist="$T/w/persist" --cmdline="hull.slot=a"
+        check "image without /persist: fails, naming /persist" \
+                eval '[ "$RC" -ne 0 ] && output_has "no /persist directory"'
+        umount -R "$T/w" 2>/dev/null
+}
+
+if [ -n "$PHASE" ]; then
+        "phase_$PHASE"
+        exit $((FAILED > 100 ? 100 : FAILED))
+fi
+
+# ---- set-up in the caller's namespace ------------------------------------
+
+skip() {
+        echo "SKIP: $*"
+        exit 77
+}
+
+[ -n "$HULL_INIT" ] && [ -x "$HULL_INIT" ] || { echo "usage: $0 PATH-TO-hull-init" >&2; exit 2; }
+HULL_INIT=$(readlink -f "$HULL_INIT")
+[ "$(id -u)" = 0 ] || skip "needs root"
+for t in mkfs.erofs mkfs.ext4 sfdisk losetup unshare findmnt blkid mount umount; do
+        command -v "$t" >/dev/null || skip "$t is not installed"
+done
+[ -e /dev/loop-control ] || skip "no loop device support"
+grep -qw erofs /proc/filesystems || modprobe erofs 2>/dev/null || skip "no erofs"
+grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || skip "no overlayfs"
+
+T=$(mktemp -d /tmp/hull-init-test.XXXXXX)
+LOOP=
+cleanup() {
+        # Mounts live in namespaces that are gone by now; this is for accidents.
+        findmnt -rn -o TARGET | grep "^$T" | sort -r | while read -r m; do umount -l "$m"; done
+        [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+        for img in "$T/root1.erofs" "$T/root2.erofs"; do
+                losetup -j "$img" -O NAME -n 2>/dev/null | while read -r l; do losetup -d "$l"; done
+        done
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# Image 1: the directories the builder creates, an /etc, and a /var with a
+# bit of everything seeding has to preserve.
+R=$T/tree1
+mkdir -p "$R"/{etc,var,home,root,tmp,persist,proc,sys,dev,run,usr/lib/hull,usr/bin}
+printf image >"$R/etc/hostname"
+printf "image motd" >"$R/etc/motd"
+echo "to be deleted" >"$R/etc/removed-by-admin"
+mkdir -p "$R"/var/lib/hull-test "$R"/var/log/empty "$R"/var/cache
+printf from-image-1 >"$R/var/lib/hull-test/data.txt"
+printf owned >"$R/var/lib/hull-test/owned"
+chown 1234:5678 "$R/var/lib/hull-test/owned"
+chmod 640 "$R/var/lib/hull-test/owned"
+touch -h -d @1000000000 "$R/var/lib/hull-test/owned"
+mkdir "$R/var/lib/hull-test/private"
+chown 4321:8765 "$R/var/lib/hull-test/private"
+chmod 750 "$R/var/lib/hull-test/private"
+ln -s /run "$R/var/run"
+mkfifo "$R/var/lib/hull-test/fifo"
+
+# Image 2, "the update": changes in the image's /var must not reach the node's
+# data, new entries must.
+cp -a "$R" "$T/tree2"
+R2=$T/tree2
+printf image-2 >"$R2/etc/hostname"
+printf new >"$R2/etc/new-in-image-2"
+printf from-image-2 >"$R2/var/lib/hull-test/data.txt"
+mkdir -p "$R2/var/lib/hull-test/new-in-2" "$R2/var/lib/newservice"
+printf seeded-2 >"$R2/var/lib/hull-test/new-in-2/file"
+printf fresh >"$R2/var/lib/newservice/state"
+
+mkfs.erofs -q "$T/root1.erofs" "$T/tree1" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
+mkfs.erofs -q "$T/root2.erofs" "$T/tree2" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
+
+# The disk: GPT, one partition labelled hull-persist, ext4 on it.
+truncate -s 64M "$T/disk.img"
+printf 'label: gpt\nstart=2048, size=120000, name="hull-persist"\n' | sfdisk -q "$T/disk.img" >/dev/null ||
+        { echo "FAIL: sfdisk"; exit 1; }
+LOOP=$(losetup -f --show -P "$T/disk.img") || skip "cannot set up a loop device"
+PART=${LOOP}p1
+for _ in $(seq 50); do [ -b "$PART" ] && break; sleep 0.1; done
+[ -b "$PART" ] || { echo "FAIL: $PART did not appear"; exit 1; }
+mkfs.ext4 -q -F "$PART" >/dev/null || { echo "FAIL: mkfs.ext4 $PART"; exit 1; }
+
+export T PART
+TOTAL_FAILED=0
+for phase in boot1 boot2 blkid negative writable_root; do
+        echo "== $phase"
+        unshare -m --propagation private bash "$0" --phase "$phase" "$HULL_INIT"
+        TOTAL_FAILED=$((TOTAL_FAILED + $?))
+done
+
+echo
+if [ "$TOTAL_FAILED" -eq 0 ]; then
+        echo "PASS: test-init-layout"
+        exit 0
+fi
+echo "FAIL: test-init-layout ($TOTAL_FAILED failed checks)"
+exit 1

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "spec.h"
+#include "tests.h"
+
+static const char full_spec[] =
+        "format: 1\n"
+        "name: hull-demo\n"
+        "version: 1.2.0\n"
+        "arch: x86_64\n"
+        "distribution:\n"
+        "  backend: debian\n"
+        "  suite: bookworm\n"
+        "  mirror: http://deb.debian.org/debian\n"
+        "  components: [main, contrib]\n"
+        "packages:\n"
+        "  - containerd\n"
+        "  - runc\n"
+        "files:\n"
+        "  - source: files/motd\n"
+        "    path: /etc/motd\n"
+        "    mode: \"0640\"\n"
+        "    owner: root\n"
+        "    group: adm\n"
+        "hooks:\n"
+        "  post-bootstrap: [hooks/a.sh]\n"
+        "  pre-seal:\n"
+        "    - hooks/b.sh\n"
+        "rootfs:\n"
+        "  type: ext4\n"
+        "  verity: true\n"
+        "partitions:\n"
+        "  esp: 128M\n"
+        "  root: 2G\n"
+        "  persist: 1G\n"
+        "kernel:\n"
+        "  cmdline: [\"console=ttyS0,115200\", quiet]\n"
+        "boot:\n"
+        "  tries: 5\n"
+        "  timeout: 0\n";
+
+static void test_full(void) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+
+        ASSERT_OK(spec_parse(full_spec, strlen(full_spec), "/specs", &s, &e));
+        ASSERT_STREQ(s->name, "hull-demo");
+        ASSERT_STREQ(s->version, "1.2.0");
+        ASSERT_STREQ(s->arch, "x86_64");
+        ASSERT_STREQ(s->backend, "debian");
+        ASSERT_STREQ(s->suite, "bookworm");
+        ASSERT_STREQ(s->components[1], "contrib");
+        ASSERT_STREQ(s->packages[0], "containerd");
+        ASSERT_STREQ(s->packages[1], "runc");
+        ASSERT_TRUE(s->packages[2] == NULL);
+        ASSERT_EQ(s->n_files, 1);
+        ASSERT_STREQ(s->files[0].source, "files/motd");
+        ASSERT_STREQ(s->files[0].path, "/etc/motd");
+        ASSERT_EQ(s->files[0].mode, 0640);
+        ASSERT_STREQ(s->files[0].group, "adm");
+        ASSERT_STREQ(s->hooks[HOOK_POST_BOOTSTRAP][0], "hooks/a.sh");
+        ASSERT_TRUE(s->hooks[HOOK_POST_PACKAGES] == NULL);
+        ASSERT_STREQ(s->hooks[HOOK_PRE_SEAL][0], "hooks/b.sh");
+        ASSERT_EQ(s->rootfs_type, ROOTFS_EXT4);
+        ASSERT_TRUE(s->verity);
+        ASSERT_EQ(s->esp_size, 128ULL << 20);
+        ASSERT_EQ(s->root_size, 2ULL << 30);
+        ASSERT_EQ(s->persist_size, 1ULL << 30);
+        ASSERT_STREQ(s->cmdline[0], "console=ttyS0,115200");
+        ASSERT_STREQ(s->cmdline[1], "quiet");
+        ASSERT_EQ(s->boot_tries, 5);
+        ASSERT_EQ(s->boot_timeout, 0);
+        ASSERT_STREQ(s->base_dir, "/specs");
+}
+
+static void test_defaults(void) {
+        static const char y[] = "name: x\nversion: '1'\ndistribution: {suite: bookworm}\n";
+        _cleanup_(spec_freep) Spec *s = NULL;
+
+        ASSERT_OK(spec_parse(y, strlen(y), NULL, &s, NULL));
+        ASSERT_STREQ(s->backend, "debian");
+        ASSERT_STREQ(s->mirror, SPEC_DEFAULT_MIRROR);
+        ASSERT_STREQ(s->variant, "minbase");
+        ASSERT_STREQ(s->components[0], "main");
+        ASSERT_EQ(s->rootfs_type, ROOTFS_EROFS);
+        ASSERT_TRUE(!s->verity);
+        ASSERT_EQ(s->esp_size, SPEC_DEFAULT_ESP_SIZE);
+        ASSERT_EQ(s->root_size, SPEC_DEFAULT_ROOT_SIZE);
+        ASSERT_EQ(s->boot_tries, 3);
+        ASSERT_EQ(s->n_files, 0);
+        ASSERT_TRUE(s->packages == NULL);
+}
+
+/* Each bad spec must fail with -EINVAL, a line number where one makes sense
+ * and a message that mentions the offending key. */
+static void expect_error(const char *yaml, unsigned line, const char *needle) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+
+        int r = spec_parse(yaml, strlen(yaml), NULL, &s, &e);
+        if (r != -EINVAL || !strstr(e.message, needle) || (line > 0 && e.line != line)) {
+                fprintf(stderr, "spec:\n%s\n-> r=%d line=%u message='%s' (wanted line %u, '%s')\n", yaml, r, e.line,
+                        e.message, line, needle);
+                abort();
+        }
+        ASSERT_TRUE(s == NULL);
+}
+
+#define BASE "name: x\nversion: '1'\ndistribution: {suite: bookworm}\n"
+
+static void test_errors(void) {
+        expect_error("", 0, "empty");
+        expect_error("name: [unclosed\n", 0, "line");
+        expect_error("- a\n- b\n", 1, "mapping");
+        expect_error("version: 1\ndistribution: {suite: bookworm}\n", 1, "no 'name'");
+        expect_error("name: x\ndistribution: {suite: bookworm}\n", 1, "no 'version'");
+        expect_error("name: x\nversion: 1\n", 1, "distribution.suite");
+        expect_error(BASE "pakages: [a]\n", 4, "unknown key 'pakages'");
+        expect_error(BASE "name: y\n", 4, "duplicate key 'name'");
+        expect_error(BASE "packages: vim\n", 4, "'packages' must be a list");
+        expect_error(BASE "packages: ['vim; rm -rf /']\n", 4, "invalid characters");
+        expect_error(BASE "rootfs: {type: btrfs}\n", 4, "erofs or ext4");
+        expect_error(BASE "rootfs: {verity: maybe}\n", 4, "true or false");
+        expect_error(BASE "partitions: {root: lots}\n", 4, "size such as");
+        expect_error(BASE "partitions: {root: 1000000}\n", 4, "whole number of MiB");
+        expect_error(BASE "partitions: {root: 16M}\n", 1, "at least 64M");
+        expect_error(BASE "partitions: {esp: 16M}\n", 1, "at least 64M");
+        expect_error(BASE "boot: {tries: 0}\n", 4, "from 1 to 9");
+        expect_error(BASE "boot: {tries: 10}\n", 4, "from 1 to 9");
+        expect_error(BASE "files: [{source: a}]\n", 4, "missing 'path'");
+        expect_error(BASE "files: [{path: /etc/a}]\n", 4, "missing 'source'");
+        expect_error(BASE "files: [{source: a, path: etc/a}]\n", 4, "absolute path");
+        expect_error(BASE "files: [{source: a, path: /etc/../../x}]\n", 4, "absolute path");
+        expect_error(BASE "files: [{source: a, path: /etc/a, mode: '0999'}]\n", 4, "octal mode");
+        expect_error(BASE "files: [{source: a, path: /etc/a, colour: red}]\n", 4, "unknown key 'colour'");
+        expect_error(BASE "hooks: {after-everything: [x]}\n", 4, "unknown key 'after-everything'");
+        expect_error(BASE "kernel: {cmdline: ['quiet \"$(x)\"']}\n", 4, "invalid characters");
+        expect_error(BASE "arch: riscv64\n", 4, "not supported");
+        expect_error("name: x\nversion: 1\ndistribution: {suite: bookworm, backend: fedora}\n", 3,
+                     "unknown distribution backend");
+        expect_error("name: x\nversion: 1\ndistribution: {suite: bookworm, mirror: 'ftp://x'}\n", 3, "URL");
+        expect_error(BASE "format: 2\n", 4, "format 2");
+        expect_error("a: &x 1\nb: *x\n", 0, "aliases");
+        expect_error("---\nname: x\n---\nname: y\n", 0, "single YAML document");
+}
+
+static void test_deep_nesting(void) {
+        char buf[400];
+        size_t n = 0;
+        for (int i = 0; i < 100; i++)
+                buf[n++] = '[';
+        buf[n] = '\0';
+        expect_error(buf, 0, "");
+}
+
+static void test_enums(void) {
+        ASSERT_STREQ(rootfs_type_to_string(ROOTFS_EROFS), "erofs");
+        ASSERT_EQ(rootfs_type_from_string("ext4"), ROOTFS_EXT4);
+        ASSERT_EQ(rootfs_type_from_string("xfs"), -EINVAL);
+        ASSERT_STREQ(hook_stage_to_string(HOOK_PRE_SEAL), "pre-seal");
+        ASSERT_EQ(hook_stage_from_string("post-packages"), HOOK_POST_PACKAGES);
+}
+
+static void test_load_missing(void) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        ASSERT_ERROR(spec_load("/nonexistent/hull.yaml", &s, NULL), ENOENT);
+}
+
+static void test_example_specs(void) {
+        /* The examples we ship must always parse. */
+        const char *root = getenv("HULL_SOURCE_ROOT");
+        if (!root)
+                return;
+        char path[1024];
+        (void) snprintf(path, sizeof(path), "%s/examples/demo/hull.yaml", root);
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+        int r = spec_load(path, &s, &e);
+        if (r < 0)
+                fprintf(stderr, "%s:%u: %s\n", path, e.line, e.message);
+        ASSERT_OK(r);
+}
+
+int main(void) {
+        TEST_RUN(test_full);
+        TEST_RUN(test_defaults);
+        TEST_RUN(test_errors);
+        TEST_RUN(test_deep_nesting);
+        TEST_RUN(test_enums);
+        TEST_RUN(test_load_missing);
+        TEST_RUN(test_example_specs);
+        return 0;
+}
