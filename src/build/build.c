@@ -788,20 +788,20 @@ static int file_size(const char *p, uint64_t *ret) {
 }
 
 static int make_bundle(BuildContext *c, char **ret_path) {
-        _cleanup_(manifest_freep) Manifest *m = calloc(1, sizeof(Manifest));
+        _cleanup_(manifest_freep) Manifest *m = NULL;
         _cleanup_free_ char *path = NULL;
         char created[32];
         time_t now = time(NULL);
         const char *sde = getenv("SOURCE_DATE_EPOCH");
         uint64_t v;
 
-        if (!m)
-                return -ENOMEM;
+        int r = manifest_new(&m);
+        if (r < 0)
+                return r;
         if (sde && safe_atou64(sde, &v) >= 0)
                 now = (time_t) v;
         (void) strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
-        m->format = MANIFEST_FORMAT;
         if (!(m->name = strdup(c->spec->name)) || !(m->version = strdup(c->spec->version)) ||
             !(m->arch = strdup(c->spec->arch)) || !(m->created = strdup(created)) ||
             !(m->rootfs_type = strdup(rootfs_type_to_string(c->spec->rootfs_type))) || !(m->cmdline = strdup(c->cmdline)))
@@ -819,7 +819,7 @@ static int make_bundle(BuildContext *c, char **ret_path) {
                 { "kernel", c->kernel_path },
                 { "initrd", c->initrd_path },
         };
-        int r = bundle_create(path, m, in, ELEMENTSOF(in), c->key);
+        r = bundle_create(path, m, in, ELEMENTSOF(in), c->key);
         if (r < 0)
                 return log_error_errno(r, "Failed to write the update bundle '%s': %m", path);
         *ret_path = TAKE_PTR(path);
@@ -828,7 +828,7 @@ static int make_bundle(BuildContext *c, char **ret_path) {
 
 static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
         _cleanup_free_ char *esp = NULL, *persist = NULL, *disk = NULL, *tmp = NULL, *bundle = NULL, *kib = NULL;
-        uint64_t ksz, isz;
+        uint64_t ksz = 0, isz = 0;
         char b1[32], b2[32];
         int r;
 
@@ -946,7 +946,7 @@ int build_run(BuildContext *c) {
         if (asprintf(&c->log_path, "%s/build.log", c->output_dir) < 0 ||
             asprintf(&c->work_dir, "%s/.work-XXXXXX", c->output_dir) < 0)
                 return -ENOMEM;
-        c->log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+        c->log_fd = open(c->log_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
         if (c->log_fd < 0)
                 return log_error_errno(errno, "Failed to open build log '%s': %m", c->log_path);
         if (!mkdtemp(c->work_dir))
@@ -969,6 +969,12 @@ int build_run(BuildContext *c) {
         if (r >= 0)
                 r = stage_assemble(c, &bundle, &disk);
         if (r < 0) {
+                /* Leave no half-made output behind that could be mistaken for an image. */
+                if (c->rootfs_image)
+                        (void) unlink(c->rootfs_image);
+                _cleanup_free_ char *disk_tmp = NULL;
+                if (asprintf(&disk_tmp, "%s/%s-%s.img.tmp", c->output_dir, c->spec->name, c->spec->version) >= 0)
+                        (void) unlink(disk_tmp);
                 fprintf(stderr, "\nhull-build: stage '%s' failed. Last lines of %s:\n", c->stage ?: "setup", c->log_path);
                 char *tail[] = { (char *) "tail", (char *) "-n", (char *) "15", c->log_path, NULL };
                 (void) spawn_run(tail, &(SpawnOptions) { .output_fd = STDERR_FILENO });

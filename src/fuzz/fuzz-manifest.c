@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *f1 = NULL, *f2 = NULL;
         int r;
 
-        r = manifest_parse((const char *) data, size, &m);
+        r = manifest_parse(data ? (const char *) data : "", size, &m);
         if (r < 0) {
                 if (m)
                         abort(); /* ret is written only on success */

@@ -259,7 +259,9 @@ static int run_setup_only(void) {
         if (r < 0)
                 error = cmdline_error(&m, r, buf, sizeof(buf));
         else {
-                r = mount_setup_run(&m);
+                r = arg_run_dir ? 0 : mount_setup_test_run_dir(&m);
+                if (r >= 0)
+                        r = mount_setup_run(&m);
                 error = m.error ?: "setup failed";
         }
         if (r < 0) {

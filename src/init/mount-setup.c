@@ -142,6 +142,18 @@ int mount_api_filesystems(MountSetup *m) {
         return 0;
 }
 
+int mount_setup_test_run_dir(MountSetup *m) {
+        int r = path_is_mount_point(m->run_dir);
+        if (r < 0)
+                return fail(m, r, "cannot examine the run directory %s: %m", m->run_dir);
+        if (r > 0)
+                return 0;
+        /* What the initramfs hands over at boot: a tmpfs on /run. */
+        if (mount("tmpfs", m->run_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+                return fail(m, -errno, "cannot mount a tmpfs on %s: %m", m->run_dir);
+        return 0;
+}
+
 /* ---- step 2: a read-only root ------------------------------------------- */
 
 static unsigned long mount_flags_from_statvfs(unsigned long f) {
@@ -332,7 +344,7 @@ int mount_setup_verify_verity(MountSetup *m) {
                 io->data_start = sizeof(struct dm_ioctl);
                 io->flags = DM_STATUS_TABLE_FLAG;
                 /* The kernel's dev_t encoding (huge_encode_dev). */
-                io->dev = (uint64_t) ((min & 0xffU) | (maj << 8) | ((min & ~0xffU) << 12));
+                io->dev = (uint64_t) (min & 0xffU) | (uint64_t) maj << 8 | (uint64_t) (min & ~0xffU) << 12;
 
                 if (ioctl(fd, DM_TABLE_STATUS, io) < 0)
                         return fail(m, -errno, "cannot read the device-mapper table of the root device %u:%u: %m",
@@ -612,6 +624,8 @@ static int check_overlay_path(MountSetup *m, const char *p) {
 static int bind_mount(MountSetup *m, const char *from, const char *to) {
         if (!is_dir(to))
                 return fail(m, -ENOTDIR, "the image has no mount point %s for %s", to, from);
+        /* The persist directory in place of the image's empty one; it keeps
+         * the persist mount's nosuid,nodev. */
         if (mount(from, to, NULL, MS_BIND, NULL) < 0)
                 return fail(m, -errno, "cannot bind-mount %s on %s: %m", from, to);
         return 0;

@@ -50,6 +50,10 @@ void mount_setup_done(MountSetup *m);
  * already handed them over. */
 int mount_api_filesystems(MountSetup *m) _warn_unused_result_;
 
+/* Test mode without --run-dir: mount a tmpfs on ROOT/run, as the initramfs
+ * does at boot, unless something is mounted there already. */
+int mount_setup_test_run_dir(MountSetup *m) _warn_unused_result_;
+
 /* Steps 2 to 8, in order; stops at the first failure. */
 int mount_setup_run(MountSetup *m) _warn_unused_result_;
 

@@ -40,7 +40,10 @@ typedef struct BootState {
 
 /* Env variable names: hull_<slot>_prio, hull_<slot>_tries, hull_<slot>_good
  * with values 0..99, 0..9 and 0/1. Missing variables read as 0. Invalid
- * values give -EBADMSG. */
+ * values give -EBADMSG; numbers must be canonical decimal (no sign, no
+ * leading zero, no spaces) because GRUB compares them as strings.
+ * boot_state_to_env() always writes all six (-EINVAL for an out-of-range
+ * state) and leaves other variables alone. */
 int boot_state_from_env(const GrubEnv *e, BootState *ret) _warn_unused_result_;
 int boot_state_to_env(const BootState *s, GrubEnv *e) _warn_unused_result_;
 
@@ -68,12 +71,20 @@ int boot_state_prefer(BootState *s, Slot slot) _warn_unused_result_;
 /* GRUB configuration implementing boot_state_select(). It expects the ESP's
  * root in $esp and the env file path given; kernels live at
  * $esp/EFI/hull/<slot>/vmlinuz and initrd.img. Per-slot kernel arguments come
- * from hull_<slot>_args and global extra arguments from hull_cmdline. */
+ * from hull_<slot>_args and global extra arguments from hull_cmdline.
+ *
+ * The script is sourced with 'configfile', which only passes exported
+ * variables on: the stub must "export esp" (if $esp is empty the script
+ * falls back to "search --file <env_path>"). A NULL field takes the default
+ * shown in its comment. Paths must be absolute, without trailing slash, "."
+ * or ".." components, made of [A-Za-z0-9/._-]; the label prefix of
+ * [A-Za-z0-9._-], at most 35 characters (GPT names hold 36); the title
+ * printable ASCII without "'", at most 128 characters. -EINVAL otherwise. */
 typedef struct GrubCfgOptions {
-        const char *env_path;     /* e.g. "/EFI/hull/grubenv" */
-        const char *boot_dir;     /* e.g. "/EFI/hull" */
-        const char *root_label_prefix; /* e.g. "hull-root-" -> PARTLABEL=hull-root-a */
-        const char *title;        /* menu title, e.g. "Hull" */
+        const char *env_path;     /* e.g. "/EFI/hull/grubenv" (default) */
+        const char *boot_dir;     /* e.g. "/EFI/hull" (default) */
+        const char *root_label_prefix; /* e.g. "hull-root-" (default) -> PARTLABEL=hull-root-a */
+        const char *title;        /* menu title, e.g. "Hull" (default) */
         unsigned timeout;         /* menu timeout in seconds */
 } GrubCfgOptions;
 

@@ -269,7 +269,8 @@ int bundle_create(const char *path, Manifest *m, const BundleInput *inputs, size
 
                 /* Back to back, each starting on a 4096 boundary. */
                 ManifestPayload *p = m->payloads + i;
-                if (p->size > (uint64_t) INT64_MAX - BUNDLE_ALIGN - offset) {
+                if (offset > (uint64_t) INT64_MAX - BUNDLE_ALIGN ||
+                    p->size > (uint64_t) INT64_MAX - BUNDLE_ALIGN - offset) {
                         r = -EFBIG;
                         goto fail;
                 }
@@ -352,15 +353,24 @@ int bundle_open(const char *path, const Keyring *keyring, Bundle **ret) {
         _cleanup_close_ int fd = -EBADF;
         uint8_t header[HEADER_SIZE];
         const HullKey *signer = NULL;
+        struct stat st;
         ssize_t n;
         int r;
 
         if (!path || !keyring || !ret)
                 return -EINVAL;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO planted under the bundle's name must not hang
+         * the caller in open(); it is refused just below. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return -EBADMSG;
 
         /* 1. The header, field by field. The version comes right after the
          * magic because it defines how everything after it is laid out. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -358,11 +359,22 @@ static int walk_mapping(Spec *s, const YNode *n, const char *where, const KeyTab
 
 #define NAME_CHARS "._+~-"
 
+/* Names and versions end up in file names, the bundle manifest and GRUB
+ * variables: the same rules as the manifest (docs/BUNDLE.md) apply. */
+static int get_identifier(const YNode *v, const char *k, const char *chars, char **ret, SpecError *e) {
+        int r = get_string(v, k, chars, ret, e);
+        if (r < 0)
+                return r;
+        if (!isalnum((unsigned char) (*ret)[0]) || strlen(*ret) > 128)
+                return fail(e, v, "'%s' must start with a letter or digit and be at most 128 characters, not '%s'", k,
+                            *ret);
+        return 0;
+}
 static int h_name(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        return get_string(v, k, "._-", &s->name, e);
+        return get_identifier(v, k, "._-", &s->name, e);
 }
 static int h_version(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        return get_string(v, k, NAME_CHARS, &s->version, e);
+        return get_identifier(v, k, NAME_CHARS, &s->version, e);
 }
 static int h_arch(Spec *s, const YNode *v, const char *k, SpecError *e) {
         int r = get_string(v, k, "_", &s->arch, e);
@@ -574,7 +586,7 @@ static int h_boot(Spec *s, const YNode *v, const char *k, SpecError *e) {
 }
 
 static int h_format(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        unsigned f;
+        unsigned f = 0;
         int r = get_uint(v, "format", 0, UINT32_MAX, &f, e);
         if (r < 0)
                 return r;

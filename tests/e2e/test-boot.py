@@ -29,6 +29,60 @@ def fields(line):
     return dict(re.findall(r"(\w+)=(\S+)", line))
 
 
+def verify_fails(hull_build, bundle, trust, needle, what):
+    r = subprocess.run([hull_build, "verify", "--trust", trust, bundle], capture_output=True, text=True)
+    ok = r.returncode != 0 and needle in r.stderr
+    check(ok, "%s is rejected: %s" % (what, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "(no message)"))
+
+
+def check_bad_bundles(hull_build, work, bundle, key, pub):
+    """A real bundle, damaged in each way a download or an attacker could."""
+    import shutil
+    bad = os.path.join(work, "bad.hullb")
+    size = os.path.getsize(bundle)
+    with open(bundle, "rb") as f:
+        header = f.read(24)
+    mlen = int.from_bytes(header[12:16], "big")
+
+    def damaged(offset=None, truncate=None, data=None):
+        shutil.copy(bundle, bad)
+        with open(bad, "r+b") as f:
+            if offset is not None:
+                f.seek(offset)
+                b = f.read(1)
+                f.seek(offset)
+                f.write(data if data is not None else bytes([b[0] ^ 0x01]))
+            if truncate is not None:
+                f.truncate(truncate)
+        return bad
+
+    verify_fails(hull_build, damaged(offset=size - 4096), pub, "do not match the signed digests",
+                 "a bundle with one payload byte flipped")
+    verify_fails(hull_build, damaged(offset=24 + mlen // 2), pub, "signature does not match",
+                 "a bundle with a manifest byte changed")
+    verify_fails(hull_build, damaged(offset=24 + mlen, data=bytes(64)[:1] * 64), pub, "signature does not match",
+                 "a bundle whose signature was zeroed")
+    verify_fails(hull_build, damaged(truncate=size - 1000000), pub, "truncated", "a truncated bundle")
+    verify_fails(hull_build, damaged(truncate=30), pub, "not a valid Hull bundle", "a bundle cut inside its header")
+    other_key, other_pub = os.path.join(work, "other.key"), os.path.join(work, "other.pub")
+    if not os.path.exists(other_key):
+        subprocess.run([hull_build, "keygen", other_key, other_pub], check=True, capture_output=True)
+    verify_fails(hull_build, bundle, other_pub, "not trusted", "a bundle signed by an unknown key")
+    # Re-signing: only a verified bundle, and the result verifies with the new key only.
+    resigned = os.path.join(work, "resigned.hullb")
+    r = subprocess.run([hull_build, "sign", "--key", other_key, "--trust", pub, bundle, resigned])
+    check(r.returncode == 0, "sign re-signs a verified bundle with another key")
+    r = subprocess.run([hull_build, "verify", "--trust", other_pub, resigned], capture_output=True)
+    check(r.returncode == 0, "the re-signed bundle verifies with the new key")
+    verify_fails(hull_build, resigned, pub, "not trusted", "the re-signed bundle under the old key")
+    r = subprocess.run([hull_build, "sign", "--key", other_key, "--trust", pub, damaged(offset=24 + mlen // 2),
+                        resigned + ".2"], capture_output=True, text=True)
+    check(r.returncode != 0 and not os.path.exists(resigned + ".2"), "sign refuses to re-sign a tampered bundle")
+    for p in (bad, resigned):
+        if os.path.exists(p):
+            os.unlink(p)
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
@@ -47,6 +101,7 @@ def main():
     bundle = os.path.join(out, "hull-e2e-1.0.0.hullb")
     r = subprocess.run([hull_build, "verify", "--trust", pub, bundle])
     check(r.returncode == 0, "the bundle verifies with the build key")
+    check_bad_bundles(hull_build, work, bundle, key, pub)
 
     vm = VM(disk, os.path.join(work, "console.log"))
     vm.start()

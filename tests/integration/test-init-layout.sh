@@ -7,6 +7,12 @@
 # (unshare -m --propagation private), standing in for one boot; nothing is
 # mounted in the caller's namespace.
 #
+# Phases: boot1 (first boot), boot2 (the next boot, on an updated image),
+# blkid (finding the partition by PARTUUID= and the default PARTLABEL=),
+# negative (fatal errors), verity (only where device-mapper exists),
+# writable_root (a root that has to be made read-only), pid1 (the real boot
+# path: hull-init as PID 1 of a PID namespace, exec of init, reboot()).
+#
 #   test-init-layout.sh PATH-TO-hull-init
 #
 # Needs root, loop devices, erofs and overlayfs; exits 77 (skip) otherwise.
@@ -94,6 +100,9 @@ phase_boot1() {
                 [ "$(stat -c '%a %u %g' "$T/root/var/lib/hull-test/private")" = "750 4321 8765" ]
         check "boot 1: seeding keeps symbolic links" [ "$(readlink "$T/root/var/run")" = "/run" ]
         check "boot 1: seeding copies empty directories" [ -d "$T/root/var/log/empty" ]
+        check "boot 1: seeding copies FIFOs" [ -p "$T/root/var/lib/hull-test/fifo" ]
+        check "boot 1: seeding copies device nodes" \
+                [ "$(stat -c '%F %t:%T' "$T/root/var/lib/hull-test/null")" = "character special file 1:3" ]
         check "boot 1: seeding leaves no temporary behind" no_seed_leftovers "$T/root/var"
         check "boot 1: the persist layout exists" persist_layout_exists "$T/root/persist"
         check "boot 1: .hull-layout is \"1\"" file_is "$T/root/persist/.hull-layout" "1"
@@ -148,12 +157,21 @@ phase_blkid() {
         mkdir -p "$T/root"
         mount -t erofs -o ro "$T/root2.erofs" "$T/root" || { fail "mount root2.erofs"; return; }
 
+        # Also: a boot-history beyond 64 KiB is rotated on this boot.
+        mkdir -p "$T/p"
+        mount "$PART" "$T/p" &&
+                head -c 70000 /dev/zero | tr '\0' 'x' >>"$T/p/hull/boot-history" &&
+                umount "$T/p" || fail "blkid: grow boot-history"
+
         local partuuid
         partuuid=$(blkid -p -s PART_ENTRY_UUID -o value "$PART")
         run_init --root="$T/root" --cmdline="hull.slot=a hull.persist=PARTUUID=$partuuid" --run-dir="$T/run3"
         check "blkid: hull.persist=PARTUUID= finds the partition" \
                 eval '[ "$RC" -eq 0 ] && json_has "$T/run3/hull/boot.json" "\"persist_device\": \"$PART\""'
         check "blkid: its temporary configuration is gone" not [ -e "$T/run3/hull/blkid.conf" ]
+        check "boot-history: rotated to boot-history.1 beyond 64 KiB" \
+                eval '[ "$(stat -c %s "$T/root/persist/hull/boot-history.1")" -gt 65536 ] &&
+                      [ "$(wc -l <"$T/root/persist/hull/boot-history")" = 1 ]'
         umount -R "$T/root" 2>/dev/null
 
         # The default, PARTLABEL=hull-persist, only if ours is the only one.
@@ -198,6 +216,102 @@ phase_negative() {
         "$HULL_INIT" --root="$T/root" >"$T/out.log" 2>&1
         RC=$?
         check "without --setup-only, not PID 1: refuses to run" eval '[ "$RC" -ne 0 ] && output_has "Refusing to run"'
+        umount -R "$T/root" 2>/dev/null
+}
+
+# A real dm-verity root, where the kernel has device-mapper.
+phase_verity() {
+        if [ ! -e /dev/mapper/control ] || ! command -v veritysetup >/dev/null; then
+                echo "SKIP: no device-mapper or no veritysetup; not testing a verity root"
+                return
+        fi
+        local hash
+        cp "$T/root1.erofs" "$T/verity-data.img"
+        hash=$(veritysetup format "$T/verity-data.img" "$T/verity-hash.img" | sed -n 's/^Root hash:[[:space:]]*//p')
+        if [ -z "$hash" ] ||
+                ! veritysetup open "$T/verity-data.img" "$VERITY_NAME" "$T/verity-hash.img" "$hash" 2>/dev/null; then
+                echo "SKIP: cannot open a dm-verity device (no dm-verity in this kernel?)"
+                return
+        fi
+        mkdir -p "$T/root"
+        mount -t erofs -o ro "/dev/mapper/$VERITY_NAME" "$T/root" || { fail "verity: mount"; return; }
+
+        run_init --root="$T/root" --persist="$PART" --cmdline="hull.slot=a hull.verity.roothash=$hash" \
+                --run-dir="$T/run-v1"
+        check "verity: the matching root hash is accepted" \
+                eval '[ "$RC" -eq 0 ] && json_has "$T/run-v1/hull/boot.json" "\"verity_roothash\": \"$hash\""'
+        umount -R "$T/root"
+
+        mount -t erofs -o ro "/dev/mapper/$VERITY_NAME" "$T/root"
+        local wrong
+        wrong=$(printf '%s' "$hash" | tr '0-9a-f' '1-9a-f0')
+        run_init --root="$T/root" --persist="$PART" --cmdline="hull.slot=a hull.verity.roothash=$wrong" \
+                --run-dir="$T/run-v2"
+        check "verity: another root hash is refused" \
+                eval '[ "$RC" -ne 0 ] && output_has "dm-verity root hash of the root device"'
+        umount -R "$T/root"
+        veritysetup close "$VERITY_NAME"
+}
+
+# The boot path itself: hull-init as PID 1 of a PID namespace, chroot()ed into
+# an image that contains it, its libraries and a fake systemd (a bash script).
+# /dev is a tmpfs with just the nodes needed, and /dev/console and /dev/kmsg
+# are plain files, so that the console output can be checked and nothing
+# reaches the real console; /proc/cmdline is a file bind-mounted over the
+# namespace's /proc. reboot() in a PID namespace only ends that namespace.
+boot_pid1() {
+        local cmdline=$1
+        shift
+        mount -t erofs -o ro "$T/root-pid1.erofs" "$T/root" || return 1
+        mount -t tmpfs -o mode=0755 tmpfs "$T/root/dev" || return 1
+        cp -a /dev/null /dev/zero /dev/urandom "$LOOP" "$PART" "$T/root/dev/" || return 1
+        : >"$T/root/dev/console"
+        : >"$T/root/dev/kmsg"
+        printf '%s\n' "$cmdline" >"$T/cmdline"
+        # A subshell, so that the shell's "Hangup" job report goes to the log.
+        (
+                timeout 60 unshare -p -f --kill-child bash -c '
+                        mount -t proc proc "$T/root/proc" &&
+                        mount --bind "$T/cmdline" "$T/root/proc/cmdline" &&
+                        exec chroot "$T/root" /usr/lib/hull/hull-init "$@"' bash "$@"
+                exit $?
+        ) >"$T/pid1.log" 2>&1
+        RC=$?
+        grep -E '^(unshare|chroot|mount|timeout|bash):' "$T/pid1.log" | sed 's/^/    | /'
+        sed 's/^/    | console: /' "$T/root/dev/console"
+        sed 's/^/    | kmsg: /' "$T/root/dev/kmsg"
+}
+
+phase_pid1() {
+        mkdir -p "$T/root"
+        boot_pid1 "root=PARTLABEL=hull-root-a ro hull.slot=a hull.fatal_delay=0" single --log-level=debug
+        check "PID 1: hull-init executes init, which exits normally" [ "$RC" -eq 0 ]
+        local ev=$T/root/var/pid1-evidence
+        [ -f "$ev" ] && sed 's/^/    | init: /' "$ev"
+        check "PID 1: init gets the kernel's arguments unchanged" grep -qx "args=single --log-level=debug" "$ev"
+        check "PID 1: init runs as PID 1" grep -qx "pid=1" "$ev"
+        check "PID 1: init finds / read-only" grep -qx "usr=readonly" "$ev"
+        check "PID 1: init finds /etc writable" grep -qx "etc=writable" "$ev"
+        check "PID 1: init finds /etc an overlay and /var, /tmp, /proc, /sys, /run mounted" \
+                grep -qx "mounts=etc-overlay var tmp-tmpfs proc sys run-tmpfs" "$ev"
+        check "PID 1: init finds boot.json for slot a" grep -qx "bootjson=slot-a" "$ev"
+        check "PID 1: progress goes to /dev/kmsg" grep -q "^<6>hull-init: Starting /lib/systemd/systemd" "$T/root/dev/kmsg"
+        check "PID 1: the /etc write of init reached persist" [ -f "$T/root/persist/etc/upper/pid1-test" ]
+        umount -R "$T/root" 2>/dev/null
+
+        boot_pid1 "hull.slot=a hull.fatal_delay=1 hull.persist=PARTLABEL=hull-test-no-such-label" single
+        check "PID 1 failure: hull-init reboots (ends the PID namespace)" [ "$RC" -eq $((128 + 1)) ]
+        check "PID 1 failure: the console shows one clear paragraph" \
+                grep -qx "hull-init: FATAL: cannot find the persist partition (PARTLABEL=hull-test-no-such-label): No such file or directory. The node cannot boot this slot; rebooting in 1 s so that the boot loader can fall back to the other slot." \
+                "$T/root/dev/console"
+        check "PID 1 failure: /dev/kmsg has it too, at LOG_CRIT" grep -q "^<2>hull-init: FATAL: cannot find the persist" \
+                "$T/root/dev/kmsg"
+        umount -R "$T/root" 2>/dev/null
+
+        boot_pid1 "hull.slot=a hull.fatal_delay=0 hull.init=/no/such/init"
+        check "PID 1, init missing: hull-init reboots" [ "$RC" -eq $((128 + 1)) ]
+        check "PID 1, init missing: the console says so" \
+                grep -q "FATAL: cannot execute /no/such/init: No such file or directory" "$T/root/dev/console"
         umount -R "$T/root" 2>/dev/null
 }
 
@@ -249,11 +363,13 @@ grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || skip "no o
 
 T=$(mktemp -d /tmp/hull-init-test.XXXXXX)
 LOOP=
+VERITY_NAME=hull-init-test-$$
 cleanup() {
         # Mounts live in namespaces that are gone by now; this is for accidents.
         findmnt -rn -o TARGET | grep "^$T" | sort -r | while read -r m; do umount -l "$m"; done
+        [ -e "/dev/mapper/$VERITY_NAME" ] && veritysetup close "$VERITY_NAME"
         [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-        for img in "$T/root1.erofs" "$T/root2.erofs"; do
+        for img in "$T/root1.erofs" "$T/root2.erofs" "$T/root-pid1.erofs"; do
                 losetup -j "$img" -O NAME -n 2>/dev/null | while read -r l; do losetup -d "$l"; done
         done
         rm -rf "$T"
@@ -279,6 +395,7 @@ chown 4321:8765 "$R/var/lib/hull-test/private"
 chmod 750 "$R/var/lib/hull-test/private"
 ln -s /run "$R/var/run"
 mkfifo "$R/var/lib/hull-test/fifo"
+mknod "$R/var/lib/hull-test/null" c 1 3
 
 # Image 2, "the update": changes in the image's /var must not reach the node's
 # data, new entries must.
@@ -291,8 +408,51 @@ mkdir -p "$R2/var/lib/hull-test/new-in-2" "$R2/var/lib/newservice"
 printf seeded-2 >"$R2/var/lib/hull-test/new-in-2/file"
 printf fresh >"$R2/var/lib/newservice/state"
 
-mkfs.erofs -q "$T/root1.erofs" "$T/tree1" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
-mkfs.erofs -q "$T/root2.erofs" "$T/tree2" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
+mkfs.erofs --quiet "$T/root1.erofs" "$T/tree1" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
+
+# Image for the PID 1 test: image 1 plus hull-init, bash as systemd, and their
+# libraries.
+copy_with_libs() {
+        local f
+        for f in "$1" $(ldd "$1" | grep -o '/[^ ]*'); do
+                cp -L --parents "$f" "$2/" || return 1
+        done
+}
+PID1=
+if command -v ldd >/dev/null && command -v chroot >/dev/null; then
+        R3=$T/tree3
+        cp -a "$R" "$R3"
+        copy_with_libs "$HULL_INIT" "$R3" && copy_with_libs "$(command -v bash)" "$R3" &&
+                PID1=yes
+        mkdir -p "$R3/usr/lib/hull" "$R3/lib/systemd" "$R3/bin"
+        cp "$HULL_INIT" "$R3/usr/lib/hull/hull-init"
+        [ -e "$R3/bin/bash" ] || cp -L "$(command -v bash)" "$R3/bin/bash"
+        cat >"$R3/lib/systemd/systemd" <<'EOF_INIT'
+#!/bin/bash
+# Stands in for systemd: writes what it finds to /var (on persist) and exits.
+{
+        echo "pid=$$"
+        echo "args=$*"
+        if : 2>/dev/null >/usr/.hull-test; then echo "usr=writable"; else echo "usr=readonly"; fi
+        if : 2>/dev/null >/etc/pid1-test; then echo "etc=writable"; fi
+        mi=$(</proc/self/mountinfo)
+        m=
+        [[ $mi == *" /etc "*" - overlay "* ]] && m+="etc-overlay "
+        [[ $mi == *" /var "* ]] && m+="var "
+        [[ $mi == *" /tmp "*" - tmpfs "* ]] && m+="tmp-tmpfs "
+        [[ $mi == *" /proc "*" - proc "* ]] && m+="proc "
+        [[ $mi == *" /sys "*" - sysfs "* ]] && m+="sys "
+        [[ $mi == *" /run "*" - tmpfs "* ]] && m+="run-tmpfs"
+        echo "mounts=$m"
+        json=$(</run/hull/boot.json)
+        [[ $json == *'"slot": "a"'* ]] && echo "bootjson=slot-a"
+} >/var/pid1-evidence 2>&1
+exit 0
+EOF_INIT
+        chmod 755 "$R3/lib/systemd/systemd"
+        mkfs.erofs --quiet "$T/root-pid1.erofs" "$R3" >/dev/null || PID1=
+fi
+mkfs.erofs --quiet "$T/root2.erofs" "$T/tree2" >/dev/null || { echo "FAIL: mkfs.erofs"; exit 1; }
 
 # The disk: GPT, one partition labelled hull-persist, ext4 on it.
 truncate -s 64M "$T/disk.img"
@@ -300,13 +460,22 @@ printf 'label: gpt\nstart=2048, size=120000, name="hull-persist"\n' | sfdisk -q 
         { echo "FAIL: sfdisk"; exit 1; }
 LOOP=$(losetup -f --show -P "$T/disk.img") || skip "cannot set up a loop device"
 PART=${LOOP}p1
-for _ in $(seq 50); do [ -b "$PART" ] && break; sleep 0.1; done
+for _ in $(seq 20); do [ -b "$PART" ] && break; sleep 0.1; done
+# Kernels without GPT support in their partition scan: let partx add it.
+[ -b "$PART" ] || partx -a "$LOOP" 2>/dev/null
+for _ in $(seq 30); do [ -b "$PART" ] && break; sleep 0.1; done
 [ -b "$PART" ] || { echo "FAIL: $PART did not appear"; exit 1; }
 mkfs.ext4 -q -F "$PART" >/dev/null || { echo "FAIL: mkfs.ext4 $PART"; exit 1; }
 
-export T PART
+export T PART LOOP VERITY_NAME
+PHASES="boot1 boot2 blkid negative verity writable_root"
+if [ -n "$PID1" ]; then
+        PHASES+=" pid1"
+else
+        echo "SKIP: no ldd or chroot; not testing hull-init as PID 1"
+fi
 TOTAL_FAILED=0
-for phase in boot1 boot2 blkid negative writable_root; do
+for phase in $PHASES; do
         echo "== $phase"
         unshare -m --propagation private bash "$0" --phase "$phase" "$HULL_INIT"
         TOTAL_FAILED=$((TOTAL_FAILED + $?))

@@ -394,6 +394,12 @@ static void test_not_a_bundle(void) {
         ASSERT_OK(key_save_public(trusted, pem));
         ASSERT_ERROR(open_only(pem, keyring), EBADMSG);
         ASSERT_ERROR(open_only(missing, keyring), ENOENT);
+        ASSERT_ERROR(open_only(dir, keyring), EISDIR);
+
+        /* A FIFO must not block the reader. */
+        _cleanup_free_ char *fifo = tpath("fifo");
+        ASSERT_OK(mkfifo(fifo, 0600));
+        ASSERT_ERROR(open_only(fifo, keyring), EBADMSG);
 }
 
 /* Write a bundle by hand: lets a trusted key sign manifests that

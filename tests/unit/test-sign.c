@@ -167,6 +167,47 @@ static void test_not_ed25519(void) {
         ASSERT_TRUE(k == NULL);
 }
 
+/* The key id as documented: SHA-256 over the raw public key, first 8 bytes
+ * in hex. Computed here with OpenSSL alone. */
+static void test_key_id_definition(void) {
+        _cleanup_(key_freep) HullKey *k = NULL;
+        _cleanup_free_ char *p = tpath("id.pem");
+        uint8_t raw[32], md[32];
+        size_t raw_len = sizeof(raw);
+        char hex[17];
+
+        ASSERT_OK(key_generate(&k));
+        ASSERT_OK(key_save_public(k, p));
+        FILE *f = fopen(p, "re");
+        ASSERT_TRUE(f);
+        EVP_PKEY *pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        ASSERT_EQ(fclose(f), 0);
+        ASSERT_TRUE(pkey);
+        ASSERT_EQ(EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len), 1);
+        EVP_PKEY_free(pkey);
+        ASSERT_EQ(raw_len, 32);
+        ASSERT_EQ(EVP_Digest(raw, raw_len, md, NULL, EVP_sha256(), NULL), 1);
+        for (size_t i = 0; i < 8; i++)
+                (void) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        ASSERT_STREQ(key_id(k), hex);
+}
+
+/* A passphrase-protected key is refused, and never prompts (stdin may be a
+ * terminal in a developer's shell). */
+static void test_encrypted_private_key(void) {
+        _cleanup_(key_freep) HullKey *k = NULL;
+        _cleanup_free_ char *p = tpath("encrypted.key");
+
+        EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        ASSERT_TRUE(pkey);
+        FILE *f = fopen(p, "we");
+        ASSERT_TRUE(f);
+        ASSERT_EQ(PEM_write_PrivateKey(f, pkey, EVP_aes_256_cbc(), NULL, 0, NULL, (void *) "secret"), 1);
+        ASSERT_EQ(fclose(f), 0);
+        EVP_PKEY_free(pkey);
+        ASSERT_ERROR(key_load_private(p, &k), EBADMSG);
+}
+
 static void test_keyring(void) {
         _cleanup_(keyring_freep) Keyring *kr = NULL;
         _cleanup_(key_freep) HullKey *a = NULL, *b = NULL, *dup = NULL;
@@ -240,6 +281,8 @@ int main(void) {
         TEST_RUN(test_generate_sign_verify);
         TEST_RUN(test_save_load);
         TEST_RUN(test_not_ed25519);
+        TEST_RUN(test_key_id_definition);
+        TEST_RUN(test_encrypted_private_key);
         TEST_RUN(test_keyring);
         char *rm[] = { (char *) "rm", (char *) "-rf", dir, NULL };
         ASSERT_EQ(spawn_run(rm, NULL), 0);

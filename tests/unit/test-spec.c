@@ -139,6 +139,8 @@ static void test_errors(void) {
                      "unknown distribution backend");
         expect_error("name: x\nversion: 1\ndistribution: {suite: bookworm, mirror: 'ftp://x'}\n", 3, "URL");
         expect_error(BASE "format: 2\n", 4, "format 2");
+        expect_error("name: x\nversion: '..'\ndistribution: {suite: bookworm}\n", 2, "start with a letter");
+        expect_error("name: -x\nversion: '1'\ndistribution: {suite: bookworm}\n", 1, "start with a letter");
         expect_error("a: &x 1\nb: *x\n", 0, "aliases");
         expect_error("---\nname: x\n---\nname: y\n", 0, "single YAML document");
 }
