@@ -741,11 +741,8 @@ static int make_esp(BuildContext *c, const char *esp) {
                 return r;
 
         /* A fresh disk boots slot A, known good; B is empty. */
-        r = boot_state_install(&bs, SLOT_A, c->spec->boot_tries);
-        if (r >= 0)
-                r = boot_state_mark_good(&bs, SLOT_A);
-        if (r >= 0)
-                r = grubenv_new(&env);
+        bs.slot[SLOT_A] = (SlotState) { .priority = 10, .tries = 0, .good = true };
+        r = grubenv_new(&env);
         if (r >= 0)
                 r = boot_state_to_env(&bs, env);
         if (r >= 0)

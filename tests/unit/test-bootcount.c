@@ -516,9 +516,9 @@ static void test_grub_script_check(void) {
  * and boot_state_select() can be compared on every state. Anything outside
  * the subset aborts the test: a generator change must come with a matching
  * change here. The semantics follow GRUB 2.06: unquoted empty expansions
- * vanish, unquoted values split at whitespace, -gt compares numbers parsed
- * like strtol(base 0), load_env loads only whitelisted names, save_env
- * writes the named variables back to the block. */
+ * vanish, unquoted values split at whitespace, -gt compares numbers,
+ * load_env loads only whitelisted names, save_env writes the named variables
+ * back to the block. */
 
 #define GRUB_ESP "(hd0,gpt1)"
 #define WORDS_MAX 32
@@ -665,6 +665,14 @@ static void free_words(char **w, size_t n) {
                 free(w[i]);
 }
 
+/* GRUB's test reads numbers leniently (strtol with base detection, 0 for
+ * garbage). The env holds canonical decimals only (boot_state_from_env()
+ * rejects anything else), where a strict parse gives the same result. */
+static uint64_t grub_number(const char *s) {
+        uint64_t v;
+        return safe_atou64(s, &v) < 0 ? 0 : v;
+}
+
 static bool sim_test(char **w, size_t n) {
         ASSERT_TRUE(n >= 3 && streq(w[0], "[") && streq(w[n - 1], "]"));
         if (n == 4 && streq(w[1], "-z"))
@@ -676,7 +684,7 @@ static bool sim_test(char **w, size_t n) {
         if (streq(op, "!="))
                 return !streq(a, b);
         if (streq(op, "-gt"))
-                return strtol(a, NULL, 0) > strtol(b, NULL, 0);
+                return grub_number(a) > grub_number(b);
         fprintf(stderr, "unsupported test operator '%s'\n", op);
         abort();
 }
