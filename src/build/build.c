@@ -64,6 +64,14 @@ static void show_log_tail(BuildContext *c) {
                 buf[--n] = '\0';
         char *last = strrchr(buf, '\n');
         last = last ? last + 1 : buf;
+        /* Tools that redraw a status line leave \r and escape sequences. */
+        for (char *p; (p = strchr(last, '\r')) && p[1];)
+                last = p + 1;
+        for (char *p; (p = strstr(last, "\x1b[K")) && p[3];)
+                last = p + 3;
+        for (char *p = last; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
         if (*last)
                 fprintf(stderr, "[%6.1fs] %-9s   ... %.100s\n", elapsed(), c->stage ?: "", last);
 }
@@ -438,6 +446,12 @@ static int stage_customise(BuildContext *c) {
         r = copy_into_root(c, ready, "usr/lib/systemd/system/hull-ready.service", 0644);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *ready_sh = path_join(c->data_dir, "hull-ready");
+        if (!ready_sh)
+                return -ENOMEM;
+        r = copy_into_root(c, ready_sh, "usr/lib/hull/hull-ready", 0755);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *wants = path_join(c->root, "etc/systemd/system/multi-user.target.wants");
         _cleanup_free_ char *link = path_join(c->root, "etc/systemd/system/multi-user.target.wants/hull-ready.service");
         if (!wants || !link)
@@ -503,6 +517,12 @@ static int stage_customise(BuildContext *c) {
 
         r = write_in_root(c, "etc/fstab", "# Hull: the root, /persist, /etc, /var, /home and /root are mounted by hull-init.\n",
                           0644);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *issue = NULL;
+        if (asprintf(&issue, "Hull %s %s \\n \\l\n\n", c->spec->name, c->spec->version) < 0)
+                return -ENOMEM;
+        r = write_in_root(c, "etc/issue", issue, 0644);
         if (r < 0)
                 return r;
         r = write_in_root(c, "etc/hostname", "hull\n", 0644);
@@ -584,7 +604,7 @@ static int make_rootfs(BuildContext *c) {
                                  (char *) "^has_journal", (char *) "-d", c->root, c->rootfs_image, size_arg, NULL };
                 r = build_host_run(c, argv);
         } else {
-                char *argv[] = { (char *) "mkfs.erofs", (char *) "-zlz4hc", (char *) "-Lhull-root", c->rootfs_image, c->root,
+                char *argv[] = { (char *) "mkfs.erofs", (char *) "-zlz4hc", c->rootfs_image, c->root,
                                  NULL };
                 r = build_host_run(c, argv);
         }
@@ -751,6 +771,12 @@ static int make_esp(BuildContext *c, const char *esp) {
                 r = grubenv_set(env, "hull_a_version", c->spec->version);
         if (r >= 0)
                 r = grubenv_set(env, "hull_cmdline", "");
+        /* boot.tries: what the agent gives a newly staged slot. */
+        _cleanup_free_ char *tries = NULL;
+        if (r >= 0 && asprintf(&tries, "%u", c->spec->boot_tries) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = grubenv_set(env, "hull_new_tries", tries);
         if (r >= 0)
                 r = grubenv_save(env, env_path);
         if (r < 0)

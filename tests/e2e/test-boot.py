@@ -108,7 +108,8 @@ def main():
     try:
         line = vm.expect("hull: ready", 600)
         print("first boot ready after %.1f s: %s" % (vm.elapsed(), line), flush=True)
-        check('"slot": "a"' in line, "boot.json says slot a")
+        check("slot=a" in line and "degraded=false" in line and "version=1.0.0" in line,
+              "the ready marker reports slot a, not degraded, version 1.0.0")
         f = fields(vm.expect("HULL-E2E root_ro", 300))
         check(f.get("root_ro") == "yes", "writing under /usr fails: root is read-only")
         check(f.get("root_mount_ro") == "yes", "/ is mounted ro")
