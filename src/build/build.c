@@ -283,8 +283,7 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
         int r;
 
         /* Layer 1: the base system. */
-        const char *fields[] = { "hull-bootstrap-v1", c->spec->backend, c->spec->suite, c->spec->mirror, c->spec->variant, c->spec->arch,
-                                 c->spec->verity ? "verity" : "no-verity" };
+        const char *fields[] = { "hull-bootstrap-v1", c->spec->backend, c->spec->suite, c->spec->mirror, c->spec->variant, c->spec->arch };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (!(parts = strv_append(parts, fields[i])))
                         return -ENOMEM;
@@ -604,7 +603,7 @@ static int make_rootfs(BuildContext *c) {
                                  (char *) "^has_journal", (char *) "-d", c->root, c->rootfs_image, size_arg, NULL };
                 r = build_host_run(c, argv);
         } else {
-                char *argv[] = { (char *) "mkfs.erofs", (char *) "-zlz4hc", c->rootfs_image, c->root,
+                char *argv[] = { (char *) "mkfs.erofs", (char *) "--quiet", (char *) "-zlz4hc", c->rootfs_image, c->root,
                                  NULL };
                 r = build_host_run(c, argv);
         }

@@ -15,13 +15,10 @@
  * packages, initramfs-tools for the initramfs. */
 
 static const char *const debian_base_packages[] = {
-        "linux-image-amd64", "systemd", "systemd-sysv", "udev", "initramfs-tools", "zstd", "kmod",
-        "e2fsprogs",         NULL,
-};
-
-static const char *const debian_verity_packages[] = {
-        "cryptsetup-bin",
-        NULL,
+        "linux-image-amd64", "systemd", "systemd-sysv", "udev", "initramfs-tools", "zstd", "kmod", "e2fsprogs",
+        /* veritysetup: small, and having it in every base layer lets images
+         * with and without dm-verity share the bootstrap cache. */
+        "cryptsetup-bin",    NULL,
 };
 
 static int join_list(const char *const *a, const char *const *b, char **ret) {
@@ -46,7 +43,7 @@ static int debian_bootstrap(BuildContext *c, const char *tarball) {
         _cleanup_free_ char *include = NULL, *include_arg = NULL, *variant_arg = NULL, *components_arg = NULL;
         int r;
 
-        r = join_list(debian_base_packages, c->spec->verity ? debian_verity_packages : NULL, &include);
+        r = join_list(debian_base_packages, NULL, &include);
         if (r < 0)
                 return r;
         _cleanup_free_ char *components = NULL;
@@ -302,7 +299,6 @@ static int debian_remove_package_manager(BuildContext *c) {
 static const DistroBackend debian_backend = {
         .name = "debian",
         .base_packages = debian_base_packages,
-        .verity_packages = debian_verity_packages,
         .bootstrap = debian_bootstrap,
         .install = debian_install,
         .prepare_boot = debian_prepare_boot,

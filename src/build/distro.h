@@ -12,8 +12,6 @@ typedef struct DistroBackend {
         const char *name;
         /* Packages every bootable Hull image needs from this distribution. */
         const char *const *base_packages;
-        /* Extra packages for dm-verity support in the initramfs. */
-        const char *const *verity_packages;
 
         /* Produce a tarball of the base system at 'tarball' (bootstrap). */
         int (*bootstrap)(BuildContext *c, const char *tarball);

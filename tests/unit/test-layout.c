@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "gpt.h"
 #include "layout.h"
 #include "tests.h"
 
@@ -79,7 +83,27 @@ static void test_fits(void) {
         ASSERT_ERROR(layout_check_root_fits(&l, 50 * MiB, UINT64_MAX), ENOSPC);
 }
 
+static void test_gpt_too_small(void) {
+        char path[] = "/tmp/test-layout-XXXXXX";
+        DiskLayout l;
+        char buf[4096];
+        int fd = mkstemp(path);
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(ftruncate(fd, 10 * MiB));
+        ASSERT_OK(layout_compute(64 * MiB, 200 * MiB, 100 * MiB, &l));
+        /* A disk smaller than the layout is refused and left as it was. */
+        ASSERT_ERROR(gpt_write_layout(path, &l), ENOSPC);
+        ASSERT_EQ(pread(fd, buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        for (size_t i = 0; i < sizeof(buf); i++)
+                ASSERT_EQ(buf[i], 0);
+        ASSERT_ERROR(gpt_write_layout("/nonexistent/disk.img", &l), ENOENT);
+        close(fd);
+        unlink(path);
+}
+
 int main(void) {
+        TEST_RUN(test_gpt_too_small);
         TEST_RUN(test_compute);
         TEST_RUN(test_rounding);
         TEST_RUN(test_invalid);

@@ -16,9 +16,12 @@ if [ -f /etc/hull-e2e-marker ]; then marker=present; else marker=absent; fi
 pkgmgr=absent
 for b in apt apt-get dpkg; do command -v $b >/dev/null 2>&1 && pkgmgr=present; done
 sshd=absent; [ -e /usr/sbin/sshd ] && sshd=present
+root_src=$(findmnt -n -o SOURCE /)
+root_fstype=$(findmnt -n -o FSTYPE /)
+verity=$(sed -n 's/.*"verity_roothash": *"\([0-9a-f]*\)".*/\1/p' /run/hull/boot.json)
 upper=absent; [ -f /persist/etc/upper/hull-e2e-marker ] && upper=present
 
-echo "HULL-E2E root_ro=$root_ro root_mount_ro=$root_mount_ro etc=$etc_fstype var_on_persist=$var_on_persist slot=$slot marker=$marker marker_on_persist=$upper pkgmgr=$pkgmgr sshd=$sshd containerd=$(command -v containerd >/dev/null && echo yes || echo no) runc=$(command -v runc >/dev/null && echo yes || echo no)" > $out
+echo "HULL-E2E root_ro=$root_ro root_src=$root_src root_fstype=$root_fstype verity=${verity:-none} root_mount_ro=$root_mount_ro etc=$etc_fstype var_on_persist=$var_on_persist slot=$slot marker=$marker marker_on_persist=$upper pkgmgr=$pkgmgr sshd=$sshd containerd=$(command -v containerd >/dev/null && echo yes || echo no) runc=$(command -v runc >/dev/null && echo yes || echo no)" > $out
 
 if [ "$marker" = absent ]; then
         cat /proc/sys/kernel/random/boot_id > /etc/hull-e2e-marker
