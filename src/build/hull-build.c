@@ -116,14 +116,18 @@ static int load_trust(Keyring **ret) {
         return 0;
 }
 
-static const char *bundle_error(int r) {
+/* payload: whether the error came from hashing payloads (after the header,
+ * signature and manifest were accepted). */
+static const char *bundle_error_phase(int r, bool payload) {
+        if (payload && r == -EBADMSG)
+                return "a payload does not match the SHA-256 in the signed manifest: the bundle was modified or corrupted";
+        if (!payload && r == -EBADMSG)
+                return "it is not a valid Hull bundle (bad header or manifest)";
         switch (-r) {
         case ENOKEY:
                 return "it is signed by a key that is not trusted";
         case EKEYREJECTED:
                 return "the signature does not match: the bundle was modified or the signature is bad";
-        case EBADMSG:
-                return "it is not a valid Hull bundle, or its contents do not match the signed digests";
         case ENODATA:
                 return "it is truncated";
         case EPROTONOSUPPORT:
@@ -131,6 +135,10 @@ static const char *bundle_error(int r) {
         default:
                 return strerror(-r);
         }
+}
+
+static const char *bundle_error(int r) {
+        return bundle_error_phase(r, false);
 }
 
 static int cmd_verify(int argc, char **argv) {
@@ -148,7 +156,7 @@ static int cmd_verify(int argc, char **argv) {
                 return log_error_errno(r, "Bundle '%s' rejected: %s", argv[0], bundle_error(r));
         r = bundle_verify_payloads(b, NULL, NULL);
         if (r < 0)
-                return log_error_errno(r, "Bundle '%s' rejected: %s", argv[0], bundle_error(r));
+                return log_error_errno(r, "Bundle '%s' rejected: %s", argv[0], bundle_error_phase(r, true));
 
         const Manifest *m = bundle_manifest(b);
         printf("%s: OK\n  image:   %s %s (%s)\n  rootfs:  %s%s\n  key id:  %s\n  created: %s\n", argv[0], m->name,
@@ -223,7 +231,7 @@ finish:
         }
         (void) rmdir(tmpdir);
         if (r < 0)
-                return log_error_errno(r, "Failed to re-sign '%s': %s", argv[0], bundle_error(r));
+                return log_error_errno(r, "Failed to re-sign '%s': %s", argv[0], bundle_error_phase(r, true));
         printf("%s: signed with key %s\n", argv[1], key_id(key));
         return 0;
 }

@@ -56,14 +56,15 @@ def check_bad_bundles(hull_build, work, bundle, key, pub):
                 f.truncate(truncate)
         return bad
 
-    verify_fails(hull_build, damaged(offset=size - 4096), pub, "do not match the signed digests",
+    verify_fails(hull_build, damaged(offset=size - 4096), pub, "does not match the SHA-256 in the signed manifest",
                  "a bundle with one payload byte flipped")
     verify_fails(hull_build, damaged(offset=24 + mlen // 2), pub, "signature does not match",
                  "a bundle with a manifest byte changed")
     verify_fails(hull_build, damaged(offset=24 + mlen, data=bytes(64)[:1] * 64), pub, "signature does not match",
                  "a bundle whose signature was zeroed")
     verify_fails(hull_build, damaged(truncate=size - 1000000), pub, "truncated", "a truncated bundle")
-    verify_fails(hull_build, damaged(truncate=30), pub, "not a valid Hull bundle", "a bundle cut inside its header")
+    verify_fails(hull_build, damaged(truncate=30), pub, "not a valid Hull bundle (bad header",
+                 "a bundle cut inside its header")
     other_key, other_pub = os.path.join(work, "other.key"), os.path.join(work, "other.pub")
     if not os.path.exists(other_key):
         subprocess.run([hull_build, "keygen", other_key, other_pub], check=True, capture_output=True)
