@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mount-setup.h"
 #include "seed-var.h"
+#include "spawn.h"
 #include "strutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
@@ -446,6 +447,31 @@ static int probe_fstype(const char *device, char **ret) {
         return 0;
 }
 
+/* A power cut can leave the persist file system unclean, and nothing else
+ * checks it: systemd never sees it in fstab. Repair what e2fsck -p can do
+ * unattended; if it cannot, still try to mount it and let the kernel decide. */
+static void fsck_persist(MountSetup *m, const char *device, const char *fstype) {
+        _cleanup_free_ char *fsck = NULL;
+
+        if (!streq(fstype, "ext4") && !streq(fstype, "ext3") && !streq(fstype, "ext2"))
+                return;
+        fsck = rooted(m, "/sbin/e2fsck");
+        if (!fsck)
+                return;
+        if (access(fsck, X_OK) < 0) {
+                log_warning("No e2fsck in the image, not checking the persist partition %s", device);
+                return;
+        }
+        char *argv[] = { fsck, (char *) "-p", (char *) device, NULL };
+        char *env[] = { (char *) "E2FSCK_CONFIG=/dev/null", NULL };
+        int r = spawn_run(argv, &(SpawnOptions) { .output_fd = -1, .env = env });
+        if (r == 1 || r == 2)
+                log_notice("e2fsck repaired the persist partition %s", device);
+        else if (r != 0)
+                log_warning("e2fsck could not check or repair the persist partition %s (status %d), mounting it anyway",
+                            device, r);
+}
+
 int mount_setup_persist(MountSetup *m) {
         const char *spec = m->persist_override ?: m->cmdline.persist ?: HULL_DEFAULT_PERSIST;
         _cleanup_free_ char *where = rooted(m, "/persist");
@@ -497,6 +523,8 @@ int mount_setup_persist(MountSetup *m) {
                 if (r < 0)
                         return fail(m, r, "cannot determine the file system type of the persist partition %s: %m",
                                     device);
+
+                fsck_persist(m, device, fstype);
 
                 /* The node's data: everything writable lives here. Set-user-ID
                  * programs and device nodes on it are not honoured, and the

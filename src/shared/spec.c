@@ -541,14 +541,24 @@ static int h_rootfs(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return walk_mapping(s, v, "rootfs", t, ELEMENTSOF(t), e);
 }
 
+static int get_partition_size(const YNode *v, const char *field, uint64_t min, const char *why, uint64_t *ret,
+                              SpecError *e) {
+        int r = get_size(v, field, ret, e);
+        if (r < 0)
+                return r;
+        if (*ret < min)
+                return fail(e, v, "'%s' must be at least %lluM%s", field, (unsigned long long) (min >> 20), why);
+        return 0;
+}
 static int h_esp(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        return get_size(v, "partitions.esp", &s->esp_size, e);
+        return get_partition_size(v, "partitions.esp", 64ULL << 20,
+                                  ": it holds GRUB and a kernel and initramfs for each slot", &s->esp_size, e);
 }
 static int h_root(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        return get_size(v, "partitions.root", &s->root_size, e);
+        return get_partition_size(v, "partitions.root", 64ULL << 20, "", &s->root_size, e);
 }
 static int h_persist(Spec *s, const YNode *v, const char *k, SpecError *e) {
-        return get_size(v, "partitions.persist", &s->persist_size, e);
+        return get_partition_size(v, "partitions.persist", 32ULL << 20, "", &s->persist_size, e);
 }
 static int h_partitions(Spec *s, const YNode *v, const char *k, SpecError *e) {
         static const KeyTable t[] = {
@@ -670,12 +680,6 @@ int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, S
                 return fail(e, root, "the spec has no 'version'");
         if (!s->suite)
                 return fail(e, root, "the spec has no 'distribution.suite' (for example bookworm)");
-        if (s->esp_size < (64ULL << 20))
-                return fail(e, root, "'partitions.esp' must be at least 64M: it holds GRUB and a kernel and initramfs for each slot");
-        if (s->root_size < (64ULL << 20))
-                return fail(e, root, "'partitions.root' must be at least 64M");
-        if (s->persist_size < (32ULL << 20))
-                return fail(e, root, "'partitions.persist' must be at least 32M");
 
         if (set_default(&s->arch, "x86_64") < 0 || set_default(&s->backend, "debian") < 0 ||
             set_default(&s->mirror, SPEC_DEFAULT_MIRROR) < 0 || set_default(&s->variant, "minbase") < 0 ||

@@ -104,6 +104,8 @@ def main():
     check(r.returncode == 0, "the bundle verifies with the build key")
     check_bad_bundles(hull_build, work, bundle, key, pub)
 
+    if os.path.exists(os.path.join(work, "console.log")):
+        os.unlink(os.path.join(work, "console.log"))
     vm = VM(disk, os.path.join(work, "console.log"))
     vm.start()
     try:
@@ -131,6 +133,9 @@ def main():
         vm.expect("HULL-E2E done", 120)
         rc = vm.wait_exit(300)
         check(rc == 0, "the guest powered off cleanly")
+        with open(os.path.join(work, "console.log"), "rb") as f:
+            console = f.read().decode(errors="replace")
+        check(console.count("hull-persist: clean") >= 2, "hull-init checked the persist file system at each boot")
     except (TimeoutError, RuntimeError) as e:
         check(False, "%s (console log: %s)" % (e, os.path.join(work, "console.log")))
     finally:

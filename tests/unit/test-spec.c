@@ -122,8 +122,9 @@ static void test_errors(void) {
         expect_error(BASE "rootfs: {verity: maybe}\n", 4, "true or false");
         expect_error(BASE "partitions: {root: lots}\n", 4, "size such as");
         expect_error(BASE "partitions: {root: 1000000}\n", 4, "whole number of MiB");
-        expect_error(BASE "partitions: {root: 16M}\n", 1, "at least 64M");
-        expect_error(BASE "partitions: {esp: 16M}\n", 1, "at least 64M");
+        expect_error(BASE "partitions: {root: 16M}\n", 4, "'partitions.root' must be at least 64M");
+        expect_error(BASE "partitions: {esp: 16M}\n", 4, "'partitions.esp' must be at least 64M");
+        expect_error(BASE "partitions:\n  persist: 16M\n", 5, "'partitions.persist' must be at least 32M");
         expect_error(BASE "boot: {tries: 0}\n", 4, "from 1 to 9");
         expect_error(BASE "boot: {tries: 10}\n", 4, "from 1 to 9");
         expect_error(BASE "files: [{source: a}]\n", 4, "missing 'path'");
