@@ -8,25 +8,13 @@ reboot. Needs root and the Debian archive (for the first, uncached build).
 usage: test-boot.py HULL_BUILD SOURCE_ROOT WORK_DIR
 """
 import os
-import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2etest  # noqa: E402
+from e2etest import check, fields  # noqa: E402
 from hullvm import VM  # noqa: E402
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print("%s: %s" % ("PASS" if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures += 1
-
-
-def fields(line):
-    return dict(re.findall(r"(\w+)=(\S+)", line))
 
 
 def verify_fails(hull_build, bundle, trust, needle, what):
@@ -89,24 +77,17 @@ def main():
         print("SKIP: needs root")
         return 77
     hull_build, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
-    os.makedirs(work, exist_ok=True)
-    key, pub = os.path.join(work, "test.key"), os.path.join(work, "test.pub")
-    if not os.path.exists(key):
-        subprocess.run([hull_build, "keygen", key, pub], check=True)
-    out = os.path.join(work, "out")
-    r = subprocess.run([hull_build, "build", os.path.join(src, "tests/e2e/hull-e2e.yaml"), "--key", key, "-o", out])
-    check(r.returncode == 0, "hull-build builds the e2e image")
-    if r.returncode != 0:
+    built = e2etest.build_image(hull_build, src, work, "hull-e2e.yaml")
+    if not built:
         return 1
+    out, key, pub = built
     disk = os.path.join(out, "hull-e2e-1.0.0.img")
     bundle = os.path.join(out, "hull-e2e-1.0.0.hullb")
     r = subprocess.run([hull_build, "verify", "--trust", pub, bundle])
     check(r.returncode == 0, "the bundle verifies with the build key")
     check_bad_bundles(hull_build, work, bundle, key, pub)
 
-    if os.path.exists(os.path.join(work, "console.log")):
-        os.unlink(os.path.join(work, "console.log"))
-    vm = VM(disk, os.path.join(work, "console.log"))
+    vm = VM(disk, e2etest.fresh_console_log(work))
     vm.start()
     try:
         line = vm.expect("hull: ready", 600)
@@ -140,7 +121,7 @@ def main():
         check(False, "%s (console log: %s)" % (e, os.path.join(work, "console.log")))
     finally:
         vm.stop()
-    return 1 if failures else 0
+    return 1 if e2etest.failures else 0
 
 
 if __name__ == "__main__":

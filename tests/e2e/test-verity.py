@@ -9,20 +9,12 @@ usage: test-verity.py HULL_BUILD SOURCE_ROOT WORK_DIR
 import json
 import os
 import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2etest  # noqa: E402
+from e2etest import check, fields  # noqa: E402
 from hullvm import VM  # noqa: E402
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print("%s: %s" % ("PASS" if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures += 1
 
 
 def main():
@@ -30,29 +22,23 @@ def main():
         print("SKIP: needs root")
         return 77
     hull_build, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
-    os.makedirs(work, exist_ok=True)
-    key, pub = os.path.join(work, "test.key"), os.path.join(work, "test.pub")
-    if not os.path.exists(key):
-        subprocess.run([hull_build, "keygen", key, pub], check=True)
-    out = os.path.join(work, "out")
-    r = subprocess.run([hull_build, "build", os.path.join(src, "tests/e2e/hull-e2e-verity.yaml"), "--key", key,
-                        "-o", out])
-    check(r.returncode == 0, "hull-build builds the ext4 + dm-verity image")
-    if r.returncode != 0:
+    built = e2etest.build_image(hull_build, src, work, "hull-e2e-verity.yaml")
+    if not built:
         return 1
+    out = built[0]
     info = json.load(open(os.path.join(out, "hull-e2e-verity-1.0.0.json")))
     roothash = info.get("verity_root_hash")
     check(bool(roothash) and re.fullmatch(r"[0-9a-f]{64}", roothash or "") is not None,
           "the build recorded a dm-verity root hash")
     check("hull.verity.roothash=%s" % roothash in info.get("cmdline", ""), "the slot's kernel arguments carry it")
 
-    vm = VM(os.path.join(out, "hull-e2e-verity-1.0.0.img"), os.path.join(work, "console.log"))
+    vm = VM(os.path.join(out, "hull-e2e-verity-1.0.0.img"), e2etest.fresh_console_log(work))
     vm.start()
     try:
         line = vm.expect("hull: ready", 600)
         print("ready after %.1f s: %s" % (vm.elapsed(), line), flush=True)
         check("slot=a" in line, "booted slot A")
-        f = dict(re.findall(r"(\w+)=(\S+)", vm.expect("HULL-E2E root_ro", 300)))
+        f = fields(vm.expect("HULL-E2E root_ro", 300))
         check(f.get("root_src") == "/dev/mapper/hull-root", "/ is the dm-verity device (%s)" % f.get("root_src"))
         check(f.get("root_fstype") == "ext4", "the root file system is ext4")
         check(f.get("root_ro") == "yes", "/ is read-only")
@@ -62,7 +48,7 @@ def main():
         check(False, "%s (console log: %s)" % (e, os.path.join(work, "console.log")))
     finally:
         vm.stop()
-    return 1 if failures else 0
+    return 1 if e2etest.failures else 0
 
 
 if __name__ == "__main__":
