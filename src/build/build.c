@@ -688,17 +688,17 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
         return make_rootfs(c);
 }
 
-static int esp_mtools(BuildContext *c, const char *esp, const char *op, const char *a, const char *b) {
-        char *argv[] = { (char *) op, (char *) "-i", (char *) esp, (char *) a, (char *) b, NULL };
-        if (!b)
-                argv[4] = NULL;
-        if (streq(op, "mcopy")) {
-                char *argv2[] = { (char *) "mcopy", (char *) "-o", (char *) "-i", (char *) esp, (char *) a, (char *) b, NULL };
-                int r = build_host_run(c, argv2);
-                return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to copy '%s' to the ESP", a);
-        }
+/* The ESP image is filled with mtools, so no loop device or mount is needed. */
+static int esp_mkdir(BuildContext *c, const char *esp, const char *dir) {
+        char *argv[] = { (char *) "mmd", (char *) "-i", (char *) esp, (char *) dir, NULL };
         int r = build_host_run(c, argv);
-        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "%s on the ESP failed", op);
+        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to create '%s' on the ESP", dir);
+}
+
+static int esp_copy(BuildContext *c, const char *esp, const char *src, const char *dest) {
+        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-i", (char *) esp, (char *) src, (char *) dest, NULL };
+        int r = build_host_run(c, argv);
+        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to copy '%s' to the ESP", src);
 }
 
 static int make_esp(BuildContext *c, const char *esp) {
@@ -790,13 +790,13 @@ static int make_esp(BuildContext *c, const char *esp) {
 
         static const char *const dirs[] = { "::/EFI", "::/EFI/BOOT", "::/EFI/hull", "::/EFI/hull/a", "::/EFI/hull/b", NULL };
         for (const char *const *d = dirs; *d; d++)
-                if ((r = esp_mtools(c, esp, "mmd", *d, NULL)) < 0)
+                if ((r = esp_mkdir(c, esp, *d)) < 0)
                         return r;
-        if ((r = esp_mtools(c, esp, "mcopy", efi, "::/EFI/BOOT/BOOTX64.EFI")) < 0 ||
-            (r = esp_mtools(c, esp, "mcopy", cfg_path, "::/EFI/hull/grub.cfg")) < 0 ||
-            (r = esp_mtools(c, esp, "mcopy", env_path, "::/EFI/hull/grubenv")) < 0 ||
-            (r = esp_mtools(c, esp, "mcopy", c->kernel_path, "::/EFI/hull/a/vmlinuz")) < 0 ||
-            (r = esp_mtools(c, esp, "mcopy", c->initrd_path, "::/EFI/hull/a/initrd.img")) < 0)
+        if ((r = esp_copy(c, esp, efi, "::/EFI/BOOT/BOOTX64.EFI")) < 0 ||
+            (r = esp_copy(c, esp, cfg_path, "::/EFI/hull/grub.cfg")) < 0 ||
+            (r = esp_copy(c, esp, env_path, "::/EFI/hull/grubenv")) < 0 ||
+            (r = esp_copy(c, esp, c->kernel_path, "::/EFI/hull/a/vmlinuz")) < 0 ||
+            (r = esp_copy(c, esp, c->initrd_path, "::/EFI/hull/a/initrd.img")) < 0)
                 return r;
         return 0;
 }

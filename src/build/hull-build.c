@@ -208,9 +208,12 @@ static int cmd_sign(int argc, char **argv) {
         m->payloads = NULL;
         m->n_payloads = 0;
 
-        BundleInput in[16];
-        char paths[16][256];
-        size_t n = MIN(old->n_payloads, ELEMENTSOF(in));
+        /* The manifest parser caps payloads at MANIFEST_PAYLOADS_MAX. */
+        BundleInput in[MANIFEST_PAYLOADS_MAX];
+        char paths[MANIFEST_PAYLOADS_MAX][sizeof(tmpdir) + 16];
+        size_t n = old->n_payloads;
+        if (n > ELEMENTSOF(in))
+                r = -E2BIG;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 (void) snprintf(paths[i], sizeof(paths[i]), "%s/%zu", tmpdir, i);
                 _cleanup_close_ int fd = open(paths[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -224,8 +227,8 @@ static int cmd_sign(int argc, char **argv) {
         if (r >= 0)
                 r = bundle_create(argv[1], m, in, n, key);
 finish:
-        for (size_t i = 0; i < 16; i++) {
-                char p[300];
+        for (size_t i = 0; i < MIN(old->n_payloads, (size_t) MANIFEST_PAYLOADS_MAX); i++) {
+                char p[sizeof(tmpdir) + 16];
                 (void) snprintf(p, sizeof(p), "%s/%zu", tmpdir, i);
                 (void) unlink(p);
         }

@@ -24,7 +24,7 @@ def first_existing(paths):
 
 
 class VM:
-    def __init__(self, disk, log_path, memory="1024", extra_disks=()):
+    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False):
         self.disk = disk
         self.log = open(log_path, "ab", buffering=0)
         self.tmp = tempfile.mkdtemp(prefix="hullvm-")
@@ -38,6 +38,11 @@ class VM:
             "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % disk,
             "-serial", "stdio", "-nic", "none",
         ]
+        if no_reboot:
+            # A guest reboot ends QEMU; the caller starts a new one. A fresh
+            # start is a real power cycle and avoids warm-reset hangs seen
+            # with OVMF under TCG.
+            self.cmd.append("-no-reboot")
         for d in extra_disks:
             self.cmd += ["-drive", "file=%s,format=raw,if=virtio" % d]
         self.proc = None

@@ -87,7 +87,8 @@ def main():
     check(r.returncode == 0, "the bundle verifies with the build key")
     check_bad_bundles(hull_build, work, bundle, key, pub)
 
-    vm = VM(disk, e2etest.fresh_console_log(work))
+    log = e2etest.fresh_console_log(work)
+    vm = VM(disk, log, no_reboot=True)
     vm.start()
     try:
         line = vm.expect("hull: ready", 600)
@@ -105,6 +106,10 @@ def main():
         check(f.get("sshd") == "absent", "no sshd in the image")
         check(f.get("containerd") == "yes" and f.get("runc") == "yes", "containerd and runc are installed")
         vm.expect("HULL-E2E rebooting", 120)
+        vm.wait_exit(180)
+        vm.stop()
+        vm = VM(disk, log, no_reboot=True)
+        vm.start()
         line = vm.expect("hull: ready", 600)
         print("second boot ready: %s" % line, flush=True)
         f = fields(vm.expect("HULL-E2E root_ro", 300))
