@@ -5,6 +5,9 @@ packages=(
         # build
         meson ninja-build pkg-config gcc libc6-dev
         libyaml-dev libjansson-dev libssl-dev libblkid-dev libfdisk-dev libmount-dev
+        libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev
+        # tests: HTTPS server certificates, API calls
+        openssl curl
         # image builder's tools
         mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
         grub-efi-amd64-bin grub-common tar util-linux

@@ -5,11 +5,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "spawn.h"
+
+static int wait_child_timeout(pid_t pid, unsigned timeout_sec) {
+        /* A pidfd turns "exited or timed out" into one poll(), without a
+         * SIGCHLD handler or a polling loop. */
+        _cleanup_close_ int pfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0)
+                return -errno;
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        for (;;) {
+                int n = poll(&p, 1, (int) MIN(timeout_sec, 24u * 3600u) * 1000);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0) {
+                        (void) kill(-pid, SIGKILL);
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                        return -ETIME;
+                }
+                return 0;
+        }
+}
 
 static int wait_child(pid_t pid) {
         int status;
@@ -30,6 +55,11 @@ static int wait_child(pid_t pid) {
 }
 
 static _noreturn_ void child(char * const *argv, const SpawnOptions *o, int out_fd) {
+        sigset_t none;
+        (void) sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        if (o && o->timeout_sec > 0)
+                (void) setpgid(0, 0); /* so a timeout kills what it started too */
         if (out_fd >= 0) {
                 if (dup2(out_fd, STDOUT_FILENO) < 0)
                         _exit(127);
@@ -66,6 +96,11 @@ int spawn_run(char * const *argv, const SpawnOptions *o) {
                 return -errno;
         if (pid == 0)
                 child(argv, o, -1);
+        if (o && o->timeout_sec > 0) {
+                int r = wait_child_timeout(pid, o->timeout_sec);
+                if (r < 0)
+                        return r;
+        }
         return wait_child(pid);
 }
 

@@ -346,14 +346,76 @@ static int signature_failure(const Keyring *kr, const char *manifest, size_t len
         return -EKEYREJECTED;
 }
 
+/* Checks the fixed header. On success *ret_mlen is the manifest length and
+ * the whole head (header, manifest, signature) is HEADER_SIZE + mlen +
+ * SIGNATURE_SIZE bytes. */
+static int check_header(const uint8_t header[static HEADER_SIZE], uint32_t *ret_mlen) {
+        /* The version comes right after the magic because it defines how
+         * everything after it is laid out. */
+        if (memcmp(header + HDR_MAGIC, BUNDLE_MAGIC, 8) != 0)
+                return -EBADMSG;
+        if (get_be32(header + HDR_VERSION) != BUNDLE_FORMAT)
+                return -EPROTONOSUPPORT;
+        uint32_t mlen = get_be32(header + HDR_MANIFEST_LEN);
+        if (mlen == 0 || mlen > MANIFEST_SIZE_MAX)
+                return -EBADMSG;
+        if (get_be32(header + HDR_SIGNATURE_LEN) != SIGNATURE_SIZE)
+                return -EBADMSG;
+        if (get_be32(header + HDR_RESERVED) != 0)
+                return -EBADMSG;
+        *ret_mlen = mlen;
+        return 0;
+}
+
+/* 'head' holds header, manifest and signature (already checked by
+ * check_header()). Verifies the signature before a single manifest byte is
+ * interpreted, then parses the manifest. Exactly the bytes checked are the
+ * bytes parsed. */
+static int verify_head(const uint8_t *head, uint32_t mlen, const Keyring *keyring, Manifest **ret) {
+        _cleanup_(manifest_freep) Manifest *m = NULL;
+        const HullKey *signer = NULL;
+        size_t signed_len = HEADER_SIZE + (size_t) mlen;
+        int r;
+
+        /* Every trusted key is tried; there are a handful at most. */
+        for (size_t i = 0; i < keyring_size(keyring) && !signer; i++) {
+                const HullKey *k = keyring_get(keyring, i);
+                r = key_verify(k, head, signed_len, head + signed_len);
+                if (r >= 0)
+                        signer = k;
+                else if (r != -EKEYREJECTED)
+                        return r;
+        }
+        if (!signer)
+                return signature_failure(keyring, (const char *) head + HEADER_SIZE, mlen);
+
+        r = manifest_parse((const char *) head + HEADER_SIZE, mlen, &m);
+        if (r < 0)
+                return r;
+        /* A trusted key signed a manifest naming another key: a builder bug
+         * or a re-signed bundle; either way not what the signer vouched for. */
+        if (!streq(m->key_id, key_id(signer)))
+                return -EKEYREJECTED;
+
+        uint64_t area = payload_area_offset(mlen);
+        for (size_t i = 0; i < m->n_payloads; i++) {
+                const ManifestPayload *p = m->payloads + i;
+                /* Offsets of the last byte must fit off_t. */
+                if (p->offset + p->size > (uint64_t) INT64_MAX - area)
+                        return -EBADMSG;
+        }
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
 int bundle_open(const char *path, const Keyring *keyring, Bundle **ret) {
         _cleanup_(bundle_freep) Bundle *b = NULL;
         _cleanup_(manifest_freep) Manifest *m = NULL;
         _cleanup_free_ uint8_t *data = NULL;
         _cleanup_close_ int fd = -EBADF;
         uint8_t header[HEADER_SIZE];
-        const HullKey *signer = NULL;
         struct stat st;
+        uint32_t mlen;
         ssize_t n;
         int r;
 
@@ -372,28 +434,18 @@ int bundle_open(const char *path, const Keyring *keyring, Bundle **ret) {
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
                 return -EBADMSG;
 
-        /* 1. The header, field by field. The version comes right after the
-         * magic because it defines how everything after it is laid out. */
+        /* 1. The header, field by field. */
         n = pread_full(fd, header, sizeof(header), 0);
         if (n < 0)
                 return (int) n;
-        if ((size_t) n < sizeof(header) || memcmp(header + HDR_MAGIC, BUNDLE_MAGIC, 8) != 0)
+        if ((size_t) n < sizeof(header))
                 return -EBADMSG;
-        if (get_be32(header + HDR_VERSION) != BUNDLE_FORMAT)
-                return -EPROTONOSUPPORT;
-        uint32_t mlen = get_be32(header + HDR_MANIFEST_LEN);
-        if (mlen == 0 || mlen > MANIFEST_SIZE_MAX)
-                return -EBADMSG;
-        if (get_be32(header + HDR_SIGNATURE_LEN) != SIGNATURE_SIZE)
-                return -EBADMSG;
-        if (get_be32(header + HDR_RESERVED) != 0)
-                return -EBADMSG;
+        r = check_header(header, &mlen);
+        if (r < 0)
+                return r;
 
-        /* 2. The signature over header and manifest, before a single
-         * manifest byte is interpreted. The signed bytes are kept in one
-         * buffer: exactly the bytes checked are the bytes parsed. */
-        size_t signed_len = HEADER_SIZE + (size_t) mlen;
-        data = malloc(signed_len + SIGNATURE_SIZE);
+        /* 2. The signature over header and manifest, 3. the manifest. */
+        data = malloc(HEADER_SIZE + (size_t) mlen + SIGNATURE_SIZE);
         if (!data)
                 return -ENOMEM;
         memcpy(data, header, HEADER_SIZE);
@@ -402,42 +454,16 @@ int bundle_open(const char *path, const Keyring *keyring, Bundle **ret) {
                 return (int) n;
         if ((size_t) n < (size_t) mlen + SIGNATURE_SIZE)
                 return -EBADMSG; /* truncated inside the manifest or signature */
-
-        /* Every trusted key is tried; there are a handful at most. */
-        for (size_t i = 0; i < keyring_size(keyring) && !signer; i++) {
-                const HullKey *k = keyring_get(keyring, i);
-                r = key_verify(k, data, signed_len, data + signed_len);
-                if (r >= 0)
-                        signer = k;
-                else if (r != -EKEYREJECTED)
-                        return r;
-        }
-        if (!signer)
-                return signature_failure(keyring, (const char *) data + HEADER_SIZE, mlen);
-
-        /* 3. The manifest, now known to come from a trusted key. */
-        r = manifest_parse((const char *) data + HEADER_SIZE, mlen, &m);
+        r = verify_head(data, mlen, keyring, &m);
         if (r < 0)
                 return r;
-        /* A trusted key signed a manifest naming another key: a builder bug
-         * or a re-signed bundle; either way not what the signer vouched for. */
-        if (!streq(m->key_id, key_id(signer)))
-                return -EKEYREJECTED;
-
-        uint64_t area = payload_area_offset(mlen);
-        for (size_t i = 0; i < m->n_payloads; i++) {
-                const ManifestPayload *p = m->payloads + i;
-                /* Offsets of the last byte must fit off_t. */
-                if (p->offset + p->size > (uint64_t) INT64_MAX - area)
-                        return -EBADMSG;
-        }
 
         b = calloc(1, sizeof(Bundle));
         if (!b)
                 return -ENOMEM;
         b->fd = TAKE_FD(fd);
         b->manifest = TAKE_PTR(m);
-        b->payload_area = area;
+        b->payload_area = payload_area_offset(mlen);
 
         /* 4. Payload digests are checked as they are streamed, by
          * bundle_extract_payload() and bundle_verify_payloads(). */
@@ -518,5 +544,235 @@ int bundle_verify_payloads(Bundle *b, BundleProgress cb, void *userdata) {
                         return r;
                 base += p->size;
         }
+        return 0;
+}
+
+/* ---- streaming ---- */
+
+struct BundleStream {
+        const Keyring *keyring;
+        BundleStreamOps ops;
+        void *userdata;
+        int error;            /* sticky */
+        bool finished;
+
+        uint64_t pos;         /* bytes consumed */
+        EVP_MD_CTX *file_ctx; /* over everything */
+        uint8_t file_sha256[32];
+
+        /* head */
+        uint8_t *head;
+        size_t head_len, head_want; /* want grows once the header is known */
+        uint32_t mlen;
+
+        /* payloads, in file order */
+        Manifest *manifest;
+        uint64_t area;
+        size_t *order;
+        size_t cur;               /* index into order */
+        EVP_MD_CTX *payload_ctx;
+};
+
+BundleStream *bundle_stream_free(BundleStream *s) {
+        if (!s)
+                return NULL;
+        EVP_MD_CTX_free(s->file_ctx);
+        EVP_MD_CTX_free(s->payload_ctx);
+        free(s->head);
+        free(s->order);
+        manifest_free(s->manifest);
+        free(s);
+        return NULL;
+}
+
+int bundle_stream_new(const Keyring *keyring, const BundleStreamOps *ops, void *userdata, BundleStream **ret) {
+        _cleanup_(bundle_stream_freep) BundleStream *s = NULL;
+        int r;
+
+        if (!keyring || !ret)
+                return -EINVAL;
+        s = calloc(1, sizeof(BundleStream));
+        if (!s)
+                return -ENOMEM;
+        s->keyring = keyring;
+        if (ops)
+                s->ops = *ops;
+        s->userdata = userdata;
+        s->head_want = HEADER_SIZE;
+        s->head = malloc(HEADER_SIZE);
+        if (!s->head)
+                return -ENOMEM;
+        r = sha256_init(&s->file_ctx);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static const ManifestPayload *stream_current(const BundleStream *s) {
+        return s->cur < s->manifest->n_payloads ? s->manifest->payloads + s->order[s->cur] : NULL;
+}
+
+static int stream_head_complete(BundleStream *s) {
+        int r = verify_head(s->head, s->mlen, s->keyring, &s->manifest);
+        if (r < 0)
+                return r;
+        s->area = payload_area_offset(s->mlen);
+
+        /* Payloads are written in manifest order by bundle_create(), but
+         * nothing requires it: sort by offset so any valid bundle streams. */
+        size_t n = s->manifest->n_payloads;
+        s->order = calloc(MAX(n, (size_t) 1), sizeof(size_t));
+        if (!s->order)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t j = i;
+                while (j > 0 && s->manifest->payloads[s->order[j - 1]].offset > s->manifest->payloads[i].offset) {
+                        s->order[j] = s->order[j - 1];
+                        j--;
+                }
+                s->order[j] = i;
+        }
+        if (s->ops.verified) {
+                r = s->ops.verified(s->manifest, s->userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int stream_feed(BundleStream *s, const uint8_t *p, size_t len) {
+        int r;
+
+        while (len > 0) {
+                if (!s->manifest) {
+                        size_t take = MIN(len, s->head_want - s->head_len);
+                        memcpy(s->head + s->head_len, p, take);
+                        s->head_len += take;
+                        s->pos += take;
+                        p += take;
+                        len -= take;
+                        if (s->head_len < s->head_want)
+                                return 0;
+                        if (s->head_want == HEADER_SIZE) {
+                                r = check_header(s->head, &s->mlen);
+                                if (r < 0)
+                                        return r;
+                                s->head_want = HEADER_SIZE + (size_t) s->mlen + SIGNATURE_SIZE;
+                                uint8_t *n = realloc(s->head, s->head_want);
+                                if (!n)
+                                        return -ENOMEM;
+                                s->head = n;
+                                continue;
+                        }
+                        r = stream_head_complete(s);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                const ManifestPayload *cur = stream_current(s);
+                if (!cur) { /* trailing bytes: consumed, ignored */
+                        s->pos += len;
+                        return 0;
+                }
+                uint64_t start = s->area + cur->offset;
+                if (s->pos < start) { /* padding before the payload */
+                        size_t skip = (size_t) MIN((uint64_t) len, start - s->pos);
+                        s->pos += skip;
+                        p += skip;
+                        len -= skip;
+                        continue;
+                }
+                if (!s->payload_ctx) {
+                        r = sha256_init(&s->payload_ctx);
+                        if (r < 0)
+                                return r;
+                }
+                uint64_t off = s->pos - start;
+                size_t take = (size_t) MIN((uint64_t) len, cur->size - off);
+                if (EVP_DigestUpdate(s->payload_ctx, p, take) != 1)
+                        return -EIO;
+                if (s->ops.payload_data) {
+                        r = s->ops.payload_data(cur, off, p, take, s->userdata);
+                        if (r < 0)
+                                return r;
+                }
+                s->pos += take;
+                p += take;
+                len -= take;
+                if (off + take == cur->size) {
+                        uint8_t digest[32];
+                        r = sha256_final(s->payload_ctx, digest);
+                        EVP_MD_CTX_free(s->payload_ctx);
+                        s->payload_ctx = NULL;
+                        if (r < 0)
+                                return r;
+                        if (CRYPTO_memcmp(digest, cur->sha256, sizeof(digest)) != 0)
+                                return -EBADMSG;
+                        s->cur++;
+                        if (s->ops.payload_done) {
+                                r = s->ops.payload_done(cur, s->userdata);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        return 0;
+}
+
+int bundle_stream_feed(BundleStream *s, const void *data, size_t len) {
+        if (!s || (!data && len > 0))
+                return -EINVAL;
+        if (s->error < 0)
+                return s->error;
+        if (s->finished)
+                return -EINVAL;
+        if (EVP_DigestUpdate(s->file_ctx, data, len) != 1)
+                return (s->error = -EIO);
+        int r = stream_feed(s, data, len);
+        if (r < 0)
+                s->error = r;
+        return r;
+}
+
+int bundle_stream_finish(BundleStream *s) {
+        if (!s)
+                return -EINVAL;
+        if (s->error < 0)
+                return s->error;
+        if (!s->manifest)
+                return (s->error = -EBADMSG);
+        if (stream_current(s))
+                return (s->error = -ENODATA);
+        int r = sha256_final(s->file_ctx, s->file_sha256);
+        if (r < 0)
+                return (s->error = r);
+        s->finished = true;
+        return 0;
+}
+
+uint64_t bundle_stream_position(const BundleStream *s) {
+        return s ? s->pos : 0;
+}
+
+uint64_t bundle_stream_total(const BundleStream *s) {
+        uint64_t end = 0;
+
+        if (!s || !s->manifest)
+                return 0;
+        for (size_t i = 0; i < s->manifest->n_payloads; i++)
+                end = MAX(end, s->manifest->payloads[i].offset + s->manifest->payloads[i].size);
+        return s->area + end;
+}
+
+const Manifest *bundle_stream_manifest(const BundleStream *s) {
+        return s ? s->manifest : NULL;
+}
+
+int bundle_stream_file_sha256(const BundleStream *s, uint8_t ret[static 32]) {
+        if (!s || !s->finished)
+                return -EINVAL;
+        memcpy(ret, s->file_sha256, 32);
         return 0;
 }

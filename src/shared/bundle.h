@@ -78,3 +78,45 @@ int bundle_extract_payload(Bundle *b, const char *name, int out_fd, BundleProgre
 
 /* Hash every payload; the first error as above. */
 int bundle_verify_payloads(Bundle *b, BundleProgress cb, void *userdata) _warn_unused_result_;
+
+/* A push parser over a bundle arriving as a byte stream (a download), for
+ * writing payloads to their destination while the bytes arrive, without a
+ * local copy and without seeking. It enforces the same order as
+ * bundle_open(): nothing reaches a payload callback before the header,
+ * signature and manifest are verified and 'verified' has accepted them. */
+typedef struct BundleStreamOps {
+        /* Header and manifest verified. Return < 0 to refuse the bundle (e.g.
+         * wrong architecture); that error is returned from the feed. */
+        int (*verified)(const Manifest *m, void *userdata);
+        /* Bytes of payload 'p' at 'offset' within it, in order, untrusted
+         * until payload_done() is called for it. */
+        int (*payload_data)(const ManifestPayload *p, uint64_t offset, const void *data, size_t len,
+                            void *userdata);
+        /* All of payload 'p' arrived and its SHA-256 matched the manifest. */
+        int (*payload_done)(const ManifestPayload *p, void *userdata);
+} BundleStreamOps;
+
+typedef struct BundleStream BundleStream;
+
+int bundle_stream_new(const Keyring *keyring, const BundleStreamOps *ops, void *userdata,
+                      BundleStream **ret) _warn_unused_result_;
+BundleStream *bundle_stream_free(BundleStream *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BundleStream *, bundle_stream_free);
+
+/* Feed the next bytes. Errors as bundle_open() for the head, -EBADMSG for a
+ * payload whose digest does not match, or whatever a callback returned.
+ * After an error the stream is dead: every further call returns it again. */
+int bundle_stream_feed(BundleStream *s, const void *data, size_t len) _warn_unused_result_;
+/* The input ended. -ENODATA if it ended before the last payload was
+ * complete (-EBADMSG if inside the head). Bytes after the last payload are
+ * allowed and ignored (only the whole-file digest covers them). */
+int bundle_stream_finish(BundleStream *s) _warn_unused_result_;
+/* Bytes consumed so far: where a resumed download has to continue. */
+uint64_t bundle_stream_position(const BundleStream *s);
+/* Offset of the end of the last payload: the size of the bundle as far as
+ * it matters; 0 until the head is verified. */
+uint64_t bundle_stream_total(const BundleStream *s);
+/* NULL until the head is verified. */
+const Manifest *bundle_stream_manifest(const BundleStream *s);
+/* SHA-256 of every byte fed, available after a successful finish. */
+int bundle_stream_file_sha256(const BundleStream *s, uint8_t ret[static 32]) _warn_unused_result_;

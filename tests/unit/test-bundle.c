@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "bundle.h"
 #include "fileio.h"
@@ -534,6 +535,163 @@ static void test_create_errors(void) {
         ASSERT_TRUE(no_temporaries());
 }
 
+
+/* ---- streaming ---- */
+
+typedef struct Collect {
+        uint8_t *data[3];
+        size_t size[3];
+        unsigned done_mask;
+        bool verified;
+        int refuse;           /* returned from 'verified' */
+        bool data_before_verified;
+} Collect;
+
+static int payload_index(const char *name) {
+        return streq(name, "rootfs") ? 0 : streq(name, "kernel") ? 1 : streq(name, "initrd") ? 2 : -1;
+}
+
+static int on_verified(const Manifest *m, void *userdata) {
+        Collect *c = userdata;
+        c->verified = true;
+        ASSERT_TRUE(streq(m->version, "1.0.0"));
+        return c->refuse;
+}
+
+static int on_data(const ManifestPayload *p, uint64_t offset, const void *data, size_t len, void *userdata) {
+        Collect *c = userdata;
+        int i = payload_index(p->name);
+        if (!c->verified)
+                c->data_before_verified = true;
+        ASSERT_TRUE(i >= 0);
+        ASSERT_EQ(offset, c->size[i]); /* in order, no gaps, no repeats */
+        uint8_t *n = realloc(c->data[i], c->size[i] + len);
+        ASSERT_TRUE(n);
+        memcpy(n + c->size[i], data, len);
+        c->data[i] = n;
+        c->size[i] += len;
+        return 0;
+}
+
+static int on_done(const ManifestPayload *p, void *userdata) {
+        Collect *c = userdata;
+        c->done_mask |= 1u << payload_index(p->name);
+        return 0;
+}
+
+static const BundleStreamOps collect_ops = { on_verified, on_data, on_done };
+
+/* Feed a file in chunks of pseudo-random sizes (1 byte up to 300 KiB);
+ * returns the first error, from feed or finish. */
+static int stream_file(const char *path, const Keyring *kr, Collect *c, unsigned seed, uint8_t ret_sha[32]) {
+        _cleanup_(bundle_stream_freep) BundleStream *s = NULL;
+        size_t size, at = 0;
+        _cleanup_free_ uint8_t *data = slurp(path, &size);
+        int r;
+
+        ASSERT_OK(bundle_stream_new(kr, &collect_ops, c, &s));
+        while (at < size) {
+                seed = seed * 1103515245u + 12345u;
+                size_t n = MIN(size - at, (size_t) (seed >> 8) % (seed & 1 ? 300 * 1024 : 64) + 1);
+                r = bundle_stream_feed(s, data + at, n);
+                if (r < 0) {
+                        ASSERT_EQ(bundle_stream_feed(s, data, 1), r); /* sticky */
+                        return r;
+                }
+                at += n;
+                ASSERT_EQ(bundle_stream_position(s), at);
+        }
+        r = bundle_stream_finish(s);
+        if (r >= 0 && ret_sha)
+                ASSERT_OK(bundle_stream_file_sha256(s, ret_sha));
+        return r;
+}
+
+static void collect_done(Collect *c) {
+        for (size_t i = 0; i < 3; i++)
+                free(c->data[i]);
+}
+
+static void test_stream_roundtrip(void) {
+        for (unsigned seed = 1; seed <= 20; seed++) {
+                Collect c = {};
+                uint8_t sha[32], want[32];
+                ASSERT_OK(stream_file(good, keyring, &c, seed, sha));
+                ASSERT_TRUE(!c.data_before_verified);
+                ASSERT_EQ(c.done_mask, 7);
+                const char *in[] = { in_rootfs, in_kernel, in_initrd };
+                for (size_t i = 0; i < 3; i++) {
+                        size_t size;
+                        _cleanup_free_ uint8_t *exp = slurp(in[i], &size);
+                        ASSERT_EQ(c.size[i], size);
+                        ASSERT_TRUE(memcmp(c.data[i], exp, size) == 0);
+                }
+                size_t size;
+                _cleanup_free_ uint8_t *all = slurp(good, &size);
+                ASSERT_TRUE(EVP_Digest(all, size, want, NULL, EVP_sha256(), NULL) == 1);
+                ASSERT_TRUE(memcmp(sha, want, 32) == 0);
+                collect_done(&c);
+        }
+}
+
+static void test_stream_errors(void) {
+        Collect c = {};
+        size_t size;
+        _cleanup_free_ uint8_t *all = slurp(good, &size);
+        uint32_t mlen = good_manifest_len();
+        size_t area = ALIGN_TO(24 + mlen + 64, 4096);
+
+        /* A flipped payload byte: the digest catches it at the end of that
+         * payload, and no later payload is ever reported done. */
+        _cleanup_free_ char *flip = variant("s-flip", area + 10, 0x01, SIZE_MAX);
+        ASSERT_EQ(stream_file(flip, keyring, &c, 7, NULL), -EBADMSG);
+        ASSERT_EQ(c.done_mask, 0);
+        collect_done(&c);
+
+        /* Cut inside a payload: -ENODATA at finish, no payload data before. */
+        c = (Collect) {};
+        _cleanup_free_ char *cut = variant("s-cut", 0, 0, area + ROOTFS_SIZE / 2);
+        ASSERT_EQ(stream_file(cut, keyring, &c, 3, NULL), -ENODATA);
+        ASSERT_EQ(c.done_mask, 0);
+        collect_done(&c);
+
+        /* Cut inside the head. */
+        c = (Collect) {};
+        _cleanup_free_ char *cuth = variant("s-cuth", 0, 0, 24 + mlen / 2);
+        ASSERT_EQ(stream_file(cuth, keyring, &c, 3, NULL), -EBADMSG);
+        ASSERT_TRUE(!c.verified);
+        collect_done(&c);
+
+        /* A manifest byte changed: refused before any payload byte. */
+        c = (Collect) {};
+        _cleanup_free_ char *man = variant("s-man", 24 + mlen / 2, 0x20, SIZE_MAX);
+        ASSERT_EQ(stream_file(man, keyring, &c, 5, NULL), -EKEYREJECTED);
+        ASSERT_TRUE(!c.verified && c.size[0] == 0);
+        collect_done(&c);
+
+        /* Signed by a key we do not trust. */
+        c = (Collect) {};
+        _cleanup_(keyring_freep) Keyring *empty = NULL;
+        ASSERT_OK(keyring_new(&empty));
+        ASSERT_EQ(stream_file(good, empty, &c, 5, NULL), -ENOKEY);
+        collect_done(&c);
+
+        /* Not a bundle; another format version. */
+        c = (Collect) {};
+        _cleanup_free_ char *magic = variant("s-magic", 0, 0x01, SIZE_MAX);
+        ASSERT_EQ(stream_file(magic, keyring, &c, 5, NULL), -EBADMSG);
+        _cleanup_free_ char *ver = variant("s-ver", 11, 0x02, SIZE_MAX);
+        ASSERT_EQ(stream_file(ver, keyring, &c, 5, NULL), -EPROTONOSUPPORT);
+        collect_done(&c);
+
+        /* The caller refuses the verified manifest (wrong arch, ...): that
+         * error comes back and no payload byte is delivered. */
+        c = (Collect) { .refuse = -EXDEV };
+        ASSERT_EQ(stream_file(good, keyring, &c, 5, NULL), -EXDEV);
+        ASSERT_TRUE(c.verified && c.size[0] == 0);
+        collect_done(&c);
+}
+
 int main(void) {
         ASSERT_TRUE(mkdtemp(dir) != NULL);
         in_rootfs = make_input("rootfs.img", ROOTFS_SIZE, 1);
@@ -561,6 +719,8 @@ int main(void) {
         TEST_RUN(test_not_a_bundle);
         TEST_RUN(test_signed_but_bad_manifest);
         TEST_RUN(test_create_errors);
+        TEST_RUN(test_stream_roundtrip);
+        TEST_RUN(test_stream_errors);
 
         keyring_free(keyring);
         key_free(trusted);

@@ -1,0 +1,848 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent-api.h"
+#include "agent.h"
+#include "fetch.h"
+#include "fileio.h"
+#include "log.h"
+#include "spawn.h"
+#include "strutil.h"
+
+/* Between two passes of the health checks. */
+#define HEALTH_RETRY_SEC 5
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static json_t *json_time(uint64_t usec) {
+        char buf[32];
+        time_t t = (time_t) (usec / 1000000u);
+        struct tm tm;
+
+        if (usec == 0)
+                return json_null();
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return json_string(buf);
+}
+
+static json_t *json_str_or_null(const char *s) {
+        return isempty(s) ? json_null() : json_string(s);
+}
+
+static char *dump(json_t *j) {
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        return s;
+}
+
+unsigned agent_error(unsigned status, const char *code, int err, char **ret_body, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (api_format_error(code, msg ?: "out of memory", err, ret_body) < 0)
+                *ret_body = NULL;
+        return status;
+}
+
+/* ---- operations ---- */
+
+static json_t *operation_json(const Operation *op) {
+        if (op->id == 0)
+                return json_null();
+        json_t *err = json_null();
+        if (op->error_errno < 0 || op->error_message) {
+                const char *code = api_error_code_from_errno(op->error_errno);
+                err = json_pack("{s:s, s:s, s:i}", "code", code ?: "internal", "message",
+                                op->error_message ?: strerror(-op->error_errno), "errno", -op->error_errno);
+        }
+        return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t) op->id, "type",
+                         op->type, "state", op->state, "phase", json_str_or_null(op->phase), "done",
+                         (json_int_t) op->done, "total", (json_int_t) op->total, "started", json_time(op->started),
+                         "finished", json_time(op->finished), "error", err ?: json_null(), "version",
+                         json_str_or_null(op->version), "slot",
+                         op->slot >= 0 ? json_string(slot_to_string((Slot) op->slot)) : json_null());
+}
+
+static char *state_path(Agent *a, const char *name) {
+        return path_join(a->opt.state_dir, name);
+}
+
+/* Called with the lock held. */
+static void save_state(Agent *a) {
+        _cleanup_(json_decrefp) json_t *j = json_pack("{s:I, s:o}", "next_op", (json_int_t) a->next_op_id,
+                                                      "last_operation", operation_json(&a->op));
+        _cleanup_free_ char *s = j ? dump(j) : NULL, *p = state_path(a, "state.json");
+        if (!s || !p)
+                return;
+        int r = write_file_atomic(p, s, strlen(s), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save %s: %m", p);
+}
+
+static void load_state(Agent *a) {
+        _cleanup_free_ char *p = state_path(a, "state.json"), *data = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        size_t len;
+
+        if (!p || read_full_file(p, 1 << 20, &data, &len) < 0)
+                return;
+        j = json_loadb(data, len, 0, NULL);
+        json_int_t next = json_integer_value(json_object_get(j, "next_op"));
+        a->next_op_id = next > 0 ? (uint64_t) next : 1;
+        json_t *op = json_object_get(j, "last_operation");
+        if (!json_is_object(op))
+                return;
+        a->op.id = (uint64_t) json_integer_value(json_object_get(op, "id"));
+        snprintf(a->op.type, sizeof(a->op.type), "%s", json_string_value(json_object_get(op, "type")) ?: "");
+        /* An operation that was running when the agent died did not finish. */
+        const char *state = json_string_value(json_object_get(op, "state")) ?: "";
+        snprintf(a->op.state, sizeof(a->op.state), "%s", streq(state, "running") ? "failed" : state);
+        snprintf(a->op.phase, sizeof(a->op.phase), "%s", json_string_value(json_object_get(op, "phase")) ?: "");
+        snprintf(a->op.version, sizeof(a->op.version), "%s", json_string_value(json_object_get(op, "version")) ?: "");
+        const char *slot = json_string_value(json_object_get(op, "slot"));
+        a->op.slot = slot ? slot_from_string(slot) : -1;
+        json_t *err = json_object_get(op, "error");
+        if (json_is_object(err)) {
+                a->op.error_errno = -(int) json_integer_value(json_object_get(err, "errno"));
+                const char *m = json_string_value(json_object_get(err, "message"));
+                a->op.error_message = m ? strdup(m) : NULL;
+        } else if (streq(state, "running")) {
+                a->op.error_errno = -EINTR;
+                a->op.error_message = strdup("the agent stopped (crash, kill or power loss) while this operation ran; "
+                                             "the slot it was writing stays marked bad");
+        }
+}
+
+/* Starts a new operation record; lock held. */
+static void op_begin(Agent *a, const char *type) {
+        free(a->op.error_message);
+        a->op = (Operation) { .id = a->next_op_id++, .started = now_usec(), .slot = -1 };
+        snprintf(a->op.type, sizeof(a->op.type), "%s", type);
+        snprintf(a->op.state, sizeof(a->op.state), "running");
+        save_state(a);
+}
+
+static void audit_outcome(Agent *a) {
+        if (!a->audit)
+                return;
+        AuditRecord rec = {
+                .time_usec = now_usec(),
+                .method = "-",
+                .path = a->op.type,
+                .result = a->op.state,
+                .error = a->op.error_message,
+                .op_id = a->op.id,
+        };
+        int r = audit_log_append(a->audit, &rec);
+        if (r < 0)
+                log_error_errno(r, "Failed to append to the audit log: %m");
+}
+
+/* Lock held. Takes ownership of 'msg'. */
+static void op_end(Agent *a, int r, char *msg) {
+        a->op.finished = now_usec();
+        snprintf(a->op.state, sizeof(a->op.state), "%s", r < 0 ? "failed" : "succeeded");
+        a->op.error_errno = r < 0 ? r : 0;
+        free(a->op.error_message);
+        a->op.error_message = r < 0 ? msg : NULL;
+        if (r >= 0)
+                free(msg);
+        save_state(a);
+        audit_outcome(a);
+        if (r < 0)
+                log_error("Operation %" PRIu64 " (%s) failed: %s", a->op.id, a->op.type,
+                          a->op.error_message ?: strerror(-r));
+        else
+                log_info("Operation %" PRIu64 " (%s) succeeded.", a->op.id, a->op.type);
+}
+
+static unsigned operation_response(Agent *a, unsigned status, char **ret_body) {
+        _cleanup_(json_decrefp) json_t *j = operation_json(&a->op);
+        *ret_body = dump(j);
+        return status;
+}
+
+static void reap_worker(Agent *a) {
+        if (a->worker_joinable && !a->busy) {
+                (void) pthread_join(a->worker, NULL);
+                a->worker_joinable = false;
+        }
+}
+
+/* Lock held. */
+static int start_worker(Agent *a, void *(*fn)(void *), void *arg) {
+        reap_worker(a);
+        a->busy = true;
+        int r = -pthread_create(&a->worker, NULL, fn, arg);
+        if (r < 0) {
+                a->busy = false;
+                return r;
+        }
+        a->worker_joinable = true;
+        return 0;
+}
+
+/* ---- status ---- */
+
+unsigned agent_get_status(Agent *a, char **ret_body) {
+        SlotInfo slots[_SLOT_MAX];
+        int r = update_read_slots(&a->target, slots);
+        if (r < 0)
+                return agent_error(500, "internal", r, ret_body, "cannot read the boot environment: %s", strerror(-r));
+
+        json_t *js = json_object();
+        for (Slot s = 0; s < _SLOT_MAX; s++)
+                json_object_set_new(js, slot_to_string(s),
+                                    json_pack("{s:s, s:o, s:i, s:i, s:b, s:b, s:s}", "state",
+                                              slot_status_to_string(slots[s].status), "version",
+                                              json_str_or_null(slots[s].version), "priority", (int) slots[s].priority,
+                                              "tries", (int) slots[s].tries, "good", slots[s].good, "booted",
+                                              slots[s].booted, "device", a->target.slot_device[s]));
+
+        pthread_mutex_lock(&a->lock);
+        _cleanup_(json_decrefp) json_t *j = json_pack(
+                "{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:b, s:s, s:b}, s:o, s:{s:s, s:o}, s:{s:I}, s:b, s:o}", "api", "v1",
+                "os", "name", a->os_name, "version", a->os_version, "pretty_name", a->pretty_name, "boot", "slot",
+                slot_to_string(a->target.booted), "degraded", a->degraded, "boot_id", a->boot_id, "first_boot",
+                a->first_boot, "slots", js, "health", "state", a->health, "message",
+                json_str_or_null(a->health_message), "config", "generation",
+                (json_int_t) (a->config ? a->config->generation : 0), "reboot_required", a->reboot_required,
+                "operation", operation_json(&a->op));
+        pthread_mutex_unlock(&a->lock);
+        if (!j)
+                return agent_error(500, "internal", -ENOMEM, ret_body, "cannot format the status");
+        *ret_body = dump(j);
+        return 200;
+}
+
+unsigned agent_get_operation(Agent *a, char **ret_body) {
+        pthread_mutex_lock(&a->lock);
+        unsigned s = operation_response(a, 200, ret_body);
+        pthread_mutex_unlock(&a->lock);
+        return s;
+}
+
+unsigned agent_get_audit(Agent *a, size_t limit, char **ret_body) {
+        _cleanup_free_ char *p = state_path(a, "audit.log");
+        int r = p ? audit_log_tail(p, limit, ret_body) : -ENOMEM;
+        if (r == -ENOENT) {
+                *ret_body = strdup("[]");
+                return 200;
+        }
+        if (r < 0)
+                return agent_error(500, "internal", r, ret_body, "cannot read the audit log: %s", strerror(-r));
+        return 200;
+}
+
+/* ---- stage ---- */
+
+typedef struct StageJob {
+        Agent *agent;
+        StageRequest req;
+        uint8_t sha256[32];
+} StageJob;
+
+static void stage_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
+        Agent *a = userdata;
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->op.phase, sizeof(a->op.phase), "%s", stage_phase_to_string(phase));
+        a->op.done = done;
+        if (total > 0 || phase != STAGE_PHASE_WRITING)
+                a->op.total = total;
+        pthread_mutex_unlock(&a->lock);
+}
+
+static int pump_url(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) {
+        StageJob *j = pump_userdata;
+        FetchOptions fo = {
+                .url = j->req.source,
+                .ca_file = j->req.ca_file,
+                .client_cert = j->req.client_cert,
+                .client_key = j->req.client_key,
+                .max_retries = 8,
+                .cancel = &j->agent->stopping,
+        };
+        return fetch_stream(&fo, sink, NULL, sink_userdata, ret_error);
+}
+
+static void *stage_thread(void *p) {
+        StageJob *j = p;
+        Agent *a = j->agent;
+        char *err = NULL;
+        StageResult res = {};
+        StageOptions so = {
+                .expect_version = j->req.version,
+                .expect_key_id = j->req.key_id,
+                .expect_sha256 = j->req.sha256 ? j->sha256 : NULL,
+                .progress = stage_progress,
+                .userdata = a,
+        };
+        bool url = string_has_prefix(j->req.source, "https://") || string_has_prefix(j->req.source, "http://");
+
+        log_info("Staging %s into slot %s.", j->req.source, slot_to_string(slot_other(a->target.booted)));
+        int r = update_stage(&a->target, &so, url ? pump_url : update_pump_file, url ? (void *) j : j->req.source,
+                             &res, &err);
+
+        pthread_mutex_lock(&a->lock);
+        if (r >= 0)
+                snprintf(a->op.version, sizeof(a->op.version), "%s", res.version);
+        op_end(a, r, err);
+        a->busy = false;
+        pthread_mutex_unlock(&a->lock);
+        stage_request_done(&j->req);
+        free(j);
+        return NULL;
+}
+
+static unsigned busy_error(Agent *a, char **ret_body) {
+        return agent_error(409, "busy", -EBUSY, ret_body, "operation %" PRIu64 " (%s) is still running", a->op.id,
+                           a->op.type);
+}
+
+unsigned agent_post_stage(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        StageJob *j = calloc(1, sizeof(StageJob));
+        int r;
+
+        if (!j)
+                return agent_error(500, "internal", -ENOMEM, ret_body, "out of memory");
+        j->agent = a;
+        r = api_parse_stage(body, len, &j->req, &err);
+        if (r < 0) {
+                free(j);
+                return agent_error(r == -E2BIG ? 413 : 400, r == -E2BIG ? "too_large" : "bad_request", r, ret_body,
+                                   "%s", err ?: "malformed request");
+        }
+        if (j->req.sha256 && hex_decode(j->req.sha256, j->sha256, sizeof(j->sha256)) < 0) {
+                stage_request_done(&j->req);
+                free(j);
+                return agent_error(400, "bad_request", -EINVAL, ret_body, "sha256: not 64 hex digits");
+        }
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                stage_request_done(&j->req);
+                free(j);
+                return s;
+        }
+        op_begin(a, "stage");
+        a->op.slot = slot_other(a->target.booted);
+        snprintf(a->op.phase, sizeof(a->op.phase), "%s", stage_phase_to_string(STAGE_PHASE_HEADER));
+        if (j->req.version)
+                snprintf(a->op.version, sizeof(a->op.version), "%s", j->req.version);
+        r = start_worker(a, stage_thread, j);
+        if (r < 0) {
+                op_end(a, r, strdup("cannot start the worker thread"));
+                stage_request_done(&j->req);
+                free(j);
+        }
+        unsigned s = operation_response(a, r < 0 ? 500 : 202, ret_body);
+        pthread_mutex_unlock(&a->lock);
+        return s;
+}
+
+/* ---- activate, rollback ---- */
+
+static unsigned slot_change(Agent *a, const char *type, bool reboot, unsigned arg,
+                            int (*fn)(Agent *, unsigned, Slot *, char **), char **ret_body) {
+        char *err = NULL;
+        Slot slot = SLOT_INVALID;
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                return s;
+        }
+        op_begin(a, type);
+        int r = fn(a, arg, &slot, &err);
+        a->op.slot = slot;
+        if (r >= 0) {
+                SlotInfo slots[_SLOT_MAX];
+                if (update_read_slots(&a->target, slots) >= 0 && slot >= 0)
+                        snprintf(a->op.version, sizeof(a->op.version), "%s", slots[slot].version);
+                a->reboot_required = true;
+        }
+        unsigned status = 200;
+        if (r < 0)
+                status = agent_error(r == -ENOMEDIUM ? 409 : 500, r == -ENOMEDIUM ? "conflict" : "internal", r,
+                                     ret_body, "%s", err ?: strerror(-r));
+        op_end(a, r, err);
+        if (r >= 0) {
+                _cleanup_(json_decrefp) json_t *j = json_pack("{s:o, s:b, s:b}", "operation", operation_json(&a->op),
+                                                              "reboot_required", true, "rebooting", reboot);
+                *ret_body = dump(j);
+                if (reboot) {
+                        log_info("Rebooting into slot %s (%s).", slot_to_string(slot), a->op.version);
+                        agent_request_reboot(a);
+                }
+        }
+        pthread_mutex_unlock(&a->lock);
+        return status;
+}
+
+static int do_activate(Agent *a, unsigned tries, Slot *slot, char **err) {
+        return update_activate(&a->target, tries, slot, err);
+}
+
+static int do_rollback(Agent *a, unsigned unused, Slot *slot, char **err) {
+        return update_rollback(&a->target, slot, err);
+}
+
+unsigned agent_post_activate(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        ActivateRequest req;
+        int r = api_parse_activate(body, len, &req, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+        return slot_change(a, "activate", req.reboot, req.tries, do_activate, ret_body);
+}
+
+unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        RollbackRequest req;
+        int r = api_parse_rollback(body, len, &req, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+        return slot_change(a, "rollback", req.reboot, 0, do_rollback, ret_body);
+}
+
+/* ---- health and mark-good ---- */
+
+static void set_health(Agent *a, const char *state, char *msg) {
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->health, sizeof(a->health), "%s", state);
+        free(a->health_message);
+        a->health_message = msg;
+        pthread_mutex_unlock(&a->lock);
+}
+
+static int run_check(const char *path, unsigned timeout, char **ret_msg) {
+        char *argv[] = { (char *) path, NULL };
+        SpawnOptions so = { .output_fd = -1, .timeout_sec = timeout };
+        int r = spawn_run(argv, &so);
+        if (r == 0)
+                return 0;
+        if (r == -ETIME)
+                (void) asprintf(ret_msg, "health check %s did not finish within %us", path, timeout);
+        else if (r < 0)
+                (void) asprintf(ret_msg, "health check %s could not be run: %s", path, strerror(-r));
+        else
+                (void) asprintf(ret_msg, "health check %s failed with status %d", path, r);
+        return r < 0 ? r : -EPROTO;
+}
+
+static int check_systemd(Agent *a, unsigned timeout, char **ret_msg) {
+        /* is-system-running --wait returns once start-up is over, whatever
+         * the outcome; then the default target must be active. A unit
+         * failing elsewhere does not make the node unhealthy by itself;
+         * images that care add a check to health.d. */
+        char *wait_argv[] = { "systemctl", "is-system-running", "--wait", NULL };
+        char *target_argv[] = { "systemctl", "--quiet", "is-active", "default.target", NULL };
+        SpawnOptions so = { .output_fd = -1, .timeout_sec = timeout };
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        so.output_fd = null;
+        int r = spawn_run(wait_argv, &so);
+        if (r == -ETIME) {
+                safe_close(null);
+                (void) asprintf(ret_msg, "systemd did not finish starting up within %us", timeout);
+                return r;
+        }
+        r = spawn_run(target_argv, &so);
+        safe_close(null);
+        if (r != 0) {
+                (void) asprintf(ret_msg, "systemd's default target is not active");
+                return -EPROTO;
+        }
+        return 0;
+}
+
+static int health_dir_entries(Agent *a, char ***ret) {
+        char **l = NULL;
+        /* Later directories override earlier ones by file name, like
+         * systemd's /usr/lib vs /etc. */
+        for (char **d = a->opt.health_dirs; d && *d; d++) {
+                _cleanup_(closedirp) DIR *dir = opendir(*d);
+                struct dirent *de;
+                if (!dir)
+                        continue;
+                while ((de = readdir(dir))) {
+                        if (de->d_name[0] == '.')
+                                continue;
+                        _cleanup_free_ char *p = path_join(*d, de->d_name);
+                        struct stat st;
+                        if (!p)
+                                return -ENOMEM;
+                        if (stat(p, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                                continue;
+                        bool replaced = false;
+                        for (char **e = l; e && *e; e++)
+                                if (streq(strrchr(*e, '/') + 1, de->d_name)) {
+                                        free(*e);
+                                        *e = TAKE_PTR(p);
+                                        replaced = true;
+                                        break;
+                                }
+                        if (!replaced && !(l = strv_append(l, p)))
+                                return -ENOMEM;
+                }
+        }
+        /* Run in name order, like run-parts. */
+        size_t n = strv_length(l);
+        for (size_t i = 1; i < n; i++)
+                for (size_t k = i; k > 0 && strcmp(strrchr(l[k - 1], '/'), strrchr(l[k], '/')) > 0; k--) {
+                        char *t = l[k];
+                        l[k] = l[k - 1];
+                        l[k - 1] = t;
+                }
+        *ret = l;
+        return 0;
+}
+
+/* One pass over every check. */
+static int health_pass(Agent *a, unsigned timeout, char **ret_msg) {
+        _cleanup_(strv_freep) char **checks = NULL;
+        int r;
+
+        if (a->opt.systemd_check) {
+                r = check_systemd(a, timeout, ret_msg);
+                if (r < 0)
+                        return r;
+        }
+        r = health_dir_entries(a, &checks);
+        if (r < 0)
+                return r;
+        for (char **c = checks; c && *c; c++) {
+                r = run_check(*c, a->opt.check_timeout_sec, ret_msg);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct HealthJob {
+        Agent *agent;
+        bool automatic; /* after boot: reboot when it never becomes healthy */
+} HealthJob;
+
+static void *health_thread(void *p) {
+        HealthJob *job = p;
+        Agent *a = job->agent;
+        uint64_t deadline = now_usec() + (uint64_t) a->opt.health_timeout_sec * 1000000u;
+        char *msg = NULL;
+        int r;
+
+        set_health(a, "checking", NULL);
+        for (unsigned pass = 1;; pass++) {
+                free(msg);
+                msg = NULL;
+                uint64_t now = now_usec();
+                unsigned left = now < deadline ? (unsigned) ((deadline - now) / 1000000u) + 1 : 1;
+                pthread_mutex_lock(&a->lock);
+                snprintf(a->op.phase, sizeof(a->op.phase), "checks-pass-%u", pass);
+                pthread_mutex_unlock(&a->lock);
+                r = health_pass(a, left, &msg);
+                if (r >= 0 || now_usec() >= deadline || a->stopping)
+                        break;
+                log_info("Health checks not passing yet (%s); retrying in %ds.", msg ?: "?", HEALTH_RETRY_SEC);
+                for (int i = 0; i < HEALTH_RETRY_SEC && !a->stopping; i++)
+                        sleep(1);
+        }
+
+        char *err = NULL;
+        if (r >= 0) {
+                set_health(a, "healthy", NULL);
+                r = update_mark_good(&a->target, &err);
+                if (r > 0)
+                        log_info("Slot %s is healthy and marked good.", slot_to_string(a->target.booted));
+        } else {
+                set_health(a, "unhealthy", msg ? strdup(msg) : NULL);
+                err = msg;
+                msg = NULL;
+                if (!err)
+                        (void) asprintf(&err, "the health checks did not pass within %us", a->opt.health_timeout_sec);
+        }
+
+        pthread_mutex_lock(&a->lock);
+        op_end(a, r < 0 ? r : 0, err);
+        a->busy = false;
+        bool reboot = r < 0 && job->automatic && a->opt.reboot_on_unhealthy && !a->stopping;
+        if (reboot) {
+                log_error("Slot %s did not become healthy; rebooting so that the boot counter can fall back.",
+                          slot_to_string(a->target.booted));
+                agent_request_reboot(a);
+        }
+        pthread_mutex_unlock(&a->lock);
+        free(msg);
+        free(job);
+        return NULL;
+}
+
+/* Lock held. */
+static int start_health(Agent *a, bool automatic) {
+        HealthJob *job = calloc(1, sizeof(HealthJob));
+        if (!job)
+                return -ENOMEM;
+        job->agent = a;
+        job->automatic = automatic;
+        op_begin(a, "mark-good");
+        a->op.slot = a->target.booted;
+        snprintf(a->op.version, sizeof(a->op.version), "%s", a->os_version);
+        int r = start_worker(a, health_thread, job);
+        if (r < 0) {
+                op_end(a, r, strdup("cannot start the worker thread"));
+                free(job);
+        }
+        return r;
+}
+
+unsigned agent_post_mark_good(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        MarkGoodRequest req;
+        int r = api_parse_mark_good(body, len, &req, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                return s;
+        }
+        unsigned status;
+        if (req.force) {
+                char *e = NULL;
+                op_begin(a, "mark-good");
+                a->op.slot = a->target.booted;
+                snprintf(a->op.version, sizeof(a->op.version), "%s", a->os_version);
+                r = update_mark_good(&a->target, &e);
+                if (r < 0)
+                        status = agent_error(r == -ESTALE ? 409 : 500, r == -ESTALE ? "conflict" : "internal", r,
+                                             ret_body, "%s", e ?: strerror(-r));
+                op_end(a, r < 0 ? r : 0, e);
+                if (r >= 0)
+                        status = operation_response(a, 200, ret_body);
+        } else {
+                r = start_health(a, false);
+                status = r < 0 ? agent_error(500, "internal", r, ret_body, "cannot start the health checks")
+                               : operation_response(a, 202, ret_body);
+        }
+        pthread_mutex_unlock(&a->lock);
+        return status;
+}
+
+/* ---- config ---- */
+
+unsigned agent_get_config(Agent *a, char **ret_body) {
+        pthread_mutex_lock(&a->lock);
+        int r = node_config_format(a->config, ret_body);
+        pthread_mutex_unlock(&a->lock);
+        if (r < 0)
+                return agent_error(500, "internal", r, ret_body, "cannot format the config");
+        return 200;
+}
+
+unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_(node_config_freep) NodeConfig *c = NULL;
+        _cleanup_free_ char *err = NULL, *args = NULL, *path = NULL;
+        NodeConfigApplyResult res = {};
+        int r;
+
+        r = node_config_parse(body, len, &c, &err);
+        if (r < 0)
+                return agent_error(r == -E2BIG ? 413 : 422, r == -E2BIG ? "too_large" : "invalid_config", r, ret_body,
+                                   "%s", err ?: "malformed config");
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                return s;
+        }
+        NodeConfigApplyOptions o = {
+                .root = a->opt.config_root,
+                .proc_sys = a->opt.proc_sys,
+                .run_systemctl = a->opt.live,
+                .live = a->opt.live,
+        };
+        unsigned status;
+        r = node_config_apply(a->config, c, &o, &res, &err);
+        if (r >= 0 && res.changed) {
+                args = node_config_kernel_args_string(c);
+                r = args ? update_set_cmdline(&a->target, args, &err) : -ENOMEM;
+        }
+        if (r >= 0 && res.changed) {
+                path = state_path(a, "config.json");
+                r = path ? node_config_save(c, path) : -ENOMEM;
+                if (r < 0 && !err)
+                        (void) asprintf(&err, "cannot save the config on persist: %s", strerror(-r));
+        }
+        if (r < 0) {
+                const char *code = r == -ESTALE ? "stale_generation" : r == -ENOENT || r == -EINVAL ? "invalid_config"
+                                                                                                  : "internal";
+                status = agent_error(r == -ESTALE ? 409 : streq(code, "invalid_config") ? 422 : 500, code, r, ret_body,
+                                     "%s", err ?: strerror(-r));
+        } else {
+                if (res.changed) {
+                        log_info("Applied config generation %" PRIu64 ".", c->generation);
+                        node_config_free(a->config);
+                        a->config = TAKE_PTR(c);
+                }
+                if (res.reboot_required)
+                        a->reboot_required = true;
+                _cleanup_(json_decrefp) json_t *j =
+                        json_pack("{s:I, s:b, s:b}", "generation", (json_int_t) a->config->generation, "changed",
+                                  res.changed, "reboot_required", res.reboot_required);
+                *ret_body = dump(j);
+                status = 200;
+        }
+        pthread_mutex_unlock(&a->lock);
+        return status;
+}
+
+unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        DebugRequest req = {};
+        int r = api_parse_debug(body, len, &req, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+        debug_request_done(&req);
+        pthread_mutex_lock(&a->lock);
+        bool enabled = a->config && a->config->debug_enabled;
+        pthread_mutex_unlock(&a->lock);
+        if (!enabled)
+                return agent_error(403, "forbidden", -EPERM, ret_body,
+                                   "the admin container is disabled; enable it with \"debug\": {\"enabled\": true} in the node config");
+        return agent_error(501, "not_implemented", -EOPNOTSUPP, ret_body,
+                           "the admin container is not available in this version of hull-agent");
+}
+
+/* ---- life cycle ---- */
+
+void agent_request_reboot(Agent *a) {
+        uint64_t one = 1;
+        a->reboot_pending = true;
+        if (a->wake_fd >= 0)
+                (void) !write(a->wake_fd, &one, sizeof(one));
+}
+
+void agent_boot_tasks(Agent *a) {
+        char failed[65] = "", *err = NULL;
+        int r = update_reconcile_boot(&a->target, failed, &err);
+
+        pthread_mutex_lock(&a->lock);
+        if (r > 0) {
+                /* Recorded as an operation of its own so that it shows in
+                 * status and the audit log; nobody asked for it. */
+                op_begin(a, "fallback");
+                a->op.slot = slot_other(a->target.booted);
+                snprintf(a->op.version, sizeof(a->op.version), "%s", failed);
+                char *msg = NULL;
+                (void) asprintf(&msg,
+                                "slot %s (version %s) did not become healthy within its boot tries; the node fell "
+                                "back to slot %s (version %s) and marked slot %s bad",
+                                slot_to_string(slot_other(a->target.booted)), failed[0] ? failed : "?",
+                                slot_to_string(a->target.booted), a->os_version,
+                                slot_to_string(slot_other(a->target.booted)));
+                op_end(a, -ECANCELED, msg);
+        } else if (r < 0)
+                log_error("Checking for a fallback failed: %s", err ?: strerror(-r));
+        free(err);
+
+        SlotInfo slots[_SLOT_MAX];
+        r = update_read_slots(&a->target, slots);
+        if (r >= 0 && slots[a->target.booted].status == SLOT_STATUS_GOOD)
+                snprintf(a->health, sizeof(a->health), "healthy");
+        else if (r >= 0 && a->opt.auto_mark_good && !a->degraded) {
+                log_info("Slot %s is not confirmed yet; running the health checks.", slot_to_string(a->target.booted));
+                (void) start_health(a, true);
+        }
+        pthread_mutex_unlock(&a->lock);
+}
+
+int agent_init(Agent *a, const AgentOptions *o) {
+        _cleanup_free_ char *cfg = NULL, *audit = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        a->opt = *o;
+        a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->wake_fd < 0)
+                return log_error_errno(errno, "Failed to create an eventfd: %m");
+        pthread_mutex_init(&a->lock, NULL);
+        a->op.slot = -1;
+        a->next_op_id = 1;
+        snprintf(a->health, sizeof(a->health), "pending");
+
+        r = mkdir_p(o->state_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the state directory %s: %m", o->state_dir);
+        audit = path_join(o->state_dir, "audit.log");
+        cfg = path_join(o->state_dir, "config.json");
+        if (!audit || !cfg)
+                return log_oom();
+        r = audit_log_open(audit, 0, &a->audit);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the audit log %s: %m", audit);
+        r = node_config_load(cfg, &a->config, &err);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the applied node config %s: %s", cfg, err ?: strerror(-r));
+        load_state(a);
+
+        r = keyring_load_dir(o->keys_dir, &a->keyring);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the trusted update keys from %s: %m", o->keys_dir);
+        a->target.keyring = a->keyring;
+
+        struct utsname u;
+        if (uname(&u) < 0)
+                return log_error_errno(errno, "uname() failed: %m");
+        snprintf(a->arch, sizeof(a->arch), "%s", u.machine);
+        a->target.arch = a->arch;
+        return 0;
+}
+
+void agent_done(Agent *a) {
+        a->stopping = 1;
+        pthread_mutex_lock(&a->lock);
+        bool join = a->worker_joinable;
+        pthread_mutex_unlock(&a->lock);
+        if (join)
+                (void) pthread_join(a->worker, NULL);
+        audit_log_free(a->audit);
+        node_config_free(a->config);
+        keyring_free(a->keyring);
+        free(a->op.error_message);
+        free(a->health_message);
+        free(a->esp_dir);
+        free(a->slot_device[0]);
+        free(a->slot_device[1]);
+        safe_close(a->wake_fd);
+        pthread_mutex_destroy(&a->lock);
+}

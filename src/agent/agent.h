@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "audit.h"
+#include "nodeconfig.h"
+#include "sign.h"
+#include "update.h"
+
+/* hull-agent's state. The HTTP thread (agent-http.c) reads it under 'lock';
+ * at most one worker thread runs an operation (stage, the health checks) at
+ * a time. Everything that must survive a restart lives on persist under
+ * state_dir: the operation counter and last operation, the applied node
+ * config, the audit log. */
+
+typedef struct AgentOptions {
+        const char *socket_path;      /* /run/hull/agent.sock */
+        const char *socket_group;     /* NULL: root only */
+        const char *state_dir;        /* /persist/hull/agent */
+        const char *esp_dir;          /* NULL: find PARTLABEL=hull-esp and mount it at /run/hull/esp */
+        const char *slot_device[2];   /* NULL: PARTLABEL=hull-root-a/-b */
+        const char *booted_slot;      /* NULL: from boot.json */
+        const char *boot_json;        /* /run/hull/boot.json */
+        const char *keys_dir;         /* /usr/share/hull/keys */
+        const char *os_release;       /* /usr/lib/os-release */
+        const char *reboot_command;   /* "systemctl reboot" */
+        const char *config_root;      /* "/" */
+        const char *proc_sys;         /* "/proc/sys" */
+        char **health_dirs;           /* /usr/lib/hull/health.d /etc/hull/health.d */
+        unsigned health_timeout_sec;  /* 300 */
+        unsigned check_timeout_sec;   /* 60 */
+        bool systemd_check;           /* wait for the default target (true) */
+        bool auto_mark_good;          /* check health after boot and mark good (true) */
+        bool reboot_on_unhealthy;     /* reboot when the checks time out (true) */
+        bool live;                    /* a real node: systemctl for units, --now */
+} AgentOptions;
+
+typedef struct Operation {
+        uint64_t id;                  /* 0: none yet */
+        char type[16];                /* stage activate mark-good rollback config fallback */
+        char state[16];               /* running succeeded failed */
+        char phase[24];
+        uint64_t done, total;
+        uint64_t started, finished;   /* usec, CLOCK_REALTIME; finished 0 while running */
+        char version[65];
+        int slot;                     /* Slot or -1 */
+        int error_errno;              /* negative, 0 = none */
+        char *error_message;
+} Operation;
+
+typedef struct Agent {
+        AgentOptions opt;
+        UpdateTarget target;
+        Keyring *keyring;
+        char *esp_dir, *slot_device[2];
+        char arch[32];
+        char os_name[65], os_version[65], pretty_name[256];
+        char boot_id[40];
+        bool degraded, first_boot;
+
+        pthread_mutex_t lock;
+        Operation op;
+        bool busy;
+        pthread_t worker;
+        bool worker_joinable;
+        uint64_t next_op_id;
+
+        AuditLog *audit;
+        NodeConfig *config;
+        char health[16];              /* pending checking healthy unhealthy */
+        char *health_message;
+        bool reboot_required;
+        bool reboot_pending;          /* reboot as soon as the response went out */
+        int wake_fd;                  /* eventfd: tells the main loop to look at reboot_pending */
+        volatile int stopping;
+} Agent;
+
+int agent_init(Agent *a, const AgentOptions *o);
+void agent_done(Agent *a);
+
+/* Called once before serving: detect a fallback and start the health checks
+ * of an unconfirmed boot. */
+void agent_boot_tasks(Agent *a);
+
+/* Request handlers used by agent-http.c. Each returns an HTTP status and a
+ * JSON body (*ret_body, malloc'ed). */
+unsigned agent_get_status(Agent *a, char **ret_body);
+unsigned agent_get_operation(Agent *a, char **ret_body);
+unsigned agent_get_config(Agent *a, char **ret_body);
+unsigned agent_get_audit(Agent *a, size_t limit, char **ret_body);
+unsigned agent_post_stage(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_activate(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_mark_good(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body);
+
+/* An error body, with status; used for routing errors too. */
+unsigned agent_error(unsigned status, const char *code, int err, char **ret_body, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+/* Ask the main loop to reboot (after the current response is sent). */
+void agent_request_reboot(Agent *a);
+
+int agent_serve(Agent *a);  /* agent-http.c: runs until SIGTERM/SIGINT */
