@@ -24,7 +24,7 @@ def first_existing(paths):
 
 
 class VM:
-    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False):
+    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False):
         self.disk = disk
         self.log = open(log_path, "ab", buffering=0)
         self.tmp = tempfile.mkdtemp(prefix="hullvm-")
@@ -44,7 +44,16 @@ class VM:
             # with OVMF under TCG.
             self.cmd.append("-no-reboot")
         for d in extra_disks:
-            self.cmd += ["-drive", "file=%s,format=raw,if=virtio" % d]
+            self.cmd += ["-drive", "file=%s,format=raw,if=virtio,readonly=on" % d]
+        self.channel_path = None
+        self.chan = None
+        if channel:
+            # A virtio-serial port named hull.e2e, a Unix socket on the host:
+            # the command channel of the test image (files/hull-e2e-shell.sh).
+            self.channel_path = os.path.join(self.tmp, "channel.sock")
+            self.cmd += ["-device", "virtio-serial-pci",
+                         "-chardev", "socket,id=e2e,path=%s,server=on,wait=off" % self.channel_path,
+                         "-device", "virtserialport,chardev=e2e,name=hull.e2e"]
         self.proc = None
         self.buf = b""
         self.start_time = None
@@ -99,7 +108,52 @@ class VM:
             self._pump(0.5)
         return self.proc.returncode
 
+    def connect(self, timeout=30):
+        """Connect to the command channel (the guest side must be ready)."""
+        import socket
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.chan = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.chan.connect(self.channel_path)
+                self.chan_buf = b""
+                return
+            except OSError:
+                self.chan.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def run(self, cmd, timeout=600):
+        """Run a shell command in the guest over the channel; returns
+        (status, output). The console keeps being logged meanwhile."""
+        self.chan.sendall(cmd.encode() + b"\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            idx = self.chan_buf.find(b"HULL-E2E-END ")
+            if idx >= 0 and self.chan_buf.find(b"\n", idx) >= 0:
+                end = self.chan_buf.find(b"\n", idx)
+                out = self.chan_buf[:idx].decode(errors="replace")
+                status = int(self.chan_buf[idx + 13:end])
+                self.chan_buf = self.chan_buf[end + 1:]
+                return status, out
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("guest command '%s' did not finish within %d s" % (cmd, timeout))
+            r, _, _ = select.select([self.chan, self.proc.stdout], [], [], min(left, 1.0))
+            if self.proc.stdout in r:
+                if not self._pump(0):
+                    raise RuntimeError("QEMU exited while running '%s'" % cmd)
+            if self.chan in r:
+                data = self.chan.recv(65536)
+                if not data:
+                    raise RuntimeError("the command channel closed while running '%s'" % cmd)
+                self.chan_buf += data
+
     def stop(self):
+        if self.chan:
+            self.chan.close()
+            self.chan = None
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

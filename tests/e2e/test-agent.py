@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""End-to-end test of hull-agent in QEMU (TCG, OVMF):
+
+  1. boot v1 (slot a);
+  2. stage v2 from a second virtual disk (bad bundles first: refused, the
+     boot configuration unchanged);
+  3. activate, reboot into v2, watch the agent mark it good by itself;
+  4. roll back to v1;
+  5. stage a deliberately broken v3 (a health check that always fails),
+     activate it and, without any further command, watch the node try it
+     twice and fall back to v1 on its own.
+
+Each step is checked through the agent's own status (hullctl --json status
+over a test-only command channel), plus an /etc change that must survive
+every upgrade and rollback.
+
+usage: test-agent.py HULL_BUILD SOURCE_ROOT WORK_DIR
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2etest  # noqa: E402
+from e2etest import check  # noqa: E402
+from hullvm import VM  # noqa: E402
+
+BROKEN_FILES = """  - source: files/50-e2e-broken
+    path: /usr/lib/hull/health.d/50-e2e-broken
+    mode: "0755"
+"""
+
+
+def build(hull_build, src, work, version, broken=False):
+    """Build version from the template in a private copy of tests/e2e/agent."""
+    spec_dir = os.path.join(work, "spec-" + version)
+    if os.path.exists(spec_dir):
+        shutil.rmtree(spec_dir)
+    shutil.copytree(os.path.join(src, "tests/e2e/agent"), spec_dir)
+    with open(os.path.join(spec_dir, "hull-e2e-agent.yaml.in")) as f:
+        text = f.read().replace("@VERSION@", version).replace("@EXTRA_FILES@\n", BROKEN_FILES if broken else "")
+    spec = os.path.join(spec_dir, "hull-e2e-agent.yaml")
+    with open(spec, "w") as f:
+        f.write(text)
+    key, pub = os.path.join(work, "test.key"), os.path.join(work, "test.pub")
+    if not os.path.exists(key):
+        subprocess.run([hull_build, "keygen", key, pub], check=True, capture_output=True)
+    out = os.path.join(work, "out")
+    r = subprocess.run([hull_build, "build", spec, "--key", key, "-o", out])
+    if not check(r.returncode == 0, "hull-build builds version %s%s" % (version, " (broken)" if broken else "")):
+        return None
+    return os.path.join(out, "hull-e2e-agent-%s" % version)
+
+
+def bundle_disk(work, bundles):
+    """An ext4 disk image holding the bundles (the guest mounts it)."""
+    d = os.path.join(work, "bundles")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    size = 64 << 20
+    for name, path in bundles.items():
+        os.link(path, os.path.join(d, name)) if os.stat(path).st_dev == os.stat(d).st_dev else shutil.copy(path, d + "/" + name)
+        size += os.path.getsize(path)
+    img = os.path.join(work, "bundles.img")
+    if os.path.exists(img):
+        os.unlink(img)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "bundles", "-d", d, img, str(size // 1024 + 16384) + "k"],
+                   check=True)
+    return img
+
+
+class Node:
+    """One boot of the VM, driven over the command channel."""
+
+    def __init__(self, disk, log, extra):
+        self.disk, self.log, self.extra = disk, log, extra
+        self.vm = None
+
+    def boot(self, timeout=600):
+        if self.vm:
+            self.vm.stop()
+        self.vm = VM(self.disk, self.log, no_reboot=True, channel=True, extra_disks=self.extra)
+        self.vm.start()
+        line = self.vm.expect("hull: ready", timeout)
+        print("booted after %.1f s: %s" % (self.vm.elapsed(), line), flush=True)
+        self.vm.expect("HULL-E2E-SHELL ready", 120)
+        self.vm.connect()
+        rc, _ = self.vm.run("mkdir -p /run/bundles && mount -o ro /dev/vdb /run/bundles")
+        check(rc == 0, "the bundle disk mounts in the guest")
+
+    def sh(self, cmd, timeout=900):
+        rc, out = self.vm.run(cmd, timeout)
+        return rc, out
+
+    def ctl(self, args, timeout=900):
+        rc, out = self.sh("hullctl --json " + args, timeout)
+        try:
+            return rc, json.loads(out[out.index("{"):]) if "{" in out else None, out
+        except ValueError:
+            return rc, None, out
+
+    def status(self):
+        rc, st, out = self.ctl("status")
+        if st is None:
+            raise RuntimeError("hullctl status gave no JSON: %s" % out.strip())
+        return st
+
+    def wait_status(self, pred, what, timeout=300):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if pred(st):
+                return st
+            if time.monotonic() > deadline:
+                check(False, "%s (last status: %s)" % (what, json.dumps(st)))
+                return st
+            time.sleep(3)
+
+    def wait_poweroff_or_reboot(self, timeout=300):
+        return self.vm.wait_exit(timeout)
+
+
+def slot(st, s):
+    return st["slots"][s]
+
+
+def describe(st):
+    return "booted %s %s; a=%s/%s b=%s/%s; health %s; op %s" % (
+        st["boot"]["slot"], st["os"]["version"], slot(st, "a")["state"], slot(st, "a")["version"],
+        slot(st, "b")["state"], slot(st, "b")["version"], st["health"]["state"],
+        (st["operation"] or {}).get("type"))
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return 77
+    hull_build, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(work, exist_ok=True)
+    v1 = build(hull_build, src, work, "1.0.0")
+    v2 = build(hull_build, src, work, "2.0.0") if v1 else None
+    v3 = build(hull_build, src, work, "3.0.0", broken=True) if v2 else None
+    if not v3:
+        return 1
+    other_key, other_pub = os.path.join(work, "other.key"), os.path.join(work, "other.pub")
+    if not os.path.exists(other_key):
+        subprocess.run([hull_build, "keygen", other_key, other_pub], check=True, capture_output=True)
+    foreign = os.path.join(work, "foreign.hullb")
+    subprocess.run([hull_build, "sign", "--key", other_key, "--trust", os.path.join(work, "test.pub"),
+                    v2 + ".hullb", foreign], check=True, capture_output=True)
+    truncated = os.path.join(work, "truncated.hullb")
+    with open(v2 + ".hullb", "rb") as f, open(truncated, "wb") as g:
+        g.write(f.read(8 << 20))
+    disk = os.path.join(work, "node.img")
+    shutil.copy(v1 + ".img", disk)
+    extra = [bundle_disk(work, {"v2.hullb": v2 + ".hullb", "v3.hullb": v3 + ".hullb",
+                                "foreign.hullb": foreign, "truncated.hullb": truncated})]
+    log = e2etest.fresh_console_log(work)
+    node = Node(disk, log, extra)
+    t0 = time.monotonic()
+    try:
+        # 1. v1
+        node.boot()
+        st = node.wait_status(lambda s: s["health"]["state"] == "healthy", "v1 is healthy")
+        print("  " + describe(st))
+        check(st["boot"]["slot"] == "a" and st["os"]["version"] == "1.0.0", "v1 boots from slot a")
+        check(slot(st, "a")["state"] == "good" and slot(st, "b")["state"] == "empty", "slot a good, slot b empty")
+        rc, _ = node.sh("echo 'server time.example.com iburst' > /etc/hull-e2e-ntp.conf && sync")
+        check(rc == 0, "an /etc change is written on v1")
+
+        # 2. refusals, then v2
+        for name, code in (("foreign.hullb", "unknown_key"), ("truncated.hullb", "truncated")):
+            rc, op, out = node.ctl("stage /run/bundles/" + name)
+            err = (op or {}).get("error") or {}
+            check(rc != 0 and err.get("code") == code, "staging %s fails with %s: %s" % (name, code, err.get("message")))
+        st = node.status()
+        check(st["boot"]["slot"] == "a" and slot(st, "a")["state"] == "good" and slot(st, "a")["priority"] == 10,
+              "after the refusals slot a is still good and preferred")
+        rc, op, out = node.ctl("stage /run/bundles/v2.hullb --version 2.0.0")
+        check(rc == 0 and op and op.get("state") == "succeeded", "v2 stages from the second disk: %s" %
+              (op or {}).get("error"))
+        st = node.status()
+        print("  " + describe(st))
+        check(slot(st, "b")["state"] == "staged" and slot(st, "b")["version"] == "2.0.0", "slot b holds v2, staged")
+
+        # 3. activate and reboot into v2
+        rc, res, out = node.ctl("activate")
+        check(rc == 0, "activate v2 (the agent reboots the node)")
+        node.wait_poweroff_or_reboot(180)
+        node.boot()
+        st = node.wait_status(lambda s: slot(s, "b")["state"] == "good", "v2 is marked good by the agent")
+        print("  " + describe(st))
+        check(st["boot"]["slot"] == "b" and st["os"]["version"] == "2.0.0", "v2 runs from slot b")
+        check(st["health"]["state"] == "healthy" and st["operation"]["type"] == "mark-good",
+              "the agent ran the health checks and marked v2 good by itself")
+        rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
+        check("time.example.com" in out, "the /etc change survived the upgrade")
+
+        # 4. rollback to v1
+        rc, res, out = node.ctl("rollback")
+        check(rc == 0, "rollback to v1")
+        node.wait_poweroff_or_reboot(180)
+        node.boot()
+        st = node.status()
+        print("  " + describe(st))
+        check(st["boot"]["slot"] == "a" and st["os"]["version"] == "1.0.0", "rollback: v1 runs from slot a again")
+        check(slot(st, "b")["state"] == "good", "slot b (v2) stays good as a fallback")
+        rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
+        check("time.example.com" in out, "the /etc change survived the rollback")
+
+        # 5. broken v3: no human action after activate
+        rc, op, out = node.ctl("stage /run/bundles/v3.hullb")
+        check(rc == 0 and op and op.get("state") == "succeeded", "v3 (broken) stages")
+        rc, res, out = node.ctl("activate --tries 2")
+        check(rc == 0, "activate v3 with 2 tries")
+        node.wait_poweroff_or_reboot(180)
+        boots = 0
+        while True:
+            node.vm.stop()
+            node.vm = VM(disk, log, no_reboot=True, channel=True, extra_disks=extra)
+            node.vm.start()
+            line = node.vm.expect("hull: ready", 600)
+            print("unattended boot: %s" % line, flush=True)
+            if "version=1.0.0" in line:
+                break
+            boots += 1
+            check("version=3.0.0" in line and "slot=b" in line, "unattended boot %d runs v3 from slot b" % boots)
+            node.vm.wait_exit(400)  # the agent gives up on it and reboots
+            if boots > 3:
+                break
+        check(boots == 2, "v3 was tried exactly twice before the node fell back (%d)" % boots)
+        node.vm.expect("HULL-E2E-SHELL ready", 120)
+        node.vm.connect()
+        st = node.status()
+        print("  " + describe(st))
+        check(st["boot"]["slot"] == "a" and st["os"]["version"] == "1.0.0", "the node fell back to v1 by itself")
+        check(slot(st, "b")["state"] == "bad" and slot(st, "b")["version"] == "3.0.0", "slot b (v3) is marked bad")
+        op = st["operation"] or {}
+        check(op.get("type") == "fallback" and op.get("state") == "failed",
+              "the fallback is reported as the last operation: %s" % (op.get("error") or {}).get("message"))
+        rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
+        check("time.example.com" in out, "the /etc change survived the failed upgrade")
+        rc, out = node.sh("hullctl audit --limit 100")
+        check(out.count("/v1/stage") >= 4 and "/v1/rollback" in out and "/v1/activate" in out,
+              "the audit log on persist recorded every call")
+        print("agent e2e took %.0f s" % (time.monotonic() - t0), flush=True)
+    except (TimeoutError, RuntimeError) as e:
+        check(False, "%s (console log: %s)" % (e, log))
+    finally:
+        if node.vm:
+            node.vm.stop()
+    return 1 if e2etest.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
