@@ -393,6 +393,26 @@ static int copy_into_root(BuildContext *c, const char *src, const char *rel, mod
         return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
 }
 
+/* programs_dir is a ':'-separated search path (the build tree keeps each
+ * program in its own directory). */
+static int find_program(BuildContext *c, const char *name, char **ret) {
+        _cleanup_free_ char *dirs = strdup(c->programs_dir);
+        char *save = NULL;
+
+        if (!dirs)
+                return -ENOMEM;
+        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = path_join(d, name);
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, X_OK) == 0) {
+                        *ret = TAKE_PTR(p);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
 static int stage_customise(BuildContext *c) {
         int r;
 
@@ -432,11 +452,34 @@ static int stage_customise(BuildContext *c) {
         }
         build_progress(c, "copied %zu file(s) from the spec", c->spec->n_files);
 
-        /* Hull's own early-boot program and boot marker. */
-        _cleanup_free_ char *init = path_join(c->programs_dir, "hull-init");
-        if (!init)
+        /* Hull's own programs: early boot, the node agent and its CLI. */
+        static const struct {
+                const char *name, *dest;
+        } programs[] = {
+                { "hull-init", "usr/lib/hull/hull-init" },
+                { "hull-agent", "usr/lib/hull/hull-agent" },
+                { "hullctl", "usr/bin/hullctl" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(programs); i++) {
+                _cleanup_free_ char *src = NULL;
+                r = find_program(c, programs[i].name, &src);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot find Hull's program '%s' in %s (use --programs-dir): %m",
+                                               programs[i].name, c->programs_dir);
+                r = copy_into_root(c, src, programs[i].dest, 0755);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_free_ char *agent_unit = path_join(c->data_dir, "hull-agent.service");
+        if (!agent_unit)
                 return -ENOMEM;
-        r = copy_into_root(c, init, "usr/lib/hull/hull-init", 0755);
+        r = copy_into_root(c, agent_unit, "usr/lib/systemd/system/hull-agent.service", 0644);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *health = path_join(c->root, "usr/lib/hull/health.d");
+        if (!health)
+                return -ENOMEM;
+        r = mkdir_p(health, 0755);
         if (r < 0)
                 return r;
         _cleanup_free_ char *ready = path_join(c->data_dir, "hull-ready.service");
@@ -452,15 +495,20 @@ static int stage_customise(BuildContext *c) {
         if (r < 0)
                 return r;
         _cleanup_free_ char *wants = path_join(c->root, "etc/systemd/system/multi-user.target.wants");
-        _cleanup_free_ char *link = path_join(c->root, "etc/systemd/system/multi-user.target.wants/hull-ready.service");
-        if (!wants || !link)
+        if (!wants)
                 return -ENOMEM;
         r = mkdir_p(wants, 0755);
         if (r < 0)
                 return r;
-        (void) unlink(link);
-        if (symlink("/usr/lib/systemd/system/hull-ready.service", link) < 0)
-                return log_error_errno(errno, "Failed to enable hull-ready.service: %m");
+        static const char *const enable[] = { "hull-ready.service", "hull-agent.service" };
+        for (size_t i = 0; i < ELEMENTSOF(enable); i++) {
+                _cleanup_free_ char *link = path_join(wants, enable[i]), *target = NULL;
+                if (!link || asprintf(&target, "/usr/lib/systemd/system/%s", enable[i]) < 0)
+                        return -ENOMEM;
+                (void) unlink(link);
+                if (symlink(target, link) < 0)
+                        return log_error_errno(errno, "Failed to enable %s: %m", enable[i]);
+        }
 
         /* Trusted update keys: the build key and any extra ones. */
         _cleanup_free_ char *keydir = path_join(c->root, "usr/share/hull/keys"), *keyfile = NULL;

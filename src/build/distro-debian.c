@@ -18,7 +18,9 @@ static const char *const debian_base_packages[] = {
         "linux-image-amd64", "systemd", "systemd-sysv", "udev", "initramfs-tools", "zstd", "kmod", "e2fsprogs",
         /* veritysetup: small, and having it in every base layer lets images
          * with and without dm-verity share the bootstrap cache. */
-        "cryptsetup-bin",    NULL,
+        "cryptsetup-bin",
+        /* Runtime libraries of hull-agent and hullctl. */
+        "libmicrohttpd12", "libcurl4", "libjansson4", "libyaml-0-2", "libssl3", "libfdisk1", "ca-certificates", NULL,
 };
 
 static int join_list(const char *const *a, const char *const *b, char **ret) {

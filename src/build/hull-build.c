@@ -19,6 +19,9 @@
 #ifndef HULL_LIBEXECDIR
 #define HULL_LIBEXECDIR "/usr/libexec/hull"
 #endif
+#ifndef HULL_PROGRAMS_PATH
+#define HULL_PROGRAMS_PATH HULL_LIBEXECDIR ":/usr/bin"
+#endif
 #ifndef HULL_DATADIR
 #define HULL_DATADIR "/usr/share/hull"
 #endif
@@ -36,7 +39,8 @@ static void help(void) {
                "      --no-cache         ignore and do not fill the cache\n"
                "      --trust PUBLIC.pem also trust this key for updates on the node (repeatable)\n"
                "      --keep-work        keep the work directory for inspection\n"
-               "      --programs-dir DIR where hull-init is taken from\n"
+               "      --programs-dir DIRS where hull-init, hull-agent and hullctl are taken from\n"
+               "                         (':'-separated)\n"
                "      --data-dir DIR     Hull's data files (initramfs scripts, units)\n"
                "  -v, --verbose          debug output\n"
                "  -h, --help             this help\n"
@@ -271,7 +275,10 @@ static int cmd_build(int argc, char **argv) {
                 .spec = spec,
                 .output_dir = arg_output,
                 .cache_dir = arg_cache,
-                .programs_dir = pick_dir(arg_programs_dir, HULL_LIBEXECDIR, HULL_BUILD_PROGRAMS_DIR, "hull-init"),
+                .programs_dir = streq(pick_dir(arg_programs_dir, HULL_LIBEXECDIR, HULL_BUILD_PROGRAMS_DIR, "hull-init"),
+                                      HULL_LIBEXECDIR)
+                                        ? HULL_PROGRAMS_PATH
+                                        : pick_dir(arg_programs_dir, HULL_LIBEXECDIR, HULL_BUILD_PROGRAMS_DIR, "hull-init"),
                 .data_dir = pick_dir(arg_data_dir, HULL_DATADIR, HULL_BUILD_DATA_DIR, "hull-ready.service"),
                 .key = key,
                 .trusted_keys = arg_trust,

@@ -728,7 +728,7 @@ int bundle_stream_feed(BundleStream *s, const void *data, size_t len) {
                 return s->error;
         if (s->finished)
                 return -EINVAL;
-        if (EVP_DigestUpdate(s->file_ctx, data, len) != 1)
+        if (s->file_ctx && EVP_DigestUpdate(s->file_ctx, data, len) != 1)
                 return (s->error = -EIO);
         int r = stream_feed(s, data, len);
         if (r < 0)
@@ -745,9 +745,11 @@ int bundle_stream_finish(BundleStream *s) {
                 return (s->error = -EBADMSG);
         if (stream_current(s))
                 return (s->error = -ENODATA);
-        int r = sha256_final(s->file_ctx, s->file_sha256);
-        if (r < 0)
-                return (s->error = r);
+        if (s->file_ctx) {
+                int r = sha256_final(s->file_ctx, s->file_sha256);
+                if (r < 0)
+                        return (s->error = r);
+        }
         s->finished = true;
         return 0;
 }
@@ -770,9 +772,18 @@ const Manifest *bundle_stream_manifest(const BundleStream *s) {
         return s ? s->manifest : NULL;
 }
 
+void bundle_stream_no_file_digest(BundleStream *s) {
+        if (s && s->pos == 0) {
+                EVP_MD_CTX_free(s->file_ctx);
+                s->file_ctx = NULL;
+        }
+}
+
 int bundle_stream_file_sha256(const BundleStream *s, uint8_t ret[static 32]) {
         if (!s || !s->finished)
                 return -EINVAL;
+        if (!s->file_ctx)
+                return -ENODATA;
         memcpy(ret, s->file_sha256, 32);
         return 0;
 }

@@ -118,5 +118,9 @@ uint64_t bundle_stream_position(const BundleStream *s);
 uint64_t bundle_stream_total(const BundleStream *s);
 /* NULL until the head is verified. */
 const Manifest *bundle_stream_manifest(const BundleStream *s);
-/* SHA-256 of every byte fed, available after a successful finish. */
+/* Do not compute the whole-file digest (it costs a second SHA-256 pass over
+ * every byte); call before the first feed. */
+void bundle_stream_no_file_digest(BundleStream *s);
+/* SHA-256 of every byte fed, available after a successful finish (-ENODATA
+ * if switched off). */
 int bundle_stream_file_sha256(const BundleStream *s, uint8_t ret[static 32]) _warn_unused_result_;

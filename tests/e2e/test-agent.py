@@ -180,7 +180,10 @@ def main():
         st = node.status()
         check(st["boot"]["slot"] == "a" and slot(st, "a")["state"] == "good" and slot(st, "a")["priority"] == 10,
               "after the refusals slot a is still good and preferred")
+        t_stage = time.monotonic()
         rc, op, out = node.ctl("stage /run/bundles/v2.hullb --version 2.0.0")
+        print("BENCH stage-v2-in-guest %.1f s for %d MiB (TCG)" % (time.monotonic() - t_stage,
+              os.path.getsize(v2 + ".hullb") >> 20), flush=True)
         check(rc == 0 and op and op.get("state") == "succeeded", "v2 stages from the second disk: %s" %
               (op or {}).get("error"))
         st = node.status()
@@ -188,12 +191,15 @@ def main():
         check(slot(st, "b")["state"] == "staged" and slot(st, "b")["version"] == "2.0.0", "slot b holds v2, staged")
 
         # 3. activate and reboot into v2
+        t_activate = time.monotonic()
         rc, res, out = node.ctl("activate")
         check(rc == 0, "activate v2 (the agent reboots the node)")
         node.wait_poweroff_or_reboot(180)
         node.boot()
         st = node.wait_status(lambda s: slot(s, "b")["state"] == "good", "v2 is marked good by the agent")
         print("  " + describe(st))
+        print("BENCH activate-to-mark-good %.1f s (TCG, includes the reboot)" % (time.monotonic() - t_activate),
+              flush=True)
         check(st["boot"]["slot"] == "b" and st["os"]["version"] == "2.0.0", "v2 runs from slot b")
         check(st["health"]["state"] == "healthy" and st["operation"]["type"] == "mark-good",
               "the agent ran the health checks and marked v2 good by itself")

@@ -64,8 +64,10 @@ static int done(int r, const char *msg) {
 
 static void progress(StagePhase p, uint64_t done_bytes, uint64_t total, void *userdata) {
         static StagePhase last = -1;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         if (p != last)
-                fprintf(stderr, "phase %s\n", stage_phase_to_string(p));
+                fprintf(stderr, "phase %s at %.3f\n", stage_phase_to_string(p), ts.tv_sec + ts.tv_nsec / 1e9);
         last = p;
 }
 
