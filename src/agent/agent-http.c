@@ -51,8 +51,9 @@ static bool peer_allowed(int fd, struct ucred *cred) {
                 return false;
         if (cred->gid == socket_gid)
                 return true;
-        /* Supplementary groups of the peer, as of connect(). */
-        gid_t groups[NGROUPS_MAX];
+        /* Supplementary groups of the peer, as of connect(). A peer in more
+         * than 1024 groups gets ERANGE and is refused. */
+        gid_t groups[1024];
         l = sizeof(groups);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &l) < 0)
                 return false;

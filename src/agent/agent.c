@@ -2,10 +2,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -14,7 +16,7 @@
 
 #include "agent-api.h"
 #include "agent.h"
-#include "fetch.h"
+#include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
 #include "spawn.h"
@@ -75,9 +77,11 @@ static json_t *operation_json(const Operation *op) {
                 return json_null();
         json_t *err = json_null();
         if (op->error_errno < 0 || op->error_message) {
-                const char *code = api_error_code_from_errno(op->error_errno);
-                err = json_pack("{s:s, s:s, s:i}", "code", code ?: "internal", "message",
-                                op->error_message ?: strerror(-op->error_errno), "errno", -op->error_errno);
+                char name[API_ERRNO_NAME_MAX];
+                const char *code = op->error_code[0] ? op->error_code : api_error_code_from_errno(op->error_errno);
+                err = json_pack("{s:s, s:s, s:s}", "code", code, "message",
+                                op->error_message ?: strerror(-op->error_errno), "errno",
+                                api_errno_name(op->error_errno, name));
         }
         return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t) op->id, "type",
                          op->type, "state", op->state, "phase", json_str_or_null(op->phase), "done",
@@ -127,11 +131,15 @@ static void load_state(Agent *a) {
         a->op.slot = slot ? slot_from_string(slot) : -1;
         json_t *err = json_object_get(op, "error");
         if (json_is_object(err)) {
-                a->op.error_errno = -(int) json_integer_value(json_object_get(err, "errno"));
+                /* The errno itself is only needed for the code, which is kept. */
+                a->op.error_errno = -EIO;
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "%s",
+                         json_string_value(json_object_get(err, "code")) ?: "internal");
                 const char *m = json_string_value(json_object_get(err, "message"));
                 a->op.error_message = m ? strdup(m) : NULL;
         } else if (streq(state, "running")) {
                 a->op.error_errno = -EINTR;
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
                 a->op.error_message = strdup("the agent stopped (crash, kill or power loss) while this operation ran; "
                                              "the slot it was writing stays marked bad");
         }
@@ -263,53 +271,19 @@ unsigned agent_get_audit(Agent *a, size_t limit, char **ret_body) {
 typedef struct StageJob {
         Agent *agent;
         StageRequest req;
-        uint8_t sha256[32];
 } StageJob;
-
-static void stage_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
-        Agent *a = userdata;
-        pthread_mutex_lock(&a->lock);
-        snprintf(a->op.phase, sizeof(a->op.phase), "%s", stage_phase_to_string(phase));
-        a->op.done = done;
-        if (total > 0 || phase != STAGE_PHASE_WRITING)
-                a->op.total = total;
-        pthread_mutex_unlock(&a->lock);
-}
-
-static int pump_url(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) {
-        StageJob *j = pump_userdata;
-        FetchOptions fo = {
-                .url = j->req.source,
-                .ca_file = j->req.ca_file,
-                .client_cert = j->req.client_cert,
-                .client_key = j->req.client_key,
-                .max_retries = 8,
-                .cancel = &j->agent->stopping,
-        };
-        return fetch_stream(&fo, sink, NULL, sink_userdata, ret_error);
-}
 
 static void *stage_thread(void *p) {
         StageJob *j = p;
         Agent *a = j->agent;
-        char *err = NULL;
-        StageResult res = {};
-        StageOptions so = {
-                .expect_version = j->req.version,
-                .expect_key_id = j->req.key_id,
-                .expect_sha256 = j->req.sha256 ? j->sha256 : NULL,
-                .progress = stage_progress,
-                .userdata = a,
-        };
-        bool url = string_has_prefix(j->req.source, "https://") || string_has_prefix(j->req.source, "http://");
+        char *err = NULL, version[65] = "";
 
         log_info("Staging %s into slot %s.", j->req.source, slot_to_string(slot_other(a->target.booted)));
-        int r = update_stage(&a->target, &so, url ? pump_url : update_pump_file, url ? (void *) j : j->req.source,
-                             &res, &err);
+        int r = stage_worker_run(a, &j->req, version, &err);
 
         pthread_mutex_lock(&a->lock);
         if (r >= 0)
-                snprintf(a->op.version, sizeof(a->op.version), "%s", res.version);
+                snprintf(a->op.version, sizeof(a->op.version), "%s", version);
         op_end(a, r, err);
         a->busy = false;
         pthread_mutex_unlock(&a->lock);
@@ -337,12 +311,6 @@ unsigned agent_post_stage(Agent *a, const char *body, size_t len, char **ret_bod
                 return agent_error(r == -E2BIG ? 413 : 400, r == -E2BIG ? "too_large" : "bad_request", r, ret_body,
                                    "%s", err ?: "malformed request");
         }
-        if (j->req.sha256 && hex_decode(j->req.sha256, j->sha256, sizeof(j->sha256)) < 0) {
-                stage_request_done(&j->req);
-                free(j);
-                return agent_error(400, "bad_request", -EINVAL, ret_body, "sha256: not 64 hex digits");
-        }
-
         pthread_mutex_lock(&a->lock);
         if (a->busy) {
                 unsigned s = busy_error(a, ret_body);
@@ -590,6 +558,8 @@ static void *health_thread(void *p) {
         }
 
         pthread_mutex_lock(&a->lock);
+        if (r < 0 && r != -ESTALE)
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "unhealthy");
         op_end(a, r < 0 ? r : 0, err);
         a->busy = false;
         bool reboot = r < 0 && job->automatic && a->opt.reboot_on_unhealthy && !a->stopping;
@@ -770,6 +740,7 @@ void agent_boot_tasks(Agent *a) {
                                 slot_to_string(slot_other(a->target.booted)), failed[0] ? failed : "?",
                                 slot_to_string(a->target.booted), a->os_version,
                                 slot_to_string(slot_other(a->target.booted)));
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "boot_failed");
                 op_end(a, -ECANCELED, msg);
         } else if (r < 0)
                 log_error("Checking for a fallback failed: %s", err ?: strerror(-r));
@@ -784,6 +755,21 @@ void agent_boot_tasks(Agent *a) {
                 (void) start_health(a, true);
         }
         pthread_mutex_unlock(&a->lock);
+}
+
+static int count_keys(const char *dir) {
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+                if (l > 4 && streq(de->d_name + l - 4, ".pem"))
+                        n++;
+        }
+        return n;
 }
 
 int agent_init(Agent *a, const AgentOptions *o) {
@@ -815,10 +801,17 @@ int agent_init(Agent *a, const AgentOptions *o) {
                 return log_error_errno(r, "Failed to load the applied node config %s: %s", cfg, err ?: strerror(-r));
         load_state(a);
 
-        r = keyring_load_dir(o->keys_dir, &a->keyring);
+        /* The keys are loaded by each stage worker (the daemon itself never
+         * runs OpenSSL); here only make sure there are some. */
+        r = count_keys(o->keys_dir);
         if (r < 0)
-                return log_error_errno(r, "Failed to load the trusted update keys from %s: %m", o->keys_dir);
-        a->target.keyring = a->keyring;
+                return log_error_errno(r, "Cannot read the trusted update keys in %s: %m", o->keys_dir);
+        if (r == 0)
+                log_warning("No trusted update keys in %s: every bundle will be refused.", o->keys_dir);
+        ssize_t l = readlink("/proc/self/exe", a->self_exe, sizeof(a->self_exe) - 1);
+        if (l < 0)
+                return log_error_errno(errno, "Cannot find my own executable: %m");
+        a->self_exe[l] = 0;
 
         struct utsname u;
         if (uname(&u) < 0)
@@ -832,6 +825,8 @@ void agent_done(Agent *a) {
         a->stopping = 1;
         pthread_mutex_lock(&a->lock);
         bool join = a->worker_joinable;
+        if (a->worker_pid > 0)
+                (void) kill(a->worker_pid, SIGKILL);
         pthread_mutex_unlock(&a->lock);
         if (join)
                 (void) pthread_join(a->worker, NULL);

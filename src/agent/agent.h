@@ -51,6 +51,7 @@ typedef struct Operation {
         char version[65];
         int slot;                     /* Slot or -1 */
         int error_errno;              /* negative, 0 = none */
+        char error_code[24];          /* "" = derived from error_errno */
         char *error_message;
 } Operation;
 
@@ -69,6 +70,8 @@ typedef struct Agent {
         bool busy;
         pthread_t worker;
         bool worker_joinable;
+        pid_t worker_pid;             /* the stage worker process, 0 if none */
+        char self_exe[4096];          /* for spawning the stage worker */
         uint64_t next_op_id;
 
         AuditLog *audit;

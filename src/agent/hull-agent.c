@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "agent.h"
-#include "fetch.h"
+#include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
 #include "strutil.h"
@@ -297,15 +297,12 @@ int main(int argc, char **argv) {
         int r;
 
         log_set_prefix("hull-agent");
+        if (argc == 3 && streq(argv[1], "--stage-worker"))
+                return stage_worker_main(argv[2]);
         r = parse_args(argc, argv, &o);
         if (r < 0)
                 return EXIT_FAILURE;
 
-        r = fetch_global_init();
-        if (r < 0) {
-                log_error_errno(r, "Failed to initialise libcurl: %m");
-                return EXIT_FAILURE;
-        }
         r = agent_init(&a, &o);
         if (r < 0)
                 goto out;

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "fetch.h"
+#include "log.h"
+#include "stage-worker.h"
+#include "strutil.h"
+
+/* Staging runs in a child process, "hull-agent --stage-worker JOB": the
+ * bundle parser, OpenSSL and libcurl only ever run there. The daemon stays
+ * small while idle (none of those libraries' pages are touched in it), and
+ * a crash or a hang while parsing untrusted input costs one operation, not
+ * the node's management API. The child reports on its stdout, one line
+ * each:
+ *   P <phase> <done> <total>    progress
+ *   V <version>                 success (exit status 0)
+ *   E <errno> <message>         failure (exit status 1) */
+
+/* ---- child ---- */
+
+typedef struct WorkerJob {
+        const char *source, *ca_file, *client_cert, *client_key;
+} WorkerJob;
+
+static void child_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
+        printf("P %s %" PRIu64 " %" PRIu64 "\n", stage_phase_to_string(phase), done, total);
+        fflush(stdout);
+}
+
+static int child_pump_url(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) {
+        const WorkerJob *j = pump_userdata;
+        FetchOptions fo = {
+                .url = j->source,
+                .ca_file = j->ca_file,
+                .client_cert = j->client_cert,
+                .client_key = j->client_key,
+                .max_retries = 8,
+        };
+        int r = fetch_global_init();
+        if (r < 0)
+                return r;
+        return fetch_stream(&fo, sink, NULL, sink_userdata, ret_error);
+}
+
+static const char *jstr(json_t *j, const char *k) {
+        return json_string_value(json_object_get(j, k));
+}
+
+int stage_worker_main(const char *job) {
+        _cleanup_(json_decrefp) json_t *j = json_loads(job, 0, NULL);
+        _cleanup_(keyring_freep) Keyring *kr = NULL;
+        _cleanup_free_ char *err = NULL;
+        uint8_t sha[32];
+        StageResult res = {};
+        int r;
+
+        if (!j || !jstr(j, "source") || !jstr(j, "esp") || !jstr(j, "keys") || !jstr(j, "booted")) {
+                printf("E %d the stage job is malformed\n", EINVAL);
+                return EXIT_FAILURE;
+        }
+        UpdateTarget t = {
+                .esp_dir = jstr(j, "esp"),
+                .slot_device = { jstr(j, "slot_a"), jstr(j, "slot_b") },
+                .booted = slot_from_string(jstr(j, "booted")),
+                .arch = jstr(j, "arch"),
+        };
+        WorkerJob w = {
+                .source = jstr(j, "source"),
+                .ca_file = jstr(j, "ca_file"),
+                .client_cert = jstr(j, "client_cert"),
+                .client_key = jstr(j, "client_key"),
+        };
+        StageOptions so = {
+                .expect_version = jstr(j, "version"),
+                .expect_key_id = jstr(j, "key_id"),
+                .progress = child_progress,
+        };
+        if (jstr(j, "sha256") && hex_decode(jstr(j, "sha256"), sha, sizeof(sha)) >= 0)
+                so.expect_sha256 = sha;
+
+        r = keyring_load_dir(jstr(j, "keys"), &kr);
+        if (r < 0) {
+                printf("E %d cannot load the trusted update keys from %s: %s\n", -r, jstr(j, "keys"), strerror(-r));
+                return EXIT_FAILURE;
+        }
+        t.keyring = kr;
+
+        bool url = string_has_prefix(w.source, "https://") || string_has_prefix(w.source, "http://");
+        r = update_stage(&t, &so, url ? child_pump_url : update_pump_file, url ? (void *) &w : (void *) w.source,
+                         &res, &err);
+        if (r < 0) {
+                /* One line: the message must not break the protocol. */
+                for (char *c = err; c && *c; c++)
+                        if (*c == '\n' || *c == '\r')
+                                *c = ' ';
+                printf("E %d %s\n", -r, err ?: strerror(-r));
+                return EXIT_FAILURE;
+        }
+        printf("V %s\n", res.version);
+        return EXIT_SUCCESS;
+}
+
+/* ---- parent ---- */
+
+static int make_job(Agent *a, const StageRequest *req, char **ret) {
+        _cleanup_(json_decrefp) json_t *j = json_pack(
+                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s}", "source", req->source,
+                "sha256", req->sha256, "version", req->version, "key_id", req->key_id, "ca_file", req->ca_file,
+                "client_cert", req->client_cert, "client_key", req->client_key, "esp", a->target.esp_dir, "slot_a",
+                a->target.slot_device[SLOT_A], "slot_b", a->target.slot_device[SLOT_B], "booted",
+                slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch);
+        if (!j)
+                return -ENOMEM;
+        *ret = json_dumps(j, JSON_COMPACT);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 65], char **ret_error) {
+        _cleanup_free_ char *job = NULL, *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        int p[2], r, status;
+        size_t n = 0;
+        pid_t pid;
+
+        r = make_job(a, req, &job);
+        if (r < 0)
+                return r;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+
+        /* The daemon has threads: between fork() and execv() the child only
+         * makes async-signal-safe calls. */
+        char *argv[] = { a->self_exe, (char *) "--stage-worker", job, NULL };
+        sigset_t none;
+        sigemptyset(&none);
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                (void) close(p[0]);
+                (void) close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                if (dup2(p[1], STDOUT_FILENO) < 0)
+                        _exit(127);
+                (void) signal(SIGPIPE, SIG_DFL);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        (void) close(p[1]);
+        pthread_mutex_lock(&a->lock);
+        a->worker_pid = pid;
+        pthread_mutex_unlock(&a->lock);
+
+        f = fdopen(p[0], "r");
+        if (!f) {
+                r = -errno;
+                (void) close(p[0]);
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        int err = 0;
+        char *msg = NULL;
+        while (getline(&line, &n, f) > 0) {
+                line[strcspn(line, "\n")] = 0;
+                if (line[0] == 'P') {
+                        char phase[24];
+                        uint64_t done, total;
+                        if (sscanf(line, "P %23s %" SCNu64 " %" SCNu64, phase, &done, &total) == 3) {
+                                pthread_mutex_lock(&a->lock);
+                                snprintf(a->op.phase, sizeof(a->op.phase), "%s", phase);
+                                a->op.done = done;
+                                if (total > 0 || !streq(phase, "writing"))
+                                        a->op.total = total;
+                                pthread_mutex_unlock(&a->lock);
+                        }
+                } else if (line[0] == 'V' && line[1] == ' ') {
+                        snprintf(ret_version, 65, "%s", line + 2);
+                } else if (line[0] == 'E' && line[1] == ' ') {
+                        char *end = NULL;
+                        long e = strtol(line + 2, &end, 10);
+                        err = e > 0 && e < 4096 ? -(int) e : -EIO;
+                        free(msg);
+                        msg = strdup(end && *end == ' ' ? end + 1 : "staging failed");
+                }
+        }
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        pthread_mutex_lock(&a->lock);
+        a->worker_pid = 0;
+        pthread_mutex_unlock(&a->lock);
+
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && err == 0)
+                return 0;
+        if (err == 0) {
+                err = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && a->stopping ? -ECANCELED : -EIO;
+                free(msg);
+                msg = NULL;
+                if (asprintf(&msg, "the staging process %s %d without a result", WIFSIGNALED(status) ? "died of signal" : "exited with",
+                             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) < 0)
+                        msg = NULL;
+        }
+        *ret_error = msg;
+        return err;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "agent-api.h"
+#include "agent.h"
+
+/* Child side: "hull-agent --stage-worker JOB" (JOB is JSON made by the
+ * parent). Returns the process exit status. */
+int stage_worker_main(const char *job);
+
+/* Parent side: run one stage in a child process, updating a->op's phase and
+ * progress as it reports them. 0 with the staged version, or a negative
+ * errno with a message. */
+int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 65], char **ret_error);

@@ -1,0 +1,403 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""hull-agent as a daemon on a real GPT disk on loop devices, driven over its
+Unix socket: the API (status, stage from a file and over HTTPS with a
+dropped connection, activate, mark-good with health checks, rollback,
+config), access control by SO_PEERCRED, the audit log, error documents,
+SIGKILL during a stage, and the automatic health check / reboot after boot.
+
+usage: test-agent.py HULL_AGENT HULLCTL UPDATE_TOOL MAKE_DISK HULL_BUILD FETCH_SERVER
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print("%s: %s" % ("PASS" if cond else "FAIL", what), flush=True)
+    if not cond:
+        failures += 1
+    return cond
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.path)
+
+
+def api(sock, method, path, body=None, raw=None):
+    c = UnixHTTP(sock)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    try:
+        return r.status, json.loads(text)
+    except ValueError:
+        return r.status, text
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+class Rig:
+    def __init__(self, tools):
+        self.agent, self.hullctl, self.tool, self.make_disk, self.hull_build, self.fetch_server = tools
+        self.t = tempfile.mkdtemp(prefix="hull-test-agent.", dir="/var/tmp")
+        self.loop = None
+        self.proc = None
+        self.sock = os.path.join(self.t, "agent.sock")
+
+    def setup(self):
+        t = self.t
+        sh(self.make_disk, t + "/disk.img", "64", "64", "32")
+        self.loop = sh("losetup", "-f", "--show", "-P", t + "/disk.img").strip()
+        if not os.path.exists(self.loop + "p4"):
+            subprocess.run(["partx", "-a", self.loop], capture_output=True)
+        self.a, self.b = self.loop + "p2", self.loop + "p3"
+        os.makedirs(t + "/esp/EFI/hull/a")
+        env = t + "/esp/EFI/hull/grubenv"
+        sh("grub-editenv", env, "create")
+        sh("grub-editenv", env, "set", "hull_a_prio=10", "hull_a_tries=0", "hull_a_good=1", "hull_b_prio=0",
+           "hull_b_tries=0", "hull_b_good=0", "hull_a_version=1.0.0", "hull_new_tries=3", "hull_cmdline=")
+        self.env = env
+        for d in ("keys", "state", "root/etc", "root/usr/lib/systemd/system", "proc/net/ipv4", "health"):
+            os.makedirs(os.path.join(t, d), exist_ok=True)
+        with open(t + "/proc/net/ipv4/ip_forward", "w") as f:
+            f.write("0\n")
+        with open(t + "/root/usr/lib/systemd/system/chrony.service", "w") as f:
+            f.write("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
+        with open(t + "/os-release", "w") as f:
+            f.write('IMAGE_ID=hull-test\nIMAGE_VERSION=1.0.0\nPRETTY_NAME="Hull test"\n')
+        self.boot_json("a")
+        sh(self.hull_build, "keygen", t + "/key.pem", t + "/keys/trusted.pem")
+        for name, size in (("rootfs", 24), ("kernel", 2), ("initrd", 3)):
+            with open(os.path.join(t, name), "wb") as f:
+                f.write(os.urandom(size << 20))
+        sh(self.tool, "make-bundle", t + "/key.pem", t + "/v2.hullb", "2.0.0", "x86_64", t + "/rootfs",
+           t + "/kernel", t + "/initrd")
+
+    def boot_json(self, slot):
+        with open(self.t + "/boot.json", "w") as f:
+            json.dump({"slot": slot, "degraded": False, "boot_id": "0" * 32, "first_boot": False,
+                       "persist_device": None}, f)
+
+    def start(self, *extra, booted="a"):
+        self.boot_json(booted)
+        t = self.t
+        cmd = [self.agent, "--socket", self.sock, "--state-dir", t + "/state", "--esp", t + "/esp",
+               "--slot-a", self.a, "--slot-b", self.b, "--keys", t + "/keys", "--boot-json", t + "/boot.json",
+               "--os-release", t + "/os-release", "--config-root", t + "/root", "--proc-sys", t + "/proc",
+               "--health-dir", t + "/health", "--no-systemd-check", "--offline",
+               "--reboot-command", "touch " + t + "/rebooted"] + list(extra)
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)  # left by a SIGKILL: wait for the new one below
+        self.log = open(t + "/agent.log", "a")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("hull-agent did not start: " + open(t + "/agent.log").read()[-2000:])
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def wait_op(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            st, op = api(self.sock, "GET", "/v1/operation")
+            if op and op.get("state") != "running":
+                return op
+            if time.monotonic() > deadline:
+                return op
+            time.sleep(0.1)
+
+    def status(self):
+        return api(self.sock, "GET", "/v1/status")[1]
+
+    def cleanup(self):
+        self.stop(signal.SIGKILL)
+        if self.loop:
+            subprocess.run(["losetup", "-d", self.loop])
+        shutil.rmtree(self.t, ignore_errors=True)
+
+
+def slots(st):
+    return "a=%s/%s b=%s/%s" % (st["slots"]["a"]["state"], st["slots"]["a"]["version"], st["slots"]["b"]["state"],
+                                st["slots"]["b"]["version"])
+
+
+def https_server(r):
+    """The fetch test's HTTPS server over the rig's directory with a fresh CA."""
+    t = r.t
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hull-test-ca",
+       "-keyout", t + "/ca.key", "-out", t + "/ca.pem")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", t + "/srv.key",
+       "-out", t + "/srv.csr")
+    with open(t + "/san.ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", t + "/srv.csr", "-CA", t + "/ca.pem", "-CAkey", t + "/ca.key",
+       "-CAcreateserial", "-days", "1", "-extfile", t + "/san.ext", "-out", t + "/srv.pem")
+    port_file = t + "/https.port"
+    p = subprocess.Popen([sys.executable, r.fetch_server, "--root", t, "--port-file", port_file, "--cert",
+                          t + "/srv.pem", "--key", t + "/srv.key", "--log", t + "/https.log"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(port_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = int(open(port_file).read())
+    return p, port
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root")
+        return 77
+    r = Rig(sys.argv[1:7])
+    https = None
+    try:
+        r.setup()
+        r.start()
+        sock = r.sock
+
+        # status
+        code, st = api(sock, "GET", "/v1/status")
+        check(code == 200 and st["api"] == "v1" and st["os"]["version"] == "1.0.0", "GET /v1/status answers")
+        check(st["boot"]["slot"] == "a" and slots(st) == "a=good/1.0.0 b=empty/None", "status: " + slots(st))
+        check(st["health"]["state"] == "healthy", "a good booted slot is healthy without checks")
+        check(oct(os.stat(sock).st_mode & 0o777) == "0o600", "the socket is root-only without --socket-group")
+
+        # routing and request errors
+        code, body = api(sock, "GET", "/v1/nope")
+        check(code == 404 and body["error"]["code"] == "not_found", "unknown path: 404 not_found")
+        code, body = api(sock, "GET", "/v1/stage")
+        check(code == 405 and body["error"]["code"] == "method_not_allowed", "GET on a POST endpoint: 405")
+        code, body = api(sock, "POST", "/v1/stage", raw=b"{not json")
+        check(code == 400 and body["error"]["code"] == "bad_request", "malformed JSON: 400 bad_request")
+        code, body = api(sock, "POST", "/v1/stage", {"source": "/x", "sorce": "typo"})
+        check(code == 400 and "sorce" in body["error"]["message"], "unknown field named in the error: %s" %
+              body["error"]["message"])
+        code, body = api(sock, "POST", "/v1/stage", raw=b"{" + b" " * (2 << 20) + b"}")
+        check(code == 413 and body["error"]["code"] == "too_large", "a 2 MiB body: 413")
+        code, body = api(sock, "POST", "/v1/activate", {})
+        check(code == 409 and body["error"]["code"] == "conflict", "activate with nothing staged: 409 conflict")
+
+        # stage from a local file
+        env_before = open(r.env, "rb").read()
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb", "version": "2.0.0"})
+        check(code == 202 and op["type"] == "stage" and op["state"] == "running", "stage: 202 with the operation")
+        code2, busy = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb"})
+        op = r.wait_op()
+        check(op["state"] == "succeeded" and op["version"] == "2.0.0" and op["slot"] == "b",
+              "stage from a file succeeds: %s" % op.get("error"))
+        check(code2 in (202, 409), "a second stage while one runs is refused with 409 busy (or ran after it)")
+        st = r.status()
+        check(slots(st) == "a=good/1.0.0 b=staged/2.0.0", "after stage: " + slots(st))
+
+        # refused bundles through the API
+        with open(r.t + "/v2.hullb", "rb") as f:
+            data = f.read()
+        with open(r.t + "/cut.hullb", "wb") as f:
+            f.write(data[:100])
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/cut.hullb"})
+        op = r.wait_op()
+        check(op["state"] == "failed" and op["error"]["code"] == "bad_bundle" and op["error"]["errno"] == "EBADMSG",
+              "a cut bundle fails with bad_bundle: %s" % op["error"]["message"])
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb", "version": "9"})
+        op = r.wait_op()
+        check(op["error"]["code"] == "version_mismatch", "a version mismatch: %s" % op["error"]["message"])
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/missing.hullb"})
+        op = r.wait_op()
+        check(op["state"] == "failed" and op["error"]["errno"] == "ENOENT" and "missing.hullb" in op["error"]["message"],
+              "a missing file fails with ENOENT, naming it (%s)" % op.get("error"))
+        st = r.status()
+        check(slots(st) == "a=good/1.0.0 b=staged/2.0.0", "refusals before writing leave b staged: " + slots(st))
+
+        # stage over HTTPS with a connection that drops every 5 MiB
+        if shutil.which("openssl"):
+            https, port = https_server(r)
+            code, op = api(sock, "POST", "/v1/stage", {
+                "source": "https://127.0.0.1:%d/drop-after/5242880/v2.hullb" % port, "ca_file": r.t + "/ca.pem",
+                "sha256": sh("sha256sum", r.t + "/v2.hullb").split()[0]})
+            op = r.wait_op(120)
+            check(op["state"] == "succeeded", "stage over HTTPS survives dropped connections (resume): %s" %
+                  op.get("error"))
+            ranges = len([l for l in open(r.t + "/https.log") if "range=bytes=" in l])
+            check(ranges >= 3, "the download resumed with Range requests (%d)" % ranges)
+            code, op = api(sock, "POST", "/v1/stage", {"source": "https://127.0.0.1:%d/v2.hullb" % port})
+            op = r.wait_op(60)
+            check(op["state"] == "failed" and op["error"]["code"] == "download_failed",
+                  "HTTPS without the right CA fails: %s" % (op.get("error") or {}).get("message"))
+            st = r.status()
+            check(slots(st) == "a=good/1.0.0 b=bad/2.0.0" or slots(st) == "a=good/1.0.0 b=staged/2.0.0",
+                  "after the TLS failure: " + slots(st))
+            code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb"})
+            r.wait_op()
+
+        # activate without reboot, then "reboot" into b
+        code, res = api(sock, "POST", "/v1/activate", {"reboot": False, "tries": 2})
+        check(code == 200 and res["reboot_required"] and not res["rebooting"], "activate without reboot")
+        check(not os.path.exists(r.t + "/rebooted"), "no reboot when asked not to")
+        st = r.status()
+        check(slots(st) == "a=good/1.0.0 b=trying/2.0.0" and st["reboot_required"], "after activate: " + slots(st))
+        sh(r.tool, "--esp", r.t + "/esp", "grub-boot")  # what GRUB does at the reboot
+        r.stop()
+
+        # boot into b with a health check that fails: never marked good, reboots
+        with open(r.t + "/health/10-fails", "w") as f:
+            f.write("#!/bin/sh\nexit 3\n")
+        os.chmod(r.t + "/health/10-fails", 0o755)
+        r.start("--health-timeout", "3", booted="b")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(r.t + "/rebooted") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        st = r.status()
+        check(st["health"]["state"] == "unhealthy" and "10-fails" in (st["health"]["message"] or ""),
+              "a failing health check: unhealthy (%s)" % st["health"]["message"])
+        check(st["slots"]["b"]["state"] == "trying" and not st["slots"]["b"]["good"], "b is not marked good")
+        check(st["operation"]["type"] == "mark-good" and st["operation"]["error"]["code"] == "unhealthy",
+              "the mark-good operation failed with unhealthy")
+        check(os.path.exists(r.t + "/rebooted"), "the agent rebooted to let GRUB count down")
+        os.unlink(r.t + "/rebooted")
+        r.stop()
+
+        # boot into b again with the check passing: marked good by itself
+        os.unlink(r.t + "/health/10-fails")
+        with open(r.t + "/health/20-passes", "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(r.t + "/health/20-passes", 0o755)
+        sh(r.tool, "--esp", r.t + "/esp", "grub-boot")
+        r.start(booted="b")
+        deadline = time.monotonic() + 20
+        while r.status()["slots"]["b"]["state"] != "good" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        st = r.status()
+        check(st["slots"]["b"]["state"] == "good" and st["health"]["state"] == "healthy",
+              "healthy checks: b marked good by the agent (%s)" % slots(st))
+        code, op = api(sock, "POST", "/v1/mark-good", {"force": True})
+        check(code == 200 and op["state"] == "succeeded", "mark-good on a good slot is a no-op success")
+
+        # rollback to a
+        code, res = api(sock, "POST", "/v1/rollback", {})
+        check(code == 200 and res["rebooting"], "rollback answers and reboots")
+        time.sleep(1)
+        check(os.path.exists(r.t + "/rebooted"), "the reboot command ran after the answer")
+        out = sh(r.tool, "--esp", r.t + "/esp", "grub-boot").strip()
+        check(out == "a", "after rollback GRUB boots a")
+        r.stop()
+        r.start(booted="a")
+
+        # config
+        cfg = {"generation": 1, "sysctl": {"net.ipv4.ip_forward": "1"}, "kernel_args": ["mitigations=auto"],
+               "files": [{"path": "/etc/chrony/sources.d/hull.sources", "content": "server ntp.example.com\n"}],
+               "units": {"enable": ["chrony.service"]}}
+        code, res = api(sock, "POST", "/v1/config", cfg)
+        check(code == 200 and res["changed"] and res["reboot_required"], "config generation 1 applies: %s" % res)
+        check(open(r.t + "/proc/net/ipv4/ip_forward").read().strip() == "1", "sysctl written")
+        check(open(r.t + "/root/etc/chrony/sources.d/hull.sources").read() == "server ntp.example.com\n",
+              "file written under /etc")
+        check(os.path.islink(r.t + "/root/etc/systemd/system/multi-user.target.wants/chrony.service"),
+              "unit enabled")
+        check("hull_cmdline=mitigations=auto" in sh("grub-editenv", r.env, "list"),
+              "kernel arguments in the GRUB environment")
+        code, res = api(sock, "POST", "/v1/config", cfg)
+        check(code == 200 and not res["changed"], "the same generation again changes nothing")
+        cfg2 = dict(cfg, generation=2, sysctl={"net.ipv4.no_such_key": "1"})
+        env_before = open(r.env, "rb").read()
+        code, res = api(sock, "POST", "/v1/config", cfg2)
+        check(code == 422 and res["error"]["code"] == "invalid_config",
+              "an unknown sysctl is refused: %s" % res["error"]["message"])
+        check(open(r.env, "rb").read() == env_before and api(sock, "GET", "/v1/config")[1]["generation"] == 1,
+              "a refused config changes nothing")
+        code, res = api(sock, "POST", "/v1/config", {"generation": 1, "kernel_args": ["quiet"]})
+        check(code == 409 and res["error"]["code"] == "stale_generation", "same generation, other content: 409")
+        code, res = api(sock, "POST", "/v1/config", {"generation": 3, "kernel_args": ["root=/dev/sda"]})
+        check(code == 422, "a kernel argument Hull owns is refused: %s" % res["error"]["message"])
+
+        # hullctl against the real agent
+        out = subprocess.run([r.hullctl, "--socket", sock, "status"], capture_output=True, text=True)
+        check(out.returncode == 0 and "1.0.0" in out.stdout, "hullctl status talks to the agent")
+        out = subprocess.run([r.hullctl, "--socket", sock, "--json", "status"], capture_output=True, text=True)
+        check(out.returncode == 0 and json.loads(out.stdout)["api"] == "v1", "hullctl --json status")
+
+        # access control
+        os.chmod(r.t, 0o755)
+        nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s",
+                                 "--unix-socket", sock, "http://localhost/v1/status"], capture_output=True, text=True)
+        check(nobody.returncode == 7 and nobody.stdout == "", "the socket itself keeps other users out (mode 0600)")
+        os.chmod(r.t, 0o755)
+        os.chmod(sock, 0o666)  # only to get past the file mode: the agent must still refuse
+        nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-X",
+                                 "POST", "--unix-socket", sock, "http://localhost/v1/rollback"],
+                                capture_output=True, text=True)
+        check('"forbidden"' in nobody.stdout, "uid 65534 gets 403 from SO_PEERCRED: %s" % nobody.stdout.strip())
+
+        # audit log
+        code, audit = api(sock, "GET", "/v1/audit?limit=1000")
+        paths = [a["path"] for a in audit]
+        check(code == 200 and "/v1/stage" in paths and "/v1/config" in paths and "/v1/rollback" in paths,
+              "the audit log has the calls (%d records)" % len(audit))
+        refused = [a for a in audit if a["uid"] == 65534]
+        check(refused and refused[-1]["status"] == 403 and refused[-1]["result"] == "refused",
+              "the refused call is audited with the caller's uid")
+        check(all(isinstance(a["pid"], int) for a in audit), "every record has the caller's pid")
+
+        # SIGKILL during a stage
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb"})
+        time.sleep(0.05)
+        r.stop(signal.SIGKILL)
+        r.start(booted="a")
+        st = r.status()
+        op = st["operation"]
+        check(op["type"] in ("stage",) and (op["state"] == "succeeded" or op["error"]["code"] == "interrupted"),
+              "after SIGKILL the stage shows as interrupted (or finished): %s" % op.get("error"))
+        check(st["slots"]["b"]["state"] in ("bad", "staged") and st["slots"]["a"]["state"] == "good",
+              "after SIGKILL: " + slots(st))
+
+        # resident memory when idle
+        time.sleep(0.5)
+        rss = int([l for l in open("/proc/%d/status" % r.proc.pid) if l.startswith("VmRSS")][0].split()[1])
+        print("BENCH agent idle RSS %d KiB" % rss, flush=True)
+        check(rss < 16 * 1024, "idle RSS is small (%d KiB)" % rss)
+        rc = r.stop()
+        check(rc == 0, "SIGTERM: clean exit")
+        check(not os.path.exists(sock), "the socket is removed on exit")
+    except (RuntimeError, subprocess.CalledProcessError, KeyError, TypeError) as e:
+        check(False, "unexpected: %r" % e)
+        try:
+            print(open(r.t + "/agent.log").read()[-3000:])
+        except OSError:
+            pass
+    finally:
+        if https:
+            https.kill()
+        r.cleanup()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
