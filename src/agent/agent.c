@@ -662,11 +662,17 @@ unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_bo
                 .live = a->opt.live,
         };
         unsigned status;
-        r = node_config_apply(a->config, c, &o, &res, &err);
-        if (r >= 0 && res.changed) {
-                args = node_config_kernel_args_string(c);
-                r = args ? update_set_cmdline(&a->target, args, &err) : -ENOMEM;
-        }
+        /* Everything that can be refused is checked before anything changes:
+         * the document (above), the kernel arguments' room in the GRUB
+         * environment (here), the running system (inside apply). */
+        args = node_config_kernel_args_string(c);
+        r = args ? update_check_cmdline(&a->target, args, &err) : -ENOMEM;
+        if (r == -ENOSPC)
+                r = -EINVAL; /* an invalid config, not a full disk */
+        if (r >= 0)
+                r = node_config_apply(a->config, c, &o, &res, &err);
+        if (r >= 0 && res.changed)
+                r = update_set_cmdline(&a->target, args, &err);
         if (r >= 0 && res.changed) {
                 path = state_path(a, "config.json");
                 r = path ? node_config_save(c, path) : -ENOMEM;

@@ -60,7 +60,7 @@ typedef struct Agent {
         UpdateTarget target;
         Keyring *keyring;
         char *esp_dir, *slot_device[2];
-        char arch[32];
+        char arch[65];
         char os_name[65], os_version[65], pretty_name[256];
         char boot_id[40];
         bool degraded, first_boot;

@@ -804,6 +804,23 @@ int update_reconcile_boot(const UpdateTarget *t, char ret_failed_version[static 
         return r < 0 ? r : 1;
 }
 
+int update_check_cmdline(const UpdateTarget *t, const char *args, char **ret_error) {
+        _cleanup_(grubenv_freep) GrubEnv *e = NULL;
+        char block[GRUBENV_SIZE];
+        BootState s;
+        int r = load_env(t, &e, &s, ret_error);
+        if (r < 0)
+                return r;
+        r = grubenv_set(e, ENV_CMDLINE, args ?: "");
+        if (r >= 0)
+                r = grubenv_format(e, block);
+        if (r < 0)
+                return fail(ret_error, -ENOSPC,
+                            "the kernel arguments (%zu bytes) do not fit the %d-byte GRUB environment block next to "
+                            "both slots' own arguments", strlen(args ?: ""), GRUBENV_SIZE);
+        return 0;
+}
+
 int update_set_cmdline(const UpdateTarget *t, const char *args, char **ret_error) {
         _cleanup_(grubenv_freep) GrubEnv *e = NULL;
         BootState s;

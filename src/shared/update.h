@@ -139,5 +139,8 @@ int update_rollback(const UpdateTarget *t, Slot *ret_slot, char **ret_error) _wa
  * 0 if nothing happened. */
 int update_reconcile_boot(const UpdateTarget *t, char ret_failed_version[static 65], char **ret_error) _warn_unused_result_;
 
+/* Whether hull_cmdline = args would fit the environment block, without
+ * writing anything: -ENOSPC (with a message) if not. */
+int update_check_cmdline(const UpdateTarget *t, const char *args, char **ret_error) _warn_unused_result_;
 /* Set hull_cmdline (the node config's kernel arguments). */
 int update_set_cmdline(const UpdateTarget *t, const char *args, char **ret_error) _warn_unused_result_;
