@@ -24,8 +24,8 @@
 
 /* The HTTP side: libmicrohttpd on a Unix socket we create ourselves (MHD
  * only knows TCP, but serves any listening stream socket handed to it).
- * One internal polling thread handles every request; nothing a request does
- * blocks for long (staging and health checks run on the worker thread). */
+ * Staging and health checks run on the worker thread; a connection thread
+ * only blocks for an admin-container command. */
 
 #define CONNECTION_LIMIT 32
 #define CONNECTION_TIMEOUT_SEC 30
@@ -304,7 +304,10 @@ int agent_serve(Agent *a) {
                 return log_error_errno(errno, "signalfd() failed: %m");
 
         struct MHD_Daemon *d = MHD_start_daemon(
-                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
+                /* A thread per connection: an admin-container command may run
+                 * for minutes without holding up status calls. */
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0,
+                NULL, NULL, on_request, a,
                 MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned) CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
                 (unsigned) CONNECTION_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,

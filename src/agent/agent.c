@@ -16,6 +16,7 @@
 
 #include "agent-api.h"
 #include "agent.h"
+#include "debug-exec.h"
 #include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
@@ -704,19 +705,41 @@ unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_bo
 
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body) {
         _cleanup_free_ char *err = NULL;
-        DebugRequest req = {};
+        _cleanup_(debug_request_done) DebugRequest req = {};
+        DebugResult res = {};
         int r = api_parse_debug(body, len, &req, &err);
         if (r < 0)
                 return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
-        debug_request_done(&req);
         pthread_mutex_lock(&a->lock);
         bool enabled = a->config && a->config->debug_enabled;
         pthread_mutex_unlock(&a->lock);
         if (!enabled)
                 return agent_error(403, "forbidden", -EPERM, ret_body,
                                    "the admin container is disabled; enable it with \"debug\": {\"enabled\": true} in the node config");
-        return agent_error(501, "not_implemented", -EOPNOTSUPP, ret_body,
-                           "the admin container is not available in this version of hull-agent");
+        if (!req.command)
+                return agent_error(400, "bad_request", -EINVAL, ret_body,
+                                   "command: required; the admin container runs one command and returns its output "
+                                   "(there is no interactive shell in this version)");
+        log_notice("Admin container: uid %d runs '%s'.", (int) uid, req.command[0]);
+        r = debug_exec_run(a->self_exe, a->opt.toolbox, req.command, a->opt.debug_timeout_sec, &res);
+        if (r == -ENOENT || r == -ENOTDIR)
+                return agent_error(409, "conflict", r, ret_body,
+                                   "there is no toolbox at %s: put a root file system with the tools there "
+                                   "(docs/AGENT.md, \"Admin container\")", a->opt.toolbox);
+        if (r < 0)
+                return agent_error(500, "internal", r, ret_body, "cannot start the admin container: %s", strerror(-r));
+        _cleanup_(json_decrefp) json_t *j =
+                json_pack("{s:i, s:b, s:b, s:s}", "exit_status", res.exit_status, "timed_out", res.timed_out,
+                          "truncated", res.truncated, "output", res.output);
+        if (!j) {
+                /* Binary output: not valid UTF-8 for JSON; send it sanitised. */
+                _cleanup_free_ char *clean = api_utf8_sanitize(res.output, DEBUG_OUTPUT_MAX);
+                j = json_pack("{s:i, s:b, s:b, s:s}", "exit_status", res.exit_status, "timed_out", res.timed_out,
+                              "truncated", res.truncated, "output", clean ?: "");
+        }
+        free(res.output);
+        *ret_body = j ? dump(j) : NULL;
+        return 200;
 }
 
 /* ---- life cycle ---- */

@@ -39,6 +39,8 @@ typedef struct AgentOptions {
         bool auto_mark_good;          /* check health after boot and mark good (true) */
         bool reboot_on_unhealthy;     /* reboot when the checks time out (true) */
         bool live;                    /* a real node: systemctl for units, --now */
+        const char *toolbox;          /* the admin container's root: /persist/hull/toolbox */
+        unsigned debug_timeout_sec;   /* 120 */
 } AgentOptions;
 
 typedef struct Operation {

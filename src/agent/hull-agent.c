@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "debug-exec.h"
 #include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
@@ -36,6 +37,8 @@ static void help(void) {
                "  --no-auto-mark-good      do not check health and mark good after boot\n"
                "  --no-reboot-on-unhealthy do not reboot when the checks never pass\n"
                "  --reboot-command CMD     how to reboot (default \"systemctl reboot\")\n"
+               "  --toolbox DIR            the admin container's root file system\n"
+               "                           (default /persist/hull/toolbox)\n"
                "Outside a Hull node (tests):\n"
                "  --esp DIR --slot-a DEV --slot-b DEV --booted-slot a|b --keys DIR\n"
                "  --boot-json FILE --os-release FILE --config-root DIR --proc-sys DIR\n"
@@ -65,6 +68,7 @@ enum {
         ARG_PROC_SYS,
         ARG_NO_SYSTEMD,
         ARG_OFFLINE,
+        ARG_TOOLBOX,
         ARG_VERSION,
 };
 
@@ -90,6 +94,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 { "proc-sys", required_argument, NULL, ARG_PROC_SYS },
                 { "no-systemd-check", no_argument, NULL, ARG_NO_SYSTEMD },
                 { "offline", no_argument, NULL, ARG_OFFLINE },
+                { "toolbox", required_argument, NULL, ARG_TOOLBOX },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -142,6 +147,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 case ARG_PROC_SYS: o->proc_sys = optarg; break;
                 case ARG_NO_SYSTEMD: o->systemd_check = false; break;
                 case ARG_OFFLINE: o->live = false; break;
+                case ARG_TOOLBOX: o->toolbox = optarg; break;
                 case 'h': help(); exit(EXIT_SUCCESS);
                 case ARG_VERSION: printf("hull-agent %s\n", HULL_VERSION); exit(EXIT_SUCCESS);
                 default: return -EINVAL;
@@ -291,6 +297,8 @@ int main(int argc, char **argv) {
                 .auto_mark_good = true,
                 .reboot_on_unhealthy = true,
                 .live = true,
+                .toolbox = "/persist/hull/toolbox",
+                .debug_timeout_sec = 120,
         };
         static Agent a;
         _cleanup_free_ char *persist_device = NULL;
@@ -299,6 +307,11 @@ int main(int argc, char **argv) {
         log_set_prefix("hull-agent");
         if (argc == 3 && streq(argv[1], "--stage-worker"))
                 return stage_worker_main(argv[2]);
+        if (argc >= 4 && streq(argv[1], "--debug-exec")) {
+                r = debug_exec_child(argv[2], argv + 3);
+                fprintf(stderr, "hull-agent: cannot run '%s' in the admin container: %s\n", argv[3], strerror(-r));
+                return 127;
+        }
         r = parse_args(argc, argv, &o);
         if (r < 0)
                 return EXIT_FAILURE;

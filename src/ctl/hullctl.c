@@ -590,6 +590,8 @@ static int cmd_config(CtlClient *c, char **args) {
         return 0;
 }
 
+static int remote_exit_status = EXIT_SUCCESS;
+
 static int cmd_debug(CtlClient *c, char **args) {
         _cleanup_(ctl_response_done) CtlResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_object();
@@ -612,13 +614,19 @@ static int cmd_debug(CtlClient *c, char **args) {
         if (r < 0)
                 return r;
 
-        const char *message = json_string_value(json_object_get(resp.body, "message"));
-        if (message && !arg_json) {
-                (void) fputs(message, stdout);
-                if (!message[0] || message[strlen(message) - 1] != '\n')
-                        (void) fputc('\n', stdout);
+        /* The command's own output, as it printed it, and its exit status
+         * as hullctl's, like ssh or kubectl exec. */
+        const char *output = json_string_value(json_object_get(resp.body, "output"));
+        json_int_t status = json_integer_value(json_object_get(resp.body, "exit_status"));
+        if (output && !arg_json) {
+                (void) fputs(output, stdout);
+                if (json_is_true(json_object_get(resp.body, "truncated")))
+                        log_error("(output cut at 1 MiB)");
+                if (json_is_true(json_object_get(resp.body, "timed_out")))
+                        log_error("the command was killed: it ran longer than the agent's time limit");
         } else
                 print_raw(&resp);
+        remote_exit_status = status > 0 && status < 256 ? (int) status : EXIT_SUCCESS;
         return 0;
 }
 
@@ -883,5 +891,6 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         r = verb->run(client, args);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        /* debug passes on the remote command's exit status. */
+        return r < 0 ? EXIT_FAILURE : remote_exit_status;
 }

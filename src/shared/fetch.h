@@ -47,15 +47,20 @@ int fetch_global_init(void) _warn_unused_result_;
  * retry count starts again whenever a connection delivered at least 1 MiB of
  * new bytes, so a long download survives any number of spread-out drops, but
  * not a server that stays unreachable or trickles a few bytes per
- * connection. Redirects are followed (at most 5), only to the
- * allowed protocols. Peer and host name are always verified, TLS >= 1.2.
+ * connection. Redirects are followed (at most 5), only to the allowed
+ * protocols. Peer and host name are always verified, TLS >= 1.2. An offset
+ * at the very end of the file (416 with that size) is success with no bytes.
  *
  * Returns 0 at the end of the resource, or:
  *   -EINVAL     bad URL or options (scheme, half an mTLS pair, unreadable
  *               CA/cert/key file)
  *   -EPROTO     TLS failure: certificate not trusted, handshake refused (e.g.
  *               no client certificate), or a redirect to a protocol that is not
- *               allowed. Never retried.
+ *               allowed. Never retried, with one exception: under TLS 1.3 the
+ *               server's alert for a refused client certificate can be lost to
+ *               a connection reset, so a connection the server closes right
+ *               after asking for a certificate is retried like a network
+ *               failure, and reported as -EPROTO if it keeps happening.
  *   -ENOENT     HTTP 404 or 410
  *   -EACCES     HTTP 401 or 403
  *   -ESTALE     a response's total size (or strong ETag) differs from the

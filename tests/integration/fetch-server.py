@@ -5,10 +5,11 @@ test-fetch.sh. Python standard library only.
 
   fetch-server.py --root DIR --cert PEM --key PEM --port-file F --log F
                   [--client-ca PEM]
+  fetch-server.py --root DIR --plain --port-file F --log F
 
 Listens on 127.0.0.1 on a free port and writes the port to --port-file once
 it accepts connections. With --client-ca, clients must present a
-certificate signed by it. Every request is logged to --log as
+certificate signed by it. --plain serves http:// instead. Every request is logged to --log as
 "GET <path> range=<Range header or -> status=<code>", every failed TLS
 handshake as "handshake-failed <reason>".
 
@@ -74,7 +75,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # listening socket would do it in accept(), where one stalled
         # client would block every other.
         try:
-            self.request = self.server.ctx.wrap_socket(self.request, server_side=True)
+            if self.server.ctx:
+                self.request = self.server.ctx.wrap_socket(self.request, server_side=True)
         except (ssl.SSLError, OSError) as e:
             log(f"handshake-failed {e}")
             raise
@@ -94,7 +96,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def drop(self):
         # A bare TCP shutdown, no TLS close_notify: what a crashed server or
-        # a broken middlebox looks like.
+        # a broken middlebox looks like. (SSLSocket.shutdown() sends none.)
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -230,19 +232,24 @@ def main():
     global log_file
     p = argparse.ArgumentParser()
     p.add_argument("--root", required=True)
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--plain", action="store_true")
     p.add_argument("--client-ca")
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
     a = p.parse_args()
 
     log_file = open(a.log, "a")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
-    if a.client_ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(a.client_ca)
+    ctx = None
+    if not a.plain:
+        if not a.cert or not a.key:
+            p.error("--cert and --key are needed without --plain")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.cert, a.key)
+        if a.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(a.client_ca)
 
     srv = Server(("127.0.0.1", 0), Handler)
     srv.ctx = ctx

@@ -107,7 +107,7 @@ class Rig:
                "--slot-a", self.a, "--slot-b", self.b, "--keys", t + "/keys", "--boot-json", t + "/boot.json",
                "--os-release", t + "/os-release", "--config-root", t + "/root", "--proc-sys", t + "/proc",
                "--health-dir", t + "/health", "--no-systemd-check", "--offline",
-               "--reboot-command", "touch " + t + "/rebooted"] + list(extra)
+               "--reboot-command", "touch " + t + "/rebooted", "--toolbox", t + "/toolbox"] + list(extra)
         if os.path.exists(self.sock):
             os.unlink(self.sock)  # left by a SIGKILL: wait for the new one below
         self.log = open(t + "/agent.log", "a")
@@ -149,6 +149,22 @@ class Rig:
 def slots(st):
     return "a=%s/%s b=%s/%s" % (st["slots"]["a"]["state"], st["slots"]["a"]["version"], st["slots"]["b"]["state"],
                                 st["slots"]["b"]["version"])
+
+
+def make_toolbox(root):
+    """A toolbox root with the host's sh, cat and test and their libraries."""
+    for d in ("bin", "lib", "lib64", "usr/lib"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    for prog in ("sh", "cat", "test", "id"):
+        path = shutil.which(prog)
+        shutil.copy(path, os.path.join(root, "bin", prog))
+        for line in sh("ldd", path).splitlines():
+            parts = line.split()
+            lib = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+            if lib.startswith("/"):
+                dest = root + lib
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copy(lib, dest)
 
 
 def https_server(r):
@@ -337,6 +353,31 @@ def main():
         check(code == 409 and res["error"]["code"] == "stale_generation", "same generation, other content: 409")
         code, res = api(sock, "POST", "/v1/config", {"generation": 3, "kernel_args": ["root=/dev/sda"]})
         check(code == 422, "a kernel argument Hull owns is refused: %s" % res["error"]["message"])
+
+        # the admin container
+        code, res = api(sock, "POST", "/v1/debug", {"command": ["id"]})
+        check(code == 403 and "enable" in res["error"]["message"], "debug is off by default: 403")
+        code, res = api(sock, "POST", "/v1/config", {"generation": 4, "debug": {"enabled": True}})
+        check(code == 200, "the node config enables the admin container")
+        code, res = api(sock, "POST", "/v1/debug", {"command": ["id"]})
+        check(code == 409 and "toolbox" in res["error"]["message"], "no toolbox: %s" % res["error"]["message"])
+        make_toolbox(r.t + "/toolbox")
+        with open(r.t + "/root/etc/hostname", "w") as f:
+            f.write("node-17\n")
+        code, res = api(sock, "POST", "/v1/debug", {"command": [
+            "sh", "-c", "cat /host%s/root/etc/hostname; echo container=$HULL_ADMIN_CONTAINER; "
+            "test -e /host/proc/1 && echo host-pids; test -e /usr/lib/os-release || echo toolbox-root; exit 3" % r.t]})
+        out = res.get("output", "") if isinstance(res, dict) else ""
+        check(code == 200 and res["exit_status"] == 3, "a command runs in the admin container (exit 3): %r" % out)
+        check("node-17" in out and "container=1" in out and "host-pids" in out and "toolbox-root" in out,
+              "it sees the host's files under /host and its processes, with the toolbox's own root")
+        check(not any("/toolbox" in line for line in open("/proc/self/mountinfo")),
+              "nothing stays mounted in the host's mount namespace")
+
+        out = subprocess.run([r.hullctl, "--socket", sock, "debug", "--", "sh", "-c", "echo from-toolbox; exit 5"],
+                             capture_output=True, text=True)
+        check(out.returncode == 5 and out.stdout == "from-toolbox\n",
+              "hullctl debug prints the output and exits with the command's status")
 
         # hullctl against the real agent
         out = subprocess.run([r.hullctl, "--socket", sock, "status"], capture_output=True, text=True)

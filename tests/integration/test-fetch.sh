@@ -51,10 +51,11 @@ echo "small file" >"$T/www/sub/small.txt"
 SIZE=$(stat -c %s "$T/www/big.bin")
 SUM=$(sha256sum <"$T/www/big.bin" | cut -d' ' -f1)
 
-start_server() {  # name [--client-ca F]
-        local name=$1
+start_server() {  # name [--client-ca F | --plain]
+        local name=$1 tls=(--cert "$T/server.pem" --key "$T/server.key")
         shift
-        python3 "$SERVER" --root "$T/www" --cert "$T/server.pem" --key "$T/server.key" \
+        [ "${1:-}" = --plain ] && tls=()
+        python3 "$SERVER" --root "$T/www" "${tls[@]}" \
                 --port-file "$T/$name.port" --log "$T/$name.log" "$@" 2>"$T/$name.err" &
         PIDS+=($!)
         for _ in $(seq 100); do
@@ -67,7 +68,8 @@ start_server() {  # name [--client-ca F]
 }
 start_server plain
 start_server mtls --client-ca "$T/ca.pem"
-PORT=$(cat "$T/plain.port") MPORT=$(cat "$T/mtls.port")
+start_server http --plain
+PORT=$(cat "$T/plain.port") MPORT=$(cat "$T/mtls.port") HPORT=$(cat "$T/http.port")
 URL=https://127.0.0.1:$PORT
 MURL=https://127.0.0.1:$MPORT
 LOG=$T/plain.log
@@ -119,8 +121,10 @@ check "client certificate without key is EINVAL" '[ "$(rc halfpair)" = 22 ]'
 F noca "$URL/big.bin" --ca "$T/missing.pem"
 check "missing CA file is EINVAL" '[ "$(rc noca)" = 22 ] && grep -q missing.pem "$T/noca.msg"'
 
-F http "http://127.0.0.1:$PORT/big.bin"
-check "http:// without allow-http is EINVAL" '[ "$(rc http)" = 22 ]'
+F http "http://127.0.0.1:$HPORT/big.bin"
+check "http:// without allow-http is EINVAL" '[ "$(rc http)" = 22 ] && [ ! -s "$T/http.log" ]'
+F allowhttp "http://127.0.0.1:$HPORT/drop-after/5000000/big.bin" --allow-http --retries 1
+check "http:// with allow-http (tests only) works and resumes" '[ "$(rc allowhttp)" = 0 ] && same allowhttp'
 
 F drop "$URL/drop-after/1048576/big.bin" --ca "$T/ca.pem" --retries 3
 check "drop after every MiB recovers by resuming" '[ "$(rc drop)" = 0 ] && same drop'
