@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,7 +150,12 @@ int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 
                 (void) close(p[1]);
                 return r;
         }
+        pid_t parent = getpid();
         if (pid == 0) {
+                /* The worker must not outlive the agent: a restarted agent
+                 * reports the stage as interrupted and may start another. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
                 if (dup2(p[1], STDOUT_FILENO) < 0)
                         _exit(127);
                 (void) signal(SIGPIPE, SIG_DFL);

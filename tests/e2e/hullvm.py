@@ -56,6 +56,7 @@ class VM:
                          "-device", "virtserialport,chardev=e2e,name=hull.e2e"]
         self.proc = None
         self.buf = b""
+        self.history = b""  # everything this boot printed, for saw()
         self.start_time = None
 
     def start(self):
@@ -77,6 +78,7 @@ class VM:
             return False  # QEMU exited
         self.log.write(data)
         self.buf += data
+        self.history += data
         return True
 
     def expect(self, needle, timeout):
@@ -99,6 +101,11 @@ class VM:
                 if self.buf.find(needle_b) >= 0:
                     continue
                 raise RuntimeError("QEMU exited before '%s' appeared" % needle)
+
+    def saw(self, needle):
+        """Whether the console showed needle at any time during this run,
+        including text an earlier expect() has already consumed."""
+        return needle.encode() in self.history
 
     def wait_exit(self, timeout):
         deadline = time.monotonic() + timeout

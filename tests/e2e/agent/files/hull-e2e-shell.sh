@@ -7,7 +7,13 @@ port=/dev/virtio-ports/hull.e2e
 for i in $(seq 1 100); do [ -e $port ] && break; sleep 0.2; done
 exec 3<>$port
 echo "HULL-E2E-SHELL ready" >/dev/ttyS0
-while IFS= read -r cmd <&3; do
+while :; do
+        # While the host is not connected a read sees end-of-file at once:
+        # wait and try again rather than exit.
+        if ! IFS= read -r cmd <&3; then
+                sleep 0.5
+                continue
+        fi
         [ -n "$cmd" ] || continue
         sh -c "$cmd" >&3 2>&1 </dev/null
         echo "HULL-E2E-END $?" >&3
