@@ -143,6 +143,7 @@ int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 
         char *argv[] = { a->self_exe, (char *) "--stage-worker", job, NULL };
         sigset_t none;
         sigemptyset(&none);
+        pid_t parent = getpid();
         pid = fork();
         if (pid < 0) {
                 r = -errno;
@@ -150,10 +151,11 @@ int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 
                 (void) close(p[1]);
                 return r;
         }
-        pid_t parent = getpid();
         if (pid == 0) {
                 /* The worker must not outlive the agent: a restarted agent
-                 * reports the stage as interrupted and may start another. */
+                 * reports the stage as interrupted and may start another.
+                 * (The signal comes when the forking thread ends; it waits
+                 * for the worker, so that is the agent's death.) */
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                         _exit(127);
                 if (dup2(p[1], STDOUT_FILENO) < 0)

@@ -476,10 +476,15 @@ static int stage_customise(BuildContext *c) {
         r = copy_into_root(c, agent_unit, "usr/lib/systemd/system/hull-agent.service", 0644);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *health = path_join(c->root, "usr/lib/hull/health.d");
-        if (!health)
+        _cleanup_free_ char *health = path_join(c->root, "usr/lib/hull/health.d"),
+                            *check = path_join(c->data_dir, "health.d/50-containerd");
+        if (!health || !check)
                 return -ENOMEM;
         r = mkdir_p(health, 0755);
+        if (r < 0)
+                return r;
+        /* The default checks; images add their own next to them. */
+        r = copy_into_root(c, check, "usr/lib/hull/health.d/50-containerd", 0755);
         if (r < 0)
                 return r;
         _cleanup_free_ char *ready = path_join(c->data_dir, "hull-ready.service");

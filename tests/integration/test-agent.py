@@ -397,6 +397,24 @@ def main():
                                 capture_output=True, text=True)
         check('"forbidden"' in nobody.stdout, "uid 65534 gets 403 from SO_PEERCRED: %s" % nobody.stdout.strip())
 
+        # a socket group: its members may call the API
+        subprocess.run(["groupadd", "-f", "-r", "hull-test-admin"], check=True)
+        gid = int(sh("getent", "group", "hull-test-admin").split(":")[2])
+        r.stop()
+        r.start("--socket-group", "hull-test-admin")
+        st_sock = os.stat(sock)
+        check(st_sock.st_gid == gid and oct(st_sock.st_mode & 0o777) == "0o660",
+              "--socket-group: the socket is 0660 and owned by the group")
+        member = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--groups=%d" % gid, "curl", "-s",
+                                 "--unix-socket", sock, "http://localhost/v1/status"], capture_output=True, text=True)
+        check('"api":"v1"' in member.stdout, "a member of the group (supplementary) may call the API")
+        os.chmod(sock, 0o666)  # past the file mode: SO_PEERCRED must still refuse a non-member
+        outsider = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s",
+                                   "--unix-socket", sock, "http://localhost/v1/status"], capture_output=True, text=True)
+        check('"forbidden"' in outsider.stdout, "a non-member is refused by the agent")
+        r.stop()
+        r.start()
+
         # audit log
         code, audit = api(sock, "GET", "/v1/audit?limit=1000")
         paths = [a["path"] for a in audit]
