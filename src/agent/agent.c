@@ -181,7 +181,10 @@ static void op_end(Agent *a, int r, char *msg) {
         if (r >= 0)
                 free(msg);
         save_state(a);
-        audit_outcome(a);
+        /* A request that finishes at once is audited with its response;
+         * background work gets a record of its own when it ends. */
+        if (a->op.background)
+                audit_outcome(a);
         if (r < 0)
                 log_error("Operation %" PRIu64 " (%s) failed: %s", a->op.id, a->op.type,
                           a->op.error_message ?: strerror(-r));
@@ -321,6 +324,7 @@ unsigned agent_post_stage(Agent *a, const char *body, size_t len, char **ret_bod
                 return s;
         }
         op_begin(a, "stage");
+        a->op.background = true;
         a->op.slot = slot_other(a->target.booted);
         snprintf(a->op.phase, sizeof(a->op.phase), "%s", stage_phase_to_string(STAGE_PHASE_HEADER));
         if (j->req.version)
@@ -583,6 +587,7 @@ static int start_health(Agent *a, bool automatic) {
         job->agent = a;
         job->automatic = automatic;
         op_begin(a, "mark-good");
+        a->op.background = true;
         a->op.slot = a->target.booted;
         snprintf(a->op.version, sizeof(a->op.version), "%s", a->os_version);
         int r = start_worker(a, health_thread, job);
@@ -760,6 +765,7 @@ void agent_boot_tasks(Agent *a) {
                 /* Recorded as an operation of its own so that it shows in
                  * status and the audit log; nobody asked for it. */
                 op_begin(a, "fallback");
+                a->op.background = true;
                 a->op.slot = slot_other(a->target.booted);
                 snprintf(a->op.version, sizeof(a->op.version), "%s", failed);
                 char *msg = NULL;

@@ -54,6 +54,7 @@ typedef struct Operation {
         int slot;                     /* Slot or -1 */
         int error_errno;              /* negative, 0 = none */
         char error_code[24];          /* "" = derived from error_errno */
+        bool background;              /* ends after its request: audit the outcome separately */
         char *error_message;
 } Operation;
 
