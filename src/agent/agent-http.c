@@ -17,6 +17,7 @@
 
 #include "agent-api.h"
 #include "agent.h"
+#include "debug-exec.h"
 #include "fileio.h"
 #include "log.h"
 #include "spawn.h"
@@ -95,7 +96,7 @@ static void audit_request(Agent *a, const Request *rq, const char *method, const
                 .path = url,
                 .request_json = rq->body ?: "",
                 .status = status,
-                .result = status == 403 ? "refused" : status >= 400 ? "failed" : status == 202 ? "accepted" : "ok",
+                .result = status == 403 ? "refused" : status >= 400 ? "failed" : status == 202 || status == 101 ? "accepted" : "ok",
                 .error = msg,
                 .op_id = op > 0 ? (uint64_t) op : 0,
         };
@@ -157,6 +158,68 @@ static unsigned route(Agent *a, struct MHD_Connection *c, const char *method, co
         return agent_post_debug(a, b, rq->size, rq->uid, body);
 }
 
+typedef struct Session {
+        Agent *agent;
+        char **command;
+        char term[64];
+        unsigned rows, cols;
+        uid_t uid;
+} Session;
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in, size_t extra_in_size,
+                        MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+        Session *s = cls;
+        int status = 255;
+
+        /* Thread-per-connection: blocking here holds up only this client. */
+        int r = debug_session_run(s->agent->self_exe, s->agent->opt.toolbox, s->command, s->term, s->rows, s->cols,
+                                  sock, extra_in, extra_in_size, &status);
+        if (r < 0)
+                log_error_errno(r, "The admin container session failed: %m");
+        agent_debug_session_ended(s->agent, s->uid, s->command[0], r < 0 ? 255 : status);
+        (void) MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        strv_free(s->command);
+        free(s);
+}
+
+/* POST /v1/debug with "Connection: Upgrade" and "Upgrade: hull-tty": the
+ * connection becomes the terminal of a shell in the admin container. */
+static enum MHD_Result start_session(Agent *a, struct MHD_Connection *c, Request *rq, unsigned *ret_status,
+                                     char **ret_body) {
+        char **command = NULL;
+        unsigned status = agent_debug_session_prepare(a, rq->body ?: "", rq->size, &command, ret_body);
+        if (status != 0) {
+                *ret_status = status;
+                return MHD_NO; /* answer with the error */
+        }
+        Session *s = calloc(1, sizeof(Session));
+        if (!s) {
+                strv_free(command);
+                *ret_status = agent_error(500, "internal", -ENOMEM, ret_body, "out of memory");
+                return MHD_NO;
+        }
+        s->agent = a;
+        s->command = command;
+        s->uid = rq->uid;
+        const char *term = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Hull-Term");
+        snprintf(s->term, sizeof(s->term), "%s", term ?: "");
+        const char *size = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Hull-Tty-Size");
+        if (size && sscanf(size, "%ux%u", &s->rows, &s->cols) != 2)
+                s->rows = s->cols = 0;
+        struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgraded, s);
+        if (!resp) {
+                strv_free(command);
+                free(s);
+                *ret_status = agent_error(500, "internal", -ENOMEM, ret_body, "out of memory");
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "hull-tty");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+        MHD_destroy_response(resp);
+        *ret_status = MHD_HTTP_SWITCHING_PROTOCOLS;
+        return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -198,6 +261,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
         char *body = NULL;
         unsigned status;
+        const char *upgrade = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+        if (rq->allowed && !rq->too_large && upgrade && streq(upgrade, "hull-tty") && streq(method, "POST") &&
+            streq(url, "/v1/debug")) {
+                enum MHD_Result ret = start_session(a, c, rq, &status, &body);
+                if (status == MHD_HTTP_SWITCHING_PROTOCOLS) {
+                        audit_request(a, rq, method, url, status, NULL);
+                        return ret;
+                }
+                audit_request(a, rq, method, url, status, body);
+                return respond(c, status, body);
+        }
         if (!rq->allowed)
                 status = agent_error(403, "forbidden", -EACCES, &body,
                                      "uid %d may not use hull-agent: only root%s%s may", (int) rq->uid,
@@ -306,7 +380,8 @@ int agent_serve(Agent *a) {
         struct MHD_Daemon *d = MHD_start_daemon(
                 /* A thread per connection: an admin-container command may run
                  * for minutes without holding up status calls. */
-                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0,
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                        MHD_ALLOW_UPGRADE, 0,
                 NULL, NULL, on_request, a,
                 MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned) CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,

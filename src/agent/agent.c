@@ -708,6 +708,61 @@ unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_bo
         return status;
 }
 
+unsigned agent_debug_session_prepare(Agent *a, const char *body, size_t len, char ***ret_command, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        _cleanup_(debug_request_done) DebugRequest req = {};
+        struct stat st;
+        int r = api_parse_debug(body, len, &req, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+        pthread_mutex_lock(&a->lock);
+        bool enabled = a->config && a->config->debug_enabled;
+        pthread_mutex_unlock(&a->lock);
+        if (!enabled)
+                return agent_error(403, "forbidden", -EPERM, ret_body,
+                                   "the admin container is disabled; enable it with \"debug\": {\"enabled\": true} in the node config");
+        if (stat(a->opt.toolbox, &st) < 0 || !S_ISDIR(st.st_mode))
+                return agent_error(409, "conflict", -ENOENT, ret_body,
+                                   "there is no toolbox at %s: put a root file system with the tools there "
+                                   "(docs/AGENT.md, \"Admin container\")", a->opt.toolbox);
+        if (!req.command) {
+                /* A login shell: bash if the toolbox has it. */
+                _cleanup_free_ char *bash = path_join(a->opt.toolbox, "bin/bash");
+                char *shell = strdup(bash && access(bash, X_OK) == 0 ? "/bin/bash" : "/bin/sh"), *dash_l = strdup("-l");
+                char **cmd = calloc(3, sizeof(char *));
+                if (!shell || !dash_l || !cmd) {
+                        free(shell);
+                        free(dash_l);
+                        free(cmd);
+                        return agent_error(500, "internal", -ENOMEM, ret_body, "out of memory");
+                }
+                cmd[0] = shell;
+                cmd[1] = dash_l;
+                *ret_command = cmd;
+        } else
+                *ret_command = TAKE_PTR(req.command);
+        return 0;
+}
+
+void agent_debug_session_ended(Agent *a, uid_t uid, const char *command, int exit_status) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "exit status %d", exit_status);
+        log_notice("Admin container session of uid %d (%s) ended with status %d.", (int) uid, command, exit_status);
+        if (!a->audit)
+                return;
+        AuditRecord rec = {
+                .time_usec = now_usec(),
+                .uid = uid,
+                .method = "-",
+                .path = "debug-session",
+                .result = exit_status == 0 ? "succeeded" : "failed",
+                .error = exit_status == 0 ? NULL : msg,
+        };
+        int r = audit_log_append(a->audit, &rec);
+        if (r < 0)
+                log_error_errno(r, "Failed to append to the audit log: %m");
+}
+
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body) {
         _cleanup_free_ char *err = NULL;
         _cleanup_(debug_request_done) DebugRequest req = {};

@@ -107,6 +107,11 @@ unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_
 unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body);
 
+/* An interactive admin-container session (POST /v1/debug with "Upgrade:
+ * hull-tty"): 0 and the command to run (strv), or an error status and body. */
+unsigned agent_debug_session_prepare(Agent *a, const char *body, size_t len, char ***ret_command, char **ret_body);
+void agent_debug_session_ended(Agent *a, uid_t uid, const char *command, int exit_status);
+
 /* An error body, with status; used for routing errors too. */
 unsigned agent_error(unsigned status, const char *code, int err, char **ret_body, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));

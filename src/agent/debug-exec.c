@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "debug-exec.h"
 #include "fileio.h"
 #include "macro.h"
+#include "strutil.h"
 
 /* The admin container: one command run with the toolbox's programs and the
  * host's kernel namespaces. Only the mount namespace is new, so `ps`, `ip`,
@@ -62,6 +64,8 @@ int debug_exec_child(const char *toolbox, char **argv) {
         if (chdir(toolbox) < 0 || chroot(".") < 0 || chdir("/") < 0)
                 return -errno;
         (void) setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+        if (!getenv("HOME"))
+                (void) setenv("HOME", "/root", 1);
         (void) setenv("HULL_ADMIN_CONTAINER", "1", 1);
         execvp(argv[0], argv);
         return -errno;
@@ -167,4 +171,114 @@ int debug_exec_run(const char *self_exe, const char *toolbox, char **command, un
         ret->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         ret->output = out ? TAKE_PTR(out) : strdup("");
         return ret->output ? 0 : -ENOMEM;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+int debug_session_run(const char *self_exe, const char *toolbox, char **command, const char *term, unsigned rows,
+                      unsigned cols, int sock, const char *extra, size_t extra_len, int *ret_exit_status) {
+        char pts[128], termenv[128];
+        struct stat st;
+        size_t n = 0;
+        int r, status = 0;
+
+        if (stat(toolbox, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+
+        _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0)
+                return -errno;
+        if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, pts, sizeof(pts)) != 0)
+                return -errno;
+        if (rows > 0 && cols > 0) {
+                struct winsize ws = { .ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols };
+                (void) ioctl(master, TIOCSWINSZ, &ws);
+        }
+
+        for (char **c = command; c && *c; c++)
+                n++;
+        _cleanup_free_ char **argv = calloc(n + 4, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        argv[0] = (char *) self_exe;
+        argv[1] = (char *) "--debug-exec";
+        argv[2] = (char *) toolbox;
+        for (size_t i = 0; i < n; i++)
+                argv[3 + i] = command[i];
+        snprintf(termenv, sizeof(termenv), "TERM=%s", term && string_is_safe_token(term, "-+.") ? term : "xterm-256color");
+        char *envp[] = { termenv, (char *) "HOME=/root", NULL };
+
+        sigset_t none;
+        sigemptyset(&none);
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Async-signal-safe calls only: a new session whose
+                 * controlling terminal is the pty. */
+                if (setsid() < 0)
+                        _exit(127);
+                int slave = open(pts, O_RDWR);
+                if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, STDIN_FILENO) < 0 ||
+                    dup2(slave, STDOUT_FILENO) < 0 || dup2(slave, STDERR_FILENO) < 0)
+                        _exit(127);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                execve(argv[0], argv, envp);
+                _exit(127);
+        }
+
+        r = extra_len > 0 ? write_all(master, extra, extra_len) : 0;
+        bool sock_open = true;
+        char buf[16384];
+        while (r >= 0) {
+                struct pollfd p[2] = { { .fd = master, .events = POLLIN }, { .fd = sock, .events = sock_open ? POLLIN : 0 } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                if (p[0].revents) {
+                        ssize_t k = read(master, buf, sizeof(buf));
+                        if (k <= 0)
+                                break; /* EIO: every holder of the terminal has gone */
+                        if (write_all(sock, buf, (size_t) k) < 0)
+                                break; /* the client went away; the shell gets SIGHUP below */
+                }
+                if (sock_open && p[1].revents) {
+                        ssize_t k = read(sock, buf, sizeof(buf));
+                        if (k <= 0) {
+                                /* The client's input ended: end-of-file for the
+                                 * shell, as ^D on a terminal would be. */
+                                sock_open = false;
+                                (void) write_all(master, "\004", 1);
+                                continue;
+                        }
+                        if (write_all(master, buf, (size_t) k) < 0)
+                                break;
+                }
+        }
+        /* Closing the master hangs the terminal up: the session gets SIGHUP. */
+        master = safe_close(master);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        *ret_exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        char marker[48];
+        int l = snprintf(marker, sizeof(marker), DEBUG_EXIT_MARKER "%d\a", *ret_exit_status);
+        (void) write_all(sock, marker, (size_t) l);
+        return 0;
 }

@@ -21,3 +21,12 @@ int debug_exec_child(const char *toolbox, char **argv);
  * toolbox. */
 int debug_exec_run(const char *self_exe, const char *toolbox, char **command, unsigned timeout_sec,
                    DebugResult *ret);
+
+/* An interactive session: the command runs in the admin container on a
+ * new pseudo-terminal, and everything is relayed between it and 'sock'
+ * (the upgraded HTTP connection) until the command ends. Then the exit
+ * status is sent as the escape sequence ESC ] hull-exit;N BEL, which
+ * hullctl strips. 'extra' holds bytes the client already sent. */
+#define DEBUG_EXIT_MARKER "\033]hull-exit;"
+int debug_session_run(const char *self_exe, const char *toolbox, char **command, const char *term, unsigned rows,
+                      unsigned cols, int sock, const char *extra, size_t extra_len, int *ret_exit_status);

@@ -16,6 +16,7 @@
 
 #include "ctl-client.h"
 #include "ctl-format.h"
+#include "ctl-tty.h"
 #include "fileio.h"
 #include "log.h"
 #include "strutil.h"
@@ -61,7 +62,7 @@ static void help(void) {
                "  hullctl [OPTIONS] mark-good [--force]\n"
                "  hullctl [OPTIONS] config apply FILE.yaml|FILE.json\n"
                "  hullctl [OPTIONS] config show\n"
-               "  hullctl [OPTIONS] debug [-- COMMAND...]\n"
+               "  hullctl [OPTIONS] debug [-- COMMAND...]   (no command: interactive shell)\n"
                "  hullctl [OPTIONS] audit [--limit N]\n\n"
                "Options:\n"
                "      --socket PATH      hull-agent's socket (default: $HULL_AGENT_SOCKET or\n"
@@ -599,6 +600,19 @@ static int cmd_debug(CtlClient *c, char **args) {
 
         if (!body)
                 return log_oom();
+        if (!args[0]) {
+                /* No command: an interactive shell in the admin container. */
+                _cleanup_(ctl_response_done) CtlResponse tresp = {};
+                int status = 255;
+                r = ctl_tty_session(ctl_client_socket(c), "{}", &tresp, &status);
+                if (r < 0)
+                        return log_error_errno(r, "cannot reach hull-agent at %s: %m (is hull-agent running? are you root or in its group?)",
+                                               ctl_client_socket(c));
+                if (tresp.status != 101)
+                        return log_api_error(&tresp, "debug");
+                remote_exit_status = status;
+                return 0;
+        }
         if (args[0]) {
                 json_t *cmd = json_array();
                 if (!cmd || json_object_set_new(body, "command", cmd) < 0)

@@ -379,6 +379,14 @@ def main():
         check(out.returncode == 5 and out.stdout == "from-toolbox\n",
               "hullctl debug prints the output and exits with the command's status")
 
+        out = subprocess.run([r.hullctl, "--socket", sock, "debug"], input="echo shell-$((6*7))\nexit 6\n",
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode == 6 and "shell-42" in out.stdout and "hull-exit" not in out.stdout,
+              "hullctl debug without a command: an interactive shell on a pty, exit status passed on")
+        code, audit = api(sock, "GET", "/v1/audit?limit=3")
+        check(any(a["path"] == "debug-session" and a["error"] == "exit status 6" for a in audit),
+              "the end of the session is audited")
+
         # hullctl against the real agent
         out = subprocess.run([r.hullctl, "--socket", sock, "status"], capture_output=True, text=True)
         check(out.returncode == 0 and "1.0.0" in out.stdout, "hullctl status talks to the agent")
