@@ -173,6 +173,36 @@ def main():
         rc, _ = node.sh("echo 'server time.example.com iburst' > /etc/hull-e2e-ntp.conf && sync")
         check(rc == 0, "an /etc change is written on v1")
 
+        # Node config through hullctl (YAML), as an operator would.
+        # (The command channel takes one line per command.)
+        yaml_lines = ["generation: 1", "sysctl:", "  vm.swappiness: \"13\"", "kernel_args: [hull_e2e_karg=1]",
+                      "files:", "  - path: /etc/hull-e2e/managed.conf", "    content: \"managed by hull\\n\"",
+                      "debug:", "  enabled: true"]
+        rc, out = node.sh("printf '%s\\n' " + " ".join("'%s'" % l for l in yaml_lines) +
+                          " > /run/node.yaml && hullctl config apply /run/node.yaml")
+        check(rc == 0, "hullctl config apply (YAML): %s" % out.strip())
+        rc, out = node.sh("cat /proc/sys/vm/swappiness /etc/hull-e2e/managed.conf")
+        check(out.split() == ["13", "managed", "by", "hull"], "sysctl and file applied at once: %r" % out)
+        st = node.status()
+        check(st["config"]["generation"] == 1 and st["reboot_required"], "config generation 1, reboot required "
+              "for the kernel argument")
+        rc, out = node.sh("hullctl config apply /run/node.yaml")
+        check(rc == 0, "applying the same generation again is accepted (no change)")
+        rc, out = node.sh("sed 's/13/14/' /run/node.yaml > /run/node2.yaml; hullctl config apply /run/node2.yaml")
+        check(rc != 0 and "stale_generation" in out, "same generation, other content: refused: %s" % out.strip())
+
+        # The admin container, with a toolbox made of a few of the image's
+        # programs (a real one would be a full root file system).
+        rc, out = node.sh("mkdir -p /persist/hull/toolbox && cd /persist/hull/toolbox && "
+                          "for b in /bin/sh /bin/cat /bin/ls; do for f in $b $(ldd $b | grep -o '/[^ ]*'); do "
+                          "mkdir -p .$(dirname $f) && cp -L $f .$f; done; done")
+        check(rc == 0, "a toolbox is put on persist")
+        rc, out = node.sh("hullctl debug -- sh -c 'cat /host/etc/hull-e2e/managed.conf; ls /host/persist/hull/agent'")
+        check(rc == 0 and "managed by hull" in out and "audit.log" in out,
+              "hullctl debug runs a command in the admin container, the host under /host: %r" % out)
+        rc, out = node.sh("printf 'echo via-$((40+2))\\nexit 3\\n' | hullctl debug")
+        check(rc == 3 and "via-42" in out, "hullctl debug: an interactive shell on a pty (exit 3): %r" % out)
+
         # 2. refusals, then v2
         for name, code in (("foreign.hullb", "unknown_key"), ("truncated.hullb", "truncated")):
             rc, op, out = node.ctl("stage /run/bundles/" + name)
@@ -230,6 +260,9 @@ def main():
         check(st["boot"]["slot"] == "b" and st["os"]["version"] == "2.0.0", "v2 runs from slot b")
         check(st["health"]["state"] == "healthy" and st["operation"]["type"] == "mark-good",
               "the agent ran the health checks and marked v2 good by itself")
+        rc, out = node.sh("cat /proc/cmdline; cat /proc/sys/vm/swappiness")
+        check("hull_e2e_karg=1" in out and out.split()[-1] == "13",
+              "after the reboot the config's kernel argument is on the command line and the sysctl is set")
         rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
         check("time.example.com" in out, "the /etc change survived the upgrade")
 
