@@ -708,11 +708,12 @@ unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_bo
         return status;
 }
 
-unsigned agent_debug_session_prepare(Agent *a, const char *body, size_t len, char ***ret_command, char **ret_body) {
+/* What both forms of debug check first: the request, the node config's
+ * switch and the toolbox. 0 or an error status with its body. */
+static unsigned debug_check(Agent *a, const char *body, size_t len, DebugRequest *req, char **ret_body) {
         _cleanup_free_ char *err = NULL;
-        _cleanup_(debug_request_done) DebugRequest req = {};
         struct stat st;
-        int r = api_parse_debug(body, len, &req, &err);
+        int r = api_parse_debug(body, len, req, &err);
         if (r < 0)
                 return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
         pthread_mutex_lock(&a->lock);
@@ -725,6 +726,14 @@ unsigned agent_debug_session_prepare(Agent *a, const char *body, size_t len, cha
                 return agent_error(409, "conflict", -ENOENT, ret_body,
                                    "there is no toolbox at %s: put a root file system with the tools there "
                                    "(docs/AGENT.md, \"Admin container\")", a->opt.toolbox);
+        return 0;
+}
+
+unsigned agent_debug_session_prepare(Agent *a, const char *body, size_t len, char ***ret_command, char **ret_body) {
+        _cleanup_(debug_request_done) DebugRequest req = {};
+        unsigned status = debug_check(a, body, len, &req, ret_body);
+        if (status != 0)
+                return status;
         if (!req.command) {
                 /* A login shell: bash if the toolbox has it. */
                 _cleanup_free_ char *bash = path_join(a->opt.toolbox, "bin/bash");
@@ -764,28 +773,17 @@ void agent_debug_session_ended(Agent *a, uid_t uid, const char *command, int exi
 }
 
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body) {
-        _cleanup_free_ char *err = NULL;
         _cleanup_(debug_request_done) DebugRequest req = {};
         DebugResult res = {};
-        int r = api_parse_debug(body, len, &req, &err);
-        if (r < 0)
-                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
-        pthread_mutex_lock(&a->lock);
-        bool enabled = a->config && a->config->debug_enabled;
-        pthread_mutex_unlock(&a->lock);
-        if (!enabled)
-                return agent_error(403, "forbidden", -EPERM, ret_body,
-                                   "the admin container is disabled; enable it with \"debug\": {\"enabled\": true} in the node config");
+        unsigned status = debug_check(a, body, len, &req, ret_body);
+        if (status != 0)
+                return status;
         if (!req.command)
                 return agent_error(400, "bad_request", -EINVAL, ret_body,
-                                   "command: required; the admin container runs one command and returns its output "
-                                   "(there is no interactive shell in this version)");
+                                   "command: required for a one-shot command; open an interactive shell with "
+                                   "\"Upgrade: hull-tty\" (hullctl debug without a command)");
         log_notice("Admin container: uid %d runs '%s'.", (int) uid, req.command[0]);
-        r = debug_exec_run(a->self_exe, a->opt.toolbox, req.command, a->opt.debug_timeout_sec, &res);
-        if (r == -ENOENT || r == -ENOTDIR)
-                return agent_error(409, "conflict", r, ret_body,
-                                   "there is no toolbox at %s: put a root file system with the tools there "
-                                   "(docs/AGENT.md, \"Admin container\")", a->opt.toolbox);
+        int r = debug_exec_run(a->self_exe, a->opt.toolbox, req.command, a->opt.debug_timeout_sec, &res);
         if (r < 0)
                 return agent_error(500, "internal", r, ret_body, "cannot start the admin container: %s", strerror(-r));
         _cleanup_(json_decrefp) json_t *j =

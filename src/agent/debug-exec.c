@@ -71,10 +71,27 @@ int debug_exec_child(const char *toolbox, char **argv) {
         return -errno;
 }
 
+/* "SELF --debug-exec TOOLBOX COMMAND...": built before fork(), since the
+ * child of a threaded process must not allocate. The strings are borrowed. */
+static char **exec_argv(const char *self_exe, const char *toolbox, char **command) {
+        size_t n = 0;
+        for (char **c = command; c && *c; c++)
+                n++;
+        char **argv = calloc(n + 4, sizeof(char *));
+        if (!argv)
+                return NULL;
+        argv[0] = (char *) self_exe;
+        argv[1] = (char *) "--debug-exec";
+        argv[2] = (char *) toolbox;
+        for (size_t i = 0; i < n; i++)
+                argv[3 + i] = command[i];
+        return argv;
+}
+
 int debug_exec_run(const char *self_exe, const char *toolbox, char **command, unsigned timeout_sec,
                    DebugResult *ret) {
         _cleanup_free_ char *out = NULL;
-        size_t size = 0, n = 0;
+        size_t size = 0;
         int p[2], status = 0, r;
         struct stat st;
 
@@ -82,16 +99,9 @@ int debug_exec_run(const char *self_exe, const char *toolbox, char **command, un
                 return -errno;
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
-        for (char **c = command; c && *c; c++)
-                n++;
-        char **argv = calloc(n + 4, sizeof(char *));
+        char **argv = exec_argv(self_exe, toolbox, command);
         if (!argv)
                 return -ENOMEM;
-        argv[0] = (char *) self_exe;
-        argv[1] = (char *) "--debug-exec";
-        argv[2] = (char *) toolbox;
-        for (size_t i = 0; i < n; i++)
-                argv[3 + i] = command[i];
 
         if (pipe2(p, O_CLOEXEC) < 0) {
                 free(argv);
@@ -191,7 +201,6 @@ int debug_session_run(const char *self_exe, const char *toolbox, char **command,
                       unsigned cols, int sock, const char *extra, size_t extra_len, int *ret_exit_status) {
         char pts[128], termenv[128];
         struct stat st;
-        size_t n = 0;
         int r, status = 0;
 
         if (stat(toolbox, &st) < 0)
@@ -209,16 +218,9 @@ int debug_session_run(const char *self_exe, const char *toolbox, char **command,
                 (void) ioctl(master, TIOCSWINSZ, &ws);
         }
 
-        for (char **c = command; c && *c; c++)
-                n++;
-        _cleanup_free_ char **argv = calloc(n + 4, sizeof(char *));
+        _cleanup_free_ char **argv = exec_argv(self_exe, toolbox, command);
         if (!argv)
                 return -ENOMEM;
-        argv[0] = (char *) self_exe;
-        argv[1] = (char *) "--debug-exec";
-        argv[2] = (char *) toolbox;
-        for (size_t i = 0; i < n; i++)
-                argv[3 + i] = command[i];
         snprintf(termenv, sizeof(termenv), "TERM=%s", term && string_is_safe_token(term, "-+.") ? term : "xterm-256color");
         char *envp[] = { termenv, (char *) "HOME=/root", NULL };
 
