@@ -112,7 +112,7 @@ static int output(char *pending, size_t *pending_len, const char *data, size_t l
         return 0;
 }
 
-int ctl_tty_session(const char *socket_path, const char *body_json, CtlResponse *ret, int *ret_exit_status) {
+int ctl_tty_session(const char *socket_path, const char *body_json, AgentResponse *ret, int *ret_exit_status) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_free_ char *head = NULL, *rest = NULL, *req = NULL;
         _cleanup_close_ int fd = -EBADF;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "ctl-client.h"
+#include "agent-client.h"
 
 /* An interactive admin-container session: POST /v1/debug with "Upgrade:
  * hull-tty" on the agent's socket, then the connection is the terminal.
@@ -11,4 +11,4 @@
  * *ret_exit_status untouched; after a session, ret->status is 101 and
  * *ret_exit_status the remote command's exit status (255 if the agent did
  * not report one). -errno if the socket cannot be reached. */
-int ctl_tty_session(const char *socket_path, const char *body_json, CtlResponse *ret, int *ret_exit_status);
+int ctl_tty_session(const char *socket_path, const char *body_json, AgentResponse *ret, int *ret_exit_status);

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctl-client.h"
+#include "agent-client.h"
 #include "ctl-format.h"
 #include "ctl-tty.h"
 #include "fileio.h"
@@ -66,7 +66,7 @@ static void help(void) {
                "  hullctl [OPTIONS] audit [--limit N]\n\n"
                "Options:\n"
                "      --socket PATH      hull-agent's socket (default: $HULL_AGENT_SOCKET or\n"
-               "                         " CTL_DEFAULT_SOCKET ")\n"
+               "                         " AGENT_DEFAULT_SOCKET ")\n"
                "      --json             print the agent's JSON answers instead of text\n"
                "  -h, --help             this help\n"
                "      --version          print hullctl's version\n\n"
@@ -85,7 +85,7 @@ static void help(void) {
 
 /* ---- talking to the agent ---------------------------------------------- */
 
-static void print_raw(const CtlResponse *resp) {
+static void print_raw(const AgentResponse *resp) {
         (void) fputs(resp->raw, stdout);
         if (resp->raw_size == 0 || resp->raw[resp->raw_size - 1] != '\n')
                 (void) fputc('\n', stdout);
@@ -111,16 +111,16 @@ static int status_to_errno(long status) {
         }
 }
 
-static int log_unreachable(CtlClient *c, int r) {
+static int log_unreachable(AgentClient *c, int r) {
         return log_error_errno(r, "cannot reach hull-agent at %s: %s (is hull-agent running? are you root or in its group?)",
-                               ctl_client_socket(c), ctl_client_error(c));
+                               agent_client_socket(c), agent_client_error(c));
 }
 
-static int log_api_error(const CtlResponse *resp, const char *verb) {
+static int log_api_error(const AgentResponse *resp, const char *verb) {
         const char *code, *message;
         int r = status_to_errno(resp->status);
 
-        ctl_response_error(resp, &code, &message);
+        agent_response_error(resp, &code, &message);
         if (message)
                 (void) log_error_errno(r, "%s (%s)", message, code ?: "no code");
         else
@@ -137,22 +137,22 @@ static int log_api_error(const CtlResponse *resp, const char *verb) {
 
 /* A request whose answer is a 2xx: anything else is reported here, once, and
  * turned into a negative errno. */
-static int call(CtlClient *c, const char *verb, const char *method, const char *path, json_t *body, CtlResponse *ret) {
-        CtlResponse resp = {};
+static int call(AgentClient *c, const char *verb, const char *method, const char *path, json_t *body, AgentResponse *ret) {
+        AgentResponse resp = {};
         int r;
 
-        r = ctl_client_call(c, method, path, body, &resp);
-        if (r < 0 && ctl_client_unreachable(c))
+        r = agent_client_call(c, method, path, body, &resp);
+        if (r < 0 && agent_client_unreachable(c))
                 return log_unreachable(c, r);
         if (r < 0)
-                return log_error_errno(r, "%s %s failed: %s", method, path, ctl_client_error(c));
+                return log_error_errno(r, "%s %s failed: %s", method, path, agent_client_error(c));
 
         if (resp.status < 200 || resp.status > 299) {
                 /* Scripts using --json get the error document as well. */
                 if (arg_json && resp.body)
                         print_raw(&resp);
                 r = log_api_error(&resp, verb);
-                ctl_response_done(&resp);
+                agent_response_done(&resp);
                 return r;
         }
         *ret = resp;
@@ -184,42 +184,42 @@ static unsigned terminal_width(void) {
  * document also allows reading it from /v1/status, which is the fallback
  * when an agent does not serve the former. ret_raw gets the operation as
  * JSON text, for --json. */
-static int fetch_operation(CtlClient *c, bool *use_status, json_t **ret, char **ret_raw, unsigned *unreachable) {
-        CtlResponse resp = {};
+static int fetch_operation(AgentClient *c, bool *use_status, json_t **ret, char **ret_raw, unsigned *unreachable) {
+        AgentResponse resp = {};
         int r;
 
-        r = ctl_client_call(c, "GET", *use_status ? "/v1/status" : "/v1/operation", NULL, &resp);
-        if (r < 0 && ctl_client_unreachable(c) && ++*unreachable < POLL_UNREACHABLE_MAX)
+        r = agent_client_call(c, "GET", *use_status ? "/v1/status" : "/v1/operation", NULL, &resp);
+        if (r < 0 && agent_client_unreachable(c) && ++*unreachable < POLL_UNREACHABLE_MAX)
                 return 0; /* try again at the next poll */
-        if (r < 0 && ctl_client_unreachable(c))
+        if (r < 0 && agent_client_unreachable(c))
                 return log_unreachable(c, r);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the operation's progress: %s", ctl_client_error(c));
+                return log_error_errno(r, "Failed to read the operation's progress: %s", agent_client_error(c));
         *unreachable = 0;
 
         if (resp.status == 404 && !*use_status) {
-                ctl_response_done(&resp);
+                agent_response_done(&resp);
                 *use_status = true;
                 return fetch_operation(c, use_status, ret, ret_raw, unreachable);
         }
         if (resp.status < 200 || resp.status > 299) {
                 r = log_api_error(&resp, "status");
-                ctl_response_done(&resp);
+                agent_response_done(&resp);
                 return r;
         }
 
         json_t *op = *use_status ? json_object_get(resp.body, "operation") : resp.body;
         if (!json_is_object(op)) {
-                ctl_response_done(&resp);
+                agent_response_done(&resp);
                 return log_error_errno(EBADMSG, "hull-agent reports no current operation");
         }
         char *raw = *use_status ? json_dumps(op, JSON_INDENT(2)) : strdup(resp.raw);
         if (!raw) {
-                ctl_response_done(&resp);
+                agent_response_done(&resp);
                 return log_oom();
         }
         json_incref(op);
-        ctl_response_done(&resp);
+        agent_response_done(&resp);
         *ret = op;
         *ret_raw = raw;
         return 1;
@@ -241,7 +241,7 @@ static void print_failed_operation(json_t *op) {
 /* Follow the operation the agent accepted (op, from the 202) until it is no
  * longer running: a redrawn progress bar on a terminal, a line per phase
  * otherwise, nothing but the final document with --json. */
-static int wait_operation(CtlClient *c, json_t *accepted) {
+static int wait_operation(AgentClient *c, json_t *accepted) {
         json_t *idj = json_object_get(accepted, "id");
         bool have_id = json_is_integer(idj), use_status = false, tty = !arg_json && isatty(STDOUT_FILENO);
         json_int_t id = have_id ? json_integer_value(idj) : 0;
@@ -346,7 +346,7 @@ finish:
 /* A POST that may start a background operation: a 202 with an operation
  * object is followed (unless --no-wait), anything else is printed with
  * done_message. Returns 1 if an operation was followed to success. */
-static int finish_post(CtlClient *c, CtlResponse *resp, const char *done_message) {
+static int finish_post(AgentClient *c, AgentResponse *resp, const char *done_message) {
         json_t *op = resp->body;
         bool is_op = resp->status == 202 && json_is_object(op) && json_object_get(op, "state");
         int r;
@@ -371,8 +371,8 @@ static int finish_post(CtlClient *c, CtlResponse *resp, const char *done_message
 
 /* ---- commands ----------------------------------------------------------- */
 
-static int cmd_status(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_status(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         int r;
 
         r = call(c, "status", "GET", "/v1/status", NULL, &resp);
@@ -395,8 +395,8 @@ static int json_set_string(json_t *o, const char *key, const char *value) {
         return 0;
 }
 
-static int cmd_stage(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_stage(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_object();
         _cleanup_free_ char *abs = NULL;
         const char *source = args[0];
@@ -433,7 +433,7 @@ static int cmd_stage(CtlClient *c, char **args) {
 
 /* activate and rollback answer {"operation": {...}, "reboot_required": true,
  * "rebooting": BOOL}, the operation naming the slot that boots next. */
-static int print_slot_change(const CtlResponse *resp, const char *done, const char *fallback) {
+static int print_slot_change(const AgentResponse *resp, const char *done, const char *fallback) {
         json_t *op = json_object_get(resp->body, "operation");
         const char *slot = json_string_value(json_object_get(op, "slot"));
         const char *version = json_string_value(json_object_get(op, "version"));
@@ -455,8 +455,8 @@ static int print_slot_change(const CtlResponse *resp, const char *done, const ch
         return 0;
 }
 
-static int cmd_activate(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_activate(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_object();
         int r;
 
@@ -473,8 +473,8 @@ static int cmd_activate(CtlClient *c, char **args) {
         return print_slot_change(&resp, "Activated", "Activated the staged slot");
 }
 
-static int cmd_rollback(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_rollback(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_pack("{s:b}", "reboot", !arg_no_reboot);
         int r;
 
@@ -486,8 +486,8 @@ static int cmd_rollback(CtlClient *c, char **args) {
         return print_slot_change(&resp, "Rolled back to", "Rolled back to the other slot");
 }
 
-static int cmd_mark_good(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_mark_good(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_pack("{s:b}", "force", arg_force);
         _cleanup_free_ char *msg = NULL;
         int r;
@@ -552,8 +552,8 @@ static int load_config_file(const char *path, json_t **ret) {
         return 0;
 }
 
-static int cmd_config(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_config(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         int r;
 
         if (streq(args[0], "show")) {
@@ -593,8 +593,8 @@ static int cmd_config(CtlClient *c, char **args) {
 
 static int remote_exit_status = EXIT_SUCCESS;
 
-static int cmd_debug(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_debug(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_object();
         int r;
 
@@ -602,12 +602,12 @@ static int cmd_debug(CtlClient *c, char **args) {
                 return log_oom();
         if (!args[0]) {
                 /* No command: an interactive shell in the admin container. */
-                _cleanup_(ctl_response_done) CtlResponse tresp = {};
+                _cleanup_(agent_response_done) AgentResponse tresp = {};
                 int status = 255;
-                r = ctl_tty_session(ctl_client_socket(c), "{}", &tresp, &status);
+                r = ctl_tty_session(agent_client_socket(c), "{}", &tresp, &status);
                 if (r < 0)
                         return log_error_errno(r, "cannot reach hull-agent at %s: %m (is hull-agent running? are you root or in its group?)",
-                                               ctl_client_socket(c));
+                                               agent_client_socket(c));
                 if (tresp.status != 101)
                         return log_api_error(&tresp, "debug");
                 remote_exit_status = status;
@@ -623,7 +623,7 @@ static int cmd_debug(CtlClient *c, char **args) {
         }
 
         /* A debug command may take as long as it takes. */
-        ctl_client_set_timeout(c, 0);
+        agent_client_set_timeout(c, 0);
         r = call(c, "debug", "POST", "/v1/debug", body, &resp);
         if (r < 0)
                 return r;
@@ -644,8 +644,8 @@ static int cmd_debug(CtlClient *c, char **args) {
         return 0;
 }
 
-static int cmd_audit(CtlClient *c, char **args) {
-        _cleanup_(ctl_response_done) CtlResponse resp = {};
+static int cmd_audit(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
         char path[64] = "/v1/audit";
         int r;
 
@@ -677,7 +677,7 @@ typedef struct Verb {
         const char *name;
         unsigned mask;
         int min_args, max_args;
-        int (*run)(CtlClient *c, char **args);
+        int (*run)(AgentClient *c, char **args);
 } Verb;
 
 static const Verb verbs[] = {
@@ -883,7 +883,7 @@ static int parse_argv(int argc, char **argv, const Verb **ret_verb, char ***ret_
 }
 
 int main(int argc, char **argv) {
-        _cleanup_(ctl_client_freep) CtlClient *client = NULL;
+        _cleanup_(agent_client_freep) AgentClient *client = NULL;
         const Verb *verb = NULL;
         char **args = NULL;
         int r;
@@ -897,9 +897,9 @@ int main(int argc, char **argv) {
 
         const char *socket_path = arg_socket ?: getenv("HULL_AGENT_SOCKET");
         if (isempty(socket_path))
-                socket_path = CTL_DEFAULT_SOCKET;
+                socket_path = AGENT_DEFAULT_SOCKET;
 
-        r = ctl_client_new(socket_path, &client);
+        r = agent_client_new(socket_path, &client);
         if (r < 0) {
                 (void) log_error_errno(r, "Failed to set up the HTTP client: %m");
                 return EXIT_FAILURE;

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "ctl-client.h"
+#include "agent-client.h"
 
-struct CtlClient {
+struct AgentClient {
         CURL *curl;
         struct curl_slist *headers;
         char *socket_path;
@@ -24,15 +24,15 @@ typedef struct Buffer {
         bool overflow;
 } Buffer;
 
-void ctl_response_done(CtlResponse *r) {
+void agent_response_done(AgentResponse *r) {
         if (!r)
                 return;
         free(r->raw);
         json_decref(r->body);
-        *r = (CtlResponse) {};
+        *r = (AgentResponse) {};
 }
 
-CtlClient *ctl_client_free(CtlClient *c) {
+AgentClient *agent_client_free(AgentClient *c) {
         if (!c)
                 return NULL;
         if (c->curl)
@@ -45,11 +45,11 @@ CtlClient *ctl_client_free(CtlClient *c) {
         return NULL;
 }
 
-int ctl_client_new(const char *socket_path, CtlClient **ret) {
-        _cleanup_(ctl_client_freep) CtlClient *c = NULL;
+int agent_client_new(const char *socket_path, AgentClient **ret) {
+        _cleanup_(agent_client_freep) AgentClient *c = NULL;
         struct curl_slist *l;
 
-        c = calloc(1, sizeof(CtlClient));
+        c = calloc(1, sizeof(AgentClient));
         if (!c)
                 return -ENOMEM;
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -80,19 +80,19 @@ int ctl_client_new(const char *socket_path, CtlClient **ret) {
         return 0;
 }
 
-void ctl_client_set_timeout(CtlClient *c, long seconds) {
+void agent_client_set_timeout(AgentClient *c, long seconds) {
         c->timeout = seconds;
 }
 
-bool ctl_client_unreachable(const CtlClient *c) {
+bool agent_client_unreachable(const AgentClient *c) {
         return c->unreachable;
 }
 
-const char *ctl_client_error(const CtlClient *c) {
+const char *agent_client_error(const AgentClient *c) {
         return c->error;
 }
 
-const char *ctl_client_socket(const CtlClient *c) {
+const char *agent_client_socket(const AgentClient *c) {
         return c->socket_path;
 }
 
@@ -100,7 +100,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
         Buffer *b = userdata;
         size_t n = size * nmemb;
 
-        if (n > CTL_BODY_MAX - b->size) {
+        if (n > AGENT_BODY_MAX - b->size) {
                 b->overflow = true;
                 return 0; /* makes curl fail with CURLE_WRITE_ERROR */
         }
@@ -114,7 +114,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-static int setup(CtlClient *c, const char *method, const char *url, const char *body, Buffer *buf) {
+static int setup(AgentClient *c, const char *method, const char *url, const char *body, Buffer *buf) {
         CURL *h = c->curl;
         bool ok = true;
 
@@ -131,7 +131,7 @@ static int setup(CtlClient *c, const char *method, const char *url, const char *
         ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf) == CURLE_OK;
         ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb) == CURLE_OK;
         ok = ok && curl_easy_setopt(h, CURLOPT_WRITEDATA, buf) == CURLE_OK;
-        ok = ok && curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) CTL_BODY_MAX) == CURLE_OK;
+        ok = ok && curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) AGENT_BODY_MAX) == CURLE_OK;
 
         if (streq(method, "GET"))
                 ok = ok && curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) == CURLE_OK;
@@ -145,7 +145,7 @@ static int setup(CtlClient *c, const char *method, const char *url, const char *
         return ok ? 0 : -EIO;
 }
 
-int ctl_client_call(CtlClient *c, const char *method, const char *path, json_t *body, CtlResponse *ret) {
+int agent_client_call(AgentClient *c, const char *method, const char *path, json_t *body, AgentResponse *ret) {
         _cleanup_free_ char *text = NULL;
         _cleanup_free_ char *url = NULL;
         Buffer buf = {};
@@ -186,7 +186,7 @@ int ctl_client_call(CtlClient *c, const char *method, const char *path, json_t *
                 if (buf.overflow || cc == CURLE_FILESIZE_EXCEEDED) {
                         r = -E2BIG;
                         (void) snprintf(c->error, sizeof(c->error), "response body larger than %u MiB",
-                                        CTL_BODY_MAX >> 20);
+                                        AGENT_BODY_MAX >> 20);
                 } else if (cc == CURLE_COULDNT_CONNECT) {
                         (void) curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
                         c->unreachable = true;
@@ -207,7 +207,7 @@ int ctl_client_call(CtlClient *c, const char *method, const char *path, json_t *
         }
         (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 
-        CtlResponse resp = {
+        AgentResponse resp = {
                 .status = status,
                 .raw = buf.data ?: strdup(""),
                 .raw_size = buf.size,
@@ -220,7 +220,7 @@ int ctl_client_call(CtlClient *c, const char *method, const char *path, json_t *
                 if (!resp.body) {
                         (void) snprintf(c->error, sizeof(c->error),
                                         "hull-agent sent a response that is not JSON (HTTP %ld): %s", status, e.text);
-                        ctl_response_done(&resp);
+                        agent_response_done(&resp);
                         return -EBADMSG;
                 }
         }
@@ -228,7 +228,7 @@ int ctl_client_call(CtlClient *c, const char *method, const char *path, json_t *
         return 0;
 }
 
-void ctl_response_error(const CtlResponse *r, const char **ret_code, const char **ret_message) {
+void agent_response_error(const AgentResponse *r, const char **ret_code, const char **ret_message) {
         json_t *e = json_is_object(r->body) ? json_object_get(r->body, "error") : NULL;
 
         /* Tolerate {"error": "text"} as well as the documented object. */
