@@ -1,0 +1,1012 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nodeconfig.h"
+#include "osspec.h"
+#include "strutil.h"
+
+/* How much of a user-supplied string an error message repeats. */
+#define QUOTE_CHARS 64
+#define QUOTE_SIZE (QUOTE_CHARS * 4 + 8)
+
+#define VERSION_MAX 64
+#define URL_MAX 2048
+#define BATCHES_MAX 100
+#define SELECTOR_LABELS_MAX 64
+#define TIME_ZONE_MAX 255
+/* Counts and seconds above this are refused: nobody means them, and adding
+ * them to a unix time must not overflow. */
+#define INT_FIELD_MAX 1000000000LL
+
+#define ZONEINFO_DIR "/usr/share/zoneinfo"
+
+static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
+                                          "strategy", "version", "window" };
+static const char *const image_keys[] = { "keyId", "sha256", "url" };
+static const char *const strategy_keys[] = { "approvedBatches", "batches", "failureBudget", "maxUnavailable",
+                                              "nodeTimeoutSeconds", "paused" };
+static const char *const batch_keys[] = { "manualGate", "nodes", "pauseSeconds" };
+static const char *const window_keys[] = { "days", "end", "start", "timeZone" };
+static const char *const drain_keys[] = { "deleteEmptyDirData", "force", "gracePeriodSeconds", "timeoutSeconds" };
+
+/* Index = struct tm's tm_wday. */
+static const char *const day_names[7] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+
+static const char *const operation_names[] = {
+        [OS_OPERATION_UPGRADE] = "upgrade",
+        [OS_OPERATION_ROLLBACK] = "rollback",
+        [OS_OPERATION_CONFIG] = "config",
+};
+
+const char *os_operation_to_string(OsOperation o) {
+        if ((unsigned) o >= ELEMENTSOF(operation_names))
+                return NULL;
+        return operation_names[o];
+}
+
+int os_operation_from_string(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(operation_names); i++)
+                if (streq(s, operation_names[i]))
+                        return (int) i;
+        return -EINVAL;
+}
+
+/* ---- IntOrString ---- */
+
+int64_t os_int_or_percent_resolve(const OsIntOrPercent *v, int64_t total, bool at_least_one) {
+        int64_t r;
+
+        if (total <= 0)
+                return 0;
+        if (!v)
+                r = 0;
+        else if (v->percent) {
+                int64_t p = MAX(MIN(v->value, 100), 0);
+                /* Round up: total is capped well below overflow by the callers
+                 * (a node count), and p <= 100. */
+                r = total > INT64_MAX / 100 ? total : (total * p + 99) / 100;
+        } else
+                r = MAX(v->value, 0);
+        r = MIN(r, total);
+        if (at_least_one && r < 1)
+                r = 1;
+        return r;
+}
+
+/* ---- freeing ---- */
+
+void os_spec_done(OsSpec *s) {
+        if (!s)
+                return;
+        free(s->node_selector);
+        free(s->version);
+        free(s->image.url);
+        free(s->image.sha256);
+        free(s->image.key_id);
+        free(s->batches);
+        free(s->window.time_zone);
+        json_decref(s->config);
+        *s = (OsSpec) {};
+}
+
+/* ---- error messages ---- */
+
+_printf_(2, 3) static int fail(char **error, const char *fmt, ...) {
+        va_list ap;
+        char *m;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        free(*error);
+        *error = m;
+        return -EINVAL;
+}
+
+/* A user-supplied string, quoted, escaped and shortened: messages end up in
+ * conditions and logs whatever the input was. */
+static const char *quote(char buf[static QUOTE_SIZE], const char *s) {
+        size_t n = 0;
+
+        buf[n++] = '"';
+        for (size_t i = 0; s[i]; i++) {
+                unsigned char ch = (unsigned char) s[i];
+
+                if (i >= QUOTE_CHARS) {
+                        memcpy(buf + n, "...", 3);
+                        n += 3;
+                        break;
+                }
+                if (ch == '"' || ch == '\\') {
+                        buf[n++] = '\\';
+                        buf[n++] = (char) ch;
+                } else if (ch < 0x20 || ch > 0x7e) {
+                        (void) snprintf(buf + n, 5, "\\x%02x", ch);
+                        n += 4;
+                } else
+                        buf[n++] = (char) ch;
+        }
+        buf[n++] = '"';
+        buf[n] = '\0';
+        return buf;
+}
+
+static const char *json_type_name(const json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                return "an object";
+        case JSON_ARRAY:
+                return "an array";
+        case JSON_STRING:
+                return "a string";
+        case JSON_INTEGER:
+                return "an integer";
+        case JSON_REAL:
+                return "a number";
+        case JSON_TRUE:
+        case JSON_FALSE:
+                return "a boolean";
+        case JSON_NULL:
+                return "null";
+        }
+        return "unknown";
+}
+
+/* ---- field helpers ----
+ *
+ * A JSON null counts as absent: the API server drops nulls of defaulted
+ * fields, and a client may send them for "unset". */
+
+static json_t *member(json_t *obj, const char *key) {
+        json_t *v = json_object_get(obj, key);
+        return json_is_null(v) ? NULL : v;
+}
+
+static int check_keys(json_t *obj, const char *path, const char *const *keys, size_t n_keys, char **error) {
+        const char *key;
+        json_t *v;
+        char q[QUOTE_SIZE];
+
+        json_object_foreach(obj, key, v) {
+                bool found = false;
+                for (size_t i = 0; i < n_keys && !found; i++)
+                        found = streq(key, keys[i]);
+                if (!found)
+                        return fail(error, "%s: unknown field %s", path, quote(q, key));
+        }
+        return 0;
+}
+
+static int get_object(json_t *obj, const char *key, const char *path, json_t **ret, char **error) {
+        json_t *v = member(obj, key);
+
+        if (v && !json_is_object(v))
+                return fail(error, "%s.%s: must be an object, not %s", path, key, json_type_name(v));
+        *ret = v;
+        return 0;
+}
+
+static int get_string(json_t *obj, const char *key, const char *path, bool required, const char **ret,
+                      char **error) {
+        json_t *v = member(obj, key);
+
+        if (!v) {
+                if (required)
+                        return fail(error, "%s.%s: required", path, key);
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(error, "%s.%s: must be a string, not %s", path, key, json_type_name(v));
+        if (strlen(json_string_value(v)) != json_string_length(v))
+                return fail(error, "%s.%s: must not contain NUL characters", path, key);
+        *ret = json_string_value(v);
+        return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, const char *path, bool def, bool *ret, char **error) {
+        json_t *v = member(obj, key);
+
+        if (!v) {
+                *ret = def;
+                return 0;
+        }
+        if (!json_is_boolean(v))
+                return fail(error, "%s.%s: must be a boolean, not %s", path, key, json_type_name(v));
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *path, int64_t def, int64_t min, int64_t *ret,
+                   char **error) {
+        json_t *v = member(obj, key);
+        int64_t x;
+
+        if (!v) {
+                *ret = def;
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return fail(error, "%s.%s: must be an integer, not %s", path, key, json_type_name(v));
+        x = json_integer_value(v);
+        if (x < min)
+                return fail(error, "%s.%s: %" PRId64 " is less than %" PRId64, path, key, x, min);
+        if (x > INT_FIELD_MAX)
+                return fail(error, "%s.%s: %" PRId64 " is too large (at most %lld)", path, key, x, INT_FIELD_MAX);
+        *ret = x;
+        return 0;
+}
+
+/* "0%".."100%", no sign, no leading zeros, nothing after the '%': the same
+ * as the CRD's pattern ^(100|[1-9]?[0-9])%$. */
+static bool parse_percent(const char *s, int64_t *ret) {
+        size_t l = strlen(s);
+        int64_t v = 0;
+
+        if (l < 2 || l > 4 || s[l - 1] != '%')
+                return false;
+        for (size_t i = 0; i < l - 1; i++) {
+                if (!isdigit((unsigned char) s[i]))
+                        return false;
+                v = v * 10 + (s[i] - '0');
+        }
+        if (l - 1 > 1 && s[0] == '0')
+                return false;
+        if (v > 100)
+                return false;
+        *ret = v;
+        return true;
+}
+
+static int get_int_or_percent(json_t *obj, const char *key, const char *path, int64_t min_int, bool required,
+                              int64_t def, OsIntOrPercent *ret, char **error) {
+        json_t *v = member(obj, key);
+        char q[QUOTE_SIZE];
+
+        if (!v) {
+                if (required)
+                        return fail(error, "%s.%s: required", path, key);
+                *ret = (OsIntOrPercent) { .percent = false, .value = def };
+                return 0;
+        }
+        if (json_is_integer(v)) {
+                int64_t x = json_integer_value(v);
+                if (x < min_int)
+                        return fail(error, "%s.%s: %" PRId64 " is less than %" PRId64, path, key, x, min_int);
+                if (x > INT_FIELD_MAX)
+                        return fail(error, "%s.%s: %" PRId64 " is too large", path, key, x);
+                *ret = (OsIntOrPercent) { .percent = false, .value = x };
+                return 0;
+        }
+        if (json_is_string(v)) {
+                int64_t p;
+                if (strlen(json_string_value(v)) != json_string_length(v) ||
+                    !parse_percent(json_string_value(v), &p))
+                        return fail(error, "%s.%s: %s is not a percentage between 0%% and 100%%", path, key,
+                                    quote(q, json_string_value(v)));
+                *ret = (OsIntOrPercent) { .percent = true, .value = p };
+                return 0;
+        }
+        return fail(error, "%s.%s: must be an integer or a percentage string, not %s", path, key,
+                    json_type_name(v));
+}
+
+/* ---- value checks ---- */
+
+static bool version_ok(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l > VERSION_MAX || !isalnum((unsigned char) s[0]))
+                return false;
+        for (size_t i = 0; i < l; i++)
+                if (!isalnum((unsigned char) s[i]) && !strchr("._+~-", s[i]))
+                        return false;
+        return true;
+}
+
+static bool hex_ok(const char *s, size_t len) {
+        if (strlen(s) != len)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isdigit((unsigned char) s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+                        return false;
+        return true;
+}
+
+static bool url_ok(const char *s) {
+        size_t l = strlen(s);
+
+        if (l > URL_MAX)
+                return false;
+        if (!string_has_prefix(s, "https://") && !string_has_prefix(s, "http://"))
+                return false;
+        if (s[strcspn(s, ":") + 3] == '\0') /* nothing after the scheme */
+                return false;
+        for (size_t i = 0; i < l; i++)
+                if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
+/* Label keys and values as Kubernetes validates them: a value is empty or
+ * at most 63 characters [A-Za-z0-9._-] beginning and ending alphanumeric;
+ * a key is a name like that, optionally with a DNS subdomain prefix and a
+ * '/'. */
+static bool label_name_ok(const char *s, size_t len, bool allow_empty) {
+        if (len == 0)
+                return allow_empty;
+        if (len > 63 || !isalnum((unsigned char) s[0]) || !isalnum((unsigned char) s[len - 1]))
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isalnum((unsigned char) s[i]) && !strchr("._-", s[i]))
+                        return false;
+        return true;
+}
+
+static bool label_key_ok(const char *s) {
+        const char *slash = strchr(s, '/');
+
+        if (slash) {
+                size_t pl = (size_t) (slash - s);
+                if (pl == 0 || pl > 253)
+                        return false;
+                for (size_t i = 0; i < pl; i++)
+                        if (!(islower((unsigned char) s[i]) || isdigit((unsigned char) s[i]) || strchr(".-", s[i])))
+                                return false;
+                if (!isalnum((unsigned char) s[0]) || !isalnum((unsigned char) s[pl - 1]))
+                        return false;
+                s = slash + 1;
+        }
+        return label_name_ok(s, strlen(s), false);
+}
+
+bool os_time_zone_is_valid(const char *name) {
+        char path[sizeof(ZONEINFO_DIR) + TIME_ZONE_MAX + 2];
+        char magic[4];
+        struct stat st;
+        size_t l;
+        int fd;
+        ssize_t n;
+
+        if (!name)
+                return false;
+        if (streq(name, "UTC"))
+                return true; /* handled without tzdata */
+        l = strlen(name);
+        if (l == 0 || l > TIME_ZONE_MAX || name[0] == '/' || name[l - 1] == '/' || strstr(name, "..") ||
+            strstr(name, "//"))
+                return false;
+        for (size_t i = 0; i < l; i++)
+                if (!isalnum((unsigned char) name[i]) && !strchr("/_+-.", name[i]))
+                        return false;
+        /* Not "posix/..." or "right/..." trees' metadata files; those are
+         * zones too, which is fine. A TZ string like "CET-1CEST" is not a
+         * name and fails the lookup. */
+        (void) snprintf(path, sizeof path, "%s/%s", ZONEINFO_DIR, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return false;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                (void) close(fd);
+                return false;
+        }
+        n = read(fd, magic, sizeof magic);
+        (void) close(fd);
+        return n == (ssize_t) sizeof magic && memcmp(magic, "TZif", 4) == 0;
+}
+
+/* "HH:MM", 00:00..23:59, exactly five characters. */
+static bool parse_hhmm(const char *s, int *ret) {
+        if (strlen(s) != 5 || s[2] != ':')
+                return false;
+        for (size_t i = 0; i < 5; i++)
+                if (i != 2 && !isdigit((unsigned char) s[i]))
+                        return false;
+        int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+        if (h > 23 || m > 59)
+                return false;
+        *ret = h * 60 + m;
+        return true;
+}
+
+/* ---- sections ---- */
+
+static int parse_node_selector(json_t *spec, OsSpec *s, char **error) {
+        json_t *sel = member(spec, "nodeSelector"), *v;
+        const char *key;
+        char q[QUOTE_SIZE];
+        const char **keys = NULL;
+        size_t n = 0, len = 0;
+        char *out, *p;
+
+        if (sel && !json_is_object(sel))
+                return fail(error, "spec.nodeSelector: must be an object, not %s", json_type_name(sel));
+        if (sel && json_object_size(sel) > SELECTOR_LABELS_MAX)
+                return fail(error, "spec.nodeSelector: more than %d labels", SELECTOR_LABELS_MAX);
+
+        if (sel) {
+                keys = calloc(json_object_size(sel) + 1, sizeof(char *));
+                if (!keys)
+                        return -ENOMEM;
+                json_object_foreach(sel, key, v) {
+                        if (!label_key_ok(key)) {
+                                free(keys);
+                                return fail(error, "spec.nodeSelector: %s is not a valid label key", quote(q, key));
+                        }
+                        if (!json_is_string(v)) {
+                                free(keys);
+                                return fail(error, "spec.nodeSelector.%s: must be a string, not %s", key,
+                                            json_type_name(v));
+                        }
+                        if (strlen(json_string_value(v)) != json_string_length(v) ||
+                            !label_name_ok(json_string_value(v), json_string_length(v), true)) {
+                                free(keys);
+                                return fail(error, "spec.nodeSelector.%s: %s is not a valid label value", key,
+                                            quote(q, json_string_value(v)));
+                        }
+                        keys[n++] = key;
+                        len += strlen(key) + json_string_length(v) + 2;
+                }
+                /* Sorted, so that the same map always gives the same string. */
+                for (size_t i = 1; i < n; i++)
+                        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+                                const char *t = keys[j];
+                                keys[j] = keys[j - 1];
+                                keys[j - 1] = t;
+                        }
+        }
+
+        out = p = malloc(len + 1);
+        if (!out) {
+                free(keys);
+                return -ENOMEM;
+        }
+        *p = '\0';
+        for (size_t i = 0; i < n; i++) {
+                const char *val = json_string_value(json_object_get(sel, keys[i]));
+                size_t kl = strlen(keys[i]), vl = strlen(val);
+                if (i > 0)
+                        *p++ = ',';
+                memcpy(p, keys[i], kl);
+                p += kl;
+                *p++ = '=';
+                memcpy(p, val, vl);
+                p += vl;
+                *p = '\0';
+        }
+        free(keys);
+        s->node_selector = out;
+        return 0;
+}
+
+static int dup_string(const char *v, char **ret) {
+        if (!v) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_image(json_t *spec, OsSpec *s, char **error) {
+        json_t *img;
+        const char *url, *sha, *key;
+        char q[QUOTE_SIZE];
+        int r;
+
+        r = get_object(spec, "image", "spec", &img, error);
+        if (r < 0)
+                return r;
+        if (!img) {
+                if (s->operation == OS_OPERATION_UPGRADE)
+                        return fail(error, "spec.image: required for operation upgrade (url and sha256)");
+                return 0;
+        }
+        r = check_keys(img, "spec.image", image_keys, ELEMENTSOF(image_keys), error);
+        if (r < 0)
+                return r;
+
+        bool need = s->operation == OS_OPERATION_UPGRADE;
+        if ((r = get_string(img, "url", "spec.image", need, &url, error)) < 0 ||
+            (r = get_string(img, "sha256", "spec.image", need, &sha, error)) < 0 ||
+            (r = get_string(img, "keyId", "spec.image", false, &key, error)) < 0)
+                return r;
+        if (url && !url_ok(url))
+                return fail(error, "spec.image.url: %s is not an http:// or https:// URL", quote(q, url));
+        if (sha && !hex_ok(sha, 64))
+                return fail(error, "spec.image.sha256: %s is not 64 lowercase hexadecimal digits", quote(q, sha));
+        if (key && !hex_ok(key, 16))
+                return fail(error, "spec.image.keyId: %s is not 16 lowercase hexadecimal digits", quote(q, key));
+
+        if ((r = dup_string(url, &s->image.url)) < 0 || (r = dup_string(sha, &s->image.sha256)) < 0 ||
+            (r = dup_string(key, &s->image.key_id)) < 0)
+                return r;
+        return 0;
+}
+
+static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
+        json_t *st, *batches;
+        int r;
+
+        r = get_object(spec, "strategy", "spec", &st, error);
+        if (r < 0)
+                return r;
+        if (st) {
+                r = check_keys(st, "spec.strategy", strategy_keys, ELEMENTSOF(strategy_keys), error);
+                if (r < 0)
+                        return r;
+        }
+        /* get_*() on a NULL object return the defaults. */
+        if ((r = get_int_or_percent(st, "maxUnavailable", "spec.strategy", 0, false, 1, &s->max_unavailable,
+                                    error)) < 0 ||
+            (r = get_int(st, "approvedBatches", "spec.strategy", 0, 0, &s->approved_batches, error)) < 0 ||
+            (r = get_bool(st, "paused", "spec.strategy", false, &s->paused, error)) < 0 ||
+            (r = get_int(st, "failureBudget", "spec.strategy", 1, 0, &s->failure_budget, error)) < 0 ||
+            (r = get_int(st, "nodeTimeoutSeconds", "spec.strategy", 3600, 60, &s->node_timeout_seconds, error)) <
+                    0)
+                return r;
+
+        batches = member(st, "batches");
+        if (!batches)
+                return 0;
+        if (!json_is_array(batches))
+                return fail(error, "spec.strategy.batches: must be an array, not %s", json_type_name(batches));
+        if (json_array_size(batches) > BATCHES_MAX)
+                return fail(error, "spec.strategy.batches: more than %d batches", BATCHES_MAX);
+        if (json_array_size(batches) == 0)
+                return 0;
+
+        s->batches = calloc(json_array_size(batches), sizeof(OsBatch));
+        if (!s->batches)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_size(batches); i++) {
+                json_t *b = json_array_get(batches, i);
+                char path[64];
+                bool manual;
+                int64_t pause;
+
+                (void) snprintf(path, sizeof path, "spec.strategy.batches[%zu]", i);
+                if (!json_is_object(b))
+                        return fail(error, "%s: must be an object, not %s", path, json_type_name(b));
+                r = check_keys(b, path, batch_keys, ELEMENTSOF(batch_keys), error);
+                if (r < 0)
+                        return r;
+                OsBatch *ob = s->batches + s->n_batches;
+                if ((r = get_int_or_percent(b, "nodes", path, 1, true, 0, &ob->nodes, error)) < 0 ||
+                    (r = get_bool(b, "manualGate", path, false, &manual, error)) < 0 ||
+                    (r = get_int(b, "pauseSeconds", path, 0, 0, &pause, error)) < 0)
+                        return r;
+                if (manual && pause > 0)
+                        return fail(error, "%s: manualGate and pauseSeconds exclude each other", path);
+                ob->pause = manual ? OS_PAUSE_MANUAL : pause > 0 ? OS_PAUSE_DURATION : OS_PAUSE_NONE;
+                ob->pause_seconds = pause;
+                s->n_batches++;
+        }
+        return 0;
+}
+
+static int parse_window(json_t *spec, OsSpec *s, char **error) {
+        json_t *w, *days;
+        const char *start, *end, *tz;
+        char q[QUOTE_SIZE];
+        int r;
+
+        r = get_object(spec, "window", "spec", &w, error);
+        if (r < 0)
+                return r;
+        if (!w)
+                return 0; /* always open */
+        r = check_keys(w, "spec.window", window_keys, ELEMENTSOF(window_keys), error);
+        if (r < 0)
+                return r;
+
+        s->window.set = true;
+        days = member(w, "days");
+        if (!days)
+                s->window.days = 0x7f;
+        else {
+                if (!json_is_array(days))
+                        return fail(error, "spec.window.days: must be an array, not %s", json_type_name(days));
+                if (json_array_size(days) == 0)
+                        return fail(error, "spec.window.days: must name at least one day (leave it out for every day)");
+                for (size_t i = 0; i < json_array_size(days); i++) {
+                        json_t *d = json_array_get(days, i);
+                        size_t k;
+
+                        if (!json_is_string(d))
+                                return fail(error, "spec.window.days[%zu]: must be a string, not %s", i,
+                                            json_type_name(d));
+                        for (k = 0; k < 7; k++)
+                                if (streq(json_string_value(d), day_names[k]))
+                                        break;
+                        if (k == 7)
+                                return fail(error, "spec.window.days[%zu]: %s is not one of Mon Tue Wed Thu Fri Sat Sun",
+                                            i, quote(q, json_string_value(d)));
+                        if (s->window.days & (1u << k))
+                                return fail(error, "spec.window.days[%zu]: %s given twice", i, day_names[k]);
+                        s->window.days |= (uint8_t) (1u << k);
+                }
+        }
+
+        if ((r = get_string(w, "start", "spec.window", true, &start, error)) < 0 ||
+            (r = get_string(w, "end", "spec.window", true, &end, error)) < 0 ||
+            (r = get_string(w, "timeZone", "spec.window", false, &tz, error)) < 0)
+                return r;
+        if (!parse_hhmm(start, &s->window.start_minute))
+                return fail(error, "spec.window.start: %s is not a time HH:MM between 00:00 and 23:59", quote(q, start));
+        if (!parse_hhmm(end, &s->window.end_minute))
+                return fail(error, "spec.window.end: %s is not a time HH:MM between 00:00 and 23:59", quote(q, end));
+        if (s->window.start_minute == s->window.end_minute)
+                return fail(error, "spec.window: start and end are both %s: an empty window (leave the window out "
+                            "for always)", start);
+        if (!tz)
+                tz = "UTC";
+        if (!os_time_zone_is_valid(tz))
+                return fail(error, "spec.window.timeZone: %s is not a time zone under " ZONEINFO_DIR, quote(q, tz));
+        return dup_string(tz, &s->window.time_zone);
+}
+
+static int parse_drain(json_t *spec, OsSpec *s, char **error) {
+        json_t *d;
+        int r;
+
+        r = get_object(spec, "drain", "spec", &d, error);
+        if (r < 0)
+                return r;
+        if (d) {
+                r = check_keys(d, "spec.drain", drain_keys, ELEMENTSOF(drain_keys), error);
+                if (r < 0)
+                        return r;
+        }
+        if ((r = get_int(d, "timeoutSeconds", "spec.drain", 600, 0, &s->drain.timeout_seconds, error)) < 0 ||
+            (r = get_int(d, "gracePeriodSeconds", "spec.drain", -1, -1, &s->drain.grace_period_seconds, error)) < 0 ||
+            (r = get_bool(d, "deleteEmptyDirData", "spec.drain", false, &s->drain.delete_empty_dir_data, error)) <
+                    0 ||
+            (r = get_bool(d, "force", "spec.drain", false, &s->drain.force, error)) < 0)
+                return r;
+        return 0;
+}
+
+static int parse_config(json_t *spec, OsSpec *s, char **error) {
+        _cleanup_(node_config_freep) NodeConfig *c = NULL;
+        _cleanup_free_ char *text = NULL, *cerr = NULL;
+        json_t *cfg;
+        int r;
+
+        r = get_object(spec, "config", "spec", &cfg, error);
+        if (r < 0)
+                return r;
+        if (!cfg) {
+                if (s->operation == OS_OPERATION_CONFIG)
+                        return fail(error, "spec.config: required for operation config");
+                return 0;
+        }
+        if (!member(cfg, "generation"))
+                return fail(error, "spec.config.generation: required");
+
+        text = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!text)
+                return -ENOMEM;
+        r = node_config_parse(text, strlen(text), &c, &cerr);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(error, "spec.config.%s", cerr ?: "invalid node config");
+        if (c->generation > (uint64_t) INT64_MAX)
+                return fail(error, "spec.config.generation: too large");
+
+        s->config = json_deep_copy(cfg);
+        if (!s->config)
+                return -ENOMEM;
+        s->config_generation = (int64_t) c->generation;
+        return 0;
+}
+
+static int parse_all(json_t *spec, OsSpec *s, char **error) {
+        const char *version, *op;
+        char q[QUOTE_SIZE];
+        int r;
+
+        if (!json_is_object(spec))
+                return fail(error, "spec: must be an object, not %s", spec ? json_type_name(spec) : "missing");
+        r = check_keys(spec, "spec", spec_keys, ELEMENTSOF(spec_keys), error);
+        if (r < 0)
+                return r;
+
+        r = get_string(spec, "operation", "spec", true, &op, error);
+        if (r < 0)
+                return r;
+        r = os_operation_from_string(op);
+        if (r < 0)
+                return fail(error, "spec.operation: %s is not one of upgrade, rollback, config", quote(q, op));
+        s->operation = (OsOperation) r;
+
+        r = get_string(spec, "version", "spec", true, &version, error);
+        if (r < 0)
+                return r;
+        if (!version_ok(version))
+                return fail(error,
+                            "spec.version: %s is not a version (1 to %d characters, letters, digits and ._+~-, "
+                            "beginning with a letter or digit)",
+                            quote(q, version), VERSION_MAX);
+        r = dup_string(version, &s->version);
+        if (r < 0)
+                return r;
+
+        if ((r = parse_node_selector(spec, s, error)) < 0 || (r = parse_image(spec, s, error)) < 0 ||
+            (r = parse_strategy(spec, s, error)) < 0 || (r = parse_window(spec, s, error)) < 0 ||
+            (r = parse_drain(spec, s, error)) < 0 || (r = parse_config(spec, s, error)) < 0)
+                return r;
+        return 0;
+}
+
+int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        OsSpec s = {};
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = parse_all(spec, &s, &error);
+        if (r < 0) {
+                os_spec_done(&s);
+                if (ret_error && error)
+                        *ret_error = TAKE_PTR(error);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* ---- maintenance windows ----
+ *
+ * Evaluated on the local wall clock of the window's time zone: a window
+ * 02:00-04:00 means what a clock on the wall there shows. glibc only
+ * converts through the process-wide TZ variable, so conversions for a named
+ * zone run under a mutex that sets TZ, calls tzset(), converts and puts TZ
+ * back. That is safe because nothing else in Hull's programs uses local
+ * time (logging and the API speak UTC), and the time spent under the lock
+ * is a few conversions. "UTC" never touches TZ. */
+
+static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct TzScope {
+        bool utc;
+        bool had_tz;
+        char *saved_tz;
+} TzScope;
+
+static int tz_enter(TzScope *z, const char *name) {
+        char *v;
+
+        *z = (TzScope) { .utc = !name || streq(name, "UTC") };
+        if (z->utc)
+                return 0;
+        if (!os_time_zone_is_valid(name))
+                return -EINVAL;
+        if (asprintf(&v, ":%s", name) < 0)
+                return -ENOMEM;
+        pthread_mutex_lock(&tz_lock);
+        const char *old = getenv("TZ");
+        if (old) {
+                z->saved_tz = strdup(old);
+                if (!z->saved_tz) {
+                        pthread_mutex_unlock(&tz_lock);
+                        free(v);
+                        return -ENOMEM;
+                }
+                z->had_tz = true;
+        }
+        if (setenv("TZ", v, 1) < 0) {
+                int r = negative_errno();
+                free(z->saved_tz);
+                pthread_mutex_unlock(&tz_lock);
+                free(v);
+                return r;
+        }
+        free(v);
+        tzset();
+        return 0;
+}
+
+static void tz_leave(TzScope *z) {
+        if (z->utc)
+                return;
+        if (z->had_tz)
+                (void) setenv("TZ", z->saved_tz, 1);
+        else
+                (void) unsetenv("TZ");
+        tzset();
+        free(z->saved_tz);
+        pthread_mutex_unlock(&tz_lock);
+}
+
+static bool tz_local(const TzScope *z, int64_t t, struct tm *ret) {
+        time_t tt = (time_t) t;
+        return z->utc ? gmtime_r(&tt, ret) != NULL : localtime_r(&tt, ret) != NULL;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        int64_t yoe = y - era * 400;
+        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+/* The wall clock as minutes since 1970-01-01 00:00 of that clock. */
+static int64_t wall_minutes(const struct tm *tm) {
+        return days_from_civil((int64_t) tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) * 1440 + tm->tm_hour * 60 +
+               tm->tm_min;
+}
+
+/* 1970-01-01 was a Thursday (tm_wday 4). */
+static int weekday_of_day(int64_t day) {
+        int64_t w = (day + 4) % 7;
+        return (int) (w < 0 ? w + 7 : w);
+}
+
+static bool window_contains_wall(const OsWindow *w, int64_t wall) {
+        int64_t day = wall >= 0 ? wall / 1440 : -((-wall + 1439) / 1440);
+        int64_t len = w->end_minute > w->start_minute ? w->end_minute - w->start_minute
+                                                      : 1440 - w->start_minute + w->end_minute;
+
+        /* An instance starts on 'day' or, crossing midnight, the day before. */
+        for (int64_t d = day - 1; d <= day; d++) {
+                int64_t s = d * 1440 + w->start_minute;
+                if ((w->days & (1u << weekday_of_day(d))) && wall >= s && wall < s + len)
+                        return true;
+        }
+        return false;
+}
+
+static bool window_open_at(const TzScope *z, const OsWindow *w, int64_t t, bool *ok) {
+        struct tm tm;
+
+        if (!tz_local(z, t, &tm)) {
+                *ok = false;
+                return false;
+        }
+        return window_contains_wall(w, wall_minutes(&tm));
+}
+
+/* The smallest unix time whose wall clock reads day*1440+minute or later,
+ * searched after 'after'. Uses mktime() for the estimate and settles the
+ * DST gap case (a wall time that does not exist) by bisection, since the
+ * wall clock is monotonic away from the autumn change. */
+static bool wall_to_unix(const TzScope *z, int64_t wall, int64_t after, int64_t *ret) {
+        int64_t day = wall / 1440, min = wall % 1440;
+        int64_t y, m, d;
+        struct tm tm = {};
+        time_t tt;
+
+        /* civil_from_days */
+        int64_t zd = day + 719468;
+        int64_t era = (zd >= 0 ? zd : zd - 146096) / 146097;
+        int64_t doe = zd - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        d = doy - (153 * mp + 2) / 5 + 1;
+        m = mp < 10 ? mp + 3 : mp - 9;
+        y = yoe + era * 400 + (m <= 2);
+
+        tm.tm_year = (int) (y - 1900);
+        tm.tm_mon = (int) (m - 1);
+        tm.tm_mday = (int) d;
+        tm.tm_hour = (int) (min / 60);
+        tm.tm_min = (int) (min % 60);
+        tm.tm_isdst = -1;
+        if (z->utc)
+                tt = timegm(&tm);
+        else
+                tt = mktime(&tm);
+        if (tt == (time_t) -1)
+                return false;
+
+        int64_t hi = (int64_t) tt, lo = MAX(after, hi - 3 * 3600);
+        struct tm lt;
+        if (lo >= hi) {
+                *ret = hi;
+                return true;
+        }
+        /* Bisection for the first t in (lo, hi] whose wall clock is >= wall. */
+        if (!tz_local(z, lo, &lt))
+                return false;
+        if (wall_minutes(&lt) >= wall) {
+                *ret = hi;
+                return true;
+        }
+        while (hi - lo > 1) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (!tz_local(z, mid, &lt))
+                        return false;
+                if (wall_minutes(&lt) >= wall)
+                        hi = mid;
+                else
+                        lo = mid;
+        }
+        *ret = hi;
+        return true;
+}
+
+int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_next_open) {
+        TzScope z;
+        struct tm tm;
+        bool ok = true, open;
+        int64_t next = 0;
+        int r;
+
+        if (!w || !ret_open)
+                return -EINVAL;
+        if (!w->set) {
+                *ret_open = true;
+                if (ret_next_open)
+                        *ret_next_open = 0;
+                return 0;
+        }
+        if (w->days == 0 || w->start_minute < 0 || w->start_minute >= 1440 || w->end_minute < 0 ||
+            w->end_minute >= 1440 || w->start_minute == w->end_minute)
+                return -EINVAL;
+
+        r = tz_enter(&z, w->time_zone);
+        if (r < 0)
+                return r;
+
+        open = window_open_at(&z, w, t, &ok);
+        if (ok && !open && ret_next_open) {
+                /* Candidates: the start of an instance on today and each of
+                 * the next eight local days (a week, plus the day a window
+                 * lying wholly inside a DST gap loses): the first one at
+                 * which the window really is open. At most nine mktime()
+                 * calls and a bisection each, instead of a minute-by-minute
+                 * search. */
+                if (!tz_local(&z, t, &tm))
+                        ok = false;
+                else {
+                        int64_t today = wall_minutes(&tm) / 1440;
+                        for (int64_t d = today; d <= today + 8 && next == 0 && ok; d++) {
+                                int64_t cand;
+                                if (!(w->days & (1u << weekday_of_day(d))))
+                                        continue;
+                                if (!wall_to_unix(&z, d * 1440 + w->start_minute, t, &cand)) {
+                                        ok = false;
+                                        break;
+                                }
+                                if (cand > t && window_open_at(&z, w, cand, &ok))
+                                        next = cand;
+                        }
+                        /* Nothing found (cannot happen with real zones):
+                         * look again in a day. */
+                        if (ok && next == 0)
+                                next = t + 86400;
+                }
+        }
+        tz_leave(&z);
+
+        if (!ok)
+                return -ERANGE;
+        *ret_open = open;
+        if (ret_next_open)
+                *ret_next_open = open ? 0 : next;
+        return 0;
+}

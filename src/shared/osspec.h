@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+/* The spec of an OS object (hull.dev/v1alpha1, docs/CRD.md), parsed and
+ * validated completely before the operator acts on it, so that a bad custom
+ * resource that slipped past the CRD schema is reported (Degraded) and never
+ * half-applied. The JSON stays the source of truth; these structs borrow
+ * nothing from it (all strings are copies). */
+
+typedef enum OsOperation {
+        OS_OPERATION_UPGRADE,
+        OS_OPERATION_ROLLBACK,
+        OS_OPERATION_CONFIG,
+} OsOperation;
+
+const char *os_operation_to_string(OsOperation o);
+/* "upgrade" -> OS_OPERATION_UPGRADE ...; -EINVAL for anything else. */
+int os_operation_from_string(const char *s);
+
+/* An IntOrString as Kubernetes uses it for maxUnavailable: a count (>= 0) or
+ * a percentage "0%".."100%" of a total. */
+typedef struct OsIntOrPercent {
+        bool percent;
+        int64_t value;
+} OsIntOrPercent;
+
+/* A percentage rounds up for batch sizes and maxUnavailable (as Deployments
+ * round maxSurge), but never gives more than total; a count is capped at
+ * total. maxUnavailable resolves to at least 1 when total > 0, so that a
+ * rollout can always move. */
+int64_t os_int_or_percent_resolve(const OsIntOrPercent *v, int64_t total, bool at_least_one);
+
+typedef enum OsPause {
+        OS_PAUSE_NONE,          /* go on to the next batch at once */
+        OS_PAUSE_MANUAL,        /* wait until spec.strategy.approvedBatches >= this batch's index + 1 */
+        OS_PAUSE_DURATION,      /* wait pause_seconds after the batch completed */
+} OsPause;
+
+typedef struct OsBatch {
+        OsIntOrPercent nodes;   /* size of this batch (not cumulative) */
+        OsPause pause;          /* the gate *after* this batch */
+        int64_t pause_seconds;
+} OsBatch;
+
+typedef struct OsWindow {
+        bool set;
+        uint8_t days;           /* bit 0 = Sunday ... bit 6 = Saturday; 0x7f: every day */
+        int start_minute;       /* minutes after local midnight, 0..1439 */
+        int end_minute;         /* may be < start: the window crosses midnight */
+        char *time_zone;        /* IANA name, e.g. "Europe/Berlin"; "UTC" default */
+} OsWindow;
+
+typedef struct OsDrain {
+        int64_t timeout_seconds;        /* default 600 */
+        int64_t grace_period_seconds;   /* -1: the pod's own */
+        bool delete_empty_dir_data;     /* default false: refuse pods with emptyDir */
+        bool force;                     /* also pods without a controller; default false */
+} OsDrain;
+
+typedef struct OsImage {
+        char *url;
+        char *sha256;           /* 64 lowercase hex digits */
+        char *key_id;           /* 16 hex digits, the signing key */
+} OsImage;
+
+typedef struct OsSpec {
+        char *node_selector;    /* label selector string made from spec.nodeSelector (matchLabels map) */
+        char *version;
+        OsImage image;          /* required for upgrade */
+        OsOperation operation;
+        OsIntOrPercent max_unavailable;   /* default 1 */
+        OsBatch *batches;       /* empty: one batch of everything */
+        size_t n_batches;
+        int64_t approved_batches;         /* manual gates passed so far */
+        bool paused;
+        int64_t failure_budget; /* stop after this many failed nodes; default 1 */
+        int64_t node_timeout_seconds;     /* default 3600 */
+        OsWindow window;
+        OsDrain drain;
+        json_t *config;         /* spec.config (node config document, docs/CONFIG.md), or NULL */
+        int64_t config_generation;
+} OsSpec;
+
+void os_spec_done(OsSpec *s);
+
+/* Parse and validate spec (the "spec" member of an OS object). Returns 0, or
+ * -EINVAL with a message naming the field ("spec.strategy.maxUnavailable:
+ * '120%' is not a percentage between 0% and 100%") in *ret_error (free()
+ * it). Nothing is filled on error. */
+int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) _warn_unused_result_;
+
+/* A zone name the window can use: "UTC", or a TZif file below
+ * /usr/share/zoneinfo named without "..", "//" or a leading "/". */
+bool os_time_zone_is_valid(const char *name);
+
+/* Whether t (unix seconds) lies inside the window, in its time zone. An
+ * unset window is always open. -EINVAL for an unknown time zone. When
+ * ret_next_open is non-NULL and the window is closed, it gets the next
+ * opening time (for a requeue). */
+int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_next_open) _warn_unused_result_;

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "osspec.h"
+
+/* The rollout planner: a pure function from (OS spec, the nodes it selects,
+ * what was recorded in the OS status, now) to a decision. It holds no state
+ * between calls, so an operator killed at any point and restarted decides
+ * the same from what is in the API server. docs/OPERATOR.md describes the
+ * rules; every rule is unit-tested in tests/unit/test-rollout.c. */
+
+typedef enum NodePhase {
+        NODE_PHASE_IDLE,
+        NODE_PHASE_STAGING,
+        NODE_PHASE_DRAINING,
+        NODE_PHASE_REBOOTING,
+        NODE_PHASE_VERIFYING,
+        NODE_PHASE_DONE,
+        NODE_PHASE_FAILED,
+        NODE_PHASE_ROLLED_BACK,
+        _NODE_PHASE_MAX,
+        _NODE_PHASE_INVALID = -EINVAL,
+} NodePhase;
+
+const char *node_phase_to_string(NodePhase p);
+NodePhase node_phase_from_string(const char *s);
+
+/* One node as the planner sees it: the Node object and its OSNode status,
+ * already reduced by the caller. Strings are borrowed. */
+typedef struct RolloutNode {
+        const char *name;
+        bool ready;                     /* Node condition Ready == True */
+        bool unschedulable;             /* cordoned (by anyone) */
+        bool quarantined;               /* label hull.dev/quarantined=true */
+        /* The hull.dev/task annotation, if the node has one. */
+        const char *task_id;            /* NULL: no task */
+        int64_t task_chosen_at;         /* unix seconds */
+        /* OSNode status, as hull-node reported it. */
+        NodePhase phase;
+        const char *phase_task_id;      /* the task the phase is about; NULL: none */
+        const char *version;            /* running OS version; NULL: unknown */
+        int64_t config_generation;      /* applied node config generation */
+} RolloutNode;
+
+typedef struct RolloutInput {
+        const OsSpec *spec;
+        const char *task_id;            /* this rollout's task id ("<os name>/<generation>") */
+        RolloutNode *nodes;             /* the managed nodes the spec selects, without conflicts */
+        size_t n_nodes;
+        /* From the OS status: the last batch seen finished, and when. */
+        int64_t completed_batches;      /* batches 0..completed_batches-1 are finished */
+        int64_t batch_completed_at;     /* when the last of them finished (unix seconds), 0 if none */
+        int64_t now;
+} RolloutInput;
+
+typedef enum RolloutNodeState {
+        ROLLOUT_NODE_PENDING,           /* not touched yet */
+        ROLLOUT_NODE_IN_PROGRESS,       /* task given, not done */
+        ROLLOUT_NODE_UPDATED,           /* at the wanted version / config generation */
+        ROLLOUT_NODE_FAILED,            /* failed this task, or quarantined */
+} RolloutNodeState;
+
+/* How one node counts for this rollout. */
+RolloutNodeState rollout_node_state(const RolloutInput *in, const RolloutNode *n);
+
+typedef enum RolloutHold {
+        ROLLOUT_GO,                     /* choosing nodes */
+        ROLLOUT_COMPLETE,
+        ROLLOUT_PAUSED,                 /* spec.strategy.paused */
+        ROLLOUT_FAILURE_BUDGET,         /* too many failed nodes: halted */
+        ROLLOUT_WINDOW_CLOSED,
+        ROLLOUT_BATCH_GATE_MANUAL,      /* waiting for approvedBatches */
+        ROLLOUT_BATCH_GATE_TIMER,       /* waiting for the pause after a batch */
+        ROLLOUT_WAITING,                /* batch or maxUnavailable full: waiting for nodes */
+} RolloutHold;
+
+const char *rollout_hold_to_string(RolloutHold h);
+
+typedef struct RolloutPlan {
+        /* Counts for the OS status. */
+        int64_t desired, updated, in_progress, failed, unavailable;
+        int64_t current_batch;          /* 0-based index of the batch being rolled out */
+        int64_t n_batches;              /* batches after resolving (>= 1) */
+        int64_t completed_batches;      /* to record in the status */
+        int64_t batch_completed_at;     /* to record in the status */
+        RolloutHold hold;
+        int64_t requeue_at;             /* when to look again without any event (0: only on events) */
+        /* Indices into in->nodes. */
+        size_t *choose;                 /* give these the task now */
+        size_t n_choose;
+        size_t *quarantine;             /* past spec.strategy.nodeTimeout: quarantine */
+        size_t n_quarantine;
+        char *message;                  /* one line for humans, for the Progressing condition */
+} RolloutPlan;
+
+void rollout_plan_done(RolloutPlan *p);
+
+/* Never chooses more nodes than keep unavailable <= maxUnavailable, where
+ * unavailable counts nodes in progress plus nodes that are NotReady or
+ * cordoned for any reason. -ENOMEM or -EINVAL (an unknown time zone). */
+int rollout_plan(const RolloutInput *in, RolloutPlan *ret) _warn_unused_result_;
