@@ -406,6 +406,32 @@ unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_
         return slot_change(a, "rollback", req.reboot, 0, do_rollback, ret_body);
 }
 
+/* A plain reboot, for node config that only takes effect at boot (kernel
+ * arguments): hull-node drains the node first, so the reboot is asked for
+ * explicitly rather than done by the config call itself. */
+unsigned agent_post_reboot(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        int r = api_parse_reboot(body, len, &err);
+        if (r < 0)
+                return agent_error(400, "bad_request", r, ret_body, "%s", err ?: "malformed request");
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                return s;
+        }
+        op_begin(a, "reboot");
+        op_end(a, 0, NULL);
+        _cleanup_(json_decrefp) json_t *j = json_pack("{s:o, s:b}", "operation", operation_json(&a->op),
+                                                      "rebooting", true);
+        *ret_body = dump(j);
+        log_info("Rebooting on request.");
+        agent_request_reboot(a);
+        pthread_mutex_unlock(&a->lock);
+        return 200;
+}
+
 /* ---- health and mark-good ---- */
 
 static void set_health(Agent *a, const char *state, char *msg) {

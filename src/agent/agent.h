@@ -45,7 +45,7 @@ typedef struct AgentOptions {
 
 typedef struct Operation {
         uint64_t id;                  /* 0: none yet */
-        char type[16];                /* stage activate mark-good rollback config fallback */
+        char type[16];                /* stage activate mark-good rollback config fallback reboot */
         char state[16];               /* running succeeded failed */
         char phase[24];
         uint64_t done, total;
@@ -104,6 +104,7 @@ unsigned agent_post_stage(Agent *a, const char *body, size_t len, char **ret_bod
 unsigned agent_post_activate(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_mark_good(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_reboot(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body);
 

@@ -467,6 +467,11 @@ int api_parse_rollback(const char *body, size_t len, RollbackRequest *ret, char 
         return 0;
 }
 
+int api_parse_reboot(const char *body, size_t len, char **ret_error) {
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        return parse_body(body, len, NULL, 0, &root, ret_error);
+}
+
 int api_parse_mark_good(const char *body, size_t len, MarkGoodRequest *ret, char **ret_error) {
         static const char *const fields[] = { "force" };
         _cleanup_(json_decrefp) json_t *root = NULL;

@@ -78,6 +78,8 @@ void debug_request_done(DebugRequest *r);
 int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_error) _warn_unused_result_;
 int api_parse_activate(const char *body, size_t len, ActivateRequest *ret, char **ret_error) _warn_unused_result_;
 int api_parse_rollback(const char *body, size_t len, RollbackRequest *ret, char **ret_error) _warn_unused_result_;
+/* POST /v1/reboot takes no fields: only an empty body or {}. */
+int api_parse_reboot(const char *body, size_t len, char **ret_error) _warn_unused_result_;
 int api_parse_mark_good(const char *body, size_t len, MarkGoodRequest *ret, char **ret_error) _warn_unused_result_;
 int api_parse_debug(const char *body, size_t len, DebugRequest *ret, char **ret_error) _warn_unused_result_;
 
