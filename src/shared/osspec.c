@@ -782,7 +782,13 @@ int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) {
  * zone run under a mutex that sets TZ, calls tzset(), converts and puts TZ
  * back. That is safe because nothing else in Hull's programs uses local
  * time (logging and the API speak UTC), and the time spent under the lock
- * is a few conversions. "UTC" never touches TZ. */
+ * is a few conversions. "UTC" never touches TZ. The one remaining hazard is
+ * glibc's environment itself: setenv()/unsetenv() racing a getenv() on
+ * another thread (libcurl reads proxy variables). glibc never frees the
+ * strings, but adding TZ can reallocate the environ array and unsetenv()
+ * shifts it, so a concurrent reader can miss a variable or, in the worst
+ * case, read the old array. Reading the TZif file ourselves removes that;
+ * it is the planned replacement (the interface stays). */
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 

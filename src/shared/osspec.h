@@ -70,7 +70,8 @@ typedef struct OsImage {
 } OsImage;
 
 typedef struct OsSpec {
-        char *node_selector;    /* label selector string made from spec.nodeSelector (matchLabels map) */
+        char *node_selector;    /* label selector string made from spec.nodeSelector (matchLabels map):
+                                 * "k1=v1,k2=v2" sorted by key; "" (never NULL) selects every node */
         char *version;
         OsImage image;          /* required for upgrade */
         OsOperation operation;
@@ -79,17 +80,20 @@ typedef struct OsSpec {
         size_t n_batches;
         int64_t approved_batches;         /* manual gates passed so far */
         bool paused;
-        int64_t failure_budget; /* stop after this many failed nodes; default 1 */
+        int64_t failure_budget; /* stop after this many failed nodes; default 1; 0: never stop */
         int64_t node_timeout_seconds;     /* default 3600 */
         OsWindow window;
         OsDrain drain;
-        json_t *config;         /* spec.config (node config document, docs/CONFIG.md), or NULL */
-        int64_t config_generation;
+        json_t *config;         /* spec.config (node config document, docs/CONFIG.md), or NULL;
+                                 * a deep copy, validated by node_config_parse(); required for config */
+        int64_t config_generation;      /* spec.config.generation, 0 without a config */
 } OsSpec;
 
 void os_spec_done(OsSpec *s);
 
-/* Parse and validate spec (the "spec" member of an OS object). Returns 0, or
+/* Parse and validate spec (the "spec" member of an OS object), applying the
+ * CRD's defaults to absent fields (a JSON null counts as absent); unknown
+ * fields are errors. Returns 0, or
  * -EINVAL with a message naming the field ("spec.strategy.maxUnavailable:
  * '120%' is not a percentage between 0% and 100%") in *ret_error (free()
  * it). Nothing is filled on error. */
@@ -102,5 +106,8 @@ bool os_time_zone_is_valid(const char *name);
 /* Whether t (unix seconds) lies inside the window, in its time zone. An
  * unset window is always open. -EINVAL for an unknown time zone. When
  * ret_next_open is non-NULL and the window is closed, it gets the next
- * opening time (for a requeue). */
+ * opening time (for a requeue). Wall-clock semantics, windows crossing
+ * midnight and DST: docs/CRD.md. Named zones are converted with TZ set
+ * under a process-wide mutex and restored afterwards (osspec.c says why);
+ * -ERANGE if a conversion fails. */
 int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_next_open) _warn_unused_result_;

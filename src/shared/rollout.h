@@ -65,7 +65,10 @@ typedef enum RolloutNodeState {
         ROLLOUT_NODE_FAILED,            /* failed this task, or quarantined */
 } RolloutNodeState;
 
-/* How one node counts for this rollout. */
+/* How one node counts for this rollout (docs/OPERATOR.md, rule 1). Besides
+ * the rules there: a node whose phase is Done for this task but that does
+ * not run the target counts as FAILED; for upgrade/rollback with a
+ * spec.config the node must also have config_generation >= the spec's. */
 RolloutNodeState rollout_node_state(const RolloutInput *in, const RolloutNode *n);
 
 typedef enum RolloutHold {
@@ -84,12 +87,15 @@ const char *rollout_hold_to_string(RolloutHold h);
 typedef struct RolloutPlan {
         /* Counts for the OS status. */
         int64_t desired, updated, in_progress, failed, unavailable;
-        int64_t current_batch;          /* 0-based index of the batch being rolled out */
+        int64_t current_batch;          /* 0-based index of the batch being rolled out (the one
+                                         * finishing while its last nodes are in progress) */
         int64_t n_batches;              /* batches after resolving (>= 1) */
         int64_t completed_batches;      /* to record in the status */
         int64_t batch_completed_at;     /* to record in the status */
         RolloutHold hold;
-        int64_t requeue_at;             /* when to look again without any event (0: only on events) */
+        int64_t requeue_at;             /* when to look again without any event (0: only on events):
+                                         * the earliest of the window opening, the end of a batch
+                                         * pause and the first node timeout */
         /* Indices into in->nodes. */
         size_t *choose;                 /* give these the task now */
         size_t n_choose;
