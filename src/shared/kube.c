@@ -958,10 +958,11 @@ int kube_list(KubeClient *c, const char *path, const KubeListOptions *o, KubeIte
                         }
                 }
                 next = json_string_value(json_object_get(meta, "continue"));
+                bool more = !isempty(next);
                 free(cont);
-                cont = !isempty(next) ? strdup(next) : NULL;
-                kube_response_done(&resp);
-                if (!isempty(next) && !cont)
+                cont = more ? strdup(next) : NULL;
+                kube_response_done(&resp); /* next pointed into it */
+                if (more && !cont)
                         return -ENOMEM;
                 if (!cont)
                         break;
