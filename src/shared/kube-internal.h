@@ -56,3 +56,7 @@ size_t kube_watch_parser_pending(KubeWatchParser *p);
 /* Decodes standard base64 (whitespace ignored, padding required as in
  * kubeconfig's *-data fields). -EBADMSG if malformed. */
 int kube_base64_decode(const char *s, void **ret, size_t *ret_size);
+
+/* New connections the client's transfers opened so far (for the test that
+ * connections are reused). */
+unsigned kube_client_connects(KubeClient *c);

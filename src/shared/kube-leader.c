@@ -208,17 +208,25 @@ static bool try_acquire_or_renew(KubeLeader *l) {
 }
 
 static void release(KubeLeader *l) {
-        _cleanup_(json_decrefp) json_t *spec = NULL;
-        const char *holder;
+        for (unsigned attempt = 0; attempt < 2; attempt++) {
+                _cleanup_(json_decrefp) json_t *spec = NULL;
+                int r;
 
-        if (!l->observed)
-                return;
-        holder = json_string_value(json_object_get(json_object_get(l->observed, "spec"), "holderIdentity"));
-        if (!holder || !streq(holder, l->identity))
-                return;
-        if (desired_spec(l, json_object_get(l->observed, "spec"), true, &spec) < 0)
-                return;
-        (void) write_spec(l, spec);
+                if (!observed_is_us(l))
+                        return;
+                if (desired_spec(l, json_object_get(l->observed, "spec"), true, &spec) < 0)
+                        return;
+                r = write_spec(l, spec);
+                if (r != -ESTALE)
+                        return;
+                /* A renewal cut short by the stop may have been applied
+                 * without us seeing its answer: our RV is stale. Read the
+                 * lease again and release it if it is still ours. */
+                _cleanup_(json_decrefp) json_t *lease = NULL;
+                if (kube_get(l->client, l->path, &lease, NULL) < 0)
+                        return;
+                observe(l, lease);
+        }
 }
 
 static uint64_t jittered(uint64_t usec) {

@@ -48,6 +48,7 @@ struct KubeClient {
         const volatile int *cancel;
         char *token;
         uint64_t token_read_usec;
+        unsigned connects;
 };
 
 struct KubeWatchParser {
@@ -331,6 +332,10 @@ int kube_client_set_user_agent(KubeClient *c, const char *ua) {
 
 void kube_client_set_cancel(KubeClient *c, const volatile int *cancel) {
         c->cancel = cancel;
+}
+
+unsigned kube_client_connects(KubeClient *c) {
+        return c->connects;
 }
 
 static bool client_cancelled(const KubeClient *c) {
@@ -635,6 +640,9 @@ static int perform_once(KubeClient *c, const Request *q, Transfer *t) {
                 if (m->msg == CURLMSG_DONE)
                         res = m->data.result;
         }
+        long nc = 0;
+        if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
+                c->connects += (unsigned) nc;
         if (t->error < 0)
                 r = t->error;
         else if (res != CURLE_OK)

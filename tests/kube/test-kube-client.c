@@ -80,6 +80,18 @@ static unsigned count_requests(unsigned long since, const char *method, const ch
         return n;
 }
 
+/* The double logs a request after answering it, so the count is polled
+ * until it reaches n, then checked again after a moment for extras. */
+static void expect_requests(unsigned long since, const char *method, const char *path, long status, unsigned n) {
+        WAIT_UNTIL(count_requests(since, method, path, status) >= n, 5);
+        usleep(100000);
+        unsigned got = count_requests(since, method, path, status);
+        if (got != n) {
+                fprintf(stderr, "%s %s (status %ld): %u requests, expected %u\n", method, path, status, got, n);
+                abort();
+        }
+}
+
 static unsigned long request_seq(void) {
         _cleanup_(json_decrefp) json_t *all = NULL;
         KubeResponse r;
@@ -109,9 +121,9 @@ static void create_pod(const char *ns, const char *name, const char *labels_json
         ASSERT_OK(r);
 }
 
-static void delete_path(const char *fmt, const char *a, const char *b) {
+static void delete_pod(const char *ns, const char *name) {
         _cleanup_free_ char *p = NULL;
-        ASSERT_TRUE(asprintf(&p, fmt, a, b) > 0);
+        ASSERT_TRUE(asprintf(&p, "/api/v1/namespaces/%s/pods/%s", ns, name) > 0);
         ASSERT_OK(kube_delete(client, p, NULL));
 }
 
@@ -190,6 +202,21 @@ static void test_crud(void) {
         kube_response_done(&r);
 }
 
+/* ---- one connection, kept ---- */
+
+static void test_connection_reuse(void) {
+        _cleanup_(kube_client_freep) KubeClient *c = NULL;
+        _cleanup_(json_decrefp) json_t *p = parse("{\"metadata\":{\"labels\":{\"r\":\"1\"}}}");
+
+        ASSERT_OK(kube_client_new(config, &c));
+        for (unsigned i = 0; i < 10; i++) {
+                ASSERT_OK(kube_get(c, "/api/v1/namespaces/default", NULL, NULL));
+                ASSERT_ERROR(kube_get(c, "/api/v1/namespaces/default/pods/none", NULL, NULL), ENOENT);
+                ASSERT_OK(kube_merge_patch(c, "/api/v1/namespaces/default", p, NULL, NULL));
+        }
+        ASSERT_EQ(kube_client_connects(c), 1);
+}
+
 /* ---- kube_update_retry winning a race ---- */
 
 typedef struct Race {
@@ -230,15 +257,15 @@ static void test_update_retry(void) {
         ASSERT_EQ(race.calls, 2);
         ASSERT_STREQ(kube_label(final, "other"), "won");
         ASSERT_STREQ(kube_label(final, "mine"), "too");
-        ASSERT_EQ(count_requests(seq, "PUT", "/api/v1/nodes/race-1", 409), 1);
-        ASSERT_EQ(count_requests(seq, "PUT", "/api/v1/nodes/race-1", 200), 1);
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/nodes/race-1", 200), 2);
+        expect_requests(seq, "PUT", "/api/v1/nodes/race-1", 409, 1);
+        expect_requests(seq, "PUT", "/api/v1/nodes/race-1", 200, 1);
+        expect_requests(seq, "GET", "/api/v1/nodes/race-1", 200, 2);
 
         /* Nothing to change: no PUT. */
         seq = request_seq();
         ASSERT_OK(kube_update_retry(client, "/api/v1/nodes/race-1", noop_mutate, NULL, &same, NULL));
         ASSERT_STREQ(kube_resource_version(same), kube_resource_version(final));
-        ASSERT_EQ(count_requests(seq, "PUT", "/api/v1/nodes/race-1", 0), 0);
+        expect_requests(seq, "PUT", "/api/v1/nodes/race-1", 0, 0);
         ASSERT_OK(kube_delete(client, "/api/v1/nodes/race-1", NULL));
 }
 
@@ -285,7 +312,7 @@ static void test_list_pagination(void) {
         ASSERT_OK(kube_list(client, "/api/v1/namespaces/pag/pods", &lo, collect, collect_reset, &col, &rv, NULL));
         ASSERT_EQ(json_array_size(col.names), 7);
         ASSERT_EQ(col.resets, 0);
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/pag/pods", 200), 4);
+        expect_requests(seq, "GET", "/api/v1/namespaces/pag/pods", 200, 4);
         ASSERT_TRUE(rv && !streq(rv, col.max_rv));
 
         /* The field selector, percent-encoded. */
@@ -345,7 +372,7 @@ static void test_watch(void) {
         create_pod("w", "w1", NULL);
         _cleanup_(json_decrefp) json_t *mp = parse("{\"metadata\":{\"labels\":{\"x\":\"y\"}}}");
         ASSERT_OK(kube_merge_patch(client, "/api/v1/namespaces/w/pods/w1", mp, NULL, NULL));
-        delete_path("/api/v1/namespaces/%s/pods/%s", "w", "w1");
+        delete_pod("w", "w1");
 
         /* History from the list's RV replays in order; the server ends
          * the stream at timeoutSeconds and the watch returns 0. */
@@ -366,7 +393,7 @@ static void test_watch(void) {
         unsigned long seq = request_seq();
         ASSERT_ERROR(kube_watch(client, "/api/v1/namespaces/w/pods", &wo, log_event, &log, NULL, &error), EXPIRED);
         ASSERT_TRUE(error && strstr(error, "410 Expired"));
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/w/pods", 200), 1); /* really the 200 form */
+        expect_requests(seq, "GET", "/api/v1/namespaces/w/pods", 200, 1); /* really the 200 form */
         json_decref(control("POST", "/_double/watch-expiry-mode", "{\"mode\":\"http410\"}"));
 
         /* A cancel flag set from another thread ends a blocked watch. */
@@ -381,6 +408,27 @@ static void test_watch(void) {
         pthread_join(t, NULL);
         /* The client still works afterwards. */
         ASSERT_OK(kube_get(client, "/api/v1/namespaces/w", NULL, NULL));
+}
+
+/* ---- a stalled watch ---- */
+
+static void test_watch_stall(void) {
+        Log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        _cleanup_free_ char *rv = NULL;
+        Collected col = { .names = json_array() };
+
+        ASSERT_OK(kube_list(client, "/api/v1/namespaces/default/pods", NULL, collect, NULL, &col, &rv, NULL));
+        json_decref(col.names);
+        /* The server sits on the watch far past its timeoutSeconds. */
+        json_decref(control("POST", "/_double/delay",
+                            "{\"method\":\"GET\",\"pathRegex\":\"^/api/v1/namespaces/default/pods$\","
+                            "\"seconds\":20,\"count\":1}"));
+        KubeWatchOptions wo = { .resource_version = rv, .timeout_seconds = 1 };
+        uint64_t start = kube_now_usec();
+        ASSERT_ERROR(kube_watch(client, "/api/v1/namespaces/default/pods", &wo, log_event, &log, NULL, NULL),
+                     ETIMEDOUT);
+        ASSERT_TRUE(kube_now_usec() - start < 10000000);
+        reset_faults();
 }
 
 /* ---- informer ---- */
@@ -422,7 +470,7 @@ static void test_informer(void) {
         json_t *a = kube_informer_get(inf, "inf/a");
         ASSERT_STREQ(kube_annotation(a, "m"), "1");
         json_decref(a);
-        delete_path("/api/v1/namespaces/%s/pods/%s", "inf", "b");
+        delete_pod("inf", "b");
         WAIT_UNTIL(log_has(&log, "DELETED b;"), 10);
         WAIT_UNTIL(!kube_informer_get(inf, "inf/b"), 5);
 
@@ -446,14 +494,14 @@ static void test_informer(void) {
         unsigned long seq = request_seq();
         json_decref(control("POST", "/_double/close-watches", NULL));
         WAIT_UNTIL(count_requests(seq, "GET", "/api/v1/namespaces/inf/pods", 503) == 1, 10);
-        delete_path("/api/v1/namespaces/%s/pods/%s", "inf", "c");
+        delete_pod("inf", "c");
         create_pod("inf", "f", "{\"app\":\"x\"}");
         json_decref(control("POST", "/_double/compact", NULL));
         WAIT_UNTIL(log_has(&log, "DELETED c;") && log_has(&log, "ADDED f;"), 20);
         kube_informer_stats(inf, &lists, &watches, &relists);
         ASSERT_EQ(lists, 2);
         ASSERT_EQ(relists, 1);
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/inf/pods", 410), 1);
+        expect_requests(seq, "GET", "/api/v1/namespaces/inf/pods", 410, 1);
         json_decref(snap);
         snap = kube_informer_snapshot(inf);
         ASSERT_EQ(json_object_size(snap), 4); /* a d e f */
@@ -479,8 +527,8 @@ static void test_token_rotation(void) {
         ASSERT_OK(write_file_atomic(client_token_file, "token-two\n", 10, 0600));
         unsigned long seq = request_seq();
         ASSERT_OK(kube_get(c, "/api/v1/namespaces/default", NULL, NULL));
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/default", 401), 1);
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/default", 200), 1);
+        expect_requests(seq, "GET", "/api/v1/namespaces/default", 401, 1);
+        expect_requests(seq, "GET", "/api/v1/namespaces/default", 200, 1);
 
         /* A token nobody accepts: one retry, then -EACCES with the Status. */
         ASSERT_OK(write_file_atomic(server_token_file, "token-three\n", 12, 0600));
@@ -488,7 +536,7 @@ static void test_token_rotation(void) {
         seq = request_seq();
         ASSERT_ERROR(kube_get(c, "/api/v1/namespaces/default", NULL, &error), EACCES);
         ASSERT_TRUE(error && strstr(error, "401 Unauthorized"));
-        ASSERT_EQ(count_requests(seq, "GET", "/api/v1/namespaces/default", 401), 2);
+        expect_requests(seq, "GET", "/api/v1/namespaces/default", 401, 2);
 
         ASSERT_OK(write_file_atomic(client_token_file, "token-three\n", 12, 0600));
         ASSERT_OK(kube_get(c, "/api/v1/namespaces/default", NULL, NULL));
@@ -696,9 +744,11 @@ int main(int argc, char **argv) {
         ASSERT_OK(kube_client_set_user_agent(client, "test-kube-client/1"));
 
         TEST_RUN(test_crud);
+        TEST_RUN(test_connection_reuse);
         TEST_RUN(test_update_retry);
         TEST_RUN(test_list_pagination);
         TEST_RUN(test_watch);
+        TEST_RUN(test_watch_stall);
         TEST_RUN(test_informer);
         TEST_RUN(test_token_rotation);
         TEST_RUN(test_eviction);
