@@ -1,0 +1,2272 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+TEST FIXTURE ONLY -- never shipped, never installed, never run in production.
+
+A Kubernetes API-server double: a single-process, in-memory stand-in for
+kube-apiserver that speaks the real REST protocol (JSON only) closely enough
+to test Hull's C Kubernetes client, hull-operator, hull-node and a simulated
+fleet of nodes without a cluster. Python 3 standard library only.
+
+What it emulates, and what it does not, is written down in
+docs/KUBE-DOUBLE.md. In short: resourceVersions, list pagination from
+snapshots, watches with history/410/bookmarks, selectors on list and watch,
+merge/JSON/strategic(-as-merge) patches, the status subresource,
+finalizers, graceful pod deletion (a timer plays the kubelet), the Eviction
+API with PodDisruptionBudgets (the disruption controller is emulated), CRDs
+with structural-schema pruning, defaulting and validation, bearer tokens and
+mutual TLS. There is no admission, no server-side apply, no scheduler, no
+garbage collector, and pods never run.
+
+Test-only control endpoints live under /_double/ (see --help and the doc).
+
+    apiserver.py --port 0 --port-file PATH [--crd FILE]... [--yaml2json PATH]
+                 [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
+                 [--token TOKEN | --token-file PATH] [--history N]
+                 [--bookmark-interval SECONDS] [--pod-grace-cap SECONDS]
+                 [--log PATH]
+"""
+
+import argparse
+import base64
+import calendar
+import collections
+import hmac
+import heapq
+import json
+import math
+import os
+import queue
+import re
+import select
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+BODY_MAX = 64 * 1024 * 1024
+SNAPSHOTS_MAX = 1000
+REQUEST_LOG_MAX = 200000
+DEFAULT_WATCH_TIMEOUT = 1800
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def clone(o):
+    # json round trip: several times faster than copy.deepcopy for JSON data
+    return json.loads(json.dumps(o))
+
+
+def dumps(o):
+    return json.dumps(o, separators=(",", ":"))
+
+
+def rfc3339(t=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
+
+
+def meta(o):
+    m = o.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+def gv_string(group, version):
+    return version if not group else "%s/%s" % (group, version)
+
+
+def go_value(v):
+    """Render a value roughly as Go's %#v does in field.Error messages."""
+    if isinstance(v, str):
+        return json.dumps(v)
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return dumps(v)
+
+
+def json_type_name(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+class ApiError(Exception):
+    def __init__(self, code, reason, message, details=None, headers=None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def status(self):
+        s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details is not None:
+            s["details"] = self.details
+        return s
+
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
+           413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 422: "Invalid",
+           429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+           504: "Timeout"}
+
+
+def bad_request(msg):
+    return ApiError(400, "BadRequest", msg)
+
+
+def rdetails(rt, name, kind=None):
+    d = {"name": name}
+    if rt.group:
+        d["group"] = rt.group
+    d["kind"] = kind or rt.plural
+    return d
+
+
+def not_found(rt, name):
+    return ApiError(404, "NotFound", '%s "%s" not found' % (rt.qualified, name), rdetails(rt, name))
+
+
+def already_exists(rt, name):
+    return ApiError(409, "AlreadyExists", '%s "%s" already exists' % (rt.qualified, name),
+                    rdetails(rt, name))
+
+
+def conflict(rt, name, why):
+    return ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": %s' % (rt.qualified, name, why),
+                    rdetails(rt, name))
+
+
+def stale(rt, name):
+    return conflict(rt, name, "the object has been modified; please apply your changes to the latest "
+                              "version and try again")
+
+
+def invalid(rt, name, causes):
+    """causes: list of (reason, field, body)"""
+    msgs = ["%s: %s" % (f, b) if f else b for (_, f, b) in causes]
+    agg = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
+    d = rdetails(rt, name, rt.kind)
+    d["causes"] = [{"reason": r, "message": b, "field": f} for (r, f, b) in causes]
+    return ApiError(422, "Invalid", '%s "%s" is invalid: %s' % (rt.qualified_kind, name, agg), d)
+
+
+def expired(msg):
+    return ApiError(410, "Expired", msg)
+
+
+def method_not_allowed():
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+
+def path_not_found():
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+# --------------------------------------------------------------------------
+# selectors
+
+_LABEL_NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_LABEL_KEY_RE = re.compile(r"(%s/)?%s" % (_DNS_SUBDOMAIN, _LABEL_NAME))
+_LABEL_VALUE_RE = re.compile(r"(%s)?" % _LABEL_NAME)
+_NAME_RE = re.compile(_DNS_SUBDOMAIN)
+_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _split_top(s):
+    parts, depth, cur = [], 0, []
+    for ch in s:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+def _check_key(k):
+    if not _LABEL_KEY_RE.fullmatch(k) or len(k.split("/")[0]) > 253:
+        raise ValueError("invalid label key %s" % json.dumps(k))
+
+
+def _check_value(v):
+    if not _LABEL_VALUE_RE.fullmatch(v):
+        raise ValueError("invalid label value: %s" % json.dumps(v))
+
+
+def parse_label_selector(s):
+    """Returns a list of (op, key, values); raises ValueError."""
+    s = s.strip()
+    if not s:
+        return []
+    reqs = []
+    key = r"([^\s!=<>(),]+)"
+    for part in _split_top(s):
+        p = part.strip()
+        m = re.fullmatch(key + r"\s+(in|notin)\s*\(([^()]*)\)", p)
+        if m:
+            vals = [v.strip() for v in m.group(3).split(",")]
+            if vals == [""]:
+                raise ValueError("for 'in', 'notin' operators, values set can't be empty")
+            _check_key(m.group(1))
+            for v in vals:
+                _check_value(v)
+            reqs.append((m.group(2), m.group(1), frozenset(vals)))
+            continue
+        m = re.fullmatch(key + r"\s*(==|=|!=)\s*([^\s!=<>(),]*)", p)
+        if m:
+            _check_key(m.group(1))
+            _check_value(m.group(3))
+            reqs.append(("=" if m.group(2) == "==" else m.group(2), m.group(1), m.group(3)))
+            continue
+        m = re.fullmatch(key + r"\s*(<|>)\s*(-?[0-9]+)", p)
+        if m:
+            _check_key(m.group(1))
+            reqs.append((m.group(2), m.group(1), int(m.group(3))))
+            continue
+        m = re.fullmatch(r"(!?)\s*" + key, p)
+        if m:
+            _check_key(m.group(2))
+            reqs.append(("!" if m.group(1) else "exists", m.group(2), None))
+            continue
+        raise ValueError("unable to parse requirement: %s" % json.dumps(p))
+    return reqs
+
+
+def labels_match(reqs, labels):
+    for op, k, v in reqs:
+        have = k in labels
+        val = labels.get(k)
+        if op == "exists":
+            ok = have
+        elif op == "!":
+            ok = not have
+        elif op == "=":
+            ok = have and val == v
+        elif op == "!=":
+            ok = not have or val != v
+        elif op == "in":
+            ok = have and val in v
+        elif op == "notin":
+            ok = not have or val not in v
+        else:
+            try:
+                n = int(val) if have else None
+            except (TypeError, ValueError):
+                n = None
+            ok = n is not None and (n > v if op == ">" else n < v)
+        if not ok:
+            return False
+    return True
+
+
+def label_selector_object_matches(sel, labels):
+    """metav1.LabelSelector; None selects nothing, {} selects everything."""
+    if sel is None:
+        return False
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In":
+            if labels.get(k) not in vals:
+                return False
+        elif op == "NotIn":
+            if k in labels and labels[k] in vals:
+                return False
+        elif op == "Exists":
+            if k not in labels:
+                return False
+        elif op == "DoesNotExist":
+            if k in labels:
+                return False
+        else:
+            return False
+    return True
+
+
+def parse_field_selector(s, rt):
+    s = s.strip()
+    if not s:
+        return []
+    reqs = []
+    for part in s.split(","):
+        m = re.fullmatch(r"\s*([^\s!=]+)\s*(==|=|!=)\s*([^\s]*)\s*", part)
+        if not m:
+            raise ValueError("invalid selector: '%s'; can't understand '%s'" % (s, part))
+        f = m.group(1)
+        if f not in rt.fields:
+            raise ValueError('field label not supported: %s' % f)
+        reqs.append((f, "!=" if m.group(2) == "!=" else "=", m.group(3)))
+    return reqs
+
+
+def fields_match(reqs, rt, obj):
+    for f, op, v in reqs:
+        have = rt.fields[f](obj)
+        if (have == v) != (op == "="):
+            return False
+    return True
+
+
+def _path_getter(*keys, default=""):
+    def get(o):
+        cur = o
+        for k in keys:
+            if not isinstance(cur, dict):
+                return default
+            cur = cur.get(k)
+        if cur is None:
+            return default
+        if isinstance(cur, bool):
+            return "true" if cur else "false"
+        return str(cur)
+    return get
+
+
+# --------------------------------------------------------------------------
+# resource types
+
+class ResType:
+    def __init__(self, group, versions, plural, singular, kind, namespaced, status=False,
+                 subresources=(), builtin=True, short_names=(), generation=False, fields=None,
+                 schemas=None, storage_version=None, crd_name=None):
+        self.group = group
+        self.versions = list(versions)
+        self.storage_version = storage_version or self.versions[0]
+        self.plural = plural
+        self.singular = singular
+        self.kind = kind
+        self.namespaced = namespaced
+        self.status = status
+        self.subresources = set(subresources) | ({"status"} if status else set())
+        self.builtin = builtin
+        self.short_names = list(short_names)
+        self.generation = generation
+        self.schemas = schemas or {}
+        self.crd_name = crd_name
+        self.key = (group, plural)
+        self.qualified = plural if not group else "%s.%s" % (plural, group)
+        self.qualified_kind = kind if not group else "%s.%s" % (kind, group)
+        self.fields = {"metadata.name": _path_getter("metadata", "name")}
+        if namespaced:
+            self.fields["metadata.namespace"] = _path_getter("metadata", "namespace")
+        for f, g in (fields or {}).items():
+            self.fields[f] = g
+
+    def api_version(self, version=None):
+        return gv_string(self.group, version or self.storage_version)
+
+
+POD_FIELDS = {f: _path_getter(*f.split(".")) for f in (
+    "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+    "status.phase", "status.podIP", "status.nominatedNodeName")}
+POD_FIELDS["spec.hostNetwork"] = _path_getter("spec", "hostNetwork", default="false")
+EVENT_FIELDS = {f: _path_getter(*f.split(".")) for f in (
+    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+    "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+    "reason", "reportingComponent", "source", "type")}
+
+
+def builtin_types():
+    return [
+        ResType("", ["v1"], "namespaces", "namespace", "Namespace", False, status=True,
+                subresources=("finalize",), short_names=("ns",),
+                fields={"status.phase": _path_getter("status", "phase")}),
+        ResType("", ["v1"], "nodes", "node", "Node", False, status=True, short_names=("no",),
+                fields={"spec.unschedulable": _path_getter("spec", "unschedulable", default="false")}),
+        ResType("", ["v1"], "pods", "pod", "Pod", True, status=True, subresources=("eviction",),
+                short_names=("po",), fields=POD_FIELDS),
+        ResType("", ["v1"], "events", "event", "Event", True, short_names=("ev",), fields=EVENT_FIELDS),
+        ResType("events.k8s.io", ["v1"], "events", "event", "Event", True, short_names=("ev",)),
+        ResType("policy", ["v1"], "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget",
+                True, status=True, short_names=("pdb",), generation=True),
+        ResType("coordination.k8s.io", ["v1"], "leases", "lease", "Lease", True),
+        ResType("apiextensions.k8s.io", ["v1"], "customresourcedefinitions", "customresourcedefinition",
+                "CustomResourceDefinition", False, status=True, short_names=("crd", "crds"),
+                generation=True),
+    ]
+
+
+# --------------------------------------------------------------------------
+# structural schemas: pruning, defaulting, validation
+
+def schema_prune_default(s, v, path, pruned, root=False):
+    """Prune unknown fields and apply defaults in place; returns the value."""
+    if not isinstance(s, dict):
+        return v
+    if isinstance(v, dict):
+        props = s.get("properties")
+        ap = s.get("additionalProperties")
+        preserve = bool(s.get("x-kubernetes-preserve-unknown-fields"))
+        for k in list(v.keys()):
+            sub = path + "." + k if path else k
+            if root and k in ("apiVersion", "kind", "metadata"):
+                continue
+            if props is not None and k in props:
+                ps = props[k]
+                if v[k] is None and not (isinstance(ps, dict) and ps.get("nullable")):
+                    del v[k]      # non-nullable nulls are dropped, then defaulted
+                    continue
+                v[k] = schema_prune_default(ps, v[k], sub, pruned)
+            elif isinstance(ap, dict):
+                v[k] = schema_prune_default(ap, v[k], sub, pruned)
+            elif ap is True or preserve:
+                continue
+            else:
+                del v[k]
+                pruned.append(sub)
+        for k, ps in (props or {}).items():
+            if k not in v and isinstance(ps, dict) and "default" in ps:
+                v[k] = schema_prune_default(ps, clone(ps["default"]), path + "." + k if path else k, [])
+    elif isinstance(v, list) and isinstance(s.get("items"), dict):
+        for i in range(len(v)):
+            v[i] = schema_prune_default(s["items"], v[i], "%s[%d]" % (path, i), pruned)
+    return v
+
+
+def _type_ok(t, v):
+    if t == "object":
+        return isinstance(v, dict)
+    if t == "array":
+        return isinstance(v, list)
+    if t == "string":
+        return isinstance(v, str)
+    if t == "boolean":
+        return isinstance(v, bool)
+    if t == "integer":
+        return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+    if t == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return True
+
+
+def _enum_has(enum, v):
+    for e in enum:
+        if e == v and type(e) is type(v) or (json_type_name(e) == json_type_name(v) == "integer" and e == v):
+            return True
+        if isinstance(e, (int, float)) and isinstance(v, (int, float)) and not isinstance(e, bool) \
+                and not isinstance(v, bool) and e == v:
+            return True
+    return False
+
+
+def schema_validate(s, v, path, errs):
+    """Append (reason, field, body) to errs."""
+    if not isinstance(s, dict):
+        return
+    name = path or "body"
+    if v is None:
+        if s.get("nullable"):
+            return
+        t = s.get("type") or ("int-or-string" if s.get("x-kubernetes-int-or-string") else None)
+        if t:
+            errs.append(("FieldValueTypeInvalid", path, 'Invalid value: "null": %s in body must be of type %s: "null"'
+                         % (name, t)))
+        return
+    if s.get("x-kubernetes-int-or-string"):
+        if not (_type_ok("integer", v) or isinstance(v, str)):
+            errs.append(("FieldValueTypeInvalid", path, 'Invalid value: "%s": %s in body must be of type integer,string: "%s"'
+                         % (json_type_name(v), name, json_type_name(v))))
+            return
+    elif "type" in s and not _type_ok(s["type"], v):
+        errs.append(("FieldValueTypeInvalid", path, 'Invalid value: "%s": %s in body must be of type %s: "%s"'
+                     % (json_type_name(v), name, s["type"], json_type_name(v))))
+        return
+    if "enum" in s and isinstance(s["enum"], list) and not _enum_has(s["enum"], v):
+        errs.append(("FieldValueNotSupported", path, "Unsupported value: %s: supported values: %s"
+                     % (go_value(v), ", ".join(go_value(e) for e in s["enum"]))))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if "minimum" in s:
+            if s.get("exclusiveMinimum") is True and not v > s["minimum"]:
+                errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be greater than %s"
+                             % (go_value(v), name, go_value(s["minimum"]))))
+            elif not v >= s["minimum"]:
+                errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be greater than or equal to %s"
+                             % (go_value(v), name, go_value(s["minimum"]))))
+        if "maximum" in s:
+            if s.get("exclusiveMaximum") is True and not v < s["maximum"]:
+                errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be less than %s"
+                             % (go_value(v), name, go_value(s["maximum"]))))
+            elif not v <= s["maximum"]:
+                errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be less than or equal to %s"
+                             % (go_value(v), name, go_value(s["maximum"]))))
+        if "multipleOf" in s and s["multipleOf"] and (v / s["multipleOf"]) != int(v / s["multipleOf"]):
+            errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be a multiple of %s"
+                         % (go_value(v), name, go_value(s["multipleOf"]))))
+    if isinstance(v, str):
+        n = len(v)
+        if "maxLength" in s and n > s["maxLength"]:
+            errs.append(("FieldValueTooLong", path, "Too long: may not be more than %d bytes" % s["maxLength"]))
+        if "minLength" in s and n < s["minLength"]:
+            errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should be at least %d chars long"
+                         % (go_value(v), name, s["minLength"])))
+        if "pattern" in s:
+            try:
+                ok = re.search(s["pattern"], v) is not None
+            except re.error:
+                ok = True
+            if not ok:
+                errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body should match '%s'"
+                             % (go_value(v), name, s["pattern"])))
+    if isinstance(v, list):
+        if "maxItems" in s and len(v) > s["maxItems"]:
+            errs.append(("FieldValueTooMany", path, "Too many: %d: must have at most %d items" % (len(v), s["maxItems"])))
+        if "minItems" in s and len(v) < s["minItems"]:
+            errs.append(("FieldValueInvalid", path, "Invalid value: %d: %s in body should have at least %d items"
+                         % (len(v), name, s["minItems"])))
+        if isinstance(s.get("items"), dict):
+            for i, x in enumerate(v):
+                schema_validate(s["items"], x, "%s[%d]" % (path, i), errs)
+    if isinstance(v, dict):
+        for r in s.get("required") or []:
+            if r not in v:
+                errs.append(("FieldValueRequired", path + "." + r if path else r, "Required value"))
+        if "maxProperties" in s and len(v) > s["maxProperties"]:
+            errs.append(("FieldValueTooMany", path, "Too many: %d: must have at most %d items" % (len(v), s["maxProperties"])))
+        if "minProperties" in s and len(v) < s["minProperties"]:
+            errs.append(("FieldValueInvalid", path, "Invalid value: %d: %s in body should have at least %d properties"
+                         % (len(v), name, s["minProperties"])))
+        props = s.get("properties") or {}
+        ap = s.get("additionalProperties")
+        for k, x in v.items():
+            if not path and k in ("apiVersion", "kind", "metadata"):
+                continue
+            sub = path + "." + k if path else k
+            if k in props:
+                schema_validate(props[k], x, sub, errs)
+            elif isinstance(ap, dict):
+                schema_validate(ap, x, sub, errs)
+    for key in ("allOf", "anyOf", "oneOf"):
+        subs = s.get(key)
+        if not isinstance(subs, list):
+            continue
+        results = []
+        for sub in subs:
+            e = []
+            schema_validate(sub, v, path, e)
+            results.append(e)
+        if key == "allOf":
+            for e in results:
+                errs.extend(e)
+        elif key == "anyOf" and not any(not e for e in results):
+            errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body must validate at least one schema (anyOf)"
+                         % (go_value(v) if not isinstance(v, (dict, list)) else '"%s"' % json_type_name(v), name)))
+        elif key == "oneOf" and sum(1 for e in results if not e) != 1:
+            errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body must validate one and only one schema (oneOf)"
+                         % (go_value(v) if not isinstance(v, (dict, list)) else '"%s"' % json_type_name(v), name)))
+    if isinstance(s.get("not"), dict):
+        e = []
+        schema_validate(s["not"], v, path, e)
+        if not e:
+            errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body must not validate the schema (not)"
+                         % (go_value(v) if not isinstance(v, (dict, list)) else '"%s"' % json_type_name(v), name)))
+
+
+# --------------------------------------------------------------------------
+# patches
+
+def merge_patch(target, patch):
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return clone(patch)
+    if not isinstance(target, dict):
+        target = {}
+    else:
+        target = dict(target)
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        else:
+            target[k] = merge_patch(target.get(k), v)
+    return target
+
+
+class PatchError(Exception):
+    pass
+
+
+def _pointer(p):
+    if p == "":
+        return []
+    if not p.startswith("/"):
+        raise PatchError('invalid JSON pointer "%s"' % p)
+    return [t.replace("~1", "/").replace("~0", "~") for t in p[1:].split("/")]
+
+
+def _index(container, tok, for_add=False):
+    if tok == "-" and for_add:
+        return len(container)
+    if not re.fullmatch(r"0|[1-9][0-9]*", tok):
+        raise PatchError('invalid array index "%s"' % tok)
+    i = int(tok)
+    if i > len(container) or (not for_add and i == len(container)):
+        raise PatchError("array index out of bounds: %d" % i)
+    return i
+
+
+def _parent(doc, toks):
+    cur = doc
+    for t in toks[:-1]:
+        if isinstance(cur, dict):
+            if t not in cur:
+                raise PatchError('doc is missing path: "/%s"' % "/".join(toks))
+            cur = cur[t]
+        elif isinstance(cur, list):
+            cur = cur[_index(cur, t)]
+        else:
+            raise PatchError('doc is missing path: "/%s"' % "/".join(toks))
+    return cur
+
+
+def _get(doc, toks):
+    cur = doc
+    for t in toks:
+        if isinstance(cur, dict):
+            if t not in cur:
+                raise PatchError('doc is missing path: "/%s"' % "/".join(toks))
+            cur = cur[t]
+        elif isinstance(cur, list):
+            cur = cur[_index(cur, t)]
+        else:
+            raise PatchError('doc is missing path: "/%s"' % "/".join(toks))
+    return cur
+
+
+def _remove(doc, toks):
+    if not toks:
+        raise PatchError("cannot remove the whole document")
+    par = _parent(doc, toks)
+    t = toks[-1]
+    if isinstance(par, dict):
+        if t not in par:
+            raise PatchError('unable to remove nonexistent key: %s: missing value' % t)
+        return par.pop(t)
+    if isinstance(par, list):
+        return par.pop(_index(par, t))
+    raise PatchError("cannot remove from a scalar")
+
+
+def _add(doc, toks, value):
+    if not toks:
+        return value
+    par = _parent(doc, toks)
+    t = toks[-1]
+    if isinstance(par, dict):
+        par[t] = value
+    elif isinstance(par, list):
+        par.insert(_index(par, t, for_add=True), value)
+    else:
+        raise PatchError("cannot add to a scalar")
+    return doc
+
+
+def json_patch(doc, ops):
+    """RFC 6902 on a copy; raises PatchError (nothing applied)."""
+    doc = clone(doc)
+    for op in ops:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise PatchError("invalid JSON patch operation: %s" % dumps(op))
+        kind = op["op"]
+        toks = _pointer(op["path"])
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise PatchError("missing value for %s operation" % kind)
+        if kind == "add":
+            doc = _add(doc, toks, clone(op["value"]))
+        elif kind == "remove":
+            _remove(doc, toks)
+        elif kind == "replace":
+            if not toks:
+                doc = clone(op["value"])
+                continue
+            par = _parent(doc, toks)
+            t = toks[-1]
+            if isinstance(par, dict):
+                if t not in par:
+                    raise PatchError('replace operation does not apply: doc is missing key: %s' % op["path"])
+                par[t] = clone(op["value"])
+            elif isinstance(par, list):
+                par[_index(par, t)] = clone(op["value"])
+            else:
+                raise PatchError("cannot replace in a scalar")
+        elif kind in ("move", "copy"):
+            if "from" not in op:
+                raise PatchError("missing from for %s operation" % kind)
+            src = _pointer(op["from"])
+            if kind == "move":
+                if toks[:len(src)] == src and len(toks) > len(src):
+                    raise PatchError("cannot move a value into one of its children")
+                val = _remove(doc, src)
+            else:
+                val = clone(_get(doc, src))
+            doc = _add(doc, toks, val)
+        elif kind == "test":
+            try:
+                have = _get(doc, toks)
+            except PatchError:
+                raise PatchError("testing value %s failed: missing path" % op["path"])
+            if have != op["value"] or json_type_name(have) != json_type_name(op["value"]):
+                raise PatchError("testing value %s failed: test failed" % op["path"])
+        else:
+            raise PatchError('Unexpected kind: %s' % kind)
+    return doc
+
+
+# --------------------------------------------------------------------------
+# the store
+
+class Watcher:
+    def __init__(self, rt, version, ns, lsel, fsel, bookmarks):
+        self.rt = rt
+        self.version = version
+        self.ns = ns
+        self.lsel = lsel
+        self.fsel = fsel
+        self.bookmarks = bookmarks
+        self.q = queue.SimpleQueue()
+
+    def matches(self, o):
+        if self.ns is not None and meta(o).get("namespace") != self.ns:
+            return False
+        if self.lsel and not labels_match(self.lsel, meta(o).get("labels") or {}):
+            return False
+        if self.fsel and not fields_match(self.fsel, self.rt, o):
+            return False
+        return True
+
+    def transform(self, ev):
+        """Apply the selectors to a store event as the watch cache does:
+        an object that stops matching is DELETED, one that starts is ADDED."""
+        rv, typ, obj, prev = ev
+        if typ == "ADDED":
+            return ("ADDED", obj) if self.matches(obj) else None
+        if typ == "DELETED":
+            return ("DELETED", obj) if self.matches(obj) else None
+        now, before = self.matches(obj), self.matches(prev)
+        if now and before:
+            return ("MODIFIED", obj)
+        if now:
+            return ("ADDED", obj)
+        if before:
+            gone = dict(prev)
+            gone["metadata"] = dict(meta(prev), resourceVersion=str(rv))
+            return ("DELETED", gone)
+        return None
+
+
+CLOSE = object()
+
+
+class Store:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.rv = 0
+        self.types = {}          # (group, plural) -> ResType
+        self.objects = {}        # key -> {ns: {name: obj}}
+        self.history = {}        # key -> deque of (rv, type, obj, prev)
+        self.floor = {}          # key -> oldest RV a watch may start from
+        self.watchers = {}       # key -> set(Watcher)
+        self.snapshots = collections.OrderedDict()   # id -> (rv, items)
+        self.expiry_mode = "error-event"
+        self.pdb_controller = True
+        self.timers = []          # heap of (when, seq, fn)
+        self.timer_seq = 0
+        self.timer_cv = threading.Condition(self.lock)
+        for rt in builtin_types():
+            self._add_type(rt)
+        with self.lock:
+            for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                self._create(self.types[("", "namespaces")], "v1", None,
+                             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        threading.Thread(target=self._timer_loop, daemon=True, name="timers").start()
+
+    # -- types
+    def _add_type(self, rt):
+        self.types[rt.key] = rt
+        self.objects.setdefault(rt.key, {})
+        self.history.setdefault(rt.key, collections.deque())
+        self.floor.setdefault(rt.key, self.rv)
+        self.watchers.setdefault(rt.key, set())
+
+    def lookup(self, group, version, plural):
+        rt = self.types.get((group, plural))
+        if rt is None or version not in rt.versions:
+            return None
+        return rt
+
+    # -- timers (the emulated kubelet)
+    def _timer_loop(self):
+        with self.lock:
+            while True:
+                if not self.timers:
+                    self.timer_cv.wait()
+                    continue
+                when = self.timers[0][0]
+                now = time.monotonic()
+                if when > now:
+                    self.timer_cv.wait(when - now)
+                    continue
+                _, _, fn = heapq.heappop(self.timers)
+                try:
+                    fn()
+                except Exception as e:   # never kill the timer thread
+                    log("timer failed: %r" % e)
+
+    def _schedule(self, delay, fn):
+        self.timer_seq += 1
+        heapq.heappush(self.timers, (time.monotonic() + delay, self.timer_seq, fn))
+        self.timer_cv.notify()
+
+    # -- low level
+    def _get(self, rt, ns, name):
+        return self.objects[rt.key].get(ns or "", {}).get(name)
+
+    def _commit(self, rt, typ, new, old):
+        """Bump the RV, store, record and dispatch. 'new' is owned and is
+        not modified afterwards (objects in the store are immutable)."""
+        self.rv += 1
+        rv = self.rv
+        if typ == "DELETED":
+            obj = dict(old)
+            obj["metadata"] = dict(meta(old), resourceVersion=str(rv))
+            m = meta(old)
+            bucket = self.objects[rt.key].get(m.get("namespace") or "", {})
+            bucket.pop(m.get("name"), None)
+        else:
+            obj = new
+            obj["metadata"]["resourceVersion"] = str(rv)
+            m = obj["metadata"]
+            self.objects[rt.key].setdefault(m.get("namespace") or "", {})[m["name"]] = obj
+        ev = (rv, typ, obj, old)
+        h = self.history[rt.key]
+        if len(h) >= max(1, self.args.history):
+            self.floor[rt.key] = h.popleft()[0]
+        h.append(ev)
+        for w in self.watchers[rt.key]:
+            if w.ns is None or w.ns == m.get("namespace"):
+                w.q.put(ev)
+        return obj
+
+    # -- object lifecycle
+    def _new_meta_checks(self, rt, version, ns, body, name_hint=None):
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object")
+        av = body.get("apiVersion")
+        if av is not None and av != rt.api_version(version):
+            raise bad_request("the API version in the data (%s) does not match the expected API version (%s)"
+                              % (av, rt.api_version(version)))
+        kind = body.get("kind")
+        if kind is not None and kind != rt.kind:
+            raise bad_request("the kind in the data (%s) does not match the expected kind (%s)" % (kind, rt.kind))
+        m = body.get("metadata")
+        if m is None:
+            m = body["metadata"] = {}
+        if not isinstance(m, dict):
+            raise bad_request("metadata must be an object")
+        if rt.namespaced:
+            if m.get("namespace") not in (None, "", ns):
+                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            m["namespace"] = ns
+        else:
+            m.pop("namespace", None)
+        return m
+
+    def _check_name(self, rt, name):
+        if not name:
+            raise invalid(rt, "", [("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")])
+        rx = _DNS_LABEL_RE if rt.key == ("", "namespaces") else _NAME_RE
+        if len(name) > 253 or not rx.fullmatch(name):
+            raise invalid(rt, name, [("FieldValueInvalid", "metadata.name",
+                                      "Invalid value: %s: a lowercase RFC 1123 subdomain must consist of lower case "
+                                      "alphanumeric characters, '-' or '.', and must start and end with an "
+                                      "alphanumeric character" % json.dumps(name))])
+
+    def _schema_apply(self, rt, version, obj, name, strict):
+        """Prune, default and validate a custom resource in place; returns
+        the warnings for pruned fields."""
+        schema = rt.schemas.get(version) or rt.schemas.get(rt.storage_version)
+        if schema is None:
+            return []
+        pruned = []
+        schema_prune_default(schema, obj, "", pruned, root=True)
+        if pruned and strict:
+            raise bad_request("strict decoding error: " + ", ".join('unknown field "%s"' % p for p in pruned))
+        errs = []
+        schema_validate(schema, obj, "", errs)
+        if errs:
+            raise invalid(rt, name, errs)
+        return ['unknown field "%s"' % p for p in pruned]
+
+    def _spec_part(self, rt, o):
+        return {k: v for k, v in o.items()
+                if k not in ("metadata", "kind", "apiVersion") and not (rt.status and k == "status")}
+
+    def _create(self, rt, version, ns, body, strict=False):
+        m = self._new_meta_checks(rt, version, ns, body)
+        name = m.get("name")
+        if not name and m.get("generateName"):
+            for _ in range(100):
+                name = m["generateName"] + uuid.uuid4().hex[:5]
+                if self._get(rt, ns, name) is None:
+                    break
+            m["name"] = name
+        self._check_name(rt, name)
+        if rt.namespaced:
+            nso = self._get(self.types[("", "namespaces")], None, ns)
+            if nso is None:
+                raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns, {"name": ns, "kind": "namespaces"})
+            if meta(nso).get("deletionTimestamp"):
+                raise ApiError(403, "Forbidden", '%s "%s" is forbidden: unable to create new content in namespace %s '
+                               'because it is being terminated' % (rt.qualified, name, ns),
+                               {"name": name, "group": rt.group, "kind": rt.plural,
+                                "causes": [{"reason": "NamespaceTerminating", "message": "namespace %s is being terminated" % ns,
+                                            "field": "metadata.namespace"}]})
+        if self._get(rt, ns, name) is not None:
+            raise already_exists(rt, name)
+        body = dict({"apiVersion": rt.api_version(), "kind": rt.kind}, **body)
+        body["apiVersion"] = rt.api_version()
+        body["kind"] = rt.kind
+        for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp",
+                  "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"):
+            m.pop(k, None)
+        m["uid"] = str(uuid.uuid4())
+        m["creationTimestamp"] = rfc3339()
+        if rt.generation or not rt.builtin:
+            m["generation"] = 1
+        # status on create, as the real registry strategies do
+        if rt.key == ("", "pods"):
+            body["status"] = {"phase": "Pending"}
+        elif rt.key == ("", "namespaces"):
+            body["status"] = {"phase": "Active"}
+        elif rt.key == ("policy", "poddisruptionbudgets"):
+            body["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+        elif rt.status and not rt.builtin:
+            body.pop("status", None)
+        warnings = []
+        if not rt.builtin:
+            warnings = self._schema_apply(rt, version, body, name, strict)
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            newrt = self._crd_type(body)
+            if any(t.crd_name is None and t.key == newrt.key for t in self.types.values()):
+                raise invalid(rt, name, [("FieldValueInvalid", "spec.names.plural", "Invalid value: %s: conflicts with a built-in resource" % json.dumps(newrt.plural))])
+            now = rfc3339()
+            body["status"] = {
+                "acceptedNames": clone(body["spec"]["names"]),
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                     "message": "no conflicts found", "lastTransitionTime": now},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                     "message": "the initial names have been accepted", "lastTransitionTime": now}],
+                "storedVersions": [newrt.storage_version]}
+            self._add_type(newrt)
+        obj = self._commit(rt, "ADDED", body, None)
+        self._after_write(rt, obj, None)
+        return obj, warnings
+
+    def _update(self, rt, version, ns, name, body, sub, require_rv, strict=False, precondition_rv=None):
+        """PUT semantics; body is owned. Returns (obj, warnings)."""
+        old = self._get(rt, ns, name)
+        if old is None:
+            raise not_found(rt, name)
+        m = self._new_meta_checks(rt, version, ns, body)
+        if m.get("name") not in (None, name):
+            raise bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (m.get("name"), name))
+        rv = m.get("resourceVersion") if precondition_rv is None else precondition_rv
+        if rv:
+            if rv != meta(old).get("resourceVersion"):
+                raise stale(rt, name)
+        elif require_rv and not rt.builtin:
+            raise invalid(rt, name, [("FieldValueInvalid", "metadata.resourceVersion",
+                                      "Invalid value: 0x0: must be specified for an update")])
+        om = meta(old)
+        if sub == "status":
+            new = clone(old)
+            if "status" in body:
+                new["status"] = body["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = body
+            nm = new["metadata"]
+            for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                if k in om:
+                    nm[k] = om[k]
+                else:
+                    nm.pop(k, None)
+            nm["name"] = name
+            nm.pop("selfLink", None)
+            nm.pop("managedFields", None)
+            if rt.status:
+                if "status" in old:
+                    new["status"] = clone(old["status"])
+                else:
+                    new.pop("status", None)
+        new["apiVersion"] = rt.api_version()
+        new["kind"] = rt.kind
+        new["metadata"]["resourceVersion"] = om.get("resourceVersion")
+        warnings = []
+        if not rt.builtin:
+            warnings = self._schema_apply(rt, version, new, name, strict)
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions") and sub != "status":
+            newrt = self._crd_type(new)
+            oldrt = self.types.get(newrt.key)
+            if oldrt is None or oldrt.crd_name != name:
+                raise invalid(rt, name, [("FieldValueInvalid", "spec.names", "Invalid value: field is immutable")])
+        if new == old:
+            return old, warnings           # no-op: no RV bump, no event
+        if (rt.generation or not rt.builtin) and sub != "status":
+            if self._spec_part(rt, new) != self._spec_part(rt, old):
+                new["metadata"]["generation"] = int(om.get("generation") or 0) + 1
+        nm = new["metadata"]
+        if nm.get("deletionTimestamp") and not nm.get("finalizers") and nm.get("deletionGracePeriodSeconds", 0) == 0:
+            obj = self._commit(rt, "DELETED", None, new)
+            self._after_delete(rt, obj)
+            return obj, warnings
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions") and sub != "status":
+            self._add_type(self._crd_type(new))
+        obj = self._commit(rt, "MODIFIED", new, old)
+        self._after_write(rt, obj, old)
+        return obj, warnings
+
+    def _delete(self, rt, ns, name, opts):
+        old = self._get(rt, ns, name)
+        if old is None:
+            raise not_found(rt, name)
+        om = meta(old)
+        pre = opts.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != om.get("uid"):
+            raise conflict(rt, name, "Precondition failed: UID in precondition: %s, UID in object meta: %s" % (pre["uid"], om.get("uid")))
+        if pre.get("resourceVersion") and pre["resourceVersion"] != om.get("resourceVersion"):
+            raise conflict(rt, name, "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s"
+                           % (pre["resourceVersion"], om.get("resourceVersion")))
+        if rt.key == ("", "namespaces"):
+            return self._delete_namespace(rt, old)
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            crt = self.types.get((old["spec"]["group"], old["spec"]["names"]["plural"]))
+            if crt is not None and crt.crd_name == name:
+                for bucket in list(self.objects[crt.key].values()):
+                    for o in list(bucket.values()):
+                        self._commit(crt, "DELETED", None, o)
+                for w in list(self.watchers[crt.key]):
+                    w.q.put(CLOSE)
+                del self.types[crt.key]
+                del self.objects[crt.key]
+                del self.history[crt.key]
+                del self.floor[crt.key]
+                del self.watchers[crt.key]
+        grace = 0
+        if rt.key == ("", "pods"):
+            g = opts.get("gracePeriodSeconds")
+            if g is None:
+                g = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            try:
+                grace = max(0, int(g))
+            except (TypeError, ValueError):
+                raise bad_request("gracePeriodSeconds must be an integer")
+            if not (old.get("spec") or {}).get("nodeName") or (old.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                grace = 0           # never ran or finished: nothing to wait for
+            if om.get("deletionTimestamp"):
+                cur = om.get("deletionGracePeriodSeconds", 0)
+                if grace >= cur:
+                    return old, False   # already deleting, no shorter grace
+        finalizers = om.get("finalizers")
+        if grace > 0 or finalizers:
+            if om.get("deletionTimestamp") and om.get("deletionGracePeriodSeconds", 0) == grace:
+                return old, False
+            new = clone(old)
+            nm = new["metadata"]
+            if not nm.get("deletionTimestamp") or grace < nm.get("deletionGracePeriodSeconds", 0):
+                nm["deletionTimestamp"] = rfc3339(time.time() + grace)
+            nm["deletionGracePeriodSeconds"] = grace
+            obj = self._commit(rt, "MODIFIED", new, old)
+            if grace > 0:
+                uid = om.get("uid")
+                delay = min(grace, self.args.pod_grace_cap)
+                self._schedule(delay, lambda: self._kubelet_finish(rt, ns, name, uid))
+            self._after_write(rt, obj, old)
+            return obj, False
+        obj = self._commit(rt, "DELETED", None, old)
+        self._after_delete(rt, obj)
+        return obj, True
+
+    def _kubelet_finish(self, rt, ns, name, uid):
+        """The emulated kubelet: the containers have stopped, delete with grace 0."""
+        o = self._get(rt, ns, name)
+        if o is None or meta(o).get("uid") != uid or not meta(o).get("deletionTimestamp"):
+            return
+        try:
+            self._delete(rt, ns, name, {"gracePeriodSeconds": 0})
+        except ApiError:
+            pass
+
+    def _delete_namespace(self, rt, old):
+        name = meta(old)["name"]
+        if not meta(old).get("deletionTimestamp"):
+            new = clone(old)
+            new["metadata"]["deletionTimestamp"] = rfc3339()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["status"] = {"phase": "Terminating"}
+            old = self._commit(rt, "MODIFIED", new, old)
+        for t in list(self.types.values()):
+            if not t.namespaced:
+                continue
+            for o in list(self.objects[t.key].get(name, {}).values()):
+                if not meta(o).get("deletionTimestamp"):
+                    try:
+                        self._delete(t, name, meta(o)["name"], {"gracePeriodSeconds": 0})
+                    except ApiError:
+                        pass
+        gone = self._maybe_finish_namespace(name)
+        return (gone, True) if gone is not None else (old, False)
+
+    def _maybe_finish_namespace(self, ns):
+        nrt = self.types[("", "namespaces")]
+        nso = self._get(nrt, None, ns)
+        if nso is None or not meta(nso).get("deletionTimestamp"):
+            return None
+        for t in self.types.values():
+            if t.namespaced and self.objects[t.key].get(ns):
+                return None
+        return self._commit(nrt, "DELETED", None, nso)
+
+    def _after_write(self, rt, obj, old):
+        if rt.key == ("", "pods"):
+            self._pdb_sync(meta(obj).get("namespace"))
+        elif rt.key == ("policy", "poddisruptionbudgets"):
+            self._pdb_sync(meta(obj).get("namespace"))
+
+    def _after_delete(self, rt, obj):
+        ns = meta(obj).get("namespace")
+        if rt.key in (("", "pods"), ("policy", "poddisruptionbudgets")):
+            self._pdb_sync(ns)
+        if ns:
+            self._maybe_finish_namespace(ns)
+
+    # -- the emulated disruption controller
+    def _pdb_sync(self, ns):
+        if not self.pdb_controller or not ns:
+            return
+        prt = self.types[("policy", "poddisruptionbudgets")]
+        pdbs = list(self.objects[prt.key].get(ns, {}).values())
+        if not pdbs:
+            return
+        pods = list(self.objects[("", "pods")].get(ns, {}).values())
+        for pdb in pdbs:
+            pdb = self._get(prt, ns, meta(pdb)["name"])
+            if pdb is None:
+                continue
+            status = self._pdb_status(pdb, pods)
+            if status != pdb.get("status"):
+                new = dict(pdb)
+                new["metadata"] = dict(meta(pdb))
+                new["status"] = status
+                self._commit(prt, "MODIFIED", new, pdb)
+
+    @staticmethod
+    def _scaled(v, total):
+        if isinstance(v, str) and v.endswith("%"):
+            try:
+                pct = int(v[:-1])
+            except ValueError:
+                return None
+            return int(math.ceil(pct * total / 100.0))
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            return None
+
+    def _pdb_status(self, pdb, pods):
+        spec = pdb.get("spec") or {}
+        old = pdb.get("status") or {}
+        sel = spec.get("selector")
+        matching = [p for p in pods if label_selector_object_matches(sel, meta(p).get("labels") or {})]
+        expected = len(matching)
+        now = time.time()
+        disrupted = {}
+        live = {meta(p)["name"]: p for p in matching}
+        for pname, ts in (old.get("disruptedPods") or {}).items():
+            p = live.get(pname)
+            try:
+                t = calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+            except (TypeError, ValueError):
+                t = 0
+            if p is not None and not meta(p).get("deletionTimestamp") and now - t < 120:
+                disrupted[pname] = ts
+        healthy = 0
+        for p in matching:
+            st = p.get("status") or {}
+            if meta(p).get("deletionTimestamp") or meta(p)["name"] in disrupted:
+                continue
+            if st.get("phase") != "Running":
+                continue
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []):
+                healthy += 1
+        if spec.get("maxUnavailable") is not None:
+            mu = self._scaled(spec["maxUnavailable"], expected) or 0
+            desired = max(0, expected - mu)
+        elif spec.get("minAvailable") is not None:
+            desired = self._scaled(spec["minAvailable"], expected) or 0
+        else:
+            desired = 0
+        allowed = max(0, healthy - desired)
+        status = {"observedGeneration": meta(pdb).get("generation", 1), "disruptionsAllowed": allowed,
+                  "currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": expected}
+        if disrupted:
+            status["disruptedPods"] = disrupted
+        cond_status = "True" if allowed > 0 else "False"
+        oldc = [c for c in old.get("conditions") or [] if c.get("type") == "DisruptionAllowed"]
+        if oldc and oldc[0].get("status") == cond_status:
+            cond = oldc[0]
+        else:
+            cond = {"type": "DisruptionAllowed", "status": cond_status,
+                    "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
+                    "message": "", "lastTransitionTime": rfc3339(),
+                    "observedGeneration": meta(pdb).get("generation", 1)}
+        status["conditions"] = [cond]
+        return status
+
+    def _evict(self, ns, name, body):
+        prt = self.types[("", "pods")]
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be an Eviction object")
+        bm = body.get("metadata") or {}
+        if bm.get("name") not in (None, "", name):
+            raise bad_request("name in URL does not match name in Eviction object")
+        opts = body.get("deleteOptions") or {}
+        pod = self._get(prt, ns, name)
+        if pod is None:
+            raise not_found(prt, name)
+        st = (pod.get("status") or {}).get("phase")
+        ok = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        if st in ("Pending", "Succeeded", "Failed") or meta(pod).get("deletionTimestamp"):
+            self._delete(prt, ns, name, opts)
+            return ok
+        pdbrt = self.types[("policy", "poddisruptionbudgets")]
+        labels = meta(pod).get("labels") or {}
+        pdbs = [p for p in self.objects[pdbrt.key].get(ns, {}).values()
+                if label_selector_object_matches((p.get("spec") or {}).get("selector"), labels)]
+        if len(pdbs) > 1:
+            raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction "
+                           "subresource does not support.", {"causes": [{"message": "This pod has more than one "
+                                                                         "PodDisruptionBudget, which the eviction subresource does not support."}]})
+        if pdbs:
+            pdb = pdbs[0]
+            ps = pdb.get("status") or {}
+            pname = meta(pdb)["name"]
+            if ps.get("observedGeneration", 0) < meta(pdb).get("generation", 1) or ps.get("disruptionsAllowed", 0) <= 0:
+                msg = "Cannot evict pod as it would violate the pod's disruption budget."
+                raise ApiError(429, "TooManyRequests", msg, {"causes": [
+                    {"reason": "DisruptionBudget",
+                     "message": "The disruption budget %s needs %d healthy pods and has %d currently"
+                                % (pname, ps.get("desiredHealthy", 0), ps.get("currentHealthy", 0))}]})
+            new = clone(pdb)
+            nst = new.setdefault("status", {})
+            nst["disruptionsAllowed"] = ps.get("disruptionsAllowed", 0) - 1
+            nst.setdefault("disruptedPods", {})[name] = rfc3339()
+            self._commit(pdbrt, "MODIFIED", new, pdb)
+        self._delete(prt, ns, name, opts)
+        return ok
+
+    # -- CRDs
+    def _crd_type(self, crd):
+        rt = self.types[("apiextensions.k8s.io", "customresourcedefinitions")]
+        name = meta(crd).get("name", "")
+        errs = []
+        spec = crd.get("spec")
+        if not isinstance(spec, dict):
+            raise invalid(rt, name, [("FieldValueRequired", "spec", "Required value")])
+        group = spec.get("group")
+        names = spec.get("names") or {}
+        plural, kind = names.get("plural"), names.get("kind")
+        if not group:
+            errs.append(("FieldValueRequired", "spec.group", "Required value"))
+        if not plural:
+            errs.append(("FieldValueRequired", "spec.names.plural", "Required value"))
+        if not kind:
+            errs.append(("FieldValueRequired", "spec.names.kind", "Required value"))
+        if spec.get("scope") not in ("Namespaced", "Cluster"):
+            errs.append(("FieldValueNotSupported", "spec.scope", 'Unsupported value: %s: supported values: "Cluster", "Namespaced"'
+                         % go_value(spec.get("scope"))))
+        versions = spec.get("versions")
+        if not isinstance(versions, list) or not versions:
+            errs.append(("FieldValueRequired", "spec.versions", "Required value: must have exactly one version marked as storage version"))
+            versions = []
+        if group and plural and name != "%s.%s" % (plural, group):
+            errs.append(("FieldValueInvalid", "metadata.name", 'Invalid value: %s: must be spec.names.plural+"."+spec.group'
+                         % json.dumps(name)))
+        storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
+        if versions and len(storage) != 1:
+            errs.append(("FieldValueInvalid", "spec.versions", "Invalid value: must have exactly one version marked as storage version"))
+        schemas, served, has_status, fields = {}, [], False, {}
+        for i, v in enumerate(versions):
+            if not isinstance(v, dict) or not v.get("name"):
+                errs.append(("FieldValueRequired", "spec.versions[%d].name" % i, "Required value"))
+                continue
+            s = ((v.get("schema") or {}).get("openAPIV3Schema"))
+            if not isinstance(s, dict):
+                errs.append(("FieldValueRequired", "spec.versions[%d].schema.openAPIV3Schema" % i,
+                             "Required value: schemas are required"))
+                continue
+            schemas[v["name"]] = s
+            if v.get("served", True):
+                served.append(v["name"])
+            if "status" in ((v.get("subresources") or {})):
+                has_status = True
+            for sf in v.get("selectableFields") or []:
+                jp = (sf.get("jsonPath") or "").lstrip(".")
+                if jp:
+                    fields[jp] = _path_getter(*jp.split("."))
+        if errs:
+            raise invalid(rt, name, errs)
+        return ResType(group, served, plural, names.get("singular") or kind.lower(), kind,
+                       spec["scope"] == "Namespaced", status=has_status, builtin=False,
+                       short_names=names.get("shortNames") or (), generation=True, fields=fields,
+                       schemas=schemas, storage_version=storage[0]["name"], crd_name=name)
+
+    # ------------------------------------------------------------------
+    # public, locking API used by the HTTP layer
+    def create(self, rt, version, ns, body, strict=False):
+        with self.lock:
+            return self._create(rt, version, ns, body, strict)
+
+    def get(self, rt, ns, name):
+        with self.lock:
+            o = self._get(rt, ns, name)
+        if o is None:
+            raise not_found(rt, name)
+        return o
+
+    def update(self, rt, version, ns, name, body, sub, strict=False):
+        with self.lock:
+            return self._update(rt, version, ns, name, body, sub, True, strict)
+
+    def patch(self, rt, version, ns, name, ctype, patch, sub, strict=False):
+        with self.lock:
+            old = self._get(rt, ns, name)
+            if old is None:
+                raise not_found(rt, name)
+            if ctype == "application/json-patch+json":
+                if not isinstance(patch, list):
+                    raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+                try:
+                    new = json_patch(old, patch)
+                except PatchError as e:
+                    raise ApiError(422, "Invalid", str(e))
+            else:
+                if not isinstance(patch, dict):
+                    raise bad_request("patch must be a JSON object")
+                new = merge_patch(old, patch)
+                new = clone(new)
+            if not isinstance(new, dict):
+                raise ApiError(422, "Invalid", "the patched document is not an object")
+            nm = new.get("metadata")
+            if not isinstance(nm, dict):
+                raise ApiError(422, "Invalid", "metadata must be an object")
+            if nm.get("name") != name:
+                raise bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (nm.get("name"), name))
+            prv = nm.get("resourceVersion")
+            if prv and prv != meta(old).get("resourceVersion"):
+                raise stale(rt, name)
+            nm["resourceVersion"] = meta(old).get("resourceVersion")
+            # an RV in the patch was a precondition; a patch is otherwise unconditional
+            return self._update(rt, version, ns, name, new, sub, False, strict)
+
+    def delete(self, rt, ns, name, opts):
+        with self.lock:
+            return self._delete(rt, ns, name, opts)
+
+    def evict(self, ns, name, body):
+        with self.lock:
+            return self._evict(ns, name, body)
+
+    def snapshot(self, rt, ns):
+        with self.lock:
+            if ns is not None:
+                items = list(self.objects[rt.key].get(ns, {}).values())
+            else:
+                items = []
+                for bucket in self.objects[rt.key].values():
+                    items.extend(bucket.values())
+            return self.rv, items
+
+    def save_continue(self, rv, items):
+        with self.lock:
+            sid = uuid.uuid4().hex
+            self.snapshots[sid] = (rv, items)
+            while len(self.snapshots) > SNAPSHOTS_MAX:
+                self.snapshots.popitem(last=False)
+            return sid
+
+    def load_continue(self, sid):
+        with self.lock:
+            s = self.snapshots.get(sid)
+            if s is not None:
+                self.snapshots.move_to_end(sid)
+            return s
+
+    def start_watch(self, w, rv):
+        """Returns the list of initial events (rv, type, obj, prev) and
+        registers w, atomically. Raises ApiError 410 for a too-old RV."""
+        with self.lock:
+            if rv in (None, "", "0"):
+                out = []
+                buckets = [self.objects[w.rt.key].get(w.ns, {})] if w.ns is not None else self.objects[w.rt.key].values()
+                for b in buckets:
+                    for o in b.values():
+                        out.append((self.rv, "ADDED", o, None))
+            else:
+                try:
+                    n = int(rv)
+                except ValueError:
+                    raise bad_request('invalid resource version "%s"' % rv)
+                if n < self.floor[w.rt.key]:
+                    raise expired("too old resource version: %d (%d)" % (n, self.floor[w.rt.key] + 1))
+                out = [e for e in self.history[w.rt.key] if e[0] > n]
+            self.watchers[w.rt.key].add(w)
+            return out
+
+    def stop_watch(self, w):
+        with self.lock:
+            s = self.watchers.get(w.rt.key)
+            if s is not None:
+                s.discard(w)
+
+    def bookmark_rv(self, w):
+        """The current RV if every event up to it has reached w's queue."""
+        with self.lock:
+            return self.rv if w.q.empty() else None
+
+    def compact(self):
+        with self.lock:
+            for k in self.history:
+                self.history[k].clear()
+                self.floor[k] = self.rv
+            self.snapshots.clear()
+            return self.rv
+
+    def close_watches(self):
+        with self.lock:
+            n = 0
+            for s in self.watchers.values():
+                for w in s:
+                    w.q.put(CLOSE)
+                    n += 1
+            return n
+
+    def stats(self):
+        with self.lock:
+            objs = {rt.qualified: sum(len(b) for b in self.objects[k].values()) for k, rt in self.types.items()}
+            watches = {rt.qualified: len(self.watchers[k]) for k, rt in self.types.items() if self.watchers[k]}
+            return {"resourceVersion": str(self.rv), "objects": objs, "watches": watches,
+                    "openWatches": sum(watches.values())}
+
+    def discovery_types(self):
+        with self.lock:
+            return list(self.types.values())
+
+
+# --------------------------------------------------------------------------
+# HTTP layer
+
+LOG = {"f": None, "lock": threading.Lock()}
+
+
+def log(msg):
+    f = LOG["f"]
+    if f is None:
+        return
+    with LOG["lock"]:
+        f.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+        f.flush()
+
+
+class Control:
+    """Test-control state: injected failures and delays, the request log."""
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.fails = []
+        self.delays = []
+        self.requests = collections.deque(maxlen=REQUEST_LOG_MAX)
+        self.seq = 0
+
+    def record(self, entry):
+        with self.lock:
+            self.seq += 1
+            entry["seq"] = self.seq
+            self.requests.append(entry)
+
+    def match_fail(self, method, path):
+        with self.lock:
+            for r in self.fails:
+                if r.get("method") and r["method"].upper() != method:
+                    continue
+                if not re.search(r["pathRegex"], path):
+                    continue
+                if r["count"] > 0:
+                    r["count"] -= 1
+                if r["count"] == 0:
+                    self.fails.remove(r)
+                return dict(r)
+            return None
+
+    def match_delay(self, method, path):
+        with self.lock:
+            total = 0.0
+            for r in list(self.delays):
+                if r.get("method") and r["method"].upper() != method:
+                    continue
+                if not re.search(r["pathRegex"], path):
+                    continue
+                total += float(r.get("seconds", 0))
+                if r.get("count", -1) > 0:
+                    r["count"] -= 1
+                    if r["count"] == 0:
+                        self.delays.remove(r)
+            return total
+
+
+STORE = None
+CONTROL = Control()
+ARGS = None
+SERVER_ADDR = ["127.0.0.1:0"]
+
+
+def group_versions(types):
+    groups = collections.OrderedDict()
+    for rt in types:
+        g = groups.setdefault(rt.group, [])
+        for v in rt.versions:
+            if v not in g:
+                g.append(v)
+    return groups
+
+
+def _version_key(v):
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
+    if not m:
+        return (3, 0, 0, v)
+    stab = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stab, -int(m.group(1)), -int(m.group(3) or 0), v)
+
+
+def resource_list(types, group, version):
+    res = []
+    for rt in types:
+        if rt.group != group or version not in rt.versions:
+            continue
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        e = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
+             "verbs": verbs}
+        if rt.short_names:
+            e["shortNames"] = rt.short_names
+        res.append(e)
+        for sub in sorted(rt.subresources):
+            if sub == "eviction":
+                res.append({"name": rt.plural + "/eviction", "singularName": "", "namespaced": True,
+                            "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+            elif sub == "finalize":
+                res.append({"name": rt.plural + "/finalize", "singularName": "", "namespaced": False,
+                            "kind": rt.kind, "verbs": ["update"]})
+            else:
+                res.append({"name": rt.plural + "/" + sub, "singularName": "", "namespaced": rt.namespaced,
+                            "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv_string(group, version),
+            "resources": res}
+
+
+def api_group(name, versions):
+    vs = sorted(versions, key=_version_key)
+    gv = [{"groupVersion": "%s/%s" % (name, v), "version": v} for v in vs]
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": gv, "preferredVersion": gv[0]}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+    block_on_close = False
+    ssl_context = None
+
+    def handle_error(self, request, client_address):
+        log("connection error from %s: %r" % (client_address, sys.exc_info()[1]))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "hull-kube-double/1"
+    sys_version = ""
+
+    def setup(self):
+        ctx = self.server.ssl_context
+        if ctx is not None:
+            self.request.settimeout(10)
+            self.request = ctx.wrap_socket(self.request, server_side=True)
+            self.request.settimeout(None)
+        super().setup()
+
+    def log_message(self, fmt, *a):
+        log("%s %s" % (self.address_string(), fmt % a))
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_HEAD(self):
+        self.dispatch("HEAD")
+
+    def do_OPTIONS(self):
+        self.dispatch("OPTIONS")
+
+    # -- plumbing
+    def read_body(self):
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if te == "chunked":
+            out = bytearray()
+            while True:
+                line = self.rfile.readline(1024)
+                n = int(line.split(b";")[0].strip() or b"0", 16)
+                if n == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                if len(out) + n > BODY_MAX:
+                    raise ApiError(413, "RequestEntityTooLarge", "request body too large")
+                out += self.rfile.read(n)
+                self.rfile.readline(1024)
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > BODY_MAX:
+            raise ApiError(413, "RequestEntityTooLarge", "request body too large")
+        return self.rfile.read(n) if n > 0 else b""
+
+    def send_raw(self, code, body, ctype="application/json", headers=None):
+        lines = ["HTTP/1.1 %d %s" % (code, self.responses.get(code, ("",))[0]),
+                 "Content-Type: " + ctype,
+                 "Content-Length: %d" % len(body),
+                 "Cache-Control: no-cache, private",
+                 "Date: " + self.date_time_string(),
+                 "Audit-Id: " + str(uuid.uuid4())]
+        for k, v in (headers or {}).items():
+            if isinstance(v, list):
+                lines.extend("%s: %s" % (k, x) for x in v)
+            else:
+                lines.append("%s: %s" % (k, v))
+        if self.close_connection:
+            lines.append("Connection: close")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.command != "HEAD":
+            data += body
+        self.wfile.write(data)
+        self.status_code = code
+
+    def send_json(self, code, obj, headers=None):
+        self.send_raw(code, dumps(obj).encode(), headers=headers)
+
+    def send_error_status(self, e):
+        h = dict(e.headers)
+        self.send_json(e.code, e.status(), h)
+
+    def dispatch(self, method):
+        t0 = time.time()
+        self.status_code = 0
+        url = urlsplit(self.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            try:
+                body = self.read_body()
+            except (ValueError, OSError):
+                self.close_connection = True
+                raise bad_request("malformed request body")
+            if path.startswith("/_double/"):
+                self.control(method, path, query, body)
+            else:
+                self.authenticate()
+                d = CONTROL.match_delay(method, path)
+                if d > 0:
+                    time.sleep(d)
+                f = CONTROL.match_fail(method, path)
+                if f is not None:
+                    code = int(f.get("status", 500))
+                    h = {}
+                    det = {}
+                    if f.get("retryAfter") is not None:
+                        h["Retry-After"] = str(f["retryAfter"])
+                        det["retryAfterSeconds"] = int(f["retryAfter"])
+                    raise ApiError(code, f.get("reason") or REASONS.get(code, "Unknown"),
+                                   f.get("message") or "injected failure (test double)", det or None, h)
+                self.route(method, path, query, body)
+        except ApiError as e:
+            self.send_error_status(e)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+        except Exception as e:   # a bug in the double: make it visible
+            log("internal error on %s %s: %r" % (method, self.path, e))
+            import traceback
+            traceback.print_exc(file=sys.stderr)
+            try:
+                self.send_error_status(ApiError(500, "InternalError", "test double internal error: %r" % e))
+            except OSError:
+                self.close_connection = True
+        if not path.startswith("/_double/requests"):
+            CONTROL.record({"method": method, "path": path, "query": url.query, "status": self.status_code,
+                            "time": t0, "duration": time.time() - t0,
+                            "userAgent": self.headers.get("User-Agent", "")})
+        log('"%s %s" %d' % (method, self.path, self.status_code))
+
+    def authenticate(self):
+        token = ARGS.token
+        if ARGS.token_file:
+            try:
+                with open(ARGS.token_file) as f:
+                    token = f.read().strip()
+            except OSError:
+                token = None
+        if not token and not ARGS.client_ca:
+            return
+        if ARGS.client_ca and isinstance(self.connection, ssl.SSLSocket):
+            try:
+                if self.connection.getpeercert():
+                    return
+            except (ValueError, ssl.SSLError):
+                pass
+        auth = self.headers.get("Authorization") or ""
+        if token and auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
+            return
+        raise ApiError(401, "Unauthorized", "Unauthorized")
+
+    # -- test control
+    def control(self, method, path, query, body):
+        def parsed():
+            try:
+                return json.loads(body or b"{}")
+            except ValueError:
+                raise bad_request("bad JSON")
+        if path == "/_double/compact" and method == "POST":
+            self.send_json(200, {"compactedResourceVersion": str(STORE.compact())})
+        elif path == "/_double/watch-expiry-mode" and method == "POST":
+            mode = parsed().get("mode")
+            if mode not in ("http410", "error-event"):
+                raise bad_request("mode must be http410 or error-event")
+            STORE.expiry_mode = mode
+            self.send_json(200, {"mode": mode})
+        elif path == "/_double/close-watches" and method == "POST":
+            self.send_json(200, {"closed": STORE.close_watches()})
+        elif path == "/_double/fail" and method == "POST":
+            r = parsed()
+            if "pathRegex" not in r:
+                raise bad_request("pathRegex is required")
+            try:
+                re.compile(r["pathRegex"])
+            except re.error as e:
+                raise bad_request("bad pathRegex: %s" % e)
+            r["count"] = int(r.get("count", 1))
+            with CONTROL.lock:
+                CONTROL.fails.append(r)
+            self.send_json(200, {"ok": True})
+        elif path == "/_double/delay" and method == "POST":
+            r = parsed()
+            if "pathRegex" not in r:
+                raise bad_request("pathRegex is required")
+            r["count"] = int(r.get("count", -1))
+            with CONTROL.lock:
+                CONTROL.delays.append(r)
+            self.send_json(200, {"ok": True})
+        elif path == "/_double/reset" and method == "POST":
+            with CONTROL.lock:
+                CONTROL.fails.clear()
+                CONTROL.delays.clear()
+            self.send_json(200, {"ok": True})
+        elif path == "/_double/disruption-controller" and method == "POST":
+            STORE.pdb_controller = bool(parsed().get("enabled", True))
+            self.send_json(200, {"enabled": STORE.pdb_controller})
+        elif path == "/_double/requests" and method == "GET":
+            since = int(query.get("since") or 0)
+            with CONTROL.lock:
+                out = [r for r in CONTROL.requests if r["seq"] > since]
+                last = CONTROL.seq
+            self.send_json(200, {"requests": out, "last": last})
+        elif path == "/_double/stats" and method == "GET":
+            s = STORE.stats()
+            with CONTROL.lock:
+                s["requests"] = CONTROL.seq
+            self.send_json(200, s)
+        else:
+            raise path_not_found()
+
+    # -- the API
+    def route(self, method, path, query, body):
+        segs = [unquote(s) for s in path.split("/") if s]
+        if method == "OPTIONS":
+            raise method_not_allowed()
+        if segs in (["healthz"], ["readyz"], ["livez"]):
+            self.send_raw(200, b"ok", "text/plain; charset=utf-8")
+            return
+        if segs == ["version"]:
+            self.send_json(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-hull-test-double",
+                                 "gitCommit": "0000000000000000000000000000000000000000",
+                                 "gitTreeState": "clean", "buildDate": "2024-01-01T00:00:00Z",
+                                 "goVersion": "python", "compiler": "python", "platform": "linux/amd64"})
+            return
+        if not segs or segs[0] not in ("api", "apis"):
+            raise path_not_found()
+        types = STORE.discovery_types()
+        groups = group_versions(types)
+        if segs[0] == "api":
+            if len(segs) == 1:
+                self.send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": SERVER_ADDR[0]}]})
+                return
+            group, version, rest = "", segs[1], segs[2:]
+        else:
+            if len(segs) == 1:
+                self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1",
+                                     "groups": [api_group(g, v) for g, v in groups.items() if g]})
+                return
+            if len(segs) == 2:
+                if segs[1] not in groups or not segs[1]:
+                    raise path_not_found()
+                self.send_json(200, api_group(segs[1], groups[segs[1]]))
+                return
+            group, version, rest = segs[1], segs[2], segs[3:]
+        if version not in groups.get(group, []):
+            raise path_not_found()
+        if not rest:
+            if method != "GET":
+                raise method_not_allowed()
+            self.send_json(200, resource_list(types, group, version))
+            return
+        watch_prefix = False
+        if rest[0] == "watch":
+            watch_prefix = True
+            rest = rest[1:]
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            ns, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise path_not_found()
+        rt = STORE.lookup(group, version, rest[0])
+        if rt is None or (ns is not None and not rt.namespaced):
+            raise path_not_found()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and sub not in rt.subresources:
+            raise path_not_found()
+        if watch_prefix and (method != "GET" or sub):
+            raise path_not_found()
+        strict = query.get("fieldValidation") == "Strict"
+
+        def decode():
+            try:
+                return json.loads(body)
+            except ValueError as e:
+                raise bad_request("the body of the request could not be decoded as JSON: %s" % e)
+
+        def out(o):
+            return self.present(rt, version, o)
+
+        def warn(ws):
+            return {"Warning": ['299 - "%s"' % w.replace('"', '\\"') for w in ws]} if ws else None
+
+        if name is None:
+            if method == "GET":
+                if watch_prefix or query.get("watch") in ("true", "1"):
+                    self.watch(rt, version, ns, query)
+                else:
+                    self.list(rt, version, ns, query)
+            elif method == "POST":
+                if rt.namespaced and ns is None:
+                    raise method_not_allowed()
+                o, ws = STORE.create(rt, version, ns, decode(), strict)
+                self.send_json(201, out(o), warn(ws))
+            elif method == "DELETE":
+                self.delete_collection(rt, version, ns, query, body)
+            else:
+                raise method_not_allowed()
+            return
+        if rt.namespaced and ns is None:
+            raise path_not_found()
+        if watch_prefix:
+            q = dict(query)
+            fs = q.get("fieldSelector", "")
+            q["fieldSelector"] = "metadata.name=%s" % name + ("," + fs if fs else "")
+            self.watch(rt, version, ns, q)
+            return
+        if sub == "eviction":
+            if method != "POST":
+                raise method_not_allowed()
+            self.send_json(201, STORE.evict(ns, name, decode()))
+            return
+        if method == "GET":
+            self.send_json(200, out(STORE.get(rt, ns, name)))
+        elif method == "PUT":
+            if sub == "finalize":
+                sub = None
+            o, ws = STORE.update(rt, version, ns, name, decode(), sub, strict)
+            self.send_json(200, out(o), warn(ws))
+        elif method == "PATCH" and sub != "finalize":
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            accepted = ["application/json-patch+json", "application/merge-patch+json"]
+            if rt.builtin:
+                accepted.append("application/strategic-merge-patch+json")
+            if ctype not in accepted:
+                raise ApiError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted media types include: "
+                               + ", ".join(accepted))
+            o, ws = STORE.patch(rt, version, ns, name, ctype, decode(), sub, strict)
+            self.send_json(200, out(o), warn(ws))
+        elif method == "DELETE" and sub is None:
+            opts = self.delete_options(query, body)
+            o, deleted = STORE.delete(rt, ns, name, opts)
+            if deleted and rt.builtin and rt.key not in (("", "pods"), ("apiextensions.k8s.io", "customresourcedefinitions")):
+                # most registries answer an immediate delete with a Status
+                det = rdetails(rt, name)
+                det["uid"] = meta(o).get("uid")
+                self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                     "details": det})
+            else:
+                self.send_json(200, out(o))
+        else:
+            raise method_not_allowed()
+
+    def delete_options(self, query, body):
+        opts = {}
+        if body and body.strip():
+            try:
+                opts = json.loads(body)
+            except ValueError as e:
+                raise bad_request("the body of the request could not be decoded as DeleteOptions: %s" % e)
+            if not isinstance(opts, dict):
+                raise bad_request("DeleteOptions must be an object")
+        if "gracePeriodSeconds" in query:
+            try:
+                opts["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            except ValueError:
+                raise bad_request("gracePeriodSeconds must be an integer")
+        return opts
+
+    def present(self, rt, version, o, in_list=False):
+        if in_list and rt.builtin:
+            return {k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+        av = rt.api_version(version)
+        if o.get("apiVersion") != av:
+            o = dict(o)
+            o["apiVersion"] = av
+        return o
+
+    def selectors(self, rt, query):
+        try:
+            lsel = parse_label_selector(query.get("labelSelector", ""))
+        except ValueError as e:
+            raise bad_request("unable to parse requirement: %s" % e)
+        try:
+            fsel = parse_field_selector(query.get("fieldSelector", ""), rt)
+        except ValueError as e:
+            raise bad_request(str(e))
+        return lsel, fsel
+
+    def list(self, rt, version, ns, query):
+        lsel, fsel = self.selectors(rt, query)
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise bad_request("limit must be an integer")
+        cont = query.get("continue")
+        if cont:
+            try:
+                tok = json.loads(base64.urlsafe_b64decode(cont.encode() + b"==="))
+                sid, start = tok["id"], int(tok["start"])
+            except (ValueError, KeyError, TypeError):
+                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+            snap = STORE.load_continue(sid)
+            if snap is None:
+                raise expired("The provided continue parameter is too old to display a consistent list result. You can "
+                              "start a new list without the continue parameter, or use the continue token in this "
+                              "response to retrieve the remainder of the results. Continuing with the provided token "
+                              "results in an inconsistent list - objects that were created, modified, or deleted "
+                              "between the time the first chunk was returned and now may show up in the list.")
+            rv, items = snap
+        else:
+            sid, start = None, 0
+            rv, items = STORE.snapshot(rt, ns)
+            if lsel or fsel:
+                items = [o for o in items
+                         if (not lsel or labels_match(lsel, meta(o).get("labels") or {}))
+                         and (not fsel or fields_match(fsel, rt, o))]
+            items.sort(key=lambda o: (meta(o).get("namespace") or "", meta(o).get("name")))
+        lmeta = {"resourceVersion": str(rv)}
+        if limit > 0 and len(items) > start + limit:
+            page = items[start:start + limit]
+            if sid is None:
+                sid = STORE.save_continue(rv, items)
+            lmeta["continue"] = base64.urlsafe_b64encode(
+                dumps({"id": sid, "start": start + limit, "rv": rv}).encode()).decode().rstrip("=")
+            if not (lsel or fsel) and not query.get("labelSelector") and not query.get("fieldSelector"):
+                lmeta["remainingItemCount"] = len(items) - start - limit
+        else:
+            page = items[start:]
+        doc = {"kind": rt.kind + "List", "apiVersion": rt.api_version(version), "metadata": lmeta,
+               "items": [self.present(rt, version, o, True) for o in page]}
+        self.send_json(200, doc)
+
+    def delete_collection(self, rt, version, ns, query, body):
+        lsel, fsel = self.selectors(rt, query)
+        opts = self.delete_options(query, body)
+        rv, items = STORE.snapshot(rt, ns)
+        out = []
+        for o in items:
+            if lsel and not labels_match(lsel, meta(o).get("labels") or {}):
+                continue
+            if fsel and not fields_match(fsel, rt, o):
+                continue
+            try:
+                d, _ = STORE.delete(rt, meta(o).get("namespace"), meta(o)["name"], opts)
+                out.append(self.present(rt, version, d, True))
+            except ApiError:
+                pass
+        self.send_json(200, {"kind": rt.kind + "List", "apiVersion": rt.api_version(version),
+                             "metadata": {"resourceVersion": str(STORE.rv)}, "items": out})
+
+    # -- watch
+    def watch(self, rt, version, ns, query):
+        lsel, fsel = self.selectors(rt, query)
+        try:
+            timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        except ValueError:
+            raise bad_request("timeoutSeconds must be a number")
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        w = Watcher(rt, version, ns, lsel, fsel, bookmarks)
+        rv = query.get("resourceVersion")
+        try:
+            initial = STORE.start_watch(w, rv)
+        except ApiError as e:
+            if e.code != 410 or STORE.expiry_mode == "http410":
+                raise
+            self.start_chunked()
+            self.write_chunks([dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n"])
+            self.end_chunked()
+            return
+        try:
+            self.start_chunked()
+            self.stream(w, initial, timeout)
+        finally:
+            STORE.stop_watch(w)
+
+    def start_chunked(self):
+        lines = ["HTTP/1.1 200 OK", "Content-Type: application/json", "Transfer-Encoding: chunked",
+                 "Cache-Control: no-cache, private", "Date: " + self.date_time_string(),
+                 "Audit-Id: " + str(uuid.uuid4())]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.status_code = 200
+
+    def write_chunks(self, datas):
+        buf = bytearray()
+        for d in datas:
+            buf += b"%x\r\n" % len(d)
+            buf += d
+            buf += b"\r\n"
+            if len(buf) > 256 * 1024:
+                self.wfile.write(bytes(buf))
+                buf = bytearray()
+        if buf:
+            self.wfile.write(bytes(buf))
+
+    def end_chunked(self):
+        self.wfile.write(b"0\r\n\r\n")
+
+    def encode_event(self, w, typ, obj):
+        return dumps({"type": typ, "object": self.present(w.rt, w.version, obj)}).encode() + b"\n"
+
+    def peer_gone(self):
+        try:
+            r, _, _ = select.select([self.connection], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if not r:
+            return False
+        if isinstance(self.connection, ssl.SSLSocket):
+            return True
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def stream(self, w, initial, timeout):
+        deadline = time.monotonic() + timeout
+        interval = ARGS.bookmark_interval
+        next_bookmark = time.monotonic() + interval
+        out = []
+        for ev in initial:
+            t = w.transform(ev)
+            if t:
+                out.append(self.encode_event(w, *t))
+        self.write_chunks(out)
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            wait = deadline - now
+            if w.bookmarks:
+                wait = min(wait, max(0.0, next_bookmark - now))
+            wait = min(wait, 1.0)
+            try:
+                ev = w.q.get(timeout=wait)
+            except queue.Empty:
+                ev = None
+            if ev is CLOSE:
+                break
+            if ev is None:
+                if self.peer_gone():
+                    self.close_connection = True
+                    return
+                if w.bookmarks and time.monotonic() >= next_bookmark:
+                    rv = STORE.bookmark_rv(w)
+                    if rv is not None:
+                        bm = {"kind": w.rt.kind, "apiVersion": w.rt.api_version(w.version),
+                              "metadata": {"resourceVersion": str(rv)}}
+                        self.write_chunks([dumps({"type": "BOOKMARK", "object": bm}).encode() + b"\n"])
+                    next_bookmark = time.monotonic() + interval
+                continue
+            batch = [ev]
+            closing = False
+            while len(batch) < 512:       # drain what is queued into one write
+                try:
+                    e2 = w.q.get_nowait()
+                except queue.Empty:
+                    break
+                if e2 is CLOSE:
+                    closing = True
+                    break
+                batch.append(e2)
+            out = []
+            for e in batch:
+                t = w.transform(e)
+                if t:
+                    out.append(self.encode_event(w, *t))
+            self.write_chunks(out)
+            if closing:
+                break
+        self.end_chunked()
+
+
+# --------------------------------------------------------------------------
+# main
+
+def load_crd(path, yaml2json):
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except ValueError:
+        pass
+    if not yaml2json:
+        sys.exit("apiserver.py: %s is not JSON and no --yaml2json was given" % path)
+    p = subprocess.run([yaml2json, path], capture_output=True)
+    if p.returncode != 0:
+        sys.exit("apiserver.py: %s" % p.stderr.decode(errors="replace").strip())
+    return json.loads(p.stdout)
+
+
+def main(argv=None):
+    global STORE, ARGS
+    ap = argparse.ArgumentParser(description="Kubernetes API-server double (TEST FIXTURE ONLY)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--address", default="127.0.0.1")
+    ap.add_argument("--port-file")
+    ap.add_argument("--crd", action="append", default=[])
+    ap.add_argument("--yaml2json")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--token")
+    g.add_argument("--token-file")
+    ap.add_argument("--history", type=int, default=1000)
+    ap.add_argument("--bookmark-interval", type=float, default=5.0)
+    ap.add_argument("--pod-grace-cap", type=float, default=0.2)
+    ap.add_argument("--log")
+    ARGS = ap.parse_args(argv)
+    if bool(ARGS.tls_cert) != bool(ARGS.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if ARGS.client_ca and not ARGS.tls_cert:
+        ap.error("--client-ca needs --tls-cert/--tls-key")
+    if ARGS.log:
+        LOG["f"] = open(ARGS.log, "a")
+    threading.stack_size(512 * 1024)
+    STORE = Store(ARGS)
+    crdrt = STORE.types[("apiextensions.k8s.io", "customresourcedefinitions")]
+    for path in ARGS.crd:
+        crd = load_crd(path, ARGS.yaml2json)
+        try:
+            STORE.create(crdrt, "v1", None, crd)
+        except ApiError as e:
+            sys.exit("apiserver.py: %s: %s" % (path, e.message))
+    srv = Server((ARGS.address, ARGS.port), Handler)
+    if ARGS.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        if ARGS.client_ca:
+            ctx.load_verify_locations(ARGS.client_ca)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        srv.ssl_context = ctx
+    port = srv.server_address[1]
+    SERVER_ADDR[0] = "%s:%d" % (ARGS.address, port)
+    t = threading.Thread(target=srv.serve_forever, daemon=True, name="accept")
+    t.start()
+    if ARGS.port_file:
+        tmp = ARGS.port_file + ".tmp.%d" % os.getpid()
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, ARGS.port_file)
+    log("listening on %s" % SERVER_ADDR[0])
+    try:
+        while t.is_alive():
+            t.join(3600)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
