@@ -307,6 +307,7 @@ typedef struct KubeLeaderOptions {
         int notify_fd;                  /* written on every change of leadership; may be -1 */
 } KubeLeaderOptions;
 
+/* -EINVAL unless lease > renew deadline > retry period (client-go's rule). */
 int kube_leader_start(KubeConfig *config, const KubeLeaderOptions *o, KubeLeader **ret) _warn_unused_result_;
 bool kube_leader_is_leader(KubeLeader *l);
 /* True once leadership was held and then lost: the program must stop
