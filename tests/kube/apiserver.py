@@ -753,6 +753,16 @@ class Watcher:
         self.fsel = fsel
         self.bookmarks = bookmarks
         self.q = queue.SimpleQueue()
+        # watches on one object or on one node's pods (the common case for
+        # a fleet of per-node agents) are indexed so that a write is not
+        # handed to thousands of unrelated watchers
+        self.index = None
+        for f, op, v in fsel:
+            if op == "=" and f == "metadata.name":
+                self.index = ("name", v)
+                break
+            if op == "=" and f == "spec.nodeName" and rt.key == ("", "pods"):
+                self.index = ("node", v)
 
     def matches(self, o):
         if self.ns is not None and meta(o).get("namespace") != self.ns:
@@ -795,7 +805,9 @@ class Store:
         self.objects = {}        # key -> {ns: {name: obj}}
         self.history = {}        # key -> deque of (rv, type, obj, prev)
         self.floor = {}          # key -> oldest RV a watch may start from
-        self.watchers = {}       # key -> set(Watcher)
+        self.watchers = {}       # key -> set(Watcher), all of them
+        self.general = {}        # key -> set(Watcher) without an index
+        self.indexed = {}        # key -> {("name"|"node", value): set(Watcher)}
         self.snapshots = collections.OrderedDict()   # id -> (rv, items)
         self.expiry_mode = "error-event"
         self.pdb_controller = True
@@ -817,6 +829,8 @@ class Store:
         self.history.setdefault(rt.key, collections.deque())
         self.floor.setdefault(rt.key, self.rv)
         self.watchers.setdefault(rt.key, set())
+        self.general.setdefault(rt.key, set())
+        self.indexed.setdefault(rt.key, {})
 
     def lookup(self, group, version, plural):
         rt = self.types.get((group, plural))
@@ -872,9 +886,20 @@ class Store:
         if len(h) >= max(1, self.args.history):
             self.floor[rt.key] = h.popleft()[0]
         h.append(ev)
-        for w in self.watchers[rt.key]:
-            if w.ns is None or w.ns == m.get("namespace"):
+        ns = m.get("namespace")
+        for w in self.general[rt.key]:
+            if w.ns is None or w.ns == ns:
                 w.q.put(ev)
+        idx = self.indexed[rt.key]
+        if idx:
+            targets = set(idx.get(("name", m.get("name")), ()))
+            if rt.key == ("", "pods"):
+                for o in (obj, old):
+                    if o is not None:
+                        targets.update(idx.get(("node", (o.get("spec") or {}).get("nodeName")), ()))
+            for w in targets:
+                if w.ns is None or w.ns == ns:
+                    w.q.put(ev)
         return obj
 
     # -- object lifecycle
@@ -1084,6 +1109,8 @@ class Store:
                 del self.history[crt.key]
                 del self.floor[crt.key]
                 del self.watchers[crt.key]
+                del self.general[crt.key]
+                del self.indexed[crt.key]
         grace = 0
         if rt.key == ("", "pods"):
             g = opts.get("gracePeriodSeconds")
@@ -1453,13 +1480,24 @@ class Store:
                     raise expired("too old resource version: %d (%d)" % (n, self.floor[w.rt.key] + 1))
                 out = [e for e in self.history[w.rt.key] if e[0] > n]
             self.watchers[w.rt.key].add(w)
+            if w.index is None:
+                self.general[w.rt.key].add(w)
+            else:
+                self.indexed[w.rt.key].setdefault(w.index, set()).add(w)
             return out
 
     def stop_watch(self, w):
         with self.lock:
-            s = self.watchers.get(w.rt.key)
-            if s is not None:
-                s.discard(w)
+            if self.types.get(w.rt.key) is None or w not in self.watchers[w.rt.key]:
+                return
+            self.watchers[w.rt.key].discard(w)
+            if w.index is None:
+                self.general[w.rt.key].discard(w)
+            else:
+                bucket = self.indexed[w.rt.key].get(w.index)
+                bucket.discard(w)
+                if not bucket:
+                    del self.indexed[w.rt.key][w.index]
 
     def bookmark_rv(self, w):
         """The current RV if every event up to it has reached w's queue."""
@@ -1672,11 +1710,13 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     return bytes(out)
                 if len(out) + n > BODY_MAX:
+                    self.close_connection = True
                     raise ApiError(413, "RequestEntityTooLarge", "request body too large")
                 out += self.rfile.read(n)
                 self.rfile.readline(1024)
         n = int(self.headers.get("Content-Length") or 0)
         if n > BODY_MAX:
+            self.close_connection = True
             raise ApiError(413, "RequestEntityTooLarge", "request body too large")
         return self.rfile.read(n) if n > 0 else b""
 
@@ -1710,6 +1750,8 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self, method):
         t0 = time.time()
         self.status_code = 0
+        self.recorded = False
+        self.t0 = t0
         url = urlsplit(self.path)
         path = url.path
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -1749,11 +1791,21 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_error_status(ApiError(500, "InternalError", "test double internal error: %r" % e))
             except OSError:
                 self.close_connection = True
-        if not path.startswith("/_double/requests"):
-            CONTROL.record({"method": method, "path": path, "query": url.query, "status": self.status_code,
-                            "time": t0, "duration": time.time() - t0,
-                            "userAgent": self.headers.get("User-Agent", "")})
+        self.record()
         log('"%s %s" %d' % (method, self.path, self.status_code))
+
+    def record(self, watch=False):
+        """Log the request for /_double/requests once: watches when their
+        stream starts, everything else after the answer."""
+        if self.recorded:
+            return
+        self.recorded = True
+        url = urlsplit(self.path)
+        if url.path.startswith("/_double/requests"):
+            return
+        CONTROL.record({"method": self.command, "path": url.path, "query": url.query, "status": self.status_code,
+                        "time": self.t0, "duration": time.time() - self.t0, "watch": watch,
+                        "userAgent": self.headers.get("User-Agent", "")})
 
     def authenticate(self):
         token = ARGS.token
@@ -2099,6 +2151,7 @@ class Handler(BaseHTTPRequestHandler):
                  "Audit-Id: " + str(uuid.uuid4())]
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.status_code = 200
+        self.record(watch=True)
 
     def write_chunks(self, datas):
         buf = bytearray()
@@ -2149,7 +2202,7 @@ class Handler(BaseHTTPRequestHandler):
             wait = deadline - now
             if w.bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
-            wait = min(wait, 1.0)
+            wait = min(wait, 5.0)
             try:
                 ev = w.q.get(timeout=wait)
             except queue.Empty:

@@ -696,6 +696,32 @@ def t_selectors_watch(c, d):
     eq([(e["type"], e["object"]["metadata"]["name"]) for e in evs], [("ADDED", "w3"), ("MODIFIED", "w3")],
        "field selector watch")
     w.close()
+    # a pod bound to the node later arrives as ADDED on that node's watch
+    w = Watch(d, "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn9")
+    c.ok("POST", pods_path("selw"), pod("w5", ""))
+    cur = c.ok("GET", pods_path("selw", "w5"))
+    cur["spec"]["nodeName"] = "n9"
+    c.ok("PUT", pods_path("selw", "w5"), cur)
+    c.ok("DELETE", pods_path("selw", "w5") + "?gracePeriodSeconds=0")
+    evs = w.collect(2)
+    eq([(e["type"], e["object"]["metadata"]["name"]) for e in evs], [("ADDED", "w5"), ("DELETED", "w5")],
+       "pod bound later")
+    w.close()
+    # watches on one object by name, by selector and by the /watch/ path
+    c.ok("POST", NODES, node("idx-1"))
+    for path in (NODES + "?watch=1&fieldSelector=metadata.name%3Didx-1", "/api/v1/watch/nodes/idx-1"):
+        w = Watch(d, path)
+        eq([e["type"] for e in w.collect(1)], ["ADDED"], "initial by name (%s)" % path)
+        c.ok("POST", NODES, node("idx-2"))
+        c.ok("PATCH", NODES + "/idx-2", {"metadata": {"labels": {"v": "1"}}})
+        c.ok("PATCH", NODES + "/idx-1", {"metadata": {"labels": {"v": "1"}}})
+        evs = w.collect(1)
+        eq([(e["type"], e["object"]["metadata"]["name"]) for e in evs], [("MODIFIED", "idx-1")], "by name (%s)" % path)
+        c.ok("DELETE", NODES + "/idx-2")
+        c.ok("PATCH", NODES + "/idx-1", {"metadata": {"labels": {"v": None}}})
+        eq([e["object"]["metadata"]["name"] for e in w.collect(1)], ["idx-1"], "after other delete")
+        w.close()
+    c.ok("DELETE", NODES + "/idx-1")
     w = Watch(d, pods_path("selw") + "?watch=true&fieldSelector=status.phase%3DRunning&resourceVersion=" +
               c.ok("GET", pods_path("selw"))["metadata"]["resourceVersion"])
     make_running(c, "selw", "w4")
@@ -1043,6 +1069,8 @@ def t_control(c, d):
     # close-watches and stats
     w = Watch(d, NODES + "?watch=true&resourceVersion=" + c.ok("GET", NODES)["metadata"]["resourceVersion"])
     time.sleep(0.2)
+    log = c.ok("GET", "/_double/requests?since=%d" % since)["requests"]
+    check(any(x["watch"] and x["path"] == NODES and x["status"] == 200 for x in log), "open watch not logged")
     st = c.ok("GET", "/_double/stats")
     check(st["openWatches"] >= 1, "open watches %r" % st)
     check(st["objects"]["namespaces"] >= 5, "objects %r" % st["objects"])
