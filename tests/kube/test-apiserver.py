@@ -1110,6 +1110,43 @@ def t_performance(c, d):
     print("  perf: 5000 creates %.1fs, list %.3fs, paginated list %.3fs" % (create, el, time.time() - t0))
 
 
+def t_concurrency(c, d):
+    ns_create(c, "conc")
+    start = c.ok("GET", pods_path("conc"))["metadata"]["resourceVersion"]
+    w = Watch(d, pods_path("conc") + "?watch=true&resourceVersion=" + start)
+    wn = Watch(d, "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dcn-3&resourceVersion=" + start)
+    errors = []
+
+    def writer(i):
+        try:
+            cl = Client(c.double)
+            cl.ok("POST", pods_path("conc"), pod("cp-%d" % i, "cn-%d" % i))
+            for k in range(25):
+                cl.ok("PATCH", pods_path("conc", "cp-%d" % i), {"metadata": {"labels": {"k": str(k)}}})
+        except Exception as e:
+            errors.append(e)
+
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    eq(errors, [], "writer errors")
+    evs = w.collect(16 * 26, timeout=20)
+    eq(len(evs), 16 * 26, "events seen")
+    rvs = [rv(e["object"]) for e in evs]
+    eq(rvs, sorted(set(rvs)), "events in strictly increasing RV order")
+    eq(rvs, list(range(rvs[0], rvs[0] + len(rvs))), "no RV gaps (only these writes happened)")
+    per = {}
+    for e in evs:
+        per.setdefault(e["object"]["metadata"]["name"], []).append(e["object"]["metadata"]["labels"].get("k"))
+    eq(per["cp-5"], [None] + [str(k) for k in range(25)], "per-object order")
+    nev = wn.collect(26, timeout=10)
+    eq([e["object"]["metadata"]["name"] for e in nev], ["cp-3"] * 26, "node-indexed watch")
+    w.close()
+    wn.close()
+
+
 def t_tls_token(dt, ca_ctx, client_ctx, other_ctx, token_file):
     c = Client(dt, ctx=ca_ctx)
     status_shape(c.get("/api/v1/namespaces"), 401, "Unauthorized")
@@ -1191,6 +1228,7 @@ def main():
         run("crd-post-and-namespaced-cr", t_crd_post_and_namespaced, c, d)
         run("namespace-delete", t_namespaces, c)
         run("test-control", t_control, c, d)
+        run("concurrent-writes-and-watch-order", t_concurrency, c, d)
         run("performance-5000-nodes", t_performance, c, d)
     finally:
         d.stop()
