@@ -8,6 +8,8 @@ packages=(
         libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev
         # tests: HTTPS server certificates, API calls
         openssl curl
+        # time zones of maintenance windows (osspec.c)
+        tzdata
         # image builder's tools
         mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
         grub-efi-amd64-bin grub-common tar util-linux

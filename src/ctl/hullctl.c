@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent-client.h"
+#include "ctl-cluster.h"
 #include "ctl-format.h"
 #include "ctl-tty.h"
 #include "fileio.h"
@@ -63,7 +64,9 @@ static void help(void) {
                "  hullctl [OPTIONS] config apply FILE.yaml|FILE.json\n"
                "  hullctl [OPTIONS] config show\n"
                "  hullctl [OPTIONS] debug [-- COMMAND...]   (no command: interactive shell)\n"
-               "  hullctl [OPTIONS] audit [--limit N]\n\n"
+               "  hullctl [OPTIONS] audit [--limit N]\n"
+               "  hullctl cluster ...                       the fleet through Kubernetes\n"
+               "                                            (see 'hullctl cluster --help')\n\n"
                "Options:\n"
                "      --socket PATH      hull-agent's socket (default: $HULL_AGENT_SOCKET or\n"
                "                         " AGENT_DEFAULT_SOCKET ")\n"
@@ -889,6 +892,10 @@ int main(int argc, char **argv) {
         int r;
 
         log_set_prefix("hullctl");
+        /* The fleet commands talk to Kubernetes, not to this node's agent,
+         * and have options of their own. */
+        if (argc > 1 && streq(argv[1], "cluster"))
+                return cluster_main(argc - 1, argv + 1);
         r = parse_argv(argc, argv, &verb, &args);
         if (r < 0)
                 return EXIT_USAGE;

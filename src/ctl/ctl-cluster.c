@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hullctl cluster: the fleet seen from outside the cluster (MISSION.md,
+ * NKD): OS rollouts and per-node state, and the few edits an operator makes
+ * to an OS object (new version, rollback, pause, approve the next batch).
+ * Everything goes through the Kubernetes API with the user's kubeconfig; the
+ * decisions stay with hull-operator. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl-cluster.h"
+#include "kube.h"
+#include "log.h"
+#include "strutil.h"
+
+#define OS_PATH "/apis/hull.dev/v1alpha1/oses"
+#define OSNODE_PATH "/apis/hull.dev/v1alpha1/osnodes"
+
+static const char *arg_kubeconfig = NULL;
+static const char *arg_context = NULL;
+static bool arg_json = false;
+static const char *arg_version = NULL;
+static const char *arg_image_url = NULL;
+static const char *arg_sha256 = NULL;
+static const char *arg_key_id = NULL;
+static const char *arg_max_unavailable = NULL;
+static const char *arg_batches = NULL;
+
+static void cluster_help(void) {
+        printf("hullctl cluster — Hull OS rollouts through the Kubernetes API\n\n"
+               "Usage:\n"
+               "  hullctl cluster [OPTIONS] status [OS]        rollouts; with OS, also its nodes\n"
+               "  hullctl cluster [OPTIONS] nodes              every node's OS state (OSNode objects)\n"
+               "  hullctl cluster [OPTIONS] upgrade OS --version V --image-url URL --sha256 HEX\n"
+               "                   [--key-id ID] [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
+               "  hullctl cluster [OPTIONS] rollback OS --version V\n"
+               "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n\n"
+               "Options:\n"
+               "      --kubeconfig F     kubeconfig (default: $KUBECONFIG, ~/.kube/config)\n"
+               "      --context NAME     kubeconfig context (default: current-context)\n"
+               "      --json             print the objects as JSON\n\n"
+               "upgrade and rollback change the OS object's spec; hull-operator rolls it out\n"
+               "under the object's strategy. approve lets a rollout waiting at a manual gate\n"
+               "go on to its next batch. See hullctl(1) and docs/CRD.md.\n");
+}
+
+/* Only a syntax check: the CRD schema and the operator validate properly,
+ * but a typo is better caught before a round trip. */
+typedef struct OsIntOrPercentText {
+        bool percent;
+        long long value;
+} OsIntOrPercentText;
+
+static int parse_ip(const char *s, OsIntOrPercentText *out) {
+        uint64_t v;
+        size_t l = strlen(s);
+        if (l > 1 && s[l - 1] == '%') {
+                _cleanup_free_ char *n = strndup(s, l - 1);
+                if (!n)
+                        return -ENOMEM;
+                if (safe_atou64(n, &v) < 0 || v > 100)
+                        return -EINVAL;
+                *out = (OsIntOrPercentText) { .percent = true, .value = (long long) v };
+                return 0;
+        }
+        if (safe_atou64(s, &v) < 0 || v > INT32_MAX)
+                return -EINVAL;
+        *out = (OsIntOrPercentText) { .percent = false, .value = (long long) v };
+        return 0;
+}
+
+static json_t *ip_json(const OsIntOrPercentText *v) {
+        if (!v->percent)
+                return json_integer(v->value);
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%lld%%", v->value);
+        return json_string(buf);
+}
+
+static const char *status_str(json_t *o, const char *key) {
+        return json_string_value(json_object_get(json_object_get(o, "status"), key));
+}
+
+static long long status_int(json_t *o, const char *key) {
+        return (long long) json_integer_value(json_object_get(json_object_get(o, "status"), key));
+}
+
+static json_t *find_condition(json_t *o, const char *type) {
+        json_t *c;
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(o, "status"), "conditions"), i, c) {
+                const char *t = json_string_value(json_object_get(c, "type"));
+                if (t && streq(t, type))
+                        return c;
+        }
+        return NULL;
+}
+
+static bool condition_true(json_t *o, const char *type) {
+        json_t *c = find_condition(o, type);
+        const char *s = c ? json_string_value(json_object_get(c, "status")) : NULL;
+        return s && streq(s, "True");
+}
+
+/* One word for the state of a rollout, most serious first. */
+static const char *os_state(json_t *o, json_t **ret_cond) {
+        static const char *const order[] = { "Degraded", "Conflict", "Paused", "Complete", "Progressing" };
+        for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                if (condition_true(o, order[i])) {
+                        *ret_cond = find_condition(o, order[i]);
+                        return order[i];
+                }
+        *ret_cond = NULL;
+        return "Unknown";
+}
+
+static int collect(json_t *item, void *userdata) {
+        return json_array_append(userdata, item) < 0 ? -ENOMEM : 0;
+}
+
+static void reset(void *userdata) {
+        json_array_clear(userdata);
+}
+
+static int list_all(KubeClient *k, const char *path, json_t **ret) {
+        _cleanup_free_ char *err = NULL;
+        json_t *items = json_array();
+        if (!items)
+                return log_oom();
+        int r = kube_list(k, path, &(KubeListOptions) {}, collect, reset, items, NULL, &err);
+        if (r < 0) {
+                json_decref(items);
+                if (r == -ENOENT)
+                        return log_error_errno(r, "The cluster does not know %s: are Hull's CRDs installed? "
+                                                  "(kubectl apply -k deploy/)", path);
+                return log_error_errno(r, "Failed to list %s: %s", path, err ?: "(no message)");
+        }
+        *ret = items;
+        return 0;
+}
+
+static void print_nodes(json_t *osnodes, const char *os) {
+        json_t *n;
+        size_t i;
+        printf("%-24s %-11s %-12s %-4s %-6s %s\n", "NODE", "PHASE", "VERSION", "SLOT", "CONFIG", "LAST ERROR");
+        json_array_foreach(osnodes, i, n) {
+                const char *nos = status_str(n, "os");
+                if (os && (!nos || !streq(nos, os)))
+                        continue;
+                const char *err = json_string_value(
+                        json_object_get(json_object_get(json_object_get(n, "status"), "lastError"), "message"));
+                printf("%-24s %-11s %-12s %-4s %-6lld %s\n", kube_name(n), status_str(n, "phase") ?: "-",
+                       status_str(n, "version") ?: "-", status_str(n, "slot") ?: "-",
+                       status_int(n, "configGeneration"), err ?: "");
+        }
+}
+
+static int cmd_status(KubeClient *k, const char *only) {
+        _cleanup_(json_decrefp) json_t *oses = NULL, *osnodes = NULL;
+        json_t *o;
+        size_t i;
+        int r;
+
+        r = list_all(k, OS_PATH, &oses);
+        if (r < 0)
+                return r;
+        if (only) {
+                r = list_all(k, OSNODE_PATH, &osnodes);
+                if (r < 0)
+                        return r;
+        }
+        if (arg_json) {
+                json_t *out = json_pack("{s:O, s:O?}", "oses", oses, "osnodes", osnodes);
+                char *s = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+                json_decref(out);
+                if (!s)
+                        return log_oom();
+                puts(s);
+                free(s);
+                return 0;
+        }
+        bool found = false;
+        printf("%-16s %-9s %-12s %7s %7s %11s %6s %6s  %s\n", "OS", "OPERATION", "VERSION", "DESIRED", "UPDATED",
+               "IN-PROGRESS", "FAILED", "BATCH", "STATE");
+        json_array_foreach(oses, i, o) {
+                if (only && !streq(kube_name(o), only))
+                        continue;
+                found = true;
+                json_t *spec = json_object_get(o, "spec"), *cond;
+                const char *state = os_state(o, &cond);
+                size_t n_batches = json_array_size(json_object_get(json_object_get(spec, "strategy"), "batches"));
+                char batch[48];
+                snprintf(batch, sizeof(batch), "%lld/%zu", status_int(o, "currentBatch") + 1, n_batches ?: 1);
+                const char *msg = cond ? json_string_value(json_object_get(cond, "message")) : NULL;
+                printf("%-16s %-9s %-12s %7lld %7lld %11lld %6lld %6s  %s%s%s\n", kube_name(o),
+                       json_string_value(json_object_get(spec, "operation")) ?: "-",
+                       json_string_value(json_object_get(spec, "version")) ?: "-", status_int(o, "desired"),
+                       status_int(o, "updated"), status_int(o, "inProgress"), status_int(o, "failed"), batch,
+                       state, isempty(msg) ? "" : ": ", msg ?: "");
+        }
+        if (only && !found)
+                return log_error_errno(ENOENT, "No OS object named '%s' (see 'hullctl cluster status')", only);
+        if (only) {
+                putchar('\n');
+                print_nodes(osnodes, only);
+        }
+        return 0;
+}
+
+static int cmd_nodes(KubeClient *k) {
+        _cleanup_(json_decrefp) json_t *osnodes = NULL;
+        int r = list_all(k, OSNODE_PATH, &osnodes);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                char *s = json_dumps(osnodes, JSON_INDENT(2));
+                if (!s)
+                        return log_oom();
+                puts(s);
+                free(s);
+                return 0;
+        }
+        print_nodes(osnodes, NULL);
+        return 0;
+}
+
+static int patch_os(KubeClient *k, const char *name, json_t *spec_patch, const char *what) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        json_t *ret = NULL;
+        json_t *patch = json_pack("{s:o}", "spec", spec_patch);
+        if (!patch || asprintf(&path, "%s/%s", OS_PATH, name) < 0) {
+                json_decref(patch);
+                return log_oom();
+        }
+        int r = kube_merge_patch(k, path, patch, &ret, &err);
+        json_decref(patch);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No OS object named '%s'. Create it first (docs/CRD.md has examples: "
+                                          "kubectl apply -f os.yaml)", name);
+        if (r < 0)
+                return log_error_errno(r, "The API server refused to %s OS '%s': %s", what, name,
+                                       err ?: "(no message)");
+        printf("OS %s: %s (generation %" PRIi64 "); hull-operator takes it from here.\n"
+               "Follow it with: hullctl cluster status %s\n", name, what, kube_generation(ret), name);
+        json_decref(ret);
+        return 0;
+}
+
+static int check_upgrade_args(void) {
+        OsIntOrPercentText v;
+        if (!arg_version || !arg_image_url || !arg_sha256)
+                return log_error_errno(EINVAL, "upgrade needs --version, --image-url and --sha256 (the SHA-256 of "
+                                               "the bundle file, as 'sha256sum' prints it)");
+        if (strlen(arg_sha256) != 64 || strspn(arg_sha256, "0123456789abcdef") != 64)
+                return log_error_errno(EINVAL, "--sha256 wants 64 lowercase hex digits, not '%s'", arg_sha256);
+        if (!string_has_prefix(arg_image_url, "https://") && !string_has_prefix(arg_image_url, "http://"))
+                return log_error_errno(EINVAL, "--image-url wants an http(s) URL, not '%s'", arg_image_url);
+        if (arg_max_unavailable && parse_ip(arg_max_unavailable, &v) < 0)
+                return log_error_errno(EINVAL, "--max-unavailable wants a count or a percentage such as 10%%, "
+                                               "not '%s'", arg_max_unavailable);
+        return 0;
+}
+
+static int cmd_upgrade(KubeClient *k, const char *name) {
+        json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s, s:s?}}", "version", arg_version, "operation", "upgrade",
+                                 "image", "url", arg_image_url, "sha256", arg_sha256, "keyId", arg_key_id);
+        if (!spec)
+                return log_oom();
+        json_t *strategy = NULL;
+        if (arg_max_unavailable || arg_batches)
+                json_object_set_new(spec, "strategy", strategy = json_object());
+        if (arg_max_unavailable) {
+                OsIntOrPercentText v;
+                if (parse_ip(arg_max_unavailable, &v) < 0) {
+                        json_decref(spec);
+                        return log_error_errno(EINVAL, "--max-unavailable wants a count or a percentage such as "
+                                                       "10%%, not '%s'", arg_max_unavailable);
+                }
+                json_object_set_new(strategy, "maxUnavailable", ip_json(&v));
+        }
+        if (arg_batches) {
+                _cleanup_free_ char *copy = strdup(arg_batches);
+                json_t *batches = json_array();
+                if (!copy || !batches) {
+                        json_decref(spec);
+                        json_decref(batches);
+                        return log_oom();
+                }
+                for (char *t = copy, *next; t; t = next) {
+                        OsIntOrPercentText v;
+                        next = strchr(t, ',');
+                        if (next)
+                                *next++ = '\0';
+                        if (parse_ip(t, &v) < 0 || v.value == 0) {
+                                json_decref(spec);
+                                json_decref(batches);
+                                return log_error_errno(EINVAL, "--batches wants sizes such as 1,10%%,100%% (each "
+                                                               "at least 1), not '%s'", t);
+                        }
+                        json_array_append_new(batches, json_pack("{s:o}", "nodes", ip_json(&v)));
+                }
+                json_object_set_new(strategy, "batches", batches);
+        }
+        return patch_os(k, name, spec, "upgrade");
+}
+
+static int cmd_rollback(KubeClient *k, const char *name) {
+        json_t *spec = json_pack("{s:s, s:s}", "version", arg_version, "operation", "rollback");
+        return spec ? patch_os(k, name, spec, "roll back") : log_oom();
+}
+
+static int cmd_pause(KubeClient *k, const char *name, bool pause) {
+        json_t *spec = json_pack("{s:{s:b}}", "strategy", "paused", pause);
+        return spec ? patch_os(k, name, spec, pause ? "pause" : "resume") : log_oom();
+}
+
+/* Read-modify-write: approvedBatches must go up by exactly one from what is
+ * there, so a concurrent approval is retried from a fresh read instead of
+ * being lost or doubled. */
+static int bump_approved(json_t *obj, void *userdata) {
+        json_t *spec = json_object_get(obj, "spec");
+        json_t *strategy = json_object_get(spec, "strategy");
+        int64_t *ret = userdata;
+        if (!json_is_object(spec))
+                return -EINVAL;
+        if (!strategy) {
+                strategy = json_object();
+                json_object_set_new(spec, "strategy", strategy);
+        }
+        json_int_t cur = json_integer_value(json_object_get(strategy, "approvedBatches"));
+        *ret = cur + 1;
+        json_object_set_new(strategy, "approvedBatches", json_integer(cur + 1));
+        return 0;
+}
+
+static int cmd_approve(KubeClient *k, const char *name) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        int64_t approved = 0;
+        if (asprintf(&path, "%s/%s", OS_PATH, name) < 0)
+                return log_oom();
+        int r = kube_update_retry(k, path, bump_approved, &approved, NULL, &err);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No OS object named '%s'", name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to approve the next batch of OS '%s': %s", name,
+                                       err ?: "(no message)");
+        printf("OS %s: approvedBatches is now %" PRIi64 "; the rollout may pass its next manual gate.\n", name,
+               approved);
+        return 0;
+}
+
+int cluster_main(int argc, char **argv) {
+        enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
+               ARG_MAX_UNAVAILABLE, ARG_BATCHES };
+        static const struct option opts[] = {
+                { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
+                { "context", required_argument, NULL, ARG_CONTEXT },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "version", required_argument, NULL, ARG_VERSION },
+                { "image-url", required_argument, NULL, ARG_IMAGE_URL },
+                { "sha256", required_argument, NULL, ARG_SHA256 },
+                { "key-id", required_argument, NULL, ARG_KEY_ID },
+                { "max-unavailable", required_argument, NULL, ARG_MAX_UNAVAILABLE },
+                { "batches", required_argument, NULL, ARG_BATCHES },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(kube_config_unrefp) KubeConfig *config = NULL;
+        _cleanup_(kube_client_freep) KubeClient *k = NULL;
+        _cleanup_free_ char *err = NULL;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case ARG_KUBECONFIG:
+                        arg_kubeconfig = optarg;
+                        break;
+                case ARG_CONTEXT:
+                        arg_context = optarg;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_VERSION:
+                        arg_version = optarg;
+                        break;
+                case ARG_IMAGE_URL:
+                        arg_image_url = optarg;
+                        break;
+                case ARG_SHA256:
+                        arg_sha256 = optarg;
+                        break;
+                case ARG_KEY_ID:
+                        arg_key_id = optarg;
+                        break;
+                case ARG_MAX_UNAVAILABLE:
+                        arg_max_unavailable = optarg;
+                        break;
+                case ARG_BATCHES:
+                        arg_batches = optarg;
+                        break;
+                case 'h':
+                        cluster_help();
+                        return 0;
+                default:
+                        log_error("see 'hullctl cluster --help'");
+                        return 2;
+                }
+        char **args = argv + optind;
+        int n = argc - optind;
+        if (n < 1) {
+                cluster_help();
+                return 2;
+        }
+        const char *verb = args[0];
+        bool needs_os = streq(verb, "upgrade") || streq(verb, "rollback") || streq(verb, "pause") ||
+                        streq(verb, "resume") || streq(verb, "approve");
+        if (!needs_os && !streq(verb, "status") && !streq(verb, "nodes")) {
+                log_error("Unknown cluster command '%s' (status, nodes, upgrade, rollback, pause, resume, approve)",
+                          verb);
+                return 2;
+        }
+        if ((needs_os && n != 2) || (streq(verb, "status") && n > 2) || (streq(verb, "nodes") && n != 1)) {
+                log_error("Wrong number of arguments for 'hullctl cluster %s'; see 'hullctl cluster --help'", verb);
+                return 2;
+        }
+
+        /* Check what can be checked before connecting: a typo in a flag
+         * should not wait for (or depend on) the cluster. */
+        if (streq(verb, "upgrade") && (r = check_upgrade_args()) < 0)
+                return 2;
+        if (streq(verb, "rollback") && !arg_version) {
+                log_error("rollback needs --version: the version the nodes go back to (it must be in their "
+                          "other slot)");
+                return 2;
+        }
+
+        r = kube_global_init();
+        if (r >= 0)
+                r = kube_config_load(arg_kubeconfig, arg_context, &config, &err);
+        if (r < 0) {
+                log_error_errno(r, "Failed to load the kubeconfig: %s%s", err ?: "(no message)",
+                                r == -ENOENT ? " (pass --kubeconfig FILE or set KUBECONFIG)" : "");
+                return 1;
+        }
+        r = kube_client_new(config, &k);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the Kubernetes client: %m");
+                return 1;
+        }
+        (void) kube_client_set_user_agent(k, "hullctl/" HULL_VERSION);
+
+        if (streq(verb, "status"))
+                r = cmd_status(k, n == 2 ? args[1] : NULL);
+        else if (streq(verb, "nodes"))
+                r = cmd_nodes(k);
+        else if (streq(verb, "upgrade"))
+                r = cmd_upgrade(k, args[1]);
+        else if (streq(verb, "rollback"))
+                r = cmd_rollback(k, args[1]);
+        else if (streq(verb, "pause") || streq(verb, "resume"))
+                r = cmd_pause(k, args[1], streq(verb, "pause"));
+        else
+                r = cmd_approve(k, args[1]);
+        return r == -EINVAL ? 2 : r < 0 ? 1 : 0;
+}

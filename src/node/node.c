@@ -1,0 +1,699 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The hull-node state machine (docs/OPERATOR.md, "hull-node"):
+ *
+ *   upgrade:  Staging -> Draining -> Rebooting -> Verifying -> Done
+ *   rollback:            Draining -> Rebooting -> Verifying -> Done
+ *   config:   apply; if it needs a reboot: Draining -> Rebooting -> Verifying; Done
+ *
+ * Staging comes before the cordon, while the node still serves, so the
+ * downtime is only the drain and the reboot. Every phase is written to the
+ * OSNode status *before* the step that starts it, so a restart (a reboot is
+ * one) resumes at the right place. Whatever fails, the node is uncordoned
+ * when it runs a good image, which is always the case before the reboot and
+ * after a fallback. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "node.h"
+
+void task_done(Task *t) {
+        if (!t)
+                return;
+        free(t->id);
+        free(t->os);
+        free(t->version);
+        free(t->image_url);
+        free(t->image_sha256);
+        free(t->image_key_id);
+        json_decref(t->config);
+        *t = (Task) {};
+}
+
+static int dup_string(json_t *o, const char *key, bool required, char **ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v)) {
+                if (required)
+                        return -EINVAL;
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return -EINVAL;
+        *ret = strdup(json_string_value(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_int(json_t *o, const char *key, int64_t def, int64_t *ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v)) {
+                *ret = def;
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return -EINVAL;
+        *ret = json_integer_value(v);
+        return 0;
+}
+
+int task_parse(const char *annotation, Task *ret, char **ret_error) {
+        _cleanup_(task_done) Task t = {};
+        json_error_t jerr;
+        json_t *j = json_loads(annotation, JSON_REJECT_DUPLICATES, &jerr);
+        const char *what = NULL;
+        int r;
+
+        if (!j || !json_is_object(j)) {
+                json_decref(j);
+                if (ret_error)
+                        (void) asprintf(ret_error, "annotation %s is not a JSON object: %s",
+                                        NODE_ANNOTATION_TASK, j ? "wrong type" : jerr.text);
+                return -EINVAL;
+        }
+        const char *op = json_string_value(json_object_get(j, "operation"));
+        json_t *image = json_object_get(j, "image"), *drain = json_object_get(j, "drain");
+        int64_t b;
+
+        if ((r = dup_string(j, "id", true, &t.id)) < 0)
+                what = "id";
+        else if ((r = dup_string(j, "os", false, &t.os)) < 0)
+                what = "os";
+        else if (!op || (!streq(op, "upgrade") && !streq(op, "rollback") && !streq(op, "config")))
+                what = "operation", r = -EINVAL;
+        else if ((r = dup_string(j, "version", !streq(op, "config"), &t.version)) < 0)
+                what = "version";
+        else if ((r = dup_string(image, "url", streq(op, "upgrade"), &t.image_url)) < 0)
+                what = "image.url";
+        else if ((r = dup_string(image, "sha256", false, &t.image_sha256)) < 0)
+                what = "image.sha256";
+        else if ((r = dup_string(image, "keyId", false, &t.image_key_id)) < 0)
+                what = "image.keyId";
+        else if ((r = get_int(drain, "timeoutSeconds", 600, &t.drain_timeout)) < 0 || t.drain_timeout < 0)
+                what = "drain.timeoutSeconds", r = -EINVAL;
+        else if ((r = get_int(drain, "gracePeriodSeconds", -1, &t.grace_period)) < 0 || t.grace_period < -1)
+                what = "drain.gracePeriodSeconds", r = -EINVAL;
+        else if ((r = get_int(drain, "deleteEmptyDirData", 0, &b)) < 0 && !json_is_boolean(
+                         json_object_get(drain, "deleteEmptyDirData")))
+                what = "drain.deleteEmptyDirData";
+        if (what) {
+                json_decref(j);
+                if (ret_error)
+                        (void) asprintf(ret_error, "annotation %s: bad or missing \"%s\"", NODE_ANNOTATION_TASK,
+                                        what);
+                return r == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+        t.delete_empty_dir_data = json_is_true(json_object_get(drain, "deleteEmptyDirData"));
+        t.force = json_is_true(json_object_get(drain, "force"));
+        t.operation = streq(op, "upgrade") ? TASK_UPGRADE : streq(op, "rollback") ? TASK_ROLLBACK : TASK_CONFIG;
+        json_t *config = json_object_get(j, "config");
+        if (config && !json_is_null(config)) {
+                if (!json_is_object(config) || !json_is_integer(json_object_get(config, "generation"))) {
+                        json_decref(j);
+                        if (ret_error)
+                                (void) asprintf(ret_error, "annotation %s: \"config\" must be an object with "
+                                                "an integer generation", NODE_ANNOTATION_TASK);
+                        return -EINVAL;
+                }
+                t.config = json_incref(config);
+                t.config_generation = json_integer_value(json_object_get(config, "generation"));
+        } else if (t.operation == TASK_CONFIG) {
+                json_decref(j);
+                if (ret_error)
+                        (void) asprintf(ret_error, "annotation %s: operation config without \"config\"",
+                                        NODE_ANNOTATION_TASK);
+                return -EINVAL;
+        }
+        json_decref(j);
+        *ret = t;
+        t = (Task) {};
+        return 0;
+}
+
+void agent_view_done(AgentView *v) {
+        if (!v)
+                return;
+        free(v->version);
+        free(v->boot_id);
+        free(v->booted_slot);
+        free(v->other_slot);
+        free(v->other_state);
+        free(v->other_version);
+        free(v->health);
+        free(v->op_type);
+        free(v->op_state);
+        free(v->op_version);
+        free(v->op_error);
+        *v = (AgentView) {};
+}
+
+static char *sdup(json_t *v) {
+        return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+int agent_view_fetch(AgentClient *c, AgentView *ret) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
+        AgentView v = {};
+        int r;
+
+        r = agent_client_call(c, "GET", "/v1/status", NULL, &resp);
+        if (r < 0) {
+                if (agent_client_unreachable(c)) {
+                        *ret = (AgentView) { .reachable = false };
+                        return 0;
+                }
+                return r;
+        }
+        if (resp.status != 200 || !json_is_object(resp.body))
+                return -EPROTO;
+        json_t *b = resp.body, *boot = json_object_get(b, "boot"), *slots = json_object_get(b, "slots");
+        v.reachable = true;
+        v.version = sdup(json_object_get(json_object_get(b, "os"), "version"));
+        v.boot_id = sdup(json_object_get(boot, "boot_id"));
+        v.booted_slot = sdup(json_object_get(boot, "slot"));
+        const char *key;
+        json_t *s;
+        json_object_foreach(slots, key, s) {
+                if (v.booted_slot && streq(key, v.booted_slot))
+                        v.booted_good = json_is_true(json_object_get(s, "good"));
+                else {
+                        free(v.other_slot);
+                        free(v.other_state);
+                        free(v.other_version);
+                        v.other_slot = strdup(key);
+                        v.other_state = sdup(json_object_get(s, "state"));
+                        v.other_version = sdup(json_object_get(s, "version"));
+                }
+        }
+        json_t *gen = json_object_get(json_object_get(b, "config"), "generation");
+        v.config_generation = json_is_integer(gen) ? json_integer_value(gen) : 0;
+        v.reboot_required = json_is_true(json_object_get(b, "reboot_required"));
+        v.health = sdup(json_object_get(json_object_get(b, "health"), "state"));
+        json_t *op = json_object_get(b, "operation");
+        if (json_is_object(op)) {
+                json_t *id = json_object_get(op, "id"), *e = json_object_get(op, "error");
+                v.op_id = json_is_integer(id) ? json_integer_value(id) : 0;
+                v.op_type = sdup(json_object_get(op, "type"));
+                v.op_state = sdup(json_object_get(op, "state"));
+                v.op_version = sdup(json_object_get(op, "version"));
+                if (json_is_object(e)) {
+                        const char *code = json_string_value(json_object_get(e, "code"));
+                        const char *msg = json_string_value(json_object_get(e, "message"));
+                        if (asprintf(&v.op_error, "%s: %s", code ?: "error", msg ?: "(no message)") < 0)
+                                v.op_error = NULL;
+                }
+        }
+        *ret = v;
+        return 0;
+}
+
+/* ---- Kubernetes side ---- */
+
+static const char *osnode_status_str(json_t *osnode, const char *key) {
+        return json_string_value(json_object_get(json_object_get(osnode, "status"), key));
+}
+
+typedef struct StatusUpdate {
+        const char *phase;              /* NULL: unchanged */
+        const char *task;               /* NULL: unchanged */
+        const char *error;              /* non-NULL: set lastError */
+        bool clear_error;
+        const char *boot_id;            /* the boot before the reboot we cause */
+        const char *os;
+} StatusUpdate;
+
+static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const StatusUpdate *u) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        char now[32];
+        json_t *status = json_object();
+        int r;
+
+        if (!status)
+                return -ENOMEM;
+        kube_format_time(ctx->now, now);
+        if (u->phase) {
+                json_object_set_new(status, "phase", json_string(u->phase));
+                const char *old = osnode_status_str(osnode, "phase");
+                if (!old || !streq(old, u->phase))
+                        json_object_set_new(status, "phaseTime", json_string(now));
+        }
+        if (u->task)
+                json_object_set_new(status, "task", json_string(u->task));
+        if (u->os)
+                json_object_set_new(status, "os", json_string(u->os));
+        if (u->boot_id)
+                json_object_set_new(status, "rebootFrom", json_string(u->boot_id));
+        if (u->error) {
+                /* The CRD caps the message (a drain can list many pods):
+                 * cut it rather than have the whole status refused. */
+                _cleanup_free_ char *msg = NULL;
+                size_t l = strlen(u->error);
+                if (l > OSNODE_ERROR_MAX) {
+                        l = OSNODE_ERROR_MAX;
+                        while (l > 0 && ((unsigned char) u->error[l] & 0xc0) == 0x80)
+                                l--;    /* not inside a UTF-8 sequence */
+                        if (asprintf(&msg, "%.*s...", (int) l, u->error) < 0)
+                                msg = NULL;
+                }
+                json_object_set_new(status, "lastError",
+                                    json_pack("{s:s, s:s}", "message", msg ?: u->error, "time", now));
+        }
+        else if (u->clear_error)
+                json_object_set_new(status, "lastError", json_null());
+        if (a && a->reachable) {
+                if (a->version)
+                        json_object_set_new(status, "version", json_string(a->version));
+                if (a->booted_slot)
+                        json_object_set_new(status, "slot", json_string(a->booted_slot));
+                if (a->boot_id)
+                        json_object_set_new(status, "bootId", json_string(a->boot_id));
+                json_object_set_new(status, "configGeneration", json_integer(a->config_generation));
+        }
+        /* Skip a write that changes nothing: status reports happen on every
+         * pass, and 5,000 nodes writing unchanged status is load for no
+         * information. */
+        json_t *cur = json_object_get(osnode, "status");
+        bool changed = !cur;
+        const char *k;
+        json_t *v;
+        json_object_foreach(status, k, v) {
+                if (streq(k, "phaseTime"))
+                        continue;
+                json_t *old = json_object_get(cur, k);
+                if (json_is_null(v) ? (old && !json_is_null(old)) : !json_equal(old, v))
+                        changed = true;
+        }
+        if (!changed) {
+                json_decref(status);
+                return 0;
+        }
+        json_object_set_new(status, "updatedTime", json_string(now));
+        json_t *patch = json_pack("{s:o}", "status", status);
+        if (!patch)
+                return -ENOMEM;
+        if (asprintf(&path, "%s/%s/status", OSNODE_PATH, ctx->node_name) < 0) {
+                json_decref(patch);
+                return -ENOMEM;
+        }
+        r = kube_merge_patch(ctx->kube, path, patch, NULL, &err);
+        json_decref(patch);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to update OSNode '%s' status: %s", ctx->node_name,
+                                         err ?: "(no message)");
+        return 0;
+}
+
+int node_ensure_osnode(NodeCtx *ctx) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        json_t *obj = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/%s", OSNODE_PATH, ctx->node_name) < 0)
+                return -ENOMEM;
+        r = kube_get(ctx->kube, path, &obj, &err);
+        json_decref(obj);
+        if (r != -ENOENT)
+                return r < 0 ? log_error_errno(r, "Failed to read OSNode '%s': %s", ctx->node_name,
+                                               err ?: "(no message)") : 0;
+        free(err);
+        err = NULL;
+        json_t *n = json_pack("{s:s, s:s, s:{s:s}, s:{}}", "apiVersion", "hull.dev/v1alpha1", "kind", "OSNode",
+                              "metadata", "name", ctx->node_name, "spec");
+        if (!n)
+                return -ENOMEM;
+        r = kube_create(ctx->kube, OSNODE_PATH, n, NULL, &err);
+        json_decref(n);
+        if (r < 0 && r != -EEXIST)
+                return log_error_errno(r, "Failed to create OSNode '%s': %s", ctx->node_name,
+                                       err ?: "(no message)");
+        log_info("Created OSNode '%s'", ctx->node_name);
+        return 0;
+}
+
+static void node_event(NodeCtx *ctx, json_t *node, const char *type, const char *reason, const char *fmt, ...)
+        _printf_(5, 6);
+static void node_event(NodeCtx *ctx, json_t *node, const char *type, const char *reason, const char *fmt, ...) {
+        _cleanup_free_ char *note = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&note, fmt, ap) < 0)
+                note = NULL;
+        va_end(ap);
+        log_full(streq(type, "Warning") ? LOG_WARNING : LOG_INFO, "%s: %s", reason, note ?: "");
+        json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s?}}", "apiVersion", "v1", "kind", "Node", "metadata", "name",
+                                ctx->node_name, "uid",
+                                json_string_value(json_object_get(json_object_get(node, "metadata"), "uid")));
+        if (!ref)
+                return;
+        (void) kube_event(ctx->kube, ref, type, reason, reason, "hull.dev/hull-node", ctx->identity,
+                          note ?: reason);
+        json_decref(ref);
+}
+
+/* Cordon only if nobody else has; remember that we did, so that only our
+ * own cordon is ever lifted. */
+static int node_cordon(NodeCtx *ctx, json_t *node) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        int r;
+
+        if (kube_annotation(node, NODE_ANNOTATION_CORDONED))
+                return 0;
+        if (json_is_true(json_object_get(json_object_get(node, "spec"), "unschedulable")))
+                return 0;
+        if (asprintf(&path, "/api/v1/nodes/%s", ctx->node_name) < 0)
+                return -ENOMEM;
+        json_t *patch = json_pack("{s:{s:b}, s:{s:{s:s}}}", "spec", "unschedulable", 1, "metadata",
+                                  "annotations", NODE_ANNOTATION_CORDONED, "true");
+        if (!patch)
+                return -ENOMEM;
+        r = kube_merge_patch(ctx->kube, path, patch, NULL, &err);
+        json_decref(patch);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to cordon node '%s': %s", ctx->node_name, err ?: "");
+        node_event(ctx, node, "Normal", "Cordoned", "cordoned for the OS update");
+        return 0;
+}
+
+/* Lift our cordon (if any) and, if asked, drop the task annotation, in one
+ * patch so that the operator never sees a finished node still cordoned. */
+static int node_release(NodeCtx *ctx, json_t *node, bool clear_task) {
+        _cleanup_free_ char *path = NULL, *err = NULL;
+        bool ours = kube_annotation(node, NODE_ANNOTATION_CORDONED) != NULL;
+        int r;
+
+        if (!ours && !(clear_task && kube_annotation(node, NODE_ANNOTATION_TASK)))
+                return 0;
+        if (asprintf(&path, "/api/v1/nodes/%s", ctx->node_name) < 0)
+                return -ENOMEM;
+        json_t *annotations = json_object();
+        json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", annotations);
+        if (!patch)
+                return -ENOMEM;
+        if (ours) {
+                json_object_set_new(annotations, NODE_ANNOTATION_CORDONED, json_null());
+                json_object_set_new(patch, "spec", json_pack("{s:n}", "unschedulable"));
+        }
+        if (clear_task)
+                json_object_set_new(annotations, NODE_ANNOTATION_TASK, json_null());
+        r = kube_merge_patch(ctx->kube, path, patch, NULL, &err);
+        json_decref(patch);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to uncordon node '%s': %s", ctx->node_name, err ?: "");
+        if (ours)
+                node_event(ctx, node, "Normal", "Uncordoned", "uncordoned");
+        return 0;
+}
+
+static int agent_post(NodeCtx *ctx, const char *path, json_t *body, long *ret_status, char **ret_error) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
+        int r = agent_client_call(ctx->agent, "POST", path, body, &resp);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup(agent_client_error(ctx->agent) ?: strerror(-r));
+                return r;
+        }
+        *ret_status = resp.status;
+        if (resp.status >= 300 && ret_error) {
+                const char *code = NULL, *msg = NULL;
+                agent_response_error(&resp, &code, &msg);
+                if (asprintf(ret_error, "%s %s: %s: %s", "agent", path, code ?: "error", msg ?: "(no message)") < 0)
+                        *ret_error = NULL;
+        }
+        if (resp.status >= 300) {
+                const char *code = NULL;
+                agent_response_error(&resp, &code, NULL);
+                return code && streq(code, "busy") ? -EBUSY : code && streq(code, "conflict") ? -ESTALE : -EIO;
+        }
+        return 0;
+}
+
+static int fail_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t,
+                     const char *phase, const char *message) {
+        /* The node runs a good image at every point a failure can be seen
+         * (before the reboot, or after GRUB fell back), so lifting our cordon
+         * is safe; the task annotation stays so the operator counts the
+         * failure against the budget. */
+        (void) node_release(ctx, node, false);
+        node_event(ctx, node, "Warning", streq(phase, "RolledBack") ? "RolledBack" : "UpdateFailed",
+                   "task %s: %s", t->id, message);
+        StatusUpdate u = { .phase = phase, .task = t->id, .error = message, .os = t->os };
+        return osnode_write(ctx, osnode, a, &u);
+}
+
+static int set_phase(NodeCtx *ctx, json_t *osnode, const AgentView *a, const Task *t, const char *phase,
+                     const char *boot_id) {
+        StatusUpdate u = { .phase = phase, .task = t->id, .boot_id = boot_id, .os = t->os, .clear_error = true };
+        return osnode_write(ctx, osnode, a, &u);
+}
+
+static bool target_reached(const Task *t, const AgentView *a) {
+        bool version_ok = t->operation == TASK_CONFIG || (a->version && t->version && streq(a->version, t->version));
+        bool config_ok = !t->config || a->config_generation >= t->config_generation;
+        return version_ok && config_ok && a->booted_good;
+}
+
+static int step_done(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
+        int r = node_release(ctx, node, true);
+        if (r < 0)
+                return r;
+        node_event(ctx, node, "Normal", "Updated", "task %s done: running %s, config generation %" PRIi64,
+                   t->id, a->version ?: "?", a->config_generation);
+        return set_phase(ctx, osnode, a, t, "Done", NULL);
+}
+
+static int start_drain(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
+        int r = node_cordon(ctx, node);
+        if (r < 0)
+                return r;
+        ctx->drain = drain_state_free(ctx->drain);
+        return set_phase(ctx, osnode, a, t, "Draining", NULL);
+}
+
+/* Apply the task's node config, if it has one the host does not. Returns 1
+ * when applied (or nothing to do), 0 to come back later (agent busy), < 0
+ * on a refusal. */
+static int apply_config(NodeCtx *ctx, const Task *t, const AgentView *a, char **ret_error) {
+        long status = 0;
+        if (!t->config || a->config_generation >= t->config_generation)
+                return 1;
+        int r = agent_post(ctx, "/v1/config", t->config, &status, ret_error);
+        if (r == -EBUSY) {
+                free(*ret_error);
+                *ret_error = NULL;
+                return 0;
+        }
+        return r < 0 ? r : 1;
+}
+
+static int64_t osnode_phase_time(json_t *osnode, int64_t def) {
+        int64_t t;
+        const char *s = osnode_status_str(osnode, "phaseTime");
+        return s && kube_parse_time(s, &t) >= 0 ? t : def;
+}
+
+static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
+        const char *cur_task = osnode_status_str(osnode, "task");
+        const char *phase = (cur_task && streq(cur_task, t->id)) ? osnode_status_str(osnode, "phase") : NULL;
+        _cleanup_free_ char *err = NULL;
+        long status = 0;
+        int r;
+
+        ctx->busy = true;
+        if (phase && (streq(phase, "Done") || streq(phase, "Failed") || streq(phase, "RolledBack"))) {
+                ctx->busy = false;
+                if (streq(phase, "Done"))       /* crashed between the status write and the release */
+                        return node_release(ctx, node, true);
+                return node_release(ctx, node, false);
+        }
+
+        if (!phase || streq(phase, "Idle")) {
+                if (!a->reachable)
+                        return 0;
+                if (target_reached(t, a))
+                        return step_done(ctx, node, osnode, a, t);
+                if (t->operation == TASK_UPGRADE) {
+                        if (a->other_state && streq(a->other_state, "staged") && a->other_version &&
+                            streq(a->other_version, t->version))
+                                return start_drain(ctx, node, osnode, a, t);
+                        r = apply_config(ctx, t, a, &err);
+                        if (r <= 0)
+                                return r < 0 ? fail_task(ctx, node, osnode, a, t, "Failed", err ?: "config refused") : 0;
+                        json_t *body = json_pack("{s:s, s:s, s:s?, s:s?}", "source", t->image_url, "version",
+                                                 t->version, "sha256", t->image_sha256, "key_id", t->image_key_id);
+                        if (!body)
+                                return -ENOMEM;
+                        r = agent_post(ctx, "/v1/stage", body, &status, &err);
+                        json_decref(body);
+                        if (r == -EBUSY)
+                                return 0;       /* another operation first: come back */
+                        if (r < 0)
+                                return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "stage refused");
+                        node_event(ctx, node, "Normal", "Staging", "staging %s from %s", t->version, t->image_url);
+                        return set_phase(ctx, osnode, a, t, "Staging", NULL);
+                }
+                if (t->operation == TASK_ROLLBACK) {
+                        if (!a->other_state || !streq(a->other_state, "good") || !a->other_version ||
+                            !streq(a->other_version, t->version)) {
+                                _cleanup_free_ char *m = NULL;
+                                if (asprintf(&m, "cannot roll back to %s: the other slot holds %s (%s)", t->version,
+                                             a->other_version ?: "nothing", a->other_state ?: "unknown") < 0)
+                                        return -ENOMEM;
+                                return fail_task(ctx, node, osnode, a, t, "Failed", m);
+                        }
+                        return start_drain(ctx, node, osnode, a, t);
+                }
+                /* config */
+                r = apply_config(ctx, t, a, &err);
+                if (r <= 0)
+                        return r < 0 ? fail_task(ctx, node, osnode, a, t, "Failed", err ?: "config refused") : 0;
+                AgentView fresh = {};
+                if (agent_view_fetch(ctx->agent, &fresh) < 0 || !fresh.reachable) {
+                        agent_view_done(&fresh);
+                        return 0;
+                }
+                if (fresh.reboot_required)
+                        r = start_drain(ctx, node, osnode, &fresh, t);
+                else
+                        r = step_done(ctx, node, osnode, &fresh, t);
+                agent_view_done(&fresh);
+                return r;
+        }
+
+        if (streq(phase, "Staging")) {
+                if (!a->reachable)
+                        return 0;
+                if (a->other_state && streq(a->other_state, "staged") && a->other_version &&
+                    streq(a->other_version, t->version)) {
+                        node_event(ctx, node, "Normal", "Staged", "%s staged into slot %s", t->version,
+                                   a->other_slot ?: "?");
+                        return start_drain(ctx, node, osnode, a, t);
+                }
+                if (a->op_type && streq(a->op_type, "stage") && a->op_state && streq(a->op_state, "failed") &&
+                    a->op_version && streq(a->op_version, t->version))
+                        return fail_task(ctx, node, osnode, a, t, "Failed", a->op_error ?: "staging failed");
+                if (a->op_state && streq(a->op_state, "running"))
+                        return 0;
+                /* Not staged and nothing running (the agent restarted and
+                 * the stage was interrupted): start over. */
+                return set_phase(ctx, osnode, a, t, "Idle", NULL);
+        }
+
+        if (streq(phase, "Draining")) {
+                if (!ctx->drain) {
+                        ctx->drain = drain_state_new(osnode_phase_time(osnode, ctx->now) + t->drain_timeout);
+                        if (!ctx->drain)
+                                return -ENOMEM;
+                }
+                r = drain_step(ctx, ctx->drain, t, &err);
+                if (r == 0)
+                        return 0;
+                if (r < 0 && r != -ETIMEDOUT && r != -EPERM) {
+                        log_warning_errno(r, "Drain step failed, retrying: %s", err ?: "");
+                        return 0;
+                }
+                ctx->drain = drain_state_free(ctx->drain);
+                if (r < 0)
+                        return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "drain failed");
+                if (!a->reachable || !a->boot_id)
+                        return 0;
+                node_event(ctx, node, "Normal", "Drained", "node drained");
+                /* Write Rebooting with the current boot ID first: if the
+                 * reboot takes us down right after the call, the next start
+                 * knows what it was waiting for. */
+                r = set_phase(ctx, osnode, a, t, "Rebooting", a->boot_id);
+                if (r < 0)
+                        return r;
+                if (t->operation == TASK_UPGRADE)
+                        r = agent_post(ctx, "/v1/activate", NULL, &status, &err);
+                else if (t->operation == TASK_ROLLBACK)
+                        r = agent_post(ctx, "/v1/rollback", NULL, &status, &err);
+                else
+                        r = agent_post(ctx, "/v1/reboot", NULL, &status, &err);
+                if (r < 0 && !agent_client_unreachable(ctx->agent))
+                        return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
+                node_event(ctx, node, "Normal", "Rebooting", "rebooting into %s", t->version ?: "the new config");
+                return 0;
+        }
+
+        if (streq(phase, "Rebooting")) {
+                const char *before = osnode_status_str(osnode, "rebootFrom");
+                if (!a->reachable || !a->boot_id)
+                        return 0;
+                if (before && streq(before, a->boot_id))
+                        return 0;       /* not rebooted yet */
+                return set_phase(ctx, osnode, a, t, "Verifying", NULL);
+        }
+
+        if (streq(phase, "Verifying")) {
+                if (!a->reachable)
+                        return 0;
+                if (target_reached(t, a))
+                        return step_done(ctx, node, osnode, a, t);
+                if (t->operation != TASK_CONFIG && a->version && t->version && !streq(a->version, t->version)) {
+                        _cleanup_free_ char *m = NULL;
+                        if (asprintf(&m, "booted back into %s instead of %s%s%s", a->version, t->version,
+                                     a->op_error ? ": " : "", a->op_error ?: "") < 0)
+                                return -ENOMEM;
+                        return fail_task(ctx, node, osnode, a, t,
+                                         t->operation == TASK_UPGRADE ? "RolledBack" : "Failed", m);
+                }
+                /* The new image is up and the agent's health checks are
+                 * running; if they fail the agent reboots and GRUB falls
+                 * back, which shows up above on the next boot. */
+                return osnode_write(ctx, osnode, a, &(StatusUpdate) {});
+        }
+
+        log_warning("OSNode '%s' has unknown phase '%s', starting the task over", ctx->node_name, phase);
+        return set_phase(ctx, osnode, a, t, "Idle", NULL);
+}
+
+int node_reconcile(NodeCtx *ctx) {
+        _cleanup_(agent_view_done) AgentView a = {};
+        _cleanup_(task_done) Task t = {};
+        _cleanup_free_ char *err = NULL;
+        json_t *node, *osnode;
+        int r;
+
+        ctx->now = time(NULL);
+        ctx->busy = false;
+        node = kube_informer_get(ctx->node_informer, ctx->node_name);
+        osnode = kube_informer_get(ctx->osnode_informer, ctx->node_name);
+        if (!node || !osnode) {
+                json_decref(node);
+                json_decref(osnode);
+                /* Someone deleted our OSNode: make it again (its status
+                 * is rewritten from the agent on the next pass). */
+                return node ? node_ensure_osnode(ctx) : 0;
+        }
+        r = agent_view_fetch(ctx->agent, &a);
+        if (r < 0)
+                log_warning_errno(r, "Failed to read the agent's status: %s", agent_client_error(ctx->agent) ?: "");
+
+        const char *ann = kube_annotation(node, NODE_ANNOTATION_TASK);
+        if (!ann) {
+                /* No task. Lift a cordon of ours that a crash left behind,
+                 * and report what the host runs. */
+                ctx->drain = drain_state_free(ctx->drain);
+                (void) node_release(ctx, node, false);
+                const char *phase = osnode_status_str(osnode, "phase");
+                StatusUpdate u = { .phase = phase ? NULL : "Idle" };
+                r = osnode_write(ctx, osnode, &a, &u);
+        } else if (task_parse(ann, &t, &err) < 0) {
+                /* The operator wrote something we cannot read: report it and
+                 * touch nothing. */
+                (void) node_release(ctx, node, false);
+                StatusUpdate u = { .phase = "Failed", .error = err };
+                r = osnode_write(ctx, osnode, &a, &u);
+        } else
+                r = run_task(ctx, node, osnode, &a, &t);
+
+        json_decref(node);
+        json_decref(osnode);
+        return r;
+}

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Simulated hosts for the fleet tests: one fake hull-agent per node, and
+the host side of a reboot (the kubelet's Node Ready condition).
+
+TEST FIXTURE ONLY. Each simulated host answers the agent API of
+docs/AGENT-API.md on DIR/<node>.sock as far as hull-node uses it (status,
+stage, activate, rollback, config, reboot, mark-good) and keeps the A/B slot
+state a real host would: staging writes the inactive slot, activate and
+rollback change the boot target and reboot. A reboot takes the socket away,
+sets the Node's Ready condition to False through the API server (as a
+kubelet that stopped posting status would), and comes back with a new boot
+ID. What it does NOT model: GRUB, disks, signatures, health checks; passing
+against it says nothing about hull-agent itself (tests/integration and
+tests/e2e test that).
+
+Usage: fake-hosts.py --dir DIR --api URL --nodes n1,n2,... [--version 1.0.0]
+                     [--stage-seconds S] [--reboot-seconds S] [--health-seconds S]
+
+Per-node behaviour is read from DIR/<node>.json on every request (absent =
+normal), e.g. {"stage": "fail"} | {"reboot": "never"} | {"boot": "fallback"}
+| {"stage_seconds": 5}. DIR/<node>.log gets one line per API call.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import socketserver
+import threading
+import time
+import urllib.request
+import uuid
+
+args = None
+lock = threading.Lock()
+
+
+def now_iso():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def set_ready(node, ready):
+    """Patch the Node's Ready condition as the kubelet would."""
+    body = json.dumps({"status": {"conditions": [{
+        "type": "Ready", "status": "True" if ready else "False",
+        "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+        "message": "simulated", "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}]}}).encode()
+    req = urllib.request.Request(f"{args.api}/api/v1/nodes/{node}/status", data=body, method="PATCH",
+                                 headers={"Content-Type": "application/merge-patch+json"})
+    for _ in range(20):
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+
+
+class Host:
+    def __init__(self, name):
+        self.name = name
+        self.sock = os.path.join(args.dir, name + ".sock")
+        self.booted = "a"
+        self.boot_id = uuid.uuid4().hex
+        self.slots = {"a": {"state": "good", "version": args.version, "priority": 10, "tries": 0, "good": True},
+                      "b": {"state": "empty", "version": None, "priority": 0, "tries": 0, "good": False}}
+        self.config = {"generation": 0}
+        self.reboot_required = False
+        self.health = "healthy"
+        self.op = None
+        self.next_op = 1
+        self.server = None
+        self.lock = threading.Lock()
+
+    def behaviour(self):
+        try:
+            with open(os.path.join(args.dir, self.name + ".json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def other(self):
+        return "b" if self.booted == "a" else "a"
+
+    def status(self):
+        slots = {}
+        for k, s in self.slots.items():
+            slots[k] = dict(s, booted=(k == self.booted))
+        return {"api": "v1",
+                "os": {"name": "hull-sim", "version": self.slots[self.booted]["version"],
+                       "pretty_name": "Hull simulated host"},
+                "boot": {"slot": self.booted, "degraded": False, "boot_id": self.boot_id, "first_boot": False},
+                "slots": slots, "health": {"state": self.health, "message": None},
+                "config": {"generation": self.config.get("generation", 0)},
+                "reboot_required": self.reboot_required, "operation": self.op}
+
+    def new_op(self, type_, version=None, state="running"):
+        self.op = {"id": self.next_op, "type": type_, "state": state, "phase": None, "done": 0, "total": 0,
+                   "started": now_iso(), "finished": None, "error": None, "version": version,
+                   "slot": self.other() if type_ == "stage" else self.booted}
+        self.next_op += 1
+        return self.op
+
+    def busy(self):
+        return self.op is not None and self.op["state"] == "running"
+
+    # --- the API ---
+    def handle(self, method, path, body):
+        b = self.behaviour()
+        with self.lock:
+            if method == "GET" and path == "/v1/status":
+                return 200, self.status()
+            if method != "POST":
+                return 404, {"error": {"code": "not_found", "message": path}}
+            if self.busy():
+                return 409, {"error": {"code": "busy", "message": "an operation is running"}}
+            if path == "/v1/stage":
+                op = self.new_op("stage", body.get("version"))
+                other = self.other()
+                self.slots[other].update(state="empty", version=None, good=False, priority=0)
+                threading.Thread(target=self.do_stage, args=(op, body, b), daemon=True).start()
+                return 202, op
+            if path == "/v1/activate":
+                other = self.other()
+                if self.slots[other]["state"] != "staged":
+                    return 409, {"error": {"code": "conflict", "message": "nothing is staged"}}
+                self.slots[other].update(state="trying", priority=20, tries=3)
+                op = self.new_op("activate", self.slots[other]["version"], "succeeded")
+                threading.Thread(target=self.reboot, args=(other, b), daemon=True).start()
+                return 200, op
+            if path == "/v1/rollback":
+                other = self.other()
+                if not self.slots[other]["good"]:
+                    return 409, {"error": {"code": "conflict", "message": "the other slot is not good"}}
+                self.slots[other]["priority"] = 20
+                self.slots[self.booted]["priority"] = 10
+                op = self.new_op("rollback", self.slots[other]["version"], "succeeded")
+                threading.Thread(target=self.reboot, args=(other, b), daemon=True).start()
+                return 200, op
+            if path == "/v1/reboot":
+                op = self.new_op("reboot", None, "succeeded")
+                threading.Thread(target=self.reboot, args=(self.booted, b), daemon=True).start()
+                return 200, op
+            if path == "/v1/config":
+                gen = body.get("generation")
+                cur = self.config.get("generation", 0)
+                if not isinstance(gen, int) or gen < cur or (gen == cur and body != self.config):
+                    return 409, {"error": {"code": "stale_generation", "message": f"generation {gen} <= {cur}"}}
+                changed = gen != cur
+                self.config = body
+                if changed and body.get("kernel_args"):
+                    self.reboot_required = True
+                return 200, {"generation": gen, "changed": changed, "reboot_required": self.reboot_required}
+            if path == "/v1/mark-good":
+                self.slots[self.booted]["good"] = True
+                self.slots[self.booted]["state"] = "good"
+                return 200, self.new_op("mark-good", None, "succeeded")
+            return 404, {"error": {"code": "not_found", "message": path}}
+
+    def do_stage(self, op, body, b):
+        time.sleep(b.get("stage_seconds", args.stage_seconds))
+        with self.lock:
+            other = self.other()
+            if b.get("stage") == "fail":
+                op.update(state="failed", finished=now_iso(),
+                          error={"code": "digest_mismatch", "message": "the bundle's SHA-256 does not match",
+                                 "errno": "EBADMSG"})
+                self.slots[other]["state"] = "bad"
+                return
+            self.slots[other].update(state="staged", version=body.get("version"), good=False, priority=0)
+            op.update(state="succeeded", finished=now_iso())
+
+    def reboot(self, target, b):
+        time.sleep(0.1)         # the API answer goes out first, as on a real host
+        self.stop()
+        set_ready(self.name, False)
+        if b.get("reboot") == "never":
+            return
+        time.sleep(b.get("reboot_seconds", args.reboot_seconds))
+        with self.lock:
+            fell_back = b.get("boot") == "fallback" and target != self.booted
+            if fell_back:
+                self.slots[target].update(state="bad", priority=0, tries=0)
+                self.op = {"id": self.next_op, "type": "fallback", "state": "failed", "phase": None, "done": 0,
+                           "total": 0, "started": now_iso(), "finished": now_iso(), "version": self.slots[target]["version"],
+                           "slot": target, "error": {"code": "boot_failed",
+                                                     "message": f"slot {target} used up its tries"}}
+                self.next_op += 1
+            else:
+                self.booted = target
+                self.reboot_required = False
+                if not self.slots[target]["good"]:
+                    self.health = "checking"
+            self.boot_id = uuid.uuid4().hex
+        self.start()
+        set_ready(self.name, True)
+        if not fell_back and self.health == "checking":
+            time.sleep(args.health_seconds)
+            with self.lock:
+                self.slots[self.booted].update(state="good", good=True, priority=10)
+                other = self.other()
+                if self.slots[other]["state"] == "good":
+                    self.slots[other]["priority"] = 5
+                self.health = "healthy"
+                self.op = {"id": self.next_op, "type": "mark-good", "state": "succeeded", "phase": None,
+                           "done": 0, "total": 0, "started": now_iso(), "finished": now_iso(), "error": None,
+                           "version": self.slots[self.booted]["version"], "slot": self.booted}
+                self.next_op += 1
+
+    # --- the socket ---
+    def start(self):
+        host = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def address_string(self):
+                return "unix"
+
+            def do(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    body = None
+                if body is None or not isinstance(body, dict):
+                    code, out = 400, {"error": {"code": "bad_request", "message": "not a JSON object"}}
+                else:
+                    code, out = host.handle(self.command, self.path.split("?")[0], body)
+                with open(os.path.join(args.dir, host.name + ".log"), "a") as f:
+                    f.write(json.dumps({"t": time.time(), "method": self.command, "path": self.path,
+                                        "status": code}) + "\n")
+                data = json.dumps(out).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        try:
+            os.unlink(self.sock)
+        except FileNotFoundError:
+            pass
+        self.server = Server(self.sock, Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        try:
+            os.unlink(self.sock)
+        except FileNotFoundError:
+            pass
+
+
+def main():
+    global args
+    p = argparse.ArgumentParser()
+    p.add_argument("--dir", required=True)
+    p.add_argument("--api", required=True)
+    p.add_argument("--nodes", required=True)
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--stage-seconds", type=float, default=0.5)
+    p.add_argument("--reboot-seconds", type=float, default=1.0)
+    p.add_argument("--health-seconds", type=float, default=0.5)
+    args = p.parse_args()
+    hosts = [Host(n) for n in args.nodes.split(",") if n]
+    for h in hosts:
+        h.start()
+    with open(os.path.join(args.dir, "ready"), "w") as f:
+        f.write("ready\n")
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

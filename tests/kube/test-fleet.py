@@ -1,0 +1,632 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Simulated fleet: the real hull-operator and one real hull-node process per
+node, against the API-server double (apiserver.py) and simulated hosts
+(fake-hosts.py). Every Node and OSNode watch event is checked against the
+rollout invariant: within an OS group, the nodes that are cordoned, NotReady
+or working on a task never outnumber maxUnavailable.
+
+Usage: test-fleet.py SCENARIO --apiserver apiserver.py --yaml2json EXE
+                     --crds DIR --hull-node EXE --hull-operator EXE --fake-hosts fake-hosts.py
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+A = None
+FAILED = []
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def check(cond, what):
+    print(("PASS " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILED.append(what)
+    return cond
+
+
+class Api:
+    def __init__(self, base):
+        self.base = base
+
+    def call(self, method, path, body=None, ctype="application/json", ok=(200, 201)):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": ctype} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def get(self, path):
+        return self.call("GET", path)[1]
+
+    def create(self, path, obj):
+        st, out = self.call("POST", path, obj)
+        if st not in (200, 201):
+            raise RuntimeError(f"create {path}: {st} {out}")
+        return out
+
+    def patch(self, path, patch):
+        return self.call("PATCH", path, patch, "application/merge-patch+json")
+
+
+class Fleet:
+    def __init__(self, tmp, n, labels=None, version="1.0.0", pods=None, extra_nodes=()):
+        self.tmp = tmp
+        self.procs = []
+        self.node_procs = {}
+        self.operators = []
+        self.names = [f"node-{i:03d}" for i in range(n)]
+        portfile = os.path.join(tmp, "port")
+        self.double = self.spawn("apiserver", [sys.executable, A.apiserver, "--port", "0", "--port-file", portfile,
+                                              "--yaml2json", A.yaml2json, "--bookmark-interval", "2"] +
+                                 sum([["--crd", os.path.join(A.crds, f)] for f in sorted(os.listdir(A.crds))], []))
+        for _ in range(200):
+            if os.path.exists(portfile):
+                break
+            time.sleep(0.05)
+        port = int(open(portfile).read())
+        self.api = Api(f"http://127.0.0.1:{port}")
+        self.kubeconfig = os.path.join(tmp, "kubeconfig")
+        with open(self.kubeconfig, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: sim
+  cluster:
+    server: http://127.0.0.1:{port}
+users:
+- name: sim
+  user:
+    token: sim-token
+contexts:
+- name: sim
+  context:
+    cluster: sim
+    user: sim
+    namespace: hull-system
+current-context: sim
+""")
+        for ns in ("hull-system", "default"):
+            self.api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": ns}})
+        self.all_names = self.names + list(extra_nodes)
+        for i, name in enumerate(self.all_names):
+            lab = {"kubernetes.io/hostname": name}
+            lab.update(labels(i, name) if labels else {"pool": "workers"})
+            self.api.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                              "metadata": {"name": name, "labels": lab}, "spec": {}})
+            self.api.call("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "",
+                 "lastHeartbeatTime": "2026-11-30T00:00:00Z", "lastTransitionTime": "2026-11-30T00:00:00Z"}]}},
+                "application/merge-patch+json")
+        self.hostdir = os.path.join(tmp, "hosts")
+        os.mkdir(self.hostdir)
+        self.hosts = self.spawn("fake-hosts", [sys.executable, A.fake_hosts, "--dir", self.hostdir, "--api",
+                                               self.api.base, "--nodes", ",".join(self.all_names),
+                                               "--version", version])
+        for _ in range(200):
+            if os.path.exists(os.path.join(self.hostdir, "ready")):
+                break
+            time.sleep(0.05)
+        for name in self.all_names:
+            self.start_node(name)
+        self.watch = Watcher(self)
+
+    def spawn(self, tag, argv):
+        out = open(os.path.join(self.tmp, tag + ".log"), "ab")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def start_node(self, name):
+        self.node_procs[name] = self.spawn(f"hull-node-{name}", [
+            A.hull_node, "--node", name, "--kubeconfig", self.kubeconfig,
+            "--agent-socket", os.path.join(self.hostdir, name + ".sock"), "--poll-ms", "200,2000"])
+
+    def start_operator(self, ident="op-1"):
+        p = self.spawn(f"hull-operator-{ident}", [A.hull_operator, "--kubeconfig", self.kubeconfig, "--identity",
+                                                  ident, "--metrics-address", "off", "--resync", "2",
+                                                  "--lease-timing", "4,3,1", "--min-interval-ms", "50"])
+        self.operators.append(p)
+        return p
+
+    def behave(self, node, b):
+        with open(os.path.join(self.hostdir, node + ".json"), "w") as f:
+            json.dump(b, f)
+
+    def apply_os(self, name, spec):
+        return self.api.create("/apis/hull.dev/v1alpha1/oses", {"apiVersion": "hull.dev/v1alpha1", "kind": "OS",
+                                                               "metadata": {"name": name}, "spec": spec})
+
+    def os(self, name):
+        return self.api.get(f"/apis/hull.dev/v1alpha1/oses/{name}")
+
+    def condition(self, name, ctype):
+        for c in (self.os(name).get("status") or {}).get("conditions") or []:
+            if c["type"] == ctype:
+                return c
+        return None
+
+    def wait(self, what, fn, timeout=180, interval=0.5):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = fn()
+            if v:
+                return v
+            time.sleep(interval)
+        check(False, f"timed out waiting for {what}")
+        return None
+
+    def close(self):
+        self.watch.stop = True
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class Watcher:
+    """Follows Nodes and OSNodes through watches and checks the invariant on
+    every single event."""
+
+    def __init__(self, fleet):
+        self.fleet = fleet
+        self.nodes = {}
+        self.osnodes = {}
+        self.groups = {}             # OS name -> (set of node names, maxUnavailable as int)
+        self.max_seen = {}
+        self.violations = []
+        self.chosen_order = []       # (time, node, task id)
+        self.done_at = {}
+        self.released_at = {}        # hull-node cleared the task: the node is back in service
+        self.lock = threading.Lock()
+        self.stop = False
+        self.events = 0
+        for kind in ("/api/v1/nodes", "/apis/hull.dev/v1alpha1/osnodes"):
+            threading.Thread(target=self.run, args=(kind,), daemon=True).start()
+
+    def run(self, path):
+        rv = None
+        while not self.stop:
+            try:
+                if rv is None:
+                    lst = self.fleet.api.get(path)
+                    rv = lst["metadata"]["resourceVersion"]
+                    with self.lock:
+                        for o in lst["items"]:
+                            self.apply(path, "ADDED", o)
+                url = f"{self.fleet.api.base}{path}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true" \
+                      f"&timeoutSeconds=60"
+                with urllib.request.urlopen(url, timeout=120) as r:
+                    for line in r:
+                        if self.stop:
+                            return
+                        ev = json.loads(line)
+                        if ev["type"] == "ERROR":
+                            rv = None
+                            break
+                        rv = ev["object"]["metadata"]["resourceVersion"]
+                        if ev["type"] == "BOOKMARK":
+                            continue
+                        with self.lock:
+                            self.apply(path, ev["type"], ev["object"])
+            except Exception as e:
+                if not self.stop:
+                    time.sleep(0.2)
+
+    def apply(self, path, typ, obj):
+        name = obj["metadata"]["name"]
+        store = self.nodes if "nodes" in path and "osnodes" not in path else self.osnodes
+        if typ == "DELETED":
+            store.pop(name, None)
+        else:
+            old = store.get(name)
+            store[name] = obj
+            if store is self.nodes:
+                ann = (obj["metadata"].get("annotations") or {}).get("hull.dev/task")
+                old_ann = ((old or {}).get("metadata", {}).get("annotations") or {}).get("hull.dev/task")
+                if ann and ann != old_ann:
+                    self.chosen_order.append((time.time(), name, json.loads(ann)["id"]))
+                if old_ann and not ann:
+                    self.released_at.setdefault((name, json.loads(old_ann)["id"]), time.time())
+            else:
+                st = obj.get("status") or {}
+                if st.get("phase") == "Done":
+                    self.done_at.setdefault((name, st.get("task")), time.time())
+        self.events += 1
+        self.check_invariant()
+
+    def unavailable(self, name):
+        n = self.nodes.get(name)
+        if not n:
+            return False
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (n.get("status") or {}).get("conditions") or [])
+        cordoned = bool((n.get("spec") or {}).get("unschedulable"))
+        ann = (n["metadata"].get("annotations") or {}).get("hull.dev/task")
+        working = False
+        if ann:
+            tid = json.loads(ann)["id"]
+            st = (self.osnodes.get(name) or {}).get("status") or {}
+            working = not (st.get("task") == tid and st.get("phase") in ("Done", "Failed", "RolledBack"))
+        return (not ready) or cordoned or working
+
+    def check_invariant(self):
+        for os_name, (members, max_unavail) in self.groups.items():
+            count = sum(1 for m in members if self.unavailable(m))
+            self.max_seen[os_name] = max(self.max_seen.get(os_name, 0), count)
+            if count > max_unavail:
+                self.violations.append((time.time(), os_name, count,
+                                        sorted(m for m in members if self.unavailable(m))))
+
+    def track(self, os_name, members, max_unavail):
+        with self.lock:
+            self.groups[os_name] = (set(members), max_unavail)
+
+
+def version_of(fleet, name):
+    return ((fleet.watch.osnodes.get(name) or {}).get("status") or {}).get("version")
+
+
+def upgrade_spec(version="2.0.0", max_unavailable=3, batches=None, selector=None, **extra):
+    spec = {"version": version, "operation": "upgrade",
+            "image": {"url": f"https://updates.example.com/hull-{version}.hullb", "sha256": "ab" * 32,
+                      "keyId": "0123456789abcdef"},
+            "strategy": {"maxUnavailable": max_unavailable, "failureBudget": 1, "nodeTimeoutSeconds": 60},
+            "drain": {"timeoutSeconds": 60, "gracePeriodSeconds": 0}}
+    if batches:
+        spec["strategy"]["batches"] = batches
+    if selector is not None:
+        spec["nodeSelector"] = selector
+    for k, v in extra.items():
+        if isinstance(v, dict) and k in spec:
+            spec[k].update(v)
+        else:
+            spec[k] = v
+    return spec
+
+
+def all_at(fleet, names, version):
+    with fleet.watch.lock:
+        return all(version_of(fleet, n) == version and not (fleet.watch.nodes[n]["metadata"].get("annotations") or {})
+                   .get("hull.dev/task") for n in names)
+
+
+# ---------------- scenarios ----------------
+
+def scenario_rollout(tmp):
+    """50 nodes, maxUnavailable 3, canary batch of 1 then 10 % then the rest."""
+    f = Fleet(tmp, 50)
+    try:
+        f.start_operator()
+        f.watch.track("workers", f.names, 3)
+        f.apply_os("workers", upgrade_spec(max_unavailable=3, selector={"pool": "workers"},
+                                           batches=[{"nodes": 1}, {"nodes": "10%"}, {"nodes": "100%"}]))
+        t0 = time.time()
+        ok = f.wait("all 50 nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=600)
+        log(f"rollout of 50 nodes took {time.time() - t0:.1f} s, {f.watch.events} watch events checked")
+        check(ok, "every node reached 2.0.0")
+        check(not f.watch.violations, f"maxUnavailable 3 never exceeded (max seen {f.watch.max_seen.get('workers')}, "
+                                      f"violations {f.watch.violations[:3]})")
+        check(f.watch.max_seen.get("workers", 0) >= 2, "the rollout used its parallelism (more than one node at once)")
+        order = f.watch.chosen_order
+        first = order[0] if order else None
+        if check(first is not None, "a canary node was chosen"):
+            done = f.watch.released_at.get((first[1], first[2]))
+            others = [t for (t, n, _) in order if n != first[1]]
+            check(done is not None and others and min(others) > done,
+                  "the canary was back in service on the new version before any other node was chosen")
+        c = f.wait("Complete condition", lambda: (f.condition("workers", "Complete") or {}).get("status") == "True")
+        st = f.os("workers")["status"]
+        check(st.get("updated") == 50 and st.get("desired") == 50 and st.get("failed") == 0,
+              f"OS status counts desired 50, updated 50, failed 0 ({ {k: st.get(k) for k in ('desired', 'updated', 'failed', 'inProgress')} })")
+        with f.watch.lock:
+            cordoned = [n for n in f.names if (f.watch.nodes[n].get("spec") or {}).get("unschedulable")]
+        check(not cordoned, f"no node left cordoned ({cordoned[:5]})")
+    finally:
+        f.close()
+
+
+def scenario_pdb(tmp):
+    """A PodDisruptionBudget blocks the drain until it is relaxed."""
+    f = Fleet(tmp, 3)
+    try:
+        for i, n in enumerate(f.names):
+            f.api.create("/api/v1/namespaces/default/pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"db-{i}", "namespace": "default", "labels": {"app": "db"},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                                                  "uid": "u-db", "controller": True}]},
+                "spec": {"nodeName": n, "containers": [{"name": "db", "image": "db"}]}})
+            f.api.call("PATCH", f"/api/v1/namespaces/default/pods/db-{i}/status", {"status": {
+                "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+                "application/merge-patch+json")
+        f.api.create("/apis/policy/v1/namespaces/default/poddisruptionbudgets", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "db"}}}})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        f.apply_os("workers", upgrade_spec(max_unavailable=1, drain={"timeoutSeconds": 600}))
+        f.wait("a node draining", lambda: any(((o.get("status") or {}).get("phase") == "Draining")
+                                              for o in list(f.watch.osnodes.values())))
+        time.sleep(8)
+        with f.watch.lock:
+            phases = [((f.watch.osnodes.get(n) or {}).get("status") or {}).get("phase") for n in f.names]
+        check(phases.count("Draining") == 1 and "Done" not in phases,
+              f"the drain is held by the PDB (phases {phases})")
+        pods = f.api.get("/api/v1/namespaces/default/pods")["items"]
+        check(len(pods) == 3, f"no pod evicted while the PDB forbids it ({len(pods)} pods)")
+        st, _ = f.api.patch("/apis/policy/v1/namespaces/default/poddisruptionbudgets/db",
+                            {"spec": {"minAvailable": 2}})
+        check(st == 200, "PDB relaxed to minAvailable 2")
+        # Evicted pods are not recreated by anything in the double, so the
+        # PDB lets exactly one through; recreate each evicted pod on another
+        # node as its StatefulSet would, so the rollout can go on.
+        def recreate():
+            names = {p["metadata"]["name"] for p in f.api.get("/api/v1/namespaces/default/pods")["items"]}
+            for i in range(3):
+                if f"db-{i}" not in names:
+                    target = next(n for n in f.names if not (f.watch.nodes[n].get("spec") or {}).get("unschedulable"))
+                    f.api.create("/api/v1/namespaces/default/pods", {
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": f"db-{i}", "namespace": "default", "labels": {"app": "db"},
+                                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                                          "name": "db", "uid": "u-db", "controller": True}]},
+                        "spec": {"nodeName": target, "containers": [{"name": "db", "image": "db"}]}})
+                    f.api.call("PATCH", f"/api/v1/namespaces/default/pods/db-{i}/status", {"status": {
+                        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+                        "application/merge-patch+json")
+            return all_at(f, f.names, "2.0.0")
+        check(f.wait("all nodes at 2.0.0 after the PDB was relaxed", recreate, timeout=240),
+              "the rollout completes once the PDB allows evictions")
+        check(not f.watch.violations, "maxUnavailable 1 never exceeded")
+    finally:
+        f.close()
+
+
+def scenario_budget(tmp):
+    """A node that never comes back uses up the failure budget and halts the rollout."""
+    f = Fleet(tmp, 6)
+    try:
+        f.behave("node-000", {"reboot": "never"})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        spec = upgrade_spec(max_unavailable=1)
+        spec["strategy"]["nodeTimeoutSeconds"] = 60
+        f.apply_os("workers", spec)
+        f.wait("node-000 quarantined", lambda: (f.api.get("/api/v1/nodes/node-000")["metadata"].get("labels") or {})
+               .get("hull.dev/quarantined") == "true", timeout=150)
+        c = f.wait("Degraded condition", lambda: (f.condition("workers", "Degraded") or {}).get("status") == "True"
+                   and f.condition("workers", "Degraded"))
+        check(bool(c) and c.get("reason") == "FailureBudgetExceeded" if c else False,
+              f"Degraded with reason FailureBudgetExceeded ({c})")
+        time.sleep(6)
+        with f.watch.lock:
+            touched = [n for n in f.names[1:] if (f.watch.nodes[n]["metadata"].get("annotations") or {})
+                       .get("hull.dev/task")]
+        check(not touched, f"no other node was given a task after the failure ({touched})")
+        st = f.os("workers")["status"]
+        check(st.get("failed") == 1 and "node-000" in (st.get("quarantinedNodes") or []),
+              f"status: failed 1, node-000 quarantined ({st.get('failed')}, {st.get('quarantinedNodes')})")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        check(any(e.get("reason") == "NodeQuarantined" for e in ev), "a NodeQuarantined Event was emitted")
+    finally:
+        f.close()
+
+
+def scenario_fallback(tmp):
+    """A node whose new image does not boot falls back; hull-node reports RolledBack and uncordons."""
+    f = Fleet(tmp, 2)
+    try:
+        f.behave("node-000", {"boot": "fallback"})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        f.apply_os("workers", upgrade_spec(max_unavailable=1, strategy={"failureBudget": 2}))
+        f.wait("node-000 RolledBack", lambda: ((f.watch.osnodes.get("node-000") or {}).get("status") or {})
+               .get("phase") == "RolledBack")
+        st = (f.watch.osnodes.get("node-000") or {}).get("status") or {}
+        check(st.get("version") == "1.0.0" and "boot_failed" in ((st.get("lastError") or {}).get("message") or ""),
+              f"OSNode says 1.0.0 and the boot failure ({st.get('version')}, {st.get('lastError')})")
+        f.wait("node-000 uncordoned", lambda: not (f.api.get("/api/v1/nodes/node-000").get("spec") or {})
+               .get("unschedulable"))
+        check(f.wait("node-001 upgraded", lambda: all_at(f, ["node-001"], "2.0.0")), "the other node still upgrades")
+        st = f.os("workers")["status"]
+        check(st.get("failed") == 1 and st.get("updated") == 1, f"status failed 1 updated 1 ({st})")
+    finally:
+        f.close()
+
+
+def scenario_operator_kills(tmp):
+    """The operator is SIGKILLed at random points many times; the rollout still completes within the limit."""
+    f = Fleet(tmp, 20)
+    try:
+        f.watch.track("workers", f.names, 3)
+        f.apply_os("workers", upgrade_spec(max_unavailable=3))
+        kills = 0
+        rnd = random.Random(int(os.environ.get("HULL_TEST_SEED", "4242")))
+        deadline = time.time() + 420
+        ident = 0
+        while time.time() < deadline and not all_at(f, f.names, "2.0.0"):
+            ident += 1
+            p = f.start_operator(f"op-{ident}")
+            time.sleep(rnd.uniform(0.5, 6.0))
+            if all_at(f, f.names, "2.0.0"):
+                break
+            p.kill()
+            p.wait()
+            kills += 1
+        if not all_at(f, f.names, "2.0.0"):
+            f.start_operator("op-final")
+        ok = f.wait("all nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=240)
+        log(f"{kills} operator kills")
+        check(kills >= 5, f"the operator was killed many times ({kills})")
+        check(ok, "the rollout completed despite the kills")
+        check(not f.watch.violations, f"maxUnavailable 3 never exceeded (max seen {f.watch.max_seen.get('workers')})")
+    finally:
+        f.close()
+
+
+def scenario_takeover(tmp):
+    """Two replicas: one leads; when it dies the other takes over through the Lease."""
+    f = Fleet(tmp, 8)
+    try:
+        p1 = f.start_operator("op-a")
+        time.sleep(1)
+        p2 = f.start_operator("op-b")
+        lease_path = "/apis/coordination.k8s.io/v1/namespaces/hull-system/leases/hull-operator"
+        lease = f.wait("a lease holder", lambda: (f.api.get(lease_path).get("spec") or {}).get("holderIdentity"))
+        check(lease == "op-a", f"the first replica leads ({lease})")
+        f.watch.track("workers", f.names, 2)
+        f.apply_os("workers", upgrade_spec(max_unavailable=2))
+        f.wait("some nodes upgraded", lambda: sum(1 for n in f.names if version_of(f, n) == "2.0.0") >= 2)
+        p1.kill()
+        p1.wait()
+        t0 = time.time()
+        holder = f.wait("op-b leading", lambda: (f.api.get(lease_path).get("spec") or {})
+                        .get("holderIdentity") == "op-b", timeout=30)
+        log(f"takeover after {time.time() - t0:.1f} s")
+        check(bool(holder), "the second replica took the lease after the leader was killed")
+        check(f.wait("all nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0")), "the rollout completed under op-b")
+        spec = f.api.get(lease_path)["spec"]
+        check(spec.get("leaseTransitions", 0) >= 1, f"leaseTransitions counted the change ({spec})")
+        check(not f.watch.violations, "maxUnavailable 2 never exceeded across the takeover")
+    finally:
+        f.close()
+
+
+def scenario_selection(tmp):
+    """Overlapping selectors raise Conflict; unmanaged nodes are never touched; a closed window moves nothing."""
+    def labels(i, name):
+        lab = {"pool": "workers"}
+        if i < 2:
+            lab["zone"] = "z1"
+        if i == 5:
+            lab["hull.dev/unmanaged"] = "true"
+        if i >= 6:
+            lab = {"pool": "db"}
+        return lab
+    f = Fleet(tmp, 8, labels=labels)
+    try:
+        f.start_operator()
+        f.watch.track("workers", f.names[:6], 2)
+        f.apply_os("workers", upgrade_spec(max_unavailable=2, selector={"pool": "workers"}))
+        f.apply_os("zone1", upgrade_spec(version="3.0.0", max_unavailable=1, selector={"zone": "z1"}))
+        # A window that is closed now: the day of the week after tomorrow.
+        closed_day = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][(time.gmtime().tm_wday + 3) % 7]
+        f.apply_os("db", upgrade_spec(max_unavailable=1, selector={"pool": "db"},
+                                      window={"days": [closed_day], "start": "00:00", "end": "23:59",
+                                              "timeZone": "UTC"}))
+        c = f.wait("Conflict on workers", lambda: (f.condition("workers", "Conflict") or {}).get("status") == "True")
+        check(bool(c), "workers reports Conflict")
+        check((f.condition("zone1", "Conflict") or {}).get("status") == "True", "zone1 reports Conflict")
+        st = f.os("workers")["status"]
+        check(sorted(st.get("conflictingNodes") or []) == ["node-000", "node-001"],
+              f"conflicting nodes listed ({st.get('conflictingNodes')})")
+        check(f.wait("workers' other nodes upgraded",
+                     lambda: all_at(f, ["node-002", "node-003", "node-004"], "2.0.0")),
+              "the non-conflicting workers upgrade")
+        time.sleep(3)
+        with f.watch.lock:
+            for n in ("node-000", "node-001", "node-005", "node-006", "node-007"):
+                node = f.watch.nodes[n]
+                check(not (node["metadata"].get("annotations") or {}).get("hull.dev/task") and
+                      version_of(f, n) == "1.0.0" and not (node.get("spec") or {}).get("unschedulable"),
+                      f"{n} untouched (conflict, unmanaged or window closed)")
+        p = f.condition("db", "Progressing")
+        check(p is not None and p.get("reason") == "WindowClosed", f"db waits for its window ({p})")
+        # Bad custom resources: rejected at admission, or Degraded; never half-applied.
+        st_, out = f.api.call("POST", "/apis/hull.dev/v1alpha1/oses", {
+            "apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "bad1"},
+            "spec": dict(upgrade_spec(), strategy={"maxUnavailable": -1})})
+        check(st_ == 422, f"negative maxUnavailable rejected by the schema ({st_})")
+        st_, out = f.api.call("POST", "/apis/hull.dev/v1alpha1/oses", {
+            "apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "bad2"},
+            "spec": dict(upgrade_spec(), strategy={"maxUnavailable": "150%"})})
+        check(st_ == 422, f"maxUnavailable 150% rejected by the schema ({st_})")
+        st_, out = f.api.call("POST", "/apis/hull.dev/v1alpha1/oses", {
+            "apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "bad3"},
+            "spec": dict(upgrade_spec(), operation="reinstall")})
+        check(st_ == 422, f"unknown operation rejected by the schema ({st_})")
+        spec = upgrade_spec(selector={"pool": "none"})
+        del spec["image"]["sha256"]
+        st_, out = f.api.call("POST", "/apis/hull.dev/v1alpha1/oses", {
+            "apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "bad4"}, "spec": spec})
+        if st_ in (200, 201):
+            c = f.wait("bad4 Degraded", lambda: (f.condition("bad4", "Degraded") or {}).get("status") == "True"
+                       and f.condition("bad4", "Degraded"))
+            check(bool(c) and "sha256" in (c or {}).get("message", ""), f"missing digest: Degraded naming sha256 ({c})")
+        else:
+            check(st_ == 422, f"missing digest rejected ({st_})")
+        check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
+def scenario_config(tmp):
+    """A config-only change goes out without a reboot and without a cordon."""
+    f = Fleet(tmp, 4)
+    try:
+        f.start_operator()
+        f.watch.track("workers", f.names, 2)
+        f.apply_os("workers", {"version": "1.0.0", "operation": "config",
+                               "strategy": {"maxUnavailable": 2},
+                               "config": {"generation": 2, "sysctl": {"vm.swappiness": "10"}}})
+        ok = f.wait("config generation 2 everywhere", lambda: all(
+            ((f.watch.osnodes.get(n) or {}).get("status") or {}).get("configGeneration") == 2 for n in f.names))
+        check(bool(ok), "every node applied config generation 2")
+        logs = "".join(open(os.path.join(f.hostdir, n + ".log")).read() for n in f.names)
+        check("/v1/reboot" not in logs and "/v1/activate" not in logs, "no reboot for a sysctl-only change")
+        c = f.wait("Complete", lambda: (f.condition("workers", "Complete") or {}).get("status") == "True")
+        check(bool(c), "the config rollout is Complete")
+    finally:
+        f.close()
+
+
+SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}
+
+
+def main():
+    global A
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    for a in ("apiserver", "yaml2json", "crds", "hull-node", "hull-operator", "fake-hosts"):
+        p.add_argument("--" + a, required=True)
+    A = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix=f"hull-fleet-{A.scenario}-") as tmp:
+        try:
+            SCENARIOS[A.scenario](tmp)
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            FAILED.append(f"exception: {e}")
+        if FAILED:
+            for name in sorted(os.listdir(tmp)):
+                if name.endswith(".log") and ("operator" in name or name == "apiserver.log"):
+                    print(f"--- {name} (tail)")
+                    print("".join(open(os.path.join(tmp, name), errors="replace").readlines()[-40:]))
+    print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed")
+    sys.exit(1 if FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
