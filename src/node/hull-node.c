@@ -29,6 +29,9 @@ static const char *arg_context = NULL;
 static const char *arg_socket = AGENT_DEFAULT_SOCKET;
 static unsigned arg_poll_busy_ms = 1000;
 static unsigned arg_poll_idle_ms = 30000;
+static const char *arg_image_ca = NULL;
+static const char *arg_image_cert = NULL;
+static const char *arg_image_key = NULL;
 
 static void help(void) {
         printf("hull-node — per-node controller of Hull OS updates\n\n"
@@ -39,19 +42,27 @@ static void help(void) {
                "  --context NAME       kubeconfig context (default: current-context)\n"
                "  --poll-ms BUSY,IDLE  how often to look at the agent while working / idle\n"
                "                       (default 1000,30000)\n"
+               "  --image-ca-file F    CA bundle the agent uses to verify the image server\n"
+               "                       (a path on the host; default: the host's CA store)\n"
+               "  --image-client-cert F --image-client-key F\n"
+               "                       client certificate for the image server (host paths)\n"
                "  -v, --verbose        debug logging\n"
                "  --version\n\n"
                "See hull-node(8) and docs/OPERATOR.md.\n", AGENT_DEFAULT_SOCKET);
 }
 
 static int parse_args(int argc, char **argv) {
-        enum { ARG_NODE = 0x100, ARG_SOCKET, ARG_KUBECONFIG, ARG_CONTEXT, ARG_POLL, ARG_VERSION };
+        enum { ARG_NODE = 0x100, ARG_SOCKET, ARG_KUBECONFIG, ARG_CONTEXT, ARG_POLL, ARG_VERSION, ARG_IMAGE_CA,
+               ARG_IMAGE_CERT, ARG_IMAGE_KEY };
         static const struct option opts[] = {
                 { "node", required_argument, NULL, ARG_NODE },
                 { "agent-socket", required_argument, NULL, ARG_SOCKET },
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "context", required_argument, NULL, ARG_CONTEXT },
                 { "poll-ms", required_argument, NULL, ARG_POLL },
+                { "image-ca-file", required_argument, NULL, ARG_IMAGE_CA },
+                { "image-client-cert", required_argument, NULL, ARG_IMAGE_CERT },
+                { "image-client-key", required_argument, NULL, ARG_IMAGE_KEY },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -81,6 +92,15 @@ static int parse_args(int argc, char **argv) {
                                 return -EINVAL;
                         }
                         break;
+                case ARG_IMAGE_CA:
+                        arg_image_ca = optarg;
+                        break;
+                case ARG_IMAGE_CERT:
+                        arg_image_cert = optarg;
+                        break;
+                case ARG_IMAGE_KEY:
+                        arg_image_key = optarg;
+                        break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;
@@ -95,6 +115,10 @@ static int parse_args(int argc, char **argv) {
                 }
         if (optind < argc) {
                 log_error("Unexpected argument '%s'; see --help", argv[optind]);
+                return -EINVAL;
+        }
+        if (!arg_image_cert != !arg_image_key) {
+                log_error("--image-client-cert and --image-client-key go together");
                 return -EINVAL;
         }
         if (!arg_node)
@@ -157,7 +181,9 @@ int main(int argc, char **argv) {
             asprintf(&identity, "%s/%d", arg_node, (int) getpid()) < 0)
                 return log_oom(), 1;
 
-        NodeCtx ctx = { .node_name = arg_node, .identity = identity, .kube = kube, .agent = agent };
+        NodeCtx ctx = { .node_name = arg_node, .identity = identity, .kube = kube, .agent = agent,
+                        .image_ca_file = arg_image_ca, .image_client_cert = arg_image_cert,
+                        .image_client_key = arg_image_key };
         /* The OSNode must exist before its informer can see it; retry until
          * the API server answers (the pod may start before the network). */
         for (unsigned delay = 1;; delay = MIN(delay * 2, 30U)) {

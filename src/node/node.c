@@ -524,8 +524,10 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                         r = apply_config(ctx, t, a, &err);
                         if (r <= 0)
                                 return r < 0 ? fail_task(ctx, node, osnode, a, t, "Failed", err ?: "config refused") : 0;
-                        json_t *body = json_pack("{s:s, s:s, s:s?, s:s?}", "source", t->image_url, "version",
-                                                 t->version, "sha256", t->image_sha256, "key_id", t->image_key_id);
+                        json_t *body = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "source", t->image_url,
+                                                 "version", t->version, "sha256", t->image_sha256, "key_id",
+                                                 t->image_key_id, "ca_file", ctx->image_ca_file, "client_cert",
+                                                 ctx->image_client_cert, "client_key", ctx->image_client_key);
                         if (!body)
                                 return -ENOMEM;
                         r = agent_post(ctx, "/v1/stage", body, &status, &err);

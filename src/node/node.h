@@ -85,6 +85,10 @@ typedef struct NodeCtx {
         int64_t next_drain_step;        /* monotonic seconds */
         int64_t now;                    /* wall clock, seconds, for this pass */
         bool busy;                      /* working on a task: poll more often */
+        /* Passed on in stage requests; paths on the host, where the agent runs. */
+        const char *image_ca_file;
+        const char *image_client_cert;
+        const char *image_client_key;
 } NodeCtx;
 
 /* One level-triggered pass: compare task, OSNode status and agent status,
