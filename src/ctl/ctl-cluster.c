@@ -143,20 +143,59 @@ static int list_all(KubeClient *k, const char *path, json_t **ret) {
         return 0;
 }
 
-static void print_nodes(json_t *osnodes, const char *os) {
+/* names: a JSON object whose keys are the nodes to show; NULL: all. */
+static void print_nodes(json_t *osnodes, json_t *names) {
         json_t *n;
         size_t i;
         printf("%-24s %-11s %-12s %-4s %-6s %s\n", "NODE", "PHASE", "VERSION", "SLOT", "CONFIG", "LAST ERROR");
         json_array_foreach(osnodes, i, n) {
-                const char *nos = status_str(n, "os");
-                if (os && (!nos || !streq(nos, os)))
+                if (names && !json_object_get(names, kube_name(n)))
                         continue;
+                if (names)
+                        json_object_del(names, kube_name(n));
                 const char *err = json_string_value(
                         json_object_get(json_object_get(json_object_get(n, "status"), "lastError"), "message"));
                 printf("%-24s %-11s %-12s %-4s %-6lld %s\n", kube_name(n), status_str(n, "phase") ?: "-",
                        status_str(n, "version") ?: "-", status_str(n, "slot") ?: "-",
                        status_int(n, "configGeneration"), err ?: "");
         }
+        /* Selected nodes without an OSNode: hull-node has not started there. */
+        const char *k;
+        json_t *v;
+        json_object_foreach(names, k, v)
+                printf("%-24s %-11s %-12s %-4s %-6s %s\n", k, "-", "-", "-", "-", "no OSNode: is hull-node running?");
+}
+
+/* The nodes an OS object selects, as hull-operator sees them: its
+ * nodeSelector, minus nodes labelled hull.dev/unmanaged=true. */
+static int selected_nodes(KubeClient *k, json_t *os, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *items = json_array();
+        _cleanup_free_ char *sel = strdup("hull.dev/unmanaged!=true"), *err = NULL;
+        json_t *ns = json_object_get(json_object_get(os, "spec"), "nodeSelector"), *v, *n;
+        const char *key;
+        size_t i;
+
+        if (!items || !sel)
+                return log_oom();
+        json_object_foreach(ns, key, v) {
+                char *s = NULL;
+                if (!json_is_string(v) || asprintf(&s, "%s,%s=%s", sel, key, json_string_value(v)) < 0)
+                        return log_oom();
+                free(sel);
+                sel = s;
+        }
+        int r = kube_list(k, "/api/v1/nodes", &(KubeListOptions) { .label_selector = sel }, collect, reset, items,
+                          NULL, &err);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the nodes of OS '%s': %s", kube_name(os),
+                                       err ?: "(no message)");
+        json_t *names = json_object();
+        if (!names)
+                return log_oom();
+        json_array_foreach(items, i, n)
+                json_object_set_new(names, kube_name(n), json_true());
+        *ret = names;
+        return 0;
 }
 
 static int cmd_status(KubeClient *k, const char *only) {
@@ -183,13 +222,13 @@ static int cmd_status(KubeClient *k, const char *only) {
                 free(s);
                 return 0;
         }
-        bool found = false;
+        json_t *target = NULL;
         printf("%-16s %-9s %-12s %7s %7s %11s %6s %6s  %s\n", "OS", "OPERATION", "VERSION", "DESIRED", "UPDATED",
                "IN-PROGRESS", "FAILED", "BATCH", "STATE");
         json_array_foreach(oses, i, o) {
                 if (only && !streq(kube_name(o), only))
                         continue;
-                found = true;
+                target = o;
                 json_t *spec = json_object_get(o, "spec"), *cond;
                 const char *state = os_state(o, &cond);
                 size_t n_batches = json_array_size(json_object_get(json_object_get(spec, "strategy"), "batches"));
@@ -202,11 +241,15 @@ static int cmd_status(KubeClient *k, const char *only) {
                        status_int(o, "updated"), status_int(o, "inProgress"), status_int(o, "failed"), batch,
                        state, isempty(msg) ? "" : ": ", msg ?: "");
         }
-        if (only && !found)
+        if (only && !target)
                 return log_error_errno(ENOENT, "No OS object named '%s' (see 'hullctl cluster status')", only);
         if (only) {
+                _cleanup_(json_decrefp) json_t *names = NULL;
+                r = selected_nodes(k, target, &names);
+                if (r < 0)
+                        return r;
                 putchar('\n');
-                print_nodes(osnodes, only);
+                print_nodes(osnodes, names);
         }
         return 0;
 }

@@ -301,8 +301,18 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
         const char *bct = json_string_value(json_object_get(status_old, "batchCompletedTime"));
         if (same && bct)
                 (void) kube_parse_time(bct, &completed_at);
+        /* spec.strategy.approvedBatches only ever goes up (hullctl cluster
+         * approve adds one); each rollout counts the approvals given since
+         * it started, so the last rollout's approvals never open this
+         * one's gates. */
+        int64_t approval_base = e->spec.approved_batches;
+        json_t *ab = json_object_get(status_old, "approvalBase");
+        if (same && json_is_integer(ab) && json_integer_value(ab) <= e->spec.approved_batches)
+                approval_base = json_integer_value(ab);
+        OsSpec spec = e->spec;
+        spec.approved_batches -= approval_base;
         RolloutInput in = {
-                .spec = &e->spec,
+                .spec = &spec,
                 .task_id = e->task_id,
                 .nodes = rn,
                 .n_nodes = e->n_nodes,
@@ -422,6 +432,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 json_decref(keep);
                 return -ENOMEM;
         }
+        json_object_set_new(status, "approvalBase", json_integer(approval_base));
         if (plan.batch_completed_at > 0)
                 json_object_set_new(status, "batchCompletedTime",
                                     json_string(kube_format_time(plan.batch_completed_at, bctbuf)));

@@ -602,6 +602,73 @@ def scenario_config(tmp):
         f.close()
 
 
+def hullctl(f, *args):
+    p = subprocess.run([A.hullctl, "cluster", "--kubeconfig", f.kubeconfig] + list(args), capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def scenario_hullctl(tmp):
+    """An operator drives a canary rollout with hullctl cluster, as a person would."""
+    f = Fleet(tmp, 4)
+    try:
+        f.start_operator()
+        f.watch.track("workers", f.names, 2)
+        spec = upgrade_spec(max_unavailable=2, batches=[{"nodes": 1, "manualGate": True}, {"nodes": "100%"}])
+        f.apply_os("workers", spec)
+        f.wait("the canary done and the gate waiting", lambda: (f.condition("workers", "Paused") or {})
+               .get("reason") == "WaitingForApproval")
+        rc, out, err = hullctl(f, "status", "workers")
+        log("hullctl cluster status workers:\n" + out + err)
+        check(rc == 0 and "workers" in out and "Paused" in out and "WaitingForApproval" not in err,
+              "status names the rollout and its Paused state")
+        check(out.count("Done") == 1 and "node-000" in out and "2.0.0" in out and out.count("Idle") == 3,
+              "status lists the canary node as Done at 2.0.0 and the three others as Idle")
+        rc, out, err = hullctl(f, "approve", "workers")
+        check(rc == 0 and "approvedBatches is now 1" in out, f"approve ({rc}: {out}{err})")
+        check(f.wait("all at 2.0.0", lambda: all_at(f, f.names, "2.0.0")), "the rollout goes on after approve")
+
+        # A new version through hullctl: the earlier approval does not open
+        # the new rollout's canary gate.
+        rc, out, err = hullctl(f, "upgrade", "workers", "--version", "3.0.0", "--image-url",
+                               "https://updates.example.com/hull-3.0.0.hullb", "--sha256", "cd" * 32)
+        check(rc == 0 and "generation" in out, f"upgrade accepted ({rc}: {out}{err})")
+        f.wait("the 3.0.0 canary waiting", lambda: (f.condition("workers", "Paused") or {})
+               .get("reason") == "WaitingForApproval" and f.os("workers")["status"].get("updated") == 1)
+        with f.watch.lock:
+            at3 = [n for n in f.names if version_of(f, n) == "3.0.0"]
+        check(len(at3) == 1, f"only the canary is at 3.0.0 before a new approval ({at3})")
+        rc, out, err = hullctl(f, "pause", "workers")
+        check(rc == 0 and f.os("workers")["spec"]["strategy"].get("paused") is True, "pause sets spec.strategy.paused")
+        rc, out, err = hullctl(f, "approve", "workers")
+        time.sleep(4)
+        with f.watch.lock:
+            busy = [n for n in f.names if (f.watch.nodes[n]["metadata"].get("annotations") or {}).get("hull.dev/task")]
+        check(not busy, f"paused: an approval starts nothing ({busy})")
+        rc, out, err = hullctl(f, "resume", "workers")
+        check(f.wait("all at 3.0.0", lambda: all_at(f, f.names, "3.0.0")), "resume: the rollout completes")
+        rc, out, err = hullctl(f, "--json", "status")
+        check(rc == 0 and json.loads(out)["oses"][0]["status"]["updated"] == 4, "status --json is the objects")
+
+        # What people get wrong.
+        rc, out, err = hullctl(f, "status", "nope")
+        check(rc == 1 and "No OS object named 'nope'" in err, f"unknown OS: {err.strip()}")
+        rc, out, err = hullctl(f, "upgrade", "nope", "--version", "4", "--image-url", "https://x/y",
+                               "--sha256", "ab" * 32)
+        check(rc == 1 and "No OS object named 'nope'" in err, f"upgrade of an unknown OS: {err.strip()}")
+        rc, out, err = hullctl(f, "upgrade", "workers", "--version", "4")
+        check(rc == 2 and "--image-url" in err, f"upgrade without an image: {err.strip()}")
+        rc, out, err = hullctl(f, "upgrade", "workers", "--version", "4", "--image-url", "https://x/y",
+                               "--sha256", "ab" * 32, "--max-unavailable", "150%")
+        check(rc == 2 and "--max-unavailable" in err, f"bad --max-unavailable: {err.strip()}")
+        p = subprocess.run([A.hullctl, "cluster", "--kubeconfig", os.path.join(tmp, "missing"), "status"],
+                           capture_output=True, text=True)
+        check(p.returncode == 1 and "kubeconfig" in p.stderr, f"missing kubeconfig: {p.stderr.strip()}")
+        check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
 SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}
 
 
@@ -609,7 +676,7 @@ def main():
     global A
     p = argparse.ArgumentParser()
     p.add_argument("scenario", choices=sorted(SCENARIOS))
-    for a in ("apiserver", "yaml2json", "crds", "hull-node", "hull-operator", "fake-hosts"):
+    for a in ("apiserver", "yaml2json", "crds", "hull-node", "hull-operator", "fake-hosts", "hullctl"):
         p.add_argument("--" + a, required=True)
     A = p.parse_args()
     with tempfile.TemporaryDirectory(prefix=f"hull-fleet-{A.scenario}-") as tmp:
