@@ -155,6 +155,25 @@ static void check_rollback(const char *data, size_t size) {
                 abort();
 }
 
+/* reboot takes no fields: accepted means empty or "{}" (with whitespace). */
+static void check_reboot(const char *data, size_t size) {
+        _cleanup_free_ char *err = NULL;
+        int r = api_parse_reboot(data, size, &err);
+        if (r < 0) {
+                int dummy = 0, before = 0;
+                check_refusal(r, err, &dummy, &before, sizeof(dummy));
+                return;
+        }
+        if (err)
+                abort();
+        if (size > 0) {
+                json_t *j = json_loadb(data, size, 0, NULL);
+                if (!json_is_object(j) || json_object_size(j) != 0)
+                        abort();
+                json_decref(j);
+        }
+}
+
 static void check_mark_good(const char *data, size_t size) {
         MarkGoodRequest req, before;
         _cleanup_free_ char *err = NULL;
@@ -198,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_stage(d, size);
         check_activate(d, size);
         check_rollback(d, size);
+        check_reboot(d, size);
         check_mark_good(d, size);
         check_debug(d, size);
 
