@@ -202,9 +202,9 @@ int main(int argc, char **argv) {
 
         /* Informers start before leadership so that a standby replica has a
          * warm cache and takes over within one lease duration. */
-        KubeInformerOptions io = { .notify_fd = efd };
-        io.path = NODE_PATH;
+        KubeInformerOptions io = { .notify_fd = efd, .path = NODE_PATH, .transform = operator_node_transform };
         r = kube_informer_start(config, &io, &nodes);
+        io.transform = NULL;
         io.path = OS_PATH;
         if (r >= 0)
                 r = kube_informer_start(config, &io, &oses);

@@ -10,6 +10,7 @@
 #include "operator.h"
 #include "osspec.h"
 #include "rollout.h"
+#include "strutil.h"
 
 /* An expectation older than this is dropped even if never seen: the watch
  * may have coalesced our write with a later change (a real Node changes
@@ -458,6 +459,43 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 o->requeue_at = plan.requeue_at;
         json_decref(keep);
         return r;
+}
+
+/* What the operator reads of a Node: name, uid, resourceVersion, labels,
+ * Hull's annotations, spec.unschedulable and the Ready condition. A real
+ * Node is mostly images, addresses and managedFields (10 KiB and more);
+ * keeping only this is what lets 5,000 of them fit in a few MiB. */
+json_t *operator_node_transform(json_t *node, void *userdata) {
+        json_t *meta = json_object_get(node, "metadata");
+        json_t *keep_meta = json_object(), *out = json_pack("{s:o}", "metadata", keep_meta);
+        static const char *const meta_keys[] = { "name", "uid", "resourceVersion", "labels", "deletionTimestamp" };
+        const char *k;
+        json_t *v;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(meta_keys); i++)
+                if ((v = json_object_get(meta, meta_keys[i])))
+                        json_object_set(keep_meta, meta_keys[i], v);
+        json_t *ann = json_object();
+        json_object_foreach(json_object_get(meta, "annotations"), k, v)
+                if (string_has_prefix(k, "hull.dev/"))
+                        json_object_set(ann, k, v);
+        json_object_set_new(keep_meta, "annotations", ann);
+        json_t *unsched = json_object_get(json_object_get(node, "spec"), "unschedulable");
+        if (unsched)
+                json_object_set_new(out, "spec", json_pack("{s:O}", "unschedulable", unsched));
+        json_t *c;
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(node, "status"), "conditions"), i, c) {
+                const char *type = json_string_value(json_object_get(c, "type"));
+                if (type && streq(type, "Ready")) {
+                        json_object_set_new(out, "status", json_pack("{s:[{s:s, s:O?}]}", "conditions", "type",
+                                                                     "Ready", "status", json_object_get(c, "status")));
+                        break;
+                }
+        }
+        return out;
 }
 
 static int cmp_str(const void *a, const void *b) {

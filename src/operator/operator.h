@@ -62,6 +62,9 @@ typedef struct Operator {
 
 void operator_done(Operator *o);
 
+/* Informer transform for Nodes (KubeInformerOptions.transform). */
+json_t *operator_node_transform(json_t *node, void *userdata);
+
 /* One pass over every OS object. */
 int operator_reconcile(Operator *o, int64_t now);
 

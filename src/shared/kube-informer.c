@@ -25,6 +25,7 @@ struct KubeInformer {
         int notify_fd;
         KubeWatchFn on_event;
         void *userdata;
+        json_t *(*transform)(json_t *obj, void *userdata);
 
         pthread_t thread;
         bool thread_started;
@@ -56,17 +57,31 @@ static void informer_emit(KubeInformer *i, KubeEventType t, json_t *obj) {
 
 /* ---- list ---- */
 
+/* A new reference to what the cache keeps of obj. */
+static json_t *informer_transform(KubeInformer *i, json_t *obj) {
+        return i->transform ? i->transform(obj, i->userdata) : json_incref(obj);
+}
+
+typedef struct ListState {
+        KubeInformer *i;
+        json_t *fresh;
+} ListState;
+
 static int list_item(json_t *item, void *userdata) {
-        json_t *fresh = userdata;
+        ListState *l = userdata;
         _cleanup_free_ char *k = object_key(item);
 
         if (!k)
                 return -EBADMSG;
-        return json_object_set(fresh, k, item) < 0 ? -ENOMEM : 0;
+        json_t *keep = informer_transform(l->i, item);
+        if (!keep)
+                return -ENOMEM;
+        return json_object_set_new(l->fresh, k, keep) < 0 ? -ENOMEM : 0;
 }
 
 static void list_reset(void *userdata) {
-        json_object_clear(userdata);
+        ListState *l = userdata;
+        json_object_clear(l->fresh);
 }
 
 /* Replaces the cache with the result of a list, reporting the differences:
@@ -85,7 +100,8 @@ static int informer_list(KubeInformer *i, char **ret_rv, bool relist) {
 
         if (!fresh || !events)
                 return -ENOMEM;
-        r = kube_list(i->client, i->path, &lo, list_item, list_reset, fresh, &rv, NULL);
+        ListState ls = { .i = i, .fresh = fresh };
+        r = kube_list(i->client, i->path, &lo, list_item, list_reset, &ls, &rv, NULL);
         if (r < 0)
                 return r;
 
@@ -125,21 +141,25 @@ static int informer_event(KubeEventType type, json_t *obj, void *userdata) {
         WatchState *w = userdata;
         KubeInformer *i = w->i;
         _cleanup_free_ char *k = object_key(obj);
+        _cleanup_(json_decrefp) json_t *keep = NULL;
         json_t *last = NULL;
 
         if (!k)
                 return 0; /* not an object we can key: ignore it */
         w->events++;
+        keep = informer_transform(i, obj);
+        if (!keep)
+                return -ENOMEM;
         (void) pthread_mutex_lock(&i->lock);
         if (type == KUBE_DELETED) {
                 last = json_incref(json_object_get(i->cache, k));
                 (void) json_object_del(i->cache, k);
-        } else if (json_object_set(i->cache, k, obj) < 0) {
+        } else if (json_object_set(i->cache, k, keep) < 0) {
                 (void) pthread_mutex_unlock(&i->lock);
                 return -ENOMEM;
         }
         (void) pthread_mutex_unlock(&i->lock);
-        informer_emit(i, type, obj);
+        informer_emit(i, type, keep);
         json_decref(last);
         kube_notify(i->notify_fd);
         return 0;
@@ -263,6 +283,7 @@ int kube_informer_start(KubeConfig *config, const KubeInformerOptions *o, KubeIn
         i->notify_fd = o->notify_fd;
         i->page_size = o->page_size;
         i->on_event = o->on_event;
+        i->transform = o->transform;
         i->userdata = o->userdata;
         i->path = strdup_opt(o->path, &oom);
         i->label_selector = strdup_opt(o->label_selector, &oom);

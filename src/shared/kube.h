@@ -270,6 +270,12 @@ typedef struct KubeInformerOptions {
          * relist. Must not call back into the informer's stop. */
         KubeWatchFn on_event;
         void *userdata;
+        /* Optional, as client-go's SetTransform: called on every object
+         * before it is cached; returns a new reference to what to keep
+         * (NULL: out of memory). Controllers use it to drop what they
+         * never read (a real Node's images and managedFields are most of
+         * its size), which is what keeps 5,000 cached Nodes small. */
+        json_t *(*transform)(json_t *obj, void *userdata);
 } KubeInformerOptions;
 
 int kube_informer_start(KubeConfig *config, const KubeInformerOptions *o,

@@ -514,6 +514,36 @@ static void test_informer(void) {
         reset_faults();
 }
 
+/* Keeps metadata only, and counts its calls. */
+static json_t *keep_metadata(json_t *obj, void *userdata) {
+        unsigned *calls = userdata;
+        (*calls)++;
+        return json_pack("{s:O}", "metadata", json_object_get(obj, "metadata"));
+}
+
+static void test_informer_transform(void) {
+        _cleanup_close_ int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        KubeInformer *inf = NULL;
+        unsigned calls = 0;
+
+        create_namespace("tr");
+        create_pod("tr", "a", "{\"app\":\"x\"}");
+        KubeInformerOptions o = { .path = "/api/v1/namespaces/tr/pods", .notify_fd = efd,
+                                  .transform = keep_metadata, .userdata = &calls };
+        ASSERT_OK(kube_informer_start(config, &o, &inf));
+        WAIT_UNTIL(kube_informer_synced(inf), 10);
+        json_t *a = kube_informer_get(inf, "tr/a");
+        ASSERT_TRUE(a && json_object_get(a, "metadata") && !json_object_get(a, "spec") && !json_object_get(a, "status"));
+        json_decref(a);
+        /* Watch events go through it too. */
+        create_pod("tr", "b", "{\"app\":\"x\"}");
+        WAIT_UNTIL((a = kube_informer_get(inf, "tr/b")) != NULL, 10);
+        ASSERT_TRUE(!json_object_get(a, "spec"));
+        json_decref(a);
+        ASSERT_TRUE(calls >= 2);
+        inf = kube_informer_stop(inf);
+}
+
 /* ---- token rotation ---- */
 
 static void test_token_rotation(void) {
@@ -750,6 +780,7 @@ int main(int argc, char **argv) {
         TEST_RUN(test_watch);
         TEST_RUN(test_watch_stall);
         TEST_RUN(test_informer);
+        TEST_RUN(test_informer_transform);
         TEST_RUN(test_token_rotation);
         TEST_RUN(test_eviction);
         TEST_RUN(test_events);
