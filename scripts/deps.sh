@@ -15,6 +15,9 @@ packages=(
         grub-efi-amd64-bin grub-common tar util-linux
         # booting images
         qemu-system-x86 ovmf python3
+        # container images of the controllers: checked and pushed
+        # (scripts/build-oci.py, tests/kube/test-oci.sh, docs/DEPLOY.md)
+        skopeo
 )
 missing=()
 for p in "${packages[@]}"; do
