@@ -65,6 +65,30 @@ def proc_stats(pid):
     return cpu, hwm / 1024, rss / 1024
 
 
+def realistic_status(name):
+    """What a kubelet reports (about 4 KiB of JSON): the operator reads only
+    the Ready condition, the rest is what its informer must not keep."""
+    cond = lambda t, s, r: {"type": t, "status": s, "reason": r, "message": f"kubelet says {r}",
+                            "lastHeartbeatTime": "2026-11-30T00:00:00Z",
+                            "lastTransitionTime": "2026-11-30T00:00:00Z"}
+    return {
+        "conditions": [cond("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                       cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                       cond("PIDPressure", "False", "KubeletHasSufficientPID"),
+                       cond("Ready", "True", "KubeletReady")],
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": name}],
+        "capacity": {"cpu": "64", "memory": "263835868Ki", "pods": "110", "ephemeral-storage": "1951850Mi"},
+        "allocatable": {"cpu": "63", "memory": "261738716Ki", "pods": "110", "ephemeral-storage": "1798818Mi"},
+        "nodeInfo": {"machineID": "0f" * 16, "systemUUID": "1e" * 16, "bootID": "2d" * 16,
+                     "kernelVersion": "6.1.0-28-amd64", "osImage": "Hull 1.0.0", "containerRuntimeVersion":
+                     "containerd://1.6.20", "kubeletVersion": "v1.31.0", "kubeProxyVersion": "v1.31.0",
+                     "operatingSystem": "linux", "architecture": "amd64"},
+        "images": [{"names": [f"registry.example.com/team-{i}/service@sha256:{'ab' * 32}",
+                              f"registry.example.com/team-{i}/service:v{i}.2.3"], "sizeBytes": 123456789 + i}
+                   for i in range(12)],
+    }
+
+
 def run(n, tmp):
     portfile = os.path.join(tmp, f"port-{n}")
     crds = sum([["--crd", os.path.join(A.crds, f)] for f in sorted(os.listdir(A.crds))], [])
@@ -84,11 +108,12 @@ def run(n, tmp):
 
         def mk(name):
             api.call("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": name, "labels": {"pool": "workers", "kubernetes.io/hostname": name}}, "spec": {}})
-            api.call("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [
-                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "",
-                 "lastHeartbeatTime": "2026-11-30T00:00:00Z", "lastTransitionTime": "2026-11-30T00:00:00Z"}]}},
-                "application/merge-patch+json")
+                "name": name, "labels": {"pool": "workers", "kubernetes.io/hostname": name,
+                                         "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                         "topology.kubernetes.io/zone": "zone-a"}},
+                "spec": {"podCIDR": "10.244.0.0/24", "providerID": f"hull://{name}"}})
+            api.call("PATCH", f"/api/v1/nodes/{name}/status", {"status": realistic_status(name)},
+                     "application/merge-patch+json")
             api.call("POST", "/apis/hull.dev/v1alpha1/osnodes", {"apiVersion": "hull.dev/v1alpha1", "kind": "OSNode",
                                                                  "metadata": {"name": name}, "spec": {}})
             api.call("PATCH", f"/apis/hull.dev/v1alpha1/osnodes/{name}/status", {"status": {
