@@ -158,10 +158,12 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to load the Kubernetes client configuration: %s",
                                        err ?: "(no message)"), 1;
+        r = kube_config_set_user_agent(config, "hull-node/" HULL_VERSION);
+        if (r < 0)
+                return log_oom(), 1;
         r = kube_client_new(config, &kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the Kubernetes client: %m"), 1;
-        (void) kube_client_set_user_agent(kube, "hull-node/" HULL_VERSION);
         r = agent_client_new(arg_socket, &agent);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the agent client: %m"), 1;

@@ -175,10 +175,12 @@ int main(int argc, char **argv) {
                                        err ?: "(no message)"), 1;
         if (!arg_namespace)
                 arg_namespace = config->namespace ?: "hull-system";
+        r = kube_config_set_user_agent(config, "hull-operator/" HULL_VERSION);
+        if (r < 0)
+                return log_oom(), 1;
         r = kube_client_new(config, &kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the Kubernetes client: %m"), 1;
-        (void) kube_client_set_user_agent(kube, "hull-operator/" HULL_VERSION);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

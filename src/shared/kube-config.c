@@ -63,8 +63,18 @@ KubeConfig *kube_config_unref(KubeConfig *c) {
         free(c->cert_file);
         free(c->key_file);
         free(c->namespace);
+        free(c->user_agent);
         free(c);
         return NULL;
+}
+
+int kube_config_set_user_agent(KubeConfig *c, const char *ua) {
+        char *s = strdup(ua);
+        if (!s)
+                return -ENOMEM;
+        free(c->user_agent);
+        c->user_agent = s;
+        return 0;
 }
 
 static KubeConfig *config_new(void) {

@@ -515,7 +515,7 @@ static int perform_once(KubeClient *c, const Request *q, Transfer *t) {
         SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
         SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SEC);
-        SETOPT(CURLOPT_USERAGENT, c->user_agent ?: "hull/" HULL_VERSION);
+        SETOPT(CURLOPT_USERAGENT, c->user_agent ?: c->config->user_agent ?: "hull/" HULL_VERSION);
         SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
         SETOPT(CURLOPT_HEADERDATA, t);
         SETOPT(CURLOPT_WRITEFUNCTION, write_cb);

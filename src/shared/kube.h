@@ -47,10 +47,16 @@ typedef struct KubeConfig {
         char *key_file;
         bool insecure;          /* insecure-skip-tls-verify */
         char *namespace;        /* default namespace of the context / the pod */
+        char *user_agent;       /* default User-Agent of every client made from it */
         unsigned refcount;
 } KubeConfig;
 
 KubeConfig *kube_config_ref(KubeConfig *c);
+/* Sets the User-Agent of every client made from c afterwards, including the
+ * informers' and the leader elector's own clients, so that the API server's
+ * audit log (and RBAC checks) can tell the programs apart. Call before
+ * starting anything that uses c. */
+int kube_config_set_user_agent(KubeConfig *c, const char *ua);
 KubeConfig *kube_config_unref(KubeConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeConfig *, kube_config_unref);
 

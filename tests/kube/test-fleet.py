@@ -173,7 +173,31 @@ current-context: sim
         check(False, f"timed out waiting for {what}")
         return None
 
+    def check_rbac(self):
+        """Every request hull-operator and hull-node made in this scenario
+        is one that deploy/'s RBAC grants their service accounts."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import rbac
+        reqs = self.api.get("/_double/requests?since=0")["requests"]
+        ours = [r for r in reqs if (r.get("userAgent") or "").startswith(("hull-operator/", "hull-node/"))]
+        strangers = sorted({r.get("userAgent") or "" for r in reqs
+                            if not (r.get("userAgent") or "").startswith(
+                                ("hull-operator/", "hull-node/", "hullctl/", "Python-urllib/"))
+                            and not r["path"].startswith("/_double/")})
+        check(not strangers, f"every API request names its program in User-Agent ({strangers})")
+        deploy = os.path.join(os.path.dirname(A.crds))
+        v = rbac.check_by_user_agent(reqs, deploy, {"hull-operator/": "hull-system:hull-operator",
+                                                    "hull-node/": "hull-system:hull-node"},
+                                     yaml2json=A.yaml2json, warnings=[], ignore_agents=("hullctl/", "Python-urllib/"))
+        check(not v, f"deploy/ RBAC allows all {len(ours)} requests of hull-operator and hull-node "
+                     f"({[str(x) for x in v[:3]]})")
+
     def close(self):
+        try:
+            if not FAILED:
+                self.check_rbac()
+        except Exception as e:
+            check(False, f"RBAC check: {e}")
         self.watch.stop = True
         for p in reversed(self.procs):
             if p.poll() is None:
