@@ -465,9 +465,10 @@ def check_by_user_agent(requests, rbac_paths, agents, yaml2json=None, warnings=N
     A request whose User-Agent matches no prefix (and none of
     ignore_agents, the test's own clients) cannot be attributed: it is
     allowed if any of the service accounts may make it, and a violation
-    otherwise. (The shared library's informer and leader-election clients
-    send its default "hull/VERSION" today, so this matters.) For the unused
-    rule warnings, such requests count for every service account."""
+    otherwise. (Every client of the shared library, informers and the
+    leader elector included, sends the User-Agent set on its KubeConfig; a
+    request without one comes from code that forgot to set it.) For the
+    unused rule warnings, such requests count for every service account."""
     objects = _policy(rbac_paths, yaml2json, objects)
     mine = {sa: [] for sa in agents.values()}
     unattributed = []
