@@ -61,6 +61,7 @@ static void help(void) {
                "  hullctl [OPTIONS] activate [--tries N] [--no-reboot]\n"
                "  hullctl [OPTIONS] rollback [--no-reboot]\n"
                "  hullctl [OPTIONS] mark-good [--force]\n"
+               "  hullctl [OPTIONS] reboot                  (e.g. for new kernel arguments)\n"
                "  hullctl [OPTIONS] config apply FILE.yaml|FILE.json\n"
                "  hullctl [OPTIONS] config show\n"
                "  hullctl [OPTIONS] debug [-- COMMAND...]   (no command: interactive shell)\n"
@@ -489,6 +490,18 @@ static int cmd_rollback(AgentClient *c, char **args) {
         return print_slot_change(&resp, "Rolled back to", "Rolled back to the other slot");
 }
 
+static int cmd_reboot(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
+        int r = call(c, "reboot", "POST", "/v1/reboot", NULL, &resp);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                print_raw(&resp);
+        else
+                printf("Rebooting (the audit log has the request).\n");
+        return 0;
+}
+
 static int cmd_mark_good(AgentClient *c, char **args) {
         _cleanup_(agent_response_done) AgentResponse resp = {};
         _cleanup_(json_decrefp) json_t *body = json_pack("{s:b}", "force", arg_force);
@@ -673,7 +686,8 @@ enum {
         VERB_CONFIG = 1 << 5,
         VERB_DEBUG = 1 << 6,
         VERB_AUDIT = 1 << 7,
-        VERB_ALL = (1 << 8) - 1,
+        VERB_REBOOT = 1 << 8,
+        VERB_ALL = (1 << 9) - 1,
 };
 
 typedef struct Verb {
@@ -689,6 +703,7 @@ static const Verb verbs[] = {
         { "activate", VERB_ACTIVATE, 0, 0, cmd_activate },
         { "rollback", VERB_ROLLBACK, 0, 0, cmd_rollback },
         { "mark-good", VERB_MARK_GOOD, 0, 0, cmd_mark_good },
+        { "reboot", VERB_REBOOT, 0, 0, cmd_reboot },
         { "config", VERB_CONFIG, 1, 2, cmd_config },
         { "debug", VERB_DEBUG, 0, INT_MAX, cmd_debug },
         { "audit", VERB_AUDIT, 0, 0, cmd_audit },
@@ -839,7 +854,7 @@ static int parse_argv(int argc, char **argv, const Verb **ret_verb, char ***ret_
         if (!verb)
                 return log_error_errno(EINVAL,
                                        "Unknown command '%s' (commands: status, stage, activate, rollback, mark-good, "
-                                       "config, debug, audit; see --help)",
+                                       "reboot, config, debug, audit, cluster; see --help)",
                                        argv[optind]);
 
         size_t n = 0;

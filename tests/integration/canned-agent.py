@@ -123,6 +123,10 @@ def answer(method, path, body):
         return error(409, "conflict", "slot b is not good: nothing to roll back to")
     if method == "POST" and route == "/v1/mark-good":
         return mark_good(body)
+    if method == "POST" and route == "/v1/reboot":
+        op = operation(state["next_id"], None, "succeeded", None, 0, type_="reboot")
+        state["next_id"] += 1
+        return 200, {"operation": op, "rebooting": True}
     if method == "POST" and route == "/v1/config":
         return 200, {"generation": body.get("generation", 0), "changed": True, "reboot_required": True}
     if method == "GET" and route == "/v1/config":

@@ -245,6 +245,11 @@ else
 fi
 run rollback rollback
 expect rollback 1 err "hullctl: slot b is not good: nothing to roll back to (conflict)"
+run reboot reboot
+expect reboot 0 out "Rebooting (the audit log has the request)."
+[ -n "$(last_request /v1/reboot 'r["method"]')" ] && pass "reboot posts /v1/reboot" || fail "reboot: no request"
+run reboot-args reboot now
+expect reboot-args 2 err "'reboot' takes no arguments, got 'now'"
 run mark-good mark-good --force
 expect mark-good 0 out "The booted slot is marked good."
 [ "$(last_request /v1/mark-good 'r["body"]')" = "{'force': True}" ] && pass "mark-good --force" || fail "mark-good: $(last_request /v1/mark-good 'r')"
