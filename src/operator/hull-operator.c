@@ -187,6 +187,9 @@ int main(int argc, char **argv) {
         r = kube_client_new(config, &kube);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the Kubernetes client: %m"), 1;
+        /* One slow write must not hold a pass (and the leadership check
+         * between writes) for long. */
+        kube_client_set_timeout(kube, 10000);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -234,8 +237,8 @@ int main(int argc, char **argv) {
                 return log_error_errno(r, "Failed to start leader election: %m"), 1;
         log_info("Started as '%s'; leader election on Lease %s/%s", arg_identity, arg_namespace, arg_lease);
 
-        op = (Operator) { .kube = kube, .nodes = nodes, .oses = oses, .osnodes = osnodes, .identity = arg_identity,
-                          .metrics = &metrics };
+        op = (Operator) { .kube = kube, .nodes = nodes, .oses = oses, .osnodes = osnodes, .leader = leader,
+                          .identity = arg_identity, .metrics = &metrics };
         int64_t last_reconcile = 0, next_resync = 0;
         bool was_leader = false;
         for (;;) {

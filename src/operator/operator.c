@@ -23,6 +23,14 @@ static int64_t mono_now(void) {
         return ts.tv_sec;
 }
 
+/* Checked before every write that hands out work: a pass over a big fleet
+ * against a slow API server can outlast the lease, and a replica that is no
+ * longer leader must not choose one more node (another replica may be
+ * choosing already). */
+static bool still_leading(Operator *o) {
+        return !o->leader || kube_leader_is_leader(o->leader);
+}
+
 static void expectation_free(Expectation *e) {
         free(e->node);
         free(e->task);
@@ -191,7 +199,7 @@ static int write_status(Operator *o, json_t *os, json_t *status) {
         _cleanup_free_ char *path = NULL, *err = NULL;
         json_t *old = json_object_get(os, "status");
 
-        if (old && json_equal(old, status))
+        if ((old && json_equal(old, status)) || !still_leading(o))
                 return 0;
         /* Merge patch: keys we no longer set must be deleted explicitly. */
         const char *k;
@@ -328,7 +336,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
         }
 
         /* Quarantine first: those nodes count as failed in this plan. */
-        for (size_t i = 0; i < plan.n_quarantine; i++) {
+        for (size_t i = 0; i < plan.n_quarantine && still_leading(o); i++) {
                 RolloutNode *n = &rn[plan.quarantine[i]];
                 _cleanup_free_ char *path = NULL, *err = NULL, *note = NULL;
                 if (asprintf(&path, "%s/%s", NODE_PATH, n->name) < 0)
@@ -349,7 +357,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
 
         _cleanup_free_ char *chosen_names = NULL;
         size_t n_chosen = 0;
-        for (size_t i = 0; i < plan.n_choose; i++) {
+        for (size_t i = 0; i < plan.n_choose && still_leading(o); i++) {
                 RolloutNode *n = &rn[plan.choose[i]];
                 json_t *node = json_array_get(node_list, e->nodes[plan.choose[i]]);
                 _cleanup_free_ char *path = NULL, *err = NULL, *task = NULL;

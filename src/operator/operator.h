@@ -52,6 +52,7 @@ typedef struct Operator {
         KubeInformer *nodes;
         KubeInformer *oses;
         KubeInformer *osnodes;
+        KubeLeader *leader;             /* NULL in tests: always leading */
         const char *identity;
         OperatorMetrics *metrics;
         Expectation *expect;
