@@ -1,20 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "nodeconfig.h"
 #include "osspec.h"
 #include "strutil.h"
+#include "tzfile.h"
 
 /* How much of a user-supplied string an error message repeats. */
 #define QUOTE_CHARS 64
@@ -24,12 +20,11 @@
 #define URL_MAX 2048
 #define BATCHES_MAX 100
 #define SELECTOR_LABELS_MAX 64
-#define TIME_ZONE_MAX 255
 /* Counts and seconds above this are refused: nobody means them, and adding
  * them to a unix time must not overflow. */
 #define INT_FIELD_MAX 1000000000LL
 
-#define ZONEINFO_DIR "/usr/share/zoneinfo"
+#define ZONEINFO_DIR TZ_ZONEINFO_DIR
 
 static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
                                           "strategy", "version", "window" };
@@ -377,38 +372,14 @@ static bool label_key_ok(const char *s) {
 }
 
 bool os_time_zone_is_valid(const char *name) {
-        char path[sizeof(ZONEINFO_DIR) + TIME_ZONE_MAX + 2];
-        char magic[4];
-        struct stat st;
-        size_t l;
-        int fd;
-        ssize_t n;
+        _cleanup_(tz_freep) TimeZone *z = NULL;
 
-        if (!name)
-                return false;
-        if (streq(name, "UTC"))
-                return true; /* handled without tzdata */
-        l = strlen(name);
-        if (l == 0 || l > TIME_ZONE_MAX || name[0] == '/' || name[l - 1] == '/' || strstr(name, "..") ||
-            strstr(name, "//"))
-                return false;
-        for (size_t i = 0; i < l; i++)
-                if (!isalnum((unsigned char) name[i]) && !strchr("/_+-.", name[i]))
-                        return false;
-        /* Not "posix/..." or "right/..." trees' metadata files; those are
-         * zones too, which is fine. A TZ string like "CET-1CEST" is not a
-         * name and fails the lookup. */
-        (void) snprintf(path, sizeof path, "%s/%s", ZONEINFO_DIR, name);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return false;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                (void) close(fd);
-                return false;
-        }
-        n = read(fd, magic, sizeof magic);
-        (void) close(fd);
-        return n == (ssize_t) sizeof magic && memcmp(magic, "TZif", 4) == 0;
+        /* The name rules live in tzfile.c (no "..", "//", leading "/",
+         * below ZONEINFO_DIR); "UTC" needs no file. A TZ string like
+         * "CET-1CEST" is not a name and fails the lookup. The file is
+         * parsed completely, so a zone accepted here is one
+         * os_window_open() can use. */
+        return tz_name_is_valid(name) && tz_load(name, &z) >= 0;
 }
 
 /* "HH:MM", 00:00..23:59, exactly five characters. */
@@ -777,92 +748,35 @@ int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) {
 /* ---- maintenance windows ----
  *
  * Evaluated on the local wall clock of the window's time zone: a window
- * 02:00-04:00 means what a clock on the wall there shows. glibc only
- * converts through the process-wide TZ variable, so conversions for a named
- * zone run under a mutex that sets TZ, calls tzset(), converts and puts TZ
- * back. That is safe because nothing else in Hull's programs uses local
- * time (logging and the API speak UTC), and the time spent under the lock
- * is a few conversions. "UTC" never touches TZ. The one remaining hazard is
- * glibc's environment itself: setenv()/unsetenv() racing a getenv() on
- * another thread (libcurl reads proxy variables). glibc never frees the
- * strings, but adding TZ can reallocate the environ array and unsetenv()
- * shifts it, so a concurrent reader can miss a variable or, in the worst
- * case, read the old array. Reading the TZif file ourselves removes that;
- * it is the planned replacement (the interface stays). */
+ * 02:00-04:00 means what a clock on the wall there shows. The zone comes
+ * from its compiled file under ZONEINFO_DIR, read and converted by tzfile.c
+ * on every call, not through glibc: glibc converts only through the
+ * process-wide TZ variable, and setting that with setenv() races the
+ * getenv() calls of other threads (libcurl reads proxy variables on every
+ * transfer in hull-operator). Nothing here touches the environment or any
+ * global state, so os_window_open() is safe on any thread. "UTC" needs no
+ * file; every other zone needs tzdata installed (docs/CRD.md). */
 
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-
-typedef struct TzScope {
-        bool utc;
-        bool had_tz;
-        char *saved_tz;
-} TzScope;
-
-static int tz_enter(TzScope *z, const char *name) {
-        char *v;
-
-        *z = (TzScope) { .utc = !name || streq(name, "UTC") };
-        if (z->utc)
-                return 0;
-        if (!os_time_zone_is_valid(name))
-                return -EINVAL;
-        if (asprintf(&v, ":%s", name) < 0)
-                return -ENOMEM;
-        pthread_mutex_lock(&tz_lock);
-        const char *old = getenv("TZ");
-        if (old) {
-                z->saved_tz = strdup(old);
-                if (!z->saved_tz) {
-                        pthread_mutex_unlock(&tz_lock);
-                        free(v);
-                        return -ENOMEM;
-                }
-                z->had_tz = true;
-        }
-        if (setenv("TZ", v, 1) < 0) {
-                int r = negative_errno();
-                free(z->saved_tz);
-                pthread_mutex_unlock(&tz_lock);
-                free(v);
+/* Opens the window's zone; NULL is UTC. Anything that cannot be used is
+ * the caller's unknown time zone. */
+static int window_zone(const char *name, TimeZone **ret) {
+        int r = tz_load(name ?: "UTC", ret);
+        if (r == -ENOMEM)
                 return r;
-        }
-        free(v);
-        tzset();
-        return 0;
+        return r < 0 ? -EINVAL : 0;
 }
 
-static void tz_leave(TzScope *z) {
-        if (z->utc)
-                return;
-        if (z->had_tz)
-                (void) setenv("TZ", z->saved_tz, 1);
-        else
-                (void) unsetenv("TZ");
-        tzset();
-        free(z->saved_tz);
-        pthread_mutex_unlock(&tz_lock);
-}
+/* The wall clock at t as minutes since 1970-01-01 00:00 of that clock
+ * (seconds dropped, rounding down before 1970 too). */
+static bool wall_minutes_at(const TimeZone *z, int64_t t, int64_t *ret) {
+        int32_t off;
+        int64_t s;
 
-static bool tz_local(const TzScope *z, int64_t t, struct tm *ret) {
-        time_t tt = (time_t) t;
-        return z->utc ? gmtime_r(&tt, ret) != NULL : localtime_r(&tt, ret) != NULL;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
-        y -= m <= 2;
-        int64_t era = (y >= 0 ? y : y - 399) / 400;
-        int64_t yoe = y - era * 400;
-        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-/* The wall clock as minutes since 1970-01-01 00:00 of that clock. */
-static int64_t wall_minutes(const struct tm *tm) {
-        return days_from_civil((int64_t) tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) * 1440 + tm->tm_hour * 60 +
-               tm->tm_min;
+        if (tz_utc_offset(z, t, &off) < 0)
+                return false;
+        s = t + off;
+        *ret = s >= 0 ? s / 60 : -((-s + 59) / 60);
+        return true;
 }
 
 /* 1970-01-01 was a Thursday (tm_wday 4). */
@@ -885,79 +799,37 @@ static bool window_contains_wall(const OsWindow *w, int64_t wall) {
         return false;
 }
 
-static bool window_open_at(const TzScope *z, const OsWindow *w, int64_t t, bool *ok) {
-        struct tm tm;
+static bool window_open_at(const TimeZone *z, const OsWindow *w, int64_t t, bool *ok) {
+        int64_t wall;
 
-        if (!tz_local(z, t, &tm)) {
+        if (!wall_minutes_at(z, t, &wall)) {
                 *ok = false;
                 return false;
         }
-        return window_contains_wall(w, wall_minutes(&tm));
+        return window_contains_wall(w, wall);
 }
 
-/* The smallest unix time whose wall clock reads day*1440+minute or later,
- * searched after 'after'. Uses mktime() for the estimate and settles the
- * DST gap case (a wall time that does not exist) by bisection, since the
- * wall clock is monotonic away from the autumn change. */
-static bool wall_to_unix(const TzScope *z, int64_t wall, int64_t after, int64_t *ret) {
-        int64_t day = wall / 1440, min = wall % 1440;
-        int64_t y, m, d;
-        struct tm tm = {};
-        time_t tt;
+/* The instant at which the wall clock reads day*1440+minute, for a window
+ * opening: a wall time that happens twice (the repeated hour of an autumn
+ * change) gives its first occurrence, or the second if the first is not
+ * after 'after' (so a closed window still finds the second pass); a wall
+ * time that does not exist (skipped by a spring change) gives the change,
+ * the first instant whose wall clock reads that time or later. */
+static bool wall_to_unix(const TimeZone *z, int64_t wall, int64_t after, int64_t *ret) {
+        int64_t earliest, latest;
+        int n;
 
-        /* civil_from_days */
-        int64_t zd = day + 719468;
-        int64_t era = (zd >= 0 ? zd : zd - 146096) / 146097;
-        int64_t doe = zd - era * 146097;
-        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        int64_t mp = (5 * doy + 2) / 153;
-        d = doy - (153 * mp + 2) / 5 + 1;
-        m = mp < 10 ? mp + 3 : mp - 9;
-        y = yoe + era * 400 + (m <= 2);
-
-        tm.tm_year = (int) (y - 1900);
-        tm.tm_mon = (int) (m - 1);
-        tm.tm_mday = (int) d;
-        tm.tm_hour = (int) (min / 60);
-        tm.tm_min = (int) (min % 60);
-        tm.tm_isdst = -1;
-        if (z->utc)
-                tt = timegm(&tm);
-        else
-                tt = mktime(&tm);
-        if (tt == (time_t) -1)
+        if (wall < -TZ_TIME_LIMIT / 60 || wall > TZ_TIME_LIMIT / 60)
                 return false;
-
-        int64_t hi = (int64_t) tt, lo = MAX(after, hi - 3 * 3600);
-        struct tm lt;
-        if (lo >= hi) {
-                *ret = hi;
-                return true;
-        }
-        /* Bisection for the first t in (lo, hi] whose wall clock is >= wall. */
-        if (!tz_local(z, lo, &lt))
+        n = tz_local_to_utc(z, wall * 60, &earliest, &latest);
+        if (n < 0)
                 return false;
-        if (wall_minutes(&lt) >= wall) {
-                *ret = hi;
-                return true;
-        }
-        while (hi - lo > 1) {
-                int64_t mid = lo + (hi - lo) / 2;
-                if (!tz_local(z, mid, &lt))
-                        return false;
-                if (wall_minutes(&lt) >= wall)
-                        hi = mid;
-                else
-                        lo = mid;
-        }
-        *ret = hi;
+        *ret = n >= 2 && earliest <= after ? latest : earliest;
         return true;
 }
 
 int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_next_open) {
-        TzScope z;
-        struct tm tm;
+        _cleanup_(tz_freep) TimeZone *z = NULL;
         bool ok = true, open;
         int64_t next = 0;
         int r;
@@ -974,31 +846,31 @@ int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_ne
             w->end_minute >= 1440 || w->start_minute == w->end_minute)
                 return -EINVAL;
 
-        r = tz_enter(&z, w->time_zone);
+        r = window_zone(w->time_zone, &z);
         if (r < 0)
                 return r;
 
-        open = window_open_at(&z, w, t, &ok);
+        open = window_open_at(z, w, t, &ok);
         if (ok && !open && ret_next_open) {
                 /* Candidates: the start of an instance on today and each of
                  * the next eight local days (a week, plus the day a window
                  * lying wholly inside a DST gap loses): the first one at
-                 * which the window really is open. At most nine mktime()
-                 * calls and a bisection each, instead of a minute-by-minute
-                 * search. */
-                if (!tz_local(&z, t, &tm))
+                 * which the window really is open. Nine conversions of a
+                 * wall time, instead of a minute-by-minute search. */
+                int64_t wall;
+                if (!wall_minutes_at(z, t, &wall))
                         ok = false;
                 else {
-                        int64_t today = wall_minutes(&tm) / 1440;
+                        int64_t today = wall / 1440;
                         for (int64_t d = today; d <= today + 8 && next == 0 && ok; d++) {
                                 int64_t cand;
                                 if (!(w->days & (1u << weekday_of_day(d))))
                                         continue;
-                                if (!wall_to_unix(&z, d * 1440 + w->start_minute, t, &cand)) {
+                                if (!wall_to_unix(z, d * 1440 + w->start_minute, t, &cand)) {
                                         ok = false;
                                         break;
                                 }
-                                if (cand > t && window_open_at(&z, w, cand, &ok))
+                                if (cand > t && window_open_at(z, w, cand, &ok))
                                         next = cand;
                         }
                         /* Nothing found (cannot happen with real zones):
@@ -1007,7 +879,6 @@ int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_ne
                                 next = t + 86400;
                 }
         }
-        tz_leave(&z);
 
         if (!ok)
                 return -ERANGE;
