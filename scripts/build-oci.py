@@ -181,6 +181,23 @@ def build_layer(a, mtime):
     layer.add_file("etc/nsswitch.conf", b"passwd: files\ngroup: files\nhosts: files dns\n", 0o644)
     if os.path.exists(a.ca_certificates):
         layer.add_host_file("etc/ssl/certs/ca-certificates.crt", a.ca_certificates, 0o644)
+    if a.zoneinfo:
+        # The compiled zone files, for maintenance windows in named time
+        # zones (hull-operator reads them itself, src/shared/tzfile.c).
+        # posix/ and right/ are copies and leap-second variants: left out.
+        for top, dirs, files in os.walk(a.zoneinfo, followlinks=False):
+            rel = os.path.relpath(top, a.zoneinfo)
+            if rel.split(os.sep)[0] in ("posix", "right"):
+                dirs[:] = []
+                continue
+            dirs.sort()
+            for f in sorted(files):
+                src = os.path.join(top, f)
+                with open(os.path.realpath(src), "rb") as fh:
+                    if fh.read(4) != b"TZif":
+                        continue
+                dest = os.path.normpath(os.path.join("usr/share/zoneinfo", rel, f))
+                layer.add_host_file(dest, src, 0o644)
     layer.add_dir("tmp", 0o1777)
     layer.add_dir("home/nonroot", 0o755)
     return layer
@@ -316,6 +333,9 @@ def main(argv=None):
     ap.add_argument("--arch", help="OCI architecture (default: this machine's, e.g. amd64)")
     ap.add_argument("--ca-certificates", default="/etc/ssl/certs/ca-certificates.crt",
                     help="CA bundle to include if it exists")
+    ap.add_argument("--zoneinfo", metavar="DIR", help="add the compiled time zones from DIR (e.g. "
+                    "/usr/share/zoneinfo) at /usr/share/zoneinfo; hull-operator needs them for maintenance "
+                    "windows in zones other than UTC")
     ap.add_argument("--strip", action="store_true", help="strip the program's symbols and debug information "
                     "(a copy; the libraries are taken as they are)")
     ap.add_argument("-o", "--output", required=True, help="the archive to write")

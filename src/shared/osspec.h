@@ -107,7 +107,7 @@ bool os_time_zone_is_valid(const char *name);
  * unset window is always open. -EINVAL for an unknown time zone. When
  * ret_next_open is non-NULL and the window is closed, it gets the next
  * opening time (for a requeue). Wall-clock semantics, windows crossing
- * midnight and DST: docs/CRD.md. Named zones are converted with TZ set
- * under a process-wide mutex and restored afterwards (osspec.c says why);
- * -ERANGE if a conversion fails. */
+ * midnight and DST: docs/CRD.md. Named zones are read from their TZif file
+ * (tzfile.h); the environment is never touched, so any thread may call it
+ * (libcurl reads the environment on other threads). */
 int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_next_open) _warn_unused_result_;

@@ -20,9 +20,12 @@ for binary in "$@"; do
         name=$(basename "$binary")
         out=$tmp/$name.oci.tar
         echo "== $name"
-        python3 "$build_oci" --binary "$binary" --name "$name" --version 0.1.0-test --user 65532 -o "$out"
+        extra=()
+        [ "$name" = hull-operator ] && extra=(--zoneinfo /usr/share/zoneinfo)
+        python3 "$build_oci" --binary "$binary" --name "$name" --version 0.1.0-test --user 65532 "${extra[@]}" \
+                -o "$out"
         SOURCE_DATE_EPOCH=0 python3 "$build_oci" --binary "$binary" --name "$name" --version 0.1.0-test \
-                --user 65532 -o "$out.again" >/dev/null
+                --user 65532 "${extra[@]}" -o "$out.again" >/dev/null
         cmp "$out" "$out.again" || { echo "FAIL: two builds of $name differ" >&2; exit 1; }
         SOURCE_DATE_EPOCH=1700000000 python3 "$build_oci" --binary "$binary" --name "$name" \
                 --version 0.1.0-test --user 65532 -o "$out.sde" >/dev/null
@@ -158,6 +161,11 @@ EOF
         fi
 
         if [ "$(id -u)" = 0 ]; then
+                if [ "$name" = hull-operator ]; then
+                        head -c 4 "$root/usr/share/zoneinfo/Europe/Berlin" | grep -q TZif ||
+                                { echo "FAIL: the hull-operator image has no Europe/Berlin zone file" >&2; exit 1; }
+                        echo "zone files present"
+                fi
                 got=$(env -i PATH=/usr/bin "$(command -v chroot)" "$root" "/usr/bin/$name" --version)
                 want=$("$binary" --version)
                 [ "$got" = "$want" ] || {
