@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,4 +153,46 @@ char **strv_append(char **l, const char *s) {
         nl[n] = c;
         nl[n + 1] = NULL;
         return nl;
+}
+
+int error_set(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *m;
+        int k;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        k = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        free(*ret_error);
+        *ret_error = m;
+        return r;
+}
+
+const char *string_quote(char buf[static STRING_QUOTE_SIZE], const char *s) {
+        size_t n = 0;
+
+        buf[n++] = '"';
+        for (size_t i = 0; s[i]; i++) {
+                unsigned char ch = (unsigned char) s[i];
+
+                if (i >= STRING_QUOTE_CHARS) {
+                        memcpy(buf + n, "...", 3);
+                        n += 3;
+                        break;
+                }
+                if (ch == '"' || ch == '\\') {
+                        buf[n++] = '\\';
+                        buf[n++] = (char) ch;
+                } else if (ch < 0x20 || ch > 0x7e)
+                        n += (size_t) snprintf(buf + n, 5, "\\x%02x", ch);
+                else
+                        buf[n++] = (char) ch;
+        }
+        buf[n++] = '"';
+        buf[n] = '\0';
+        return buf;
 }

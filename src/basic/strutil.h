@@ -28,4 +28,18 @@ bool string_has_prefix(const char *s, const char *prefix);
 bool string_is_safe_token(const char *s, const char *extra_allowed);
 
 char **strv_append(char **l, const char *s);
+
+/* For functions that hand a message back to their caller: sets *ret_error
+ * (if ret_error is non-NULL) to the formatted message, replacing and
+ * freeing one it held, and returns r; -ENOMEM if the message cannot be
+ * made. */
+int error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* A user-supplied string, quoted, escaped (", \ and anything outside
+ * printable ASCII as \xNN) and cut after STRING_QUOTE_CHARS characters, so
+ * that a message can go into a log line, a condition or an HTTP response
+ * whatever the input was. Returns buf. */
+#define STRING_QUOTE_CHARS 64
+#define STRING_QUOTE_SIZE (STRING_QUOTE_CHARS * 4 + 8)
+const char *string_quote(char buf[static STRING_QUOTE_SIZE], const char *s);
 size_t strv_length(char * const *l);

@@ -12,6 +12,7 @@
 
 #include "agent-api.h"
 #include "bootcount.h"
+#include "strutil.h"
 
 /* Error messages quote at most this much of something the client sent (a
  * field name, jansson's "near '...'"), so that a hostile body cannot make
@@ -21,19 +22,6 @@
 /* Error documents carry messages up to this size; longer ones are cut. */
 #define MESSAGE_MAX (64 * 1024)
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        *ret_error = m;
-        return r;
-}
 
 /* ---- UTF-8 ---- */
 
@@ -134,7 +122,7 @@ static int unknown_field(const char *key, const char *const *known, size_t n_kno
         *e = '\0';
         for (size_t i = 0; i < n_known; i++)
                 e = stpcpy(i > 0 ? stpcpy(e, ", ") : e, known[i]);
-        return fail(ret_error, -EBADMSG, "unknown field '%s' (known: %s)", k, n_known > 0 ? list : "none");
+        return error_set(ret_error, -EBADMSG, "unknown field '%s' (known: %s)", k, n_known > 0 ? list : "none");
 }
 
 /* The body as a JSON object whose keys are all in 'known'. */
@@ -148,7 +136,7 @@ static int parse_body(const char *body, size_t len, const char *const *known, si
         if (!body && len > 0)
                 return -EINVAL;
         if (len > API_BODY_MAX)
-                return fail(ret_error, -E2BIG, "request body is larger than %d bytes", API_BODY_MAX);
+                return error_set(ret_error, -E2BIG, "request body is larger than %d bytes", API_BODY_MAX);
 
         if (len == 0)
                 root = json_object();
@@ -161,14 +149,14 @@ static int parse_body(const char *body, size_t len, const char *const *known, si
                         _cleanup_free_ char *t = api_utf8_sanitize(error.text, JSON_ERROR_MAX);
                         if (!t)
                                 return -ENOMEM;
-                        return fail(ret_error, -EBADMSG, "request body is not valid JSON (line %d, column %d): %s",
+                        return error_set(ret_error, -EBADMSG, "request body is not valid JSON (line %d, column %d): %s",
                                     error.line, error.column, t);
                 }
         }
         if (!root)
                 return -ENOMEM;
         if (!json_is_object(root))
-                return fail(ret_error, -EBADMSG, "request body must be a JSON object");
+                return error_set(ret_error, -EBADMSG, "request body must be a JSON object");
 
         json_object_foreach(root, key, v) {
                 bool found = false;
@@ -191,11 +179,11 @@ static int get_string(json_t *obj, const char *key, const char **ret, char **ret
                 return 0;
         }
         if (!json_is_string(v))
-                return fail(ret_error, -EBADMSG, "'%s' must be a string", key);
+                return error_set(ret_error, -EBADMSG, "'%s' must be a string", key);
         /* jansson refuses \u0000 unless asked to allow it; be sure anyway,
          * since a NUL would cut the value short. */
         if (strlen(json_string_value(v)) != json_string_length(v))
-                return fail(ret_error, -EBADMSG, "'%s' must not contain NUL characters", key);
+                return error_set(ret_error, -EBADMSG, "'%s' must not contain NUL characters", key);
         *ret = json_string_value(v);
         return 0;
 }
@@ -208,7 +196,7 @@ static int get_bool(json_t *obj, const char *key, bool def, bool *ret, char **re
                 return 0;
         }
         if (!json_is_boolean(v))
-                return fail(ret_error, -EBADMSG, "'%s' must be true or false", key);
+                return error_set(ret_error, -EBADMSG, "'%s' must be true or false", key);
         *ret = json_is_true(v);
         return 0;
 }
@@ -284,12 +272,12 @@ static int check_source(const char *s, char **ret_error) {
         else
                 problem = "must be an absolute local path or an https:// URL";
 
-        return problem ? fail(ret_error, -EBADMSG, "'source' %s", problem) : 0;
+        return problem ? error_set(ret_error, -EBADMSG, "'source' %s", problem) : 0;
 }
 
 static int check_path(const char *key, const char *s, char **ret_error) {
         const char *problem = path_problem(s);
-        return problem ? fail(ret_error, -EBADMSG, "'%s' %s", key, problem) : 0;
+        return problem ? error_set(ret_error, -EBADMSG, "'%s' %s", key, problem) : 0;
 }
 
 static bool hex_ok(const char *s, size_t len) {
@@ -373,21 +361,21 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
                 return r;
 
         if (!source)
-                return fail(ret_error, -EBADMSG, "'source' is required");
+                return error_set(ret_error, -EBADMSG, "'source' is required");
         r = check_source(source, ret_error);
         if (r < 0)
                 return r;
         bool https = source[0] != '/';
 
         if (sha256 && !hex_ok(sha256, 64))
-                return fail(ret_error, -EBADMSG, "'sha256' must be 64 hexadecimal digits");
+                return error_set(ret_error, -EBADMSG, "'sha256' must be 64 hexadecimal digits");
         if (version && !version_ok(version))
-                return fail(ret_error, -EBADMSG,
+                return error_set(ret_error, -EBADMSG,
                             "'version' must be 1 to %d characters from A-Z a-z 0-9 . _ + ~ -, "
                             "starting with a letter or digit",
                             API_VERSION_MAX);
         if (key_id && !hex_ok(key_id, 16))
-                return fail(ret_error, -EBADMSG, "'key_id' must be 16 hexadecimal digits");
+                return error_set(ret_error, -EBADMSG, "'key_id' must be 16 hexadecimal digits");
 
         const struct {
                 const char *key, *value;
@@ -396,15 +384,15 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
                 if (!tls[i].value)
                         continue;
                 if (!https)
-                        return fail(ret_error, -EBADMSG, "'%s' is only valid with an https:// source", tls[i].key);
+                        return error_set(ret_error, -EBADMSG, "'%s' is only valid with an https:// source", tls[i].key);
                 r = check_path(tls[i].key, tls[i].value, ret_error);
                 if (r < 0)
                         return r;
         }
         if (client_key && !client_cert)
-                return fail(ret_error, -EBADMSG, "'client_key' requires 'client_cert'");
+                return error_set(ret_error, -EBADMSG, "'client_key' requires 'client_cert'");
         if (client_cert && !client_key)
-                return fail(ret_error, -EBADMSG, "'client_cert' requires 'client_key'");
+                return error_set(ret_error, -EBADMSG, "'client_cert' requires 'client_key'");
 
         _cleanup_(stage_request_done) StageRequest req = {};
         if ((r = dup_lower(source, https ? strlen("https") : 0, &req.source)) < 0 ||
@@ -437,7 +425,7 @@ int api_parse_activate(const char *body, size_t len, ActivateRequest *ret, char 
         if (v) {
                 /* Integers only: 3.0 is a real in jansson, and true is not 1. */
                 if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > BOOT_TRIES_MAX)
-                        return fail(ret_error, -EBADMSG, "'tries' must be an integer from 1 to %d", BOOT_TRIES_MAX);
+                        return error_set(ret_error, -EBADMSG, "'tries' must be an integer from 1 to %d", BOOT_TRIES_MAX);
                 req.tries = (unsigned) json_integer_value(v);
         }
         r = get_bool(root, "reboot", true, &req.reboot, ret_error);
@@ -507,7 +495,7 @@ int api_parse_debug(const char *body, size_t len, DebugRequest *ret, char **ret_
         if (v) {
                 size_t n = json_array_size(v);
                 if (!json_is_array(v) || n < 1 || n > API_COMMAND_ARGS_MAX)
-                        return fail(ret_error, -EBADMSG, "'command' must be an array of 1 to %d strings",
+                        return error_set(ret_error, -EBADMSG, "'command' must be an array of 1 to %d strings",
                                     API_COMMAND_ARGS_MAX);
                 command = calloc(n + 1, sizeof(char *));
                 if (!command)
@@ -516,9 +504,9 @@ int api_parse_debug(const char *body, size_t len, DebugRequest *ret, char **ret_
                         json_t *a = json_array_get(v, i);
                         if (!json_is_string(a) || json_string_length(a) == 0 ||
                             strlen(json_string_value(a)) != json_string_length(a))
-                                return fail(ret_error, -EBADMSG, "'command[%zu]' must be a non-empty string", i);
+                                return error_set(ret_error, -EBADMSG, "'command[%zu]' must be a non-empty string", i);
                         if (json_string_length(a) > API_COMMAND_ARG_MAX)
-                                return fail(ret_error, -EBADMSG, "'command[%zu]' is longer than %d bytes", i,
+                                return error_set(ret_error, -EBADMSG, "'command[%zu]' is longer than %d bytes", i,
                                             API_COMMAND_ARG_MAX);
                         command[i] = strdup(json_string_value(a));
                         if (!command[i])

@@ -14,6 +14,7 @@
 #include "kube-internal.h"
 #include "kube.h"
 #include "yaml-json.h"
+#include "strutil.h"
 
 #define KUBECONFIG_MAX (4U * 1024U * 1024U)
 #define TOKEN_MAX (64U * 1024U)
@@ -21,20 +22,6 @@
 #define KUBECONFIG_FILES_MAX 64
 #define DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = m;
-        return r;
-}
 
 KubeConfig *kube_config_ref(KubeConfig *c) {
         if (c)
@@ -149,14 +136,14 @@ static int merge_section(json_t *root, const char *list, const char *item, json_
         if (!a || json_is_null(a))
                 return 0;
         if (!json_is_array(a))
-                return fail(ret_error, -EBADMSG, "%s: '%s' is not a list", path, list);
+                return error_set(ret_error, -EBADMSG, "%s: '%s' is not a list", path, list);
         json_array_foreach(a, i, e) {
                 const char *name = json_string_value(json_object_get(e, "name"));
                 json_t *body = json_object_get(e, item);
                 if (!name)
-                        return fail(ret_error, -EBADMSG, "%s: %s[%zu] has no name", path, list, i);
+                        return error_set(ret_error, -EBADMSG, "%s: %s[%zu] has no name", path, list, i);
                 if (body && !json_is_object(body) && !json_is_null(body))
-                        return fail(ret_error, -EBADMSG, "%s: %s '%s': '%s' is not a mapping", path, list, name,
+                        return error_set(ret_error, -EBADMSG, "%s: %s '%s': '%s' is not a mapping", path, list, name,
                                     item);
                 /* kubectl's merge: the first file that defines a name wins. */
                 if (json_object_get(into, name))
@@ -181,7 +168,7 @@ static int merge_file(Merge *m, const char *path, bool must_exist, char **ret_er
         if (r == -ENOENT && !must_exist)
                 return 0; /* kubectl skips files in KUBECONFIG that do not exist */
         if (r < 0)
-                return fail(ret_error, r, "%s: %s", path, strerror(-r));
+                return error_set(ret_error, r, "%s: %s", path, strerror(-r));
         m->files++;
 
         bool blank = true;
@@ -196,9 +183,9 @@ static int merge_file(Merge *m, const char *path, bool must_exist, char **ret_er
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return fail(ret_error, -EBADMSG, "%s:%s", path, yerr ?: " not YAML");
+                return error_set(ret_error, -EBADMSG, "%s:%s", path, yerr ?: " not YAML");
         if (!json_is_object(root))
-                return fail(ret_error, -EBADMSG, "%s: not a mapping", path);
+                return error_set(ret_error, -EBADMSG, "%s: not a mapping", path);
 
         copy = strdup(path);
         if (!copy)
@@ -235,7 +222,7 @@ static int get_string(json_t *o, const char *key, const char **ret, const char *
                 return 0;
         }
         if (!json_is_string(v))
-                return fail(ret_error, -EBADMSG, "%s: '%s' is not a string", what, key);
+                return error_set(ret_error, -EBADMSG, "%s: '%s' is not a string", what, key);
         *ret = json_string_value(v);
         return 0;
 }
@@ -258,7 +245,7 @@ static int decode_field(json_t *o, const char *key, void **ret, size_t *ret_size
                 return r;
         r = kube_base64_decode(s, ret, ret_size);
         if (r == -EBADMSG)
-                return fail(ret_error, r, "%s: '%s' is not valid base64", what, key);
+                return error_set(ret_error, r, "%s: '%s' is not valid base64", what, key);
         return r;
 }
 
@@ -271,26 +258,26 @@ static int config_from_merge(Merge *m, const char *context, KubeConfig **ret, ch
 
         name = context ?: m->current_context;
         if (isempty(name))
-                return fail(ret_error, -EBADMSG, "kubeconfig has no current-context and no context was given");
+                return error_set(ret_error, -EBADMSG, "kubeconfig has no current-context and no context was given");
         ctx = json_object_get(json_object_get(m->contexts, name), "v");
         if (!ctx)
-                return fail(ret_error, -EBADMSG, "context \"%s\" not found in kubeconfig", name);
+                return error_set(ret_error, -EBADMSG, "context \"%s\" not found in kubeconfig", name);
         if ((r = get_string(ctx, "cluster", &cluster_name, "context", ret_error)) < 0 ||
             (r = get_string(ctx, "user", &user_name, "context", ret_error)) < 0 ||
             (r = get_string(ctx, "namespace", &ns, "context", ret_error)) < 0)
                 return r;
         if (isempty(cluster_name))
-                return fail(ret_error, -EBADMSG, "context \"%s\" names no cluster", name);
+                return error_set(ret_error, -EBADMSG, "context \"%s\" names no cluster", name);
         cl = json_object_get(m->clusters, cluster_name);
         if (!cl)
-                return fail(ret_error, -EBADMSG, "cluster \"%s\" (of context \"%s\") not found in kubeconfig",
+                return error_set(ret_error, -EBADMSG, "cluster \"%s\" (of context \"%s\") not found in kubeconfig",
                             cluster_name, name);
         clv = json_object_get(cl, "v");
         cdir = json_string_value(json_object_get(cl, "dir"));
         if (!isempty(user_name)) {
                 us = json_object_get(m->users, user_name);
                 if (!us)
-                        return fail(ret_error, -EBADMSG, "user \"%s\" (of context \"%s\") not found in kubeconfig",
+                        return error_set(ret_error, -EBADMSG, "user \"%s\" (of context \"%s\") not found in kubeconfig",
                                     user_name, name);
                 usv = json_object_get(us, "v");
                 udir = json_string_value(json_object_get(us, "dir"));
@@ -307,9 +294,9 @@ static int config_from_merge(Merge *m, const char *context, KubeConfig **ret, ch
         if (r < 0)
                 return r;
         if (isempty(s))
-                return fail(ret_error, -EBADMSG, "%s has no server", what_cl);
+                return error_set(ret_error, -EBADMSG, "%s has no server", what_cl);
         if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
-                return fail(ret_error, -EBADMSG, "%s: server '%s' is not an http(s) URL", what_cl, s);
+                return error_set(ret_error, -EBADMSG, "%s: server '%s' is not an http(s) URL", what_cl, s);
         c->server = strdup(s);
         if (!c->server)
                 return -ENOMEM;
@@ -326,7 +313,7 @@ static int config_from_merge(Merge *m, const char *context, KubeConfig **ret, ch
                 return r;
         json_t *insecure = json_object_get(clv, "insecure-skip-tls-verify");
         if (insecure && !json_is_boolean(insecure) && !json_is_null(insecure))
-                return fail(ret_error, -EBADMSG, "%s: 'insecure-skip-tls-verify' is not a boolean", what_cl);
+                return error_set(ret_error, -EBADMSG, "%s: 'insecure-skip-tls-verify' is not a boolean", what_cl);
         c->insecure = json_is_true(insecure);
 
         if (usv) {
@@ -357,11 +344,11 @@ static int config_from_merge(Merge *m, const char *context, KubeConfig **ret, ch
                 if (s && !c->key_data && (r = resolve_path(udir, s, &c->key_file)) < 0)
                         return r;
                 if ((c->cert_data || c->cert_file) != (c->key_data || c->key_file))
-                        return fail(ret_error, -EBADMSG, "%s: a client certificate needs a client key and vice versa",
+                        return error_set(ret_error, -EBADMSG, "%s: a client certificate needs a client key and vice versa",
                                     what_us);
                 if (!c->token && !c->token_file && !c->cert_data && !c->cert_file &&
                     (json_object_get(usv, "exec") || json_object_get(usv, "auth-provider")))
-                        return fail(ret_error, -EOPNOTSUPP,
+                        return error_set(ret_error, -EOPNOTSUPP,
                                     "%s: exec and auth-provider credential plugins are not supported", what_us);
         }
         if (!isempty(ns) && !(c->namespace = strdup(ns)))
@@ -408,7 +395,7 @@ int kube_config_load(const char *path, const char *context, KubeConfig **ret, ch
                                 if (*p == '\0')
                                         continue;
                                 if (++n > KUBECONFIG_FILES_MAX) {
-                                        r = fail(ret_error, -E2BIG, "KUBECONFIG lists more than %d files",
+                                        r = error_set(ret_error, -E2BIG, "KUBECONFIG lists more than %d files",
                                                  KUBECONFIG_FILES_MAX);
                                         goto finish;
                                 }
@@ -419,7 +406,7 @@ int kube_config_load(const char *path, const char *context, KubeConfig **ret, ch
                 } else {
                         const char *home = getenv("HOME");
                         if (isempty(home)) {
-                                r = fail(ret_error, -ENOENT, "no kubeconfig: neither KUBECONFIG nor HOME is set");
+                                r = error_set(ret_error, -ENOENT, "no kubeconfig: neither KUBECONFIG nor HOME is set");
                                 goto finish;
                         }
                         home_path = path_join(home, ".kube/config");
@@ -432,7 +419,7 @@ int kube_config_load(const char *path, const char *context, KubeConfig **ret, ch
                                 goto finish;
                 }
                 if (m.files == 0) {
-                        r = fail(ret_error, -ENOENT, "none of the files in KUBECONFIG exists");
+                        r = error_set(ret_error, -ENOENT, "none of the files in KUBECONFIG exists");
                         goto finish;
                 }
         }
@@ -471,13 +458,13 @@ int kube_config_in_cluster(const char *dir, KubeConfig **ret, char **ret_error) 
         host = getenv("KUBERNETES_SERVICE_HOST");
         port = getenv("KUBERNETES_SERVICE_PORT");
         if (isempty(host) || isempty(port))
-                return fail(ret_error, -ENOENT,
+                return error_set(ret_error, -ENOENT,
                             "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set");
         for (const char *p = port; *p; p++)
                 if (*p < '0' || *p > '9' || p - port > 5)
-                        return fail(ret_error, -EINVAL, "KUBERNETES_SERVICE_PORT '%s' is not a port", port);
+                        return error_set(ret_error, -EINVAL, "KUBERNETES_SERVICE_PORT '%s' is not a port", port);
         if (strpbrk(host, "/[]@ ?#"))
-                return fail(ret_error, -EINVAL, "KUBERNETES_SERVICE_HOST '%s' is not a host", host);
+                return error_set(ret_error, -EINVAL, "KUBERNETES_SERVICE_HOST '%s' is not a host", host);
         dir = dir ?: DEFAULT_SA_DIR;
 
         c = config_new();
@@ -496,9 +483,9 @@ int kube_config_in_cluster(const char *dir, KubeConfig **ret, char **ret_error) 
 
         r = read_trimmed(c->token_file, TOKEN_MAX, &c->token);
         if (r < 0)
-                return fail(ret_error, r, "reading the service account token %s: %s", c->token_file, strerror(-r));
+                return error_set(ret_error, r, "reading the service account token %s: %s", c->token_file, strerror(-r));
         if (access(c->ca_file, R_OK) < 0)
-                return fail(ret_error, -errno, "service account CA %s: %m", c->ca_file);
+                return error_set(ret_error, -errno, "service account CA %s: %m", c->ca_file);
         r = read_trimmed(ns_path, NAMESPACE_MAX, &ns);
         if (r >= 0 && !isempty(ns))
                 c->namespace = TAKE_PTR(ns);

@@ -22,8 +22,6 @@
 /* json_decrefp() comes with jansson >= 2.9. */
 
 /* How much of a user-supplied string an error message repeats. */
-#define QUOTE_CHARS 64
-#define QUOTE_SIZE (QUOTE_CHARS * 4 + 8)
 
 /* Unit files are small; anything bigger is not one we want to parse. */
 #define UNIT_FILE_MAX (1024 * 1024)
@@ -84,49 +82,6 @@ NodeConfig *node_config_free(NodeConfig *c) {
 
 /* Sets *error (if error is non-NULL) and returns r. Only -ENOMEM for the
  * message itself can replace r: the caller must still learn about that. */
-_printf_(3, 4) static int fail(char **error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-        int k;
-
-        if (!error)
-                return r;
-        va_start(ap, fmt);
-        k = vasprintf(&m, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return -ENOMEM;
-        free(*error);
-        *error = m;
-        return r;
-}
-
-/* A user-supplied string, quoted, escaped and shortened, so that a message
- * can go into a log line or an HTTP response whatever the input was. */
-static const char *quote(char buf[static QUOTE_SIZE], const char *s) {
-        size_t n = 0;
-
-        buf[n++] = '"';
-        for (size_t i = 0; s[i]; i++) {
-                unsigned char ch = (unsigned char) s[i];
-
-                if (i >= QUOTE_CHARS) {
-                        memcpy(buf + n, "...", 3);
-                        n += 3;
-                        break;
-                }
-                if (ch == '"' || ch == '\\') {
-                        buf[n++] = '\\';
-                        buf[n++] = (char) ch;
-                } else if (ch < 0x20 || ch > 0x7e)
-                        n += (size_t) snprintf(buf + n, 5, "\\x%02x", ch);
-                else
-                        buf[n++] = (char) ch;
-        }
-        buf[n++] = '"';
-        buf[n] = '\0';
-        return buf;
-}
 
 /* ---- value rules, shared by parsing, formatting and applying ----
  *
@@ -439,7 +394,7 @@ static bool key_known(const char *key, const char *const *table, size_t n) {
 }
 
 static int check_keys(json_t *obj, const char *const *table, size_t n, const char *where, char **error) {
-        char q[QUOTE_SIZE], known[256] = "";
+        char q[STRING_QUOTE_SIZE], known[256] = "";
         const char *key;
         json_t *v;
 
@@ -451,8 +406,8 @@ static int check_keys(json_t *obj, const char *const *table, size_t n, const cha
                                 (void) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
                         (void) strncat(known, table[i], sizeof(known) - strlen(known) - 1);
                 }
-                return fail(error, -EBADMSG, "%s%sunknown key %s (known keys: %s)", where, *where ? ": " : "",
-                            quote(q, key), known);
+                return error_set(error, -EBADMSG, "%s%sunknown key %s (known keys: %s)", where, *where ? ": " : "",
+                            string_quote(q, key), known);
         }
         return 0;
 }
@@ -470,15 +425,15 @@ static int cmp_file(const void *a, const void *b) {
 }
 
 static int parse_sysctl(json_t *obj, NodeConfig *c, char **error) {
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         const char *key;
         json_t *v;
 
         if (!json_is_object(obj))
-                return fail(error, -EBADMSG, "sysctl: must be an object of \"key\": \"value\"");
+                return error_set(error, -EBADMSG, "sysctl: must be an object of \"key\": \"value\"");
         size_t n = json_object_size(obj);
         if (n > NODE_CONFIG_SYSCTL_MAX)
-                return fail(error, -EBADMSG, "sysctl: more than %d entries", NODE_CONFIG_SYSCTL_MAX);
+                return error_set(error, -EBADMSG, "sysctl: more than %d entries", NODE_CONFIG_SYSCTL_MAX);
         if (n == 0)
                 return 0;
 
@@ -492,11 +447,11 @@ static int parse_sysctl(json_t *obj, NodeConfig *c, char **error) {
 
                 why = sysctl_key_check(key);
                 if (why)
-                        return fail(error, -EBADMSG, "sysctl[%s]: %s", quote(q, key), why);
+                        return error_set(error, -EBADMSG, "sysctl[%s]: %s", string_quote(q, key), why);
 
                 if (json_is_string(v)) {
                         if (strlen(json_string_value(v)) != json_string_length(v))
-                                return fail(error, -EBADMSG, "sysctl[%s]: value contains a NUL byte", quote(q, key));
+                                return error_set(error, -EBADMSG, "sysctl[%s]: value contains a NUL byte", string_quote(q, key));
                         s->value = strdup(json_string_value(v));
                         if (!s->value)
                                 return -ENOMEM;
@@ -508,7 +463,7 @@ static int parse_sysctl(json_t *obj, NodeConfig *c, char **error) {
                                 return -ENOMEM;
                         }
                 } else
-                        return fail(error, -EBADMSG, "sysctl[%s]: value must be a string or an integer", quote(q, key));
+                        return error_set(error, -EBADMSG, "sysctl[%s]: value must be a string or an integer", string_quote(q, key));
                 /* Counted once it holds something, so that it is freed. */
                 c->n_sysctl++;
 
@@ -517,7 +472,7 @@ static int parse_sysctl(json_t *obj, NodeConfig *c, char **error) {
                         return -ENOMEM;
                 why = sysctl_value_check(s->value);
                 if (why)
-                        return fail(error, -EBADMSG, "sysctl[%s]: %s", quote(q, key), why);
+                        return error_set(error, -EBADMSG, "sysctl[%s]: %s", string_quote(q, key), why);
         }
 
         qsort(c->sysctl, c->n_sysctl, sizeof(NodeConfigSysctl), cmp_sysctl);
@@ -525,13 +480,13 @@ static int parse_sysctl(json_t *obj, NodeConfig *c, char **error) {
 }
 
 static int parse_kernel_args(json_t *arr, NodeConfig *c, char **error) {
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
 
         if (!json_is_array(arr))
-                return fail(error, -EBADMSG, "kernel_args: must be an array of strings");
+                return error_set(error, -EBADMSG, "kernel_args: must be an array of strings");
         size_t n = json_array_size(arr);
         if (n > NODE_CONFIG_KERNEL_ARGS_MAX)
-                return fail(error, -EBADMSG, "kernel_args: more than %d entries", NODE_CONFIG_KERNEL_ARGS_MAX);
+                return error_set(error, -EBADMSG, "kernel_args: more than %d entries", NODE_CONFIG_KERNEL_ARGS_MAX);
         if (n == 0)
                 return 0;
 
@@ -543,12 +498,12 @@ static int parse_kernel_args(json_t *arr, NodeConfig *c, char **error) {
                 const char *why;
 
                 if (!json_is_string(v))
-                        return fail(error, -EBADMSG, "kernel_args[%zu]: must be a string", i);
+                        return error_set(error, -EBADMSG, "kernel_args[%zu]: must be a string", i);
                 why = kernel_arg_check(json_string_value(v));
                 if (!why && strlen(json_string_value(v)) != json_string_length(v))
                         why = "must not contain a NUL byte";
                 if (why)
-                        return fail(error, -EBADMSG, "kernel_args[%zu]: %s %s", i, quote(q, json_string_value(v)), why);
+                        return error_set(error, -EBADMSG, "kernel_args[%zu]: %s %s", i, string_quote(q, json_string_value(v)), why);
                 c->kernel_args[i] = strdup(json_string_value(v));
                 if (!c->kernel_args[i])
                         return -ENOMEM;
@@ -564,21 +519,21 @@ static int parse_file(json_t *obj, size_t i, NodeConfigFile *f, char **error) {
 
         (void) snprintf(where, sizeof(where), "files[%zu]", i);
         if (!json_is_object(obj))
-                return fail(error, -EBADMSG, "%s: must be an object", where);
+                return error_set(error, -EBADMSG, "%s: must be an object", where);
         r = check_keys(obj, file_keys, ELEMENTSOF(file_keys), where, error);
         if (r < 0)
                 return r;
 
         path = json_object_get(obj, "path");
         if (!path)
-                return fail(error, -EBADMSG, "%s.path: required", where);
+                return error_set(error, -EBADMSG, "%s.path: required", where);
         if (!json_is_string(path))
-                return fail(error, -EBADMSG, "%s.path: must be a string", where);
+                return error_set(error, -EBADMSG, "%s.path: must be a string", where);
         why = file_path_check(json_string_value(path));
         if (!why && strlen(json_string_value(path)) != json_string_length(path))
                 why = "must not contain a NUL byte";
         if (why)
-                return fail(error, -EBADMSG, "%s.path: %s", where, why);
+                return error_set(error, -EBADMSG, "%s.path: %s", where, why);
         f->path = strdup(json_string_value(path));
         if (!f->path)
                 return -ENOMEM;
@@ -586,15 +541,15 @@ static int parse_file(json_t *obj, size_t i, NodeConfigFile *f, char **error) {
         content = json_object_get(obj, "content");
         b64 = json_object_get(obj, "content_base64");
         if (!!content == !!b64)
-                return fail(error, -EBADMSG, "%s: exactly one of content and content_base64 is required", where);
+                return error_set(error, -EBADMSG, "%s: exactly one of content and content_base64 is required", where);
         if (content) {
                 if (!json_is_string(content))
-                        return fail(error, -EBADMSG, "%s.content: must be a string", where);
+                        return error_set(error, -EBADMSG, "%s.content: must be a string", where);
                 /* jansson has checked the UTF-8 and refused NUL bytes;
                  * binary content goes through content_base64. */
                 size_t l = json_string_length(content);
                 if (l > NODE_CONFIG_FILE_SIZE_MAX)
-                        return fail(error, -EBADMSG, "%s.content: larger than 256 KiB", where);
+                        return error_set(error, -EBADMSG, "%s.content: larger than 256 KiB", where);
                 f->content = malloc(MAX(l, (size_t) 1));
                 if (!f->content)
                         return -ENOMEM;
@@ -602,13 +557,13 @@ static int parse_file(json_t *obj, size_t i, NodeConfigFile *f, char **error) {
                 f->size = l;
         } else {
                 if (!json_is_string(b64))
-                        return fail(error, -EBADMSG, "%s.content_base64: must be a string", where);
+                        return error_set(error, -EBADMSG, "%s.content_base64: must be a string", where);
                 r = base64_decode(json_string_value(b64), json_string_length(b64), NODE_CONFIG_FILE_SIZE_MAX,
                                   &f->content, &f->size);
                 if (r == -EBADMSG)
-                        return fail(error, r, "%s.content_base64: not valid base64", where);
+                        return error_set(error, r, "%s.content_base64: not valid base64", where);
                 if (r == -E2BIG)
-                        return fail(error, -EBADMSG, "%s.content_base64: larger than 256 KiB once decoded", where);
+                        return error_set(error, -EBADMSG, "%s.content_base64: larger than 256 KiB once decoded", where);
                 if (r < 0)
                         return r;
         }
@@ -619,22 +574,22 @@ static int parse_file(json_t *obj, size_t i, NodeConfigFile *f, char **error) {
                 /* A string, as in the image spec: a JSON number 0644 would
                  * be read as decimal 644 by everyone else. */
                 if (!json_is_string(mode) || mode_parse(json_string_value(mode), &f->mode) < 0)
-                        return fail(error, -EBADMSG, "%s.mode: must be an octal string such as \"0644\"", where);
+                        return error_set(error, -EBADMSG, "%s.mode: must be an octal string such as \"0644\"", where);
                 if (f->mode & ~(mode_t) 0777)
-                        return fail(error, -EBADMSG, "%s.mode: setuid, setgid and sticky bits are not allowed", where);
+                        return error_set(error, -EBADMSG, "%s.mode: setuid, setgid and sticky bits are not allowed", where);
         }
         return 0;
 }
 
 static int parse_files(json_t *arr, NodeConfig *c, char **error) {
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r;
 
         if (!json_is_array(arr))
-                return fail(error, -EBADMSG, "files: must be an array of objects");
+                return error_set(error, -EBADMSG, "files: must be an array of objects");
         size_t n = json_array_size(arr);
         if (n > NODE_CONFIG_FILES_MAX)
-                return fail(error, -EBADMSG, "files: more than %d entries", NODE_CONFIG_FILES_MAX);
+                return error_set(error, -EBADMSG, "files: more than %d entries", NODE_CONFIG_FILES_MAX);
         if (n == 0)
                 return 0;
 
@@ -655,12 +610,12 @@ static int parse_files(json_t *arr, NodeConfig *c, char **error) {
                  * message are the ones the author sees. */
                 for (size_t j = 0; j < i; j++) {
                         if (streq(c->files[j].path, f->path))
-                                return fail(error, -EBADMSG, "files[%zu].path: %s is already listed as files[%zu]",
-                                            i, quote(q, f->path), j);
+                                return error_set(error, -EBADMSG, "files[%zu].path: %s is already listed as files[%zu]",
+                                            i, string_quote(q, f->path), j);
                         if (path_below(f->path, c->files[j].path) || path_below(c->files[j].path, f->path))
-                                return fail(error, -EBADMSG,
+                                return error_set(error, -EBADMSG,
                                             "files[%zu].path: %s cannot be both a file and a directory (files[%zu])",
-                                            i, quote(q, f->path), j);
+                                            i, string_quote(q, f->path), j);
                 }
         }
 
@@ -670,13 +625,13 @@ static int parse_files(json_t *arr, NodeConfig *c, char **error) {
 
 static int parse_unit_list(json_t *arr, const char *name, char ***ret, char **error) {
         _cleanup_strv_free_ char **l = NULL;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
 
         if (!json_is_array(arr))
-                return fail(error, -EBADMSG, "units.%s: must be an array of unit names", name);
+                return error_set(error, -EBADMSG, "units.%s: must be an array of unit names", name);
         size_t n = json_array_size(arr);
         if (n > NODE_CONFIG_UNITS_MAX)
-                return fail(error, -EBADMSG, "units.%s: more than %d entries", name, NODE_CONFIG_UNITS_MAX);
+                return error_set(error, -EBADMSG, "units.%s: more than %d entries", name, NODE_CONFIG_UNITS_MAX);
         if (n == 0)
                 return 0;
 
@@ -688,13 +643,13 @@ static int parse_unit_list(json_t *arr, const char *name, char ***ret, char **er
                 const char *why;
 
                 if (!json_is_string(v))
-                        return fail(error, -EBADMSG, "units.%s[%zu]: must be a string", name, i);
+                        return error_set(error, -EBADMSG, "units.%s[%zu]: must be a string", name, i);
                 why = unit_name_check(json_string_value(v));
                 if (!why && strlen(json_string_value(v)) != json_string_length(v))
                         why = "must not contain a NUL byte";
                 if (why)
-                        return fail(error, -EBADMSG, "units.%s[%zu]: %s %s", name, i,
-                                    quote(q, json_string_value(v)), why);
+                        return error_set(error, -EBADMSG, "units.%s[%zu]: %s %s", name, i,
+                                    string_quote(q, json_string_value(v)), why);
                 l[i] = strdup(json_string_value(v));
                 if (!l[i])
                         return -ENOMEM;
@@ -703,18 +658,18 @@ static int parse_unit_list(json_t *arr, const char *name, char ***ret, char **er
         qsort(l, n, sizeof(char *), cmp_str);
         for (size_t i = 1; i < n; i++)
                 if (streq(l[i - 1], l[i]))
-                        return fail(error, -EBADMSG, "units.%s: %s is listed twice", name, quote(q, l[i]));
+                        return error_set(error, -EBADMSG, "units.%s: %s is listed twice", name, string_quote(q, l[i]));
         *ret = TAKE_PTR(l);
         return 0;
 }
 
 static int parse_units(json_t *obj, NodeConfig *c, char **error) {
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         json_t *v;
         int r;
 
         if (!json_is_object(obj))
-                return fail(error, -EBADMSG, "units: must be an object");
+                return error_set(error, -EBADMSG, "units: must be an object");
         r = check_keys(obj, units_keys, ELEMENTSOF(units_keys), "units", error);
         if (r < 0)
                 return r;
@@ -729,7 +684,7 @@ static int parse_units(json_t *obj, NodeConfig *c, char **error) {
         if (c->units_enable)
                 for (char **u = c->units_enable; *u; u++)
                         if (strv_contains(c->units_disable, *u))
-                                return fail(error, -EBADMSG, "units: %s is both enabled and disabled", quote(q, *u));
+                                return error_set(error, -EBADMSG, "units: %s is both enabled and disabled", string_quote(q, *u));
         return 0;
 }
 
@@ -738,14 +693,14 @@ static int parse_debug(json_t *obj, NodeConfig *c, char **error) {
         int r;
 
         if (!json_is_object(obj))
-                return fail(error, -EBADMSG, "debug: must be an object");
+                return error_set(error, -EBADMSG, "debug: must be an object");
         r = check_keys(obj, debug_keys, ELEMENTSOF(debug_keys), "debug", error);
         if (r < 0)
                 return r;
         v = json_object_get(obj, "enabled");
         if (v) {
                 if (!json_is_boolean(v))
-                        return fail(error, -EBADMSG, "debug.enabled: must be true or false");
+                        return error_set(error, -EBADMSG, "debug.enabled: must be true or false");
                 c->debug_enabled = json_is_true(v);
         }
         return 0;
@@ -764,7 +719,7 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
         if ((!data && len > 0) || !ret)
                 return -EINVAL;
         if (len > NODE_CONFIG_SIZE_MAX)
-                return fail(error, -E2BIG, "document: larger than 1 MiB");
+                return error_set(error, -E2BIG, "document: larger than 1 MiB");
 
         /* Duplicate keys are refused: two readers must never disagree on
          * which "mode" counts. */
@@ -775,11 +730,11 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
                 for (char *p = jerr.text; *p; p++)
                         if (*p < 0x20 || *p > 0x7e)
                                 *p = '?';
-                return fail(error, -EBADMSG, "document: invalid JSON at line %d, column %d: %s", jerr.line,
+                return error_set(error, -EBADMSG, "document: invalid JSON at line %d, column %d: %s", jerr.line,
                             jerr.column, jerr.text);
         }
         if (!json_is_object(root))
-                return fail(error, -EBADMSG, "document: must be a JSON object");
+                return error_set(error, -EBADMSG, "document: must be a JSON object");
 
         r = check_keys(root, top_keys, ELEMENTSOF(top_keys), "", error);
         if (r < 0)
@@ -791,10 +746,10 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
 
         v = json_object_get(root, "generation");
         if (!v)
-                return fail(error, -EBADMSG, "generation: required");
+                return error_set(error, -EBADMSG, "generation: required");
         /* Integers only: 4.0 is a real to jansson and is refused. */
         if (!json_is_integer(v) || json_integer_value(v) < (allow_generation_zero ? 0 : 1))
-                return fail(error, -EBADMSG, "generation: must be an integer >= 1");
+                return error_set(error, -EBADMSG, "generation: must be an integer >= 1");
         c->generation = (uint64_t) json_integer_value(v);
 
         if ((v = json_object_get(root, "sysctl")) && (r = parse_sysctl(v, c, error)) < 0)
@@ -811,7 +766,7 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
         /* Belt and braces: what was built must pass the same rules that
          * formatting and applying check. */
         if (!config_ok(c, allow_generation_zero))
-                return fail(error, -EBADMSG, "document: inconsistent configuration");
+                return error_set(error, -EBADMSG, "document: inconsistent configuration");
 
         /* The canonical form stores file contents as base64 and so can be
          * a third larger than the input. It has to be readable again (the
@@ -820,7 +775,7 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
         if (r < 0)
                 return r;
         if (strlen(canonical) > NODE_CONFIG_SIZE_MAX)
-                return fail(error, -E2BIG, "document: larger than 1 MiB once file contents are base64-encoded");
+                return error_set(error, -E2BIG, "document: larger than 1 MiB once file contents are base64-encoded");
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -1137,7 +1092,7 @@ static int unlink_and_sync(const char *path) {
 static int apply_sysctl(const NodeConfig *c, const char *root, const char *proc_sys, char **error) {
         SysctlUndo *undo = NULL;
         _cleanup_free_ char *conf = NULL, *text = NULL, *current = NULL;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r = 0;
 
         if (c->n_sysctl > 0) {
@@ -1166,7 +1121,7 @@ static int apply_sysctl(const NodeConfig *c, const char *root, const char *proc_
                 }
                 r = sysctl_write(u->path, c->sysctl[i].value);
                 if (r < 0) {
-                        r = fail(error, r, "sysctl[%s]: cannot write %s: %s", quote(q, c->sysctl[i].key),
+                        r = error_set(error, r, "sysctl[%s]: cannot write %s: %s", string_quote(q, c->sysctl[i].key),
                                  c->sysctl[i].value, strerror(-r));
                         goto undo;
                 }
@@ -1183,7 +1138,7 @@ static int apply_sysctl(const NodeConfig *c, const char *root, const char *proc_
         if (c->n_sysctl == 0) {
                 r = unlink_and_sync(conf);
                 if (r < 0)
-                        r = fail(error, r, "cannot remove %s: %s", conf, strerror(-r));
+                        r = error_set(error, r, "cannot remove %s: %s", conf, strerror(-r));
         } else {
                 r = sysctl_conf_text(c, &text);
                 if (r >= 0 && read_full_file(conf, strlen(text), &current, NULL) >= 0 && streq(current, text))
@@ -1195,7 +1150,7 @@ static int apply_sysctl(const NodeConfig *c, const char *root, const char *proc_
                 if (r >= 0)
                         r = write_file_atomic(conf, text, strlen(text), 0644);
                 if (r < 0)
-                        r = fail(error, r, "cannot write %s: %s", conf, strerror(-r));
+                        r = error_set(error, r, "cannot write %s: %s", conf, strerror(-r));
         }
         if (r >= 0)
                 goto done;
@@ -1240,10 +1195,10 @@ static int apply_files(const NodeConfig *old, const NodeConfig *new, const char 
                         return -ENOMEM;
                 r = mkdir_p(dir, 0755);
                 if (r < 0)
-                        return fail(error, r, "cannot create the directory of %s: %s", f->path, strerror(-r));
+                        return error_set(error, r, "cannot create the directory of %s: %s", f->path, strerror(-r));
                 r = write_file_atomic(path, f->content, f->size, f->mode);
                 if (r < 0)
-                        return fail(error, r, "cannot write %s: %s", f->path, strerror(-r));
+                        return error_set(error, r, "cannot write %s: %s", f->path, strerror(-r));
         }
 
         for (size_t i = 0; old && i < old->n_files; i++) {
@@ -1254,7 +1209,7 @@ static int apply_files(const NodeConfig *old, const NodeConfig *new, const char 
                         return -ENOMEM;
                 r = unlink_and_sync(path);
                 if (r < 0)
-                        return fail(error, r, "cannot remove %s: %s", old->files[i].path, strerror(-r));
+                        return error_set(error, r, "cannot remove %s: %s", old->files[i].path, strerror(-r));
         }
         return 0;
 }
@@ -1408,16 +1363,16 @@ static int unit_wanted_by(const uint8_t *data, size_t size, char ***ret) {
 static int unit_plan(const NodeConfig *old, const NodeConfig *new, const char *root, const char *list,
                      const char *name, bool read_install, UnitPlan *p, char **error) {
         const NodeConfigFile *cf = NULL;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r;
 
         p->name = name;
         r = unit_find(old, new, root, name, &p->file, &cf);
         if (r == -ENOENT)
-                return fail(error, r,
+                return error_set(error, r,
                             "units.%s: %s: no unit file in /etc/systemd/system, /usr/lib/systemd/system "
                             "or /lib/systemd/system",
-                            list, quote(q, name));
+                            list, string_quote(q, name));
         if (r < 0)
                 return r;
         if (!read_install)
@@ -1433,7 +1388,7 @@ static int unit_plan(const NodeConfig *old, const NodeConfig *new, const char *r
                         return -ENOMEM;
                 r = read_full_file(full, UNIT_FILE_MAX, &text, &size);
                 if (r < 0)
-                        return fail(error, r, "units.%s: cannot read %s: %s", list, p->file, strerror(-r));
+                        return error_set(error, r, "units.%s: cannot read %s: %s", list, p->file, strerror(-r));
                 r = unit_wanted_by((const uint8_t *) text, size, &p->wanted_by);
         }
         if (r < 0)
@@ -1449,8 +1404,8 @@ static int unit_plan(const NodeConfig *old, const NodeConfig *new, const char *r
                                      name) < 0)
                                 return -ENOMEM;
                         if (lstat(link, &st) >= 0 && !S_ISLNK(st.st_mode))
-                                return fail(error, -EINVAL, "units.%s: %s: %s exists and is not a symlink", list,
-                                            quote(q, name), link);
+                                return error_set(error, -EINVAL, "units.%s: %s: %s exists and is not a symlink", list,
+                                            string_quote(q, name), link);
                 }
         return 0;
 }
@@ -1499,7 +1454,7 @@ static int unit_enable_links(const char *root, const UnitPlan *p, char **error) 
                 if (r >= 0)
                         r = symlink_atomic(p->file, link);
                 if (r < 0)
-                        return fail(error, r, "cannot enable %s: %s: %s", p->name, link, strerror(-r));
+                        return error_set(error, r, "cannot enable %s: %s: %s", p->name, link, strerror(-r));
         }
         return 0;
 }
@@ -1516,7 +1471,7 @@ static int unit_disable_links(const char *root, const char *name, char **error) 
                 return -ENOMEM;
         d = opendir(dir);
         if (!d)
-                return errno == ENOENT ? 0 : fail(error, -errno, "cannot read %s: %s", dir, strerror(errno));
+                return errno == ENOENT ? 0 : error_set(error, -errno, "cannot read %s: %s", dir, strerror(errno));
 
         while ((de = readdir(d))) {
                 size_t l = strlen(de->d_name);
@@ -1533,7 +1488,7 @@ static int unit_disable_links(const char *root, const char *name, char **error) 
                         continue;
                 r = unlink_and_sync(link);
                 if (r < 0) {
-                        r = fail(error, r, "cannot disable %s: %s: %s", name, link, strerror(-r));
+                        r = error_set(error, r, "cannot disable %s: %s: %s", name, link, strerror(-r));
                         break;
                 }
         }
@@ -1566,9 +1521,9 @@ static int run_systemctl(const char *root, const char *verb, bool now, char * co
 
         r = spawn_run(argv, &(SpawnOptions) { .output_fd = -1, .timeout_sec = SYSTEMCTL_TIMEOUT_SEC });
         if (r < 0)
-                return fail(error, r, "cannot run systemctl %s: %s", verb, strerror(-r));
+                return error_set(error, r, "cannot run systemctl %s: %s", verb, strerror(-r));
         if (r > 0)
-                return fail(error, -EIO, "systemctl %s failed with exit status %d", verb, r);
+                return error_set(error, -EIO, "systemctl %s failed with exit status %d", verb, r);
         return 0;
 }
 
@@ -1581,7 +1536,7 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
         size_t n_enable = 0, n_disable = 0;
         const char *root, *proc_sys;
         NodeConfig empty = {};
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r = 0;
 
         if (!new || !ret)
@@ -1595,17 +1550,17 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
         /* Paths below come from these configs: never act on one that
          * could not have been parsed. */
         if (!config_ok(old, true)) {
-                r = fail(&error, -EINVAL, "the applied configuration is invalid");
+                r = error_set(&error, -EINVAL, "the applied configuration is invalid");
                 goto finish;
         }
         if (!config_ok(new, true)) {
-                r = fail(&error, -EINVAL, "the new configuration is invalid");
+                r = error_set(&error, -EINVAL, "the new configuration is invalid");
                 goto finish;
         }
 
         if (new->generation == old->generation) {
                 if (!node_config_equal(old, new)) {
-                        r = fail(&error, -ESTALE, "generation %" PRIu64 " is already applied with different content",
+                        r = error_set(&error, -ESTALE, "generation %" PRIu64 " is already applied with different content",
                                  new->generation);
                         goto finish;
                 }
@@ -1613,7 +1568,7 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
                 return 0;
         }
         if (new->generation < old->generation) {
-                r = fail(&error, -ESTALE, "generation %" PRIu64 " is older than the applied generation %" PRIu64,
+                r = error_set(&error, -ESTALE, "generation %" PRIu64 " is older than the applied generation %" PRIu64,
                          new->generation, old->generation);
                 goto finish;
         }
@@ -1629,15 +1584,15 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
                 }
                 if (stat(path, &st) < 0) {
                         r = -errno;
-                        r = fail(&error, r, "sysctl[%s]: %s", quote(q, new->sysctl[i].key),
+                        r = error_set(&error, r, "sysctl[%s]: %s", string_quote(q, new->sysctl[i].key),
                                  r == -ENOENT ? "no such kernel parameter" : strerror(-r));
                         goto finish;
                 }
                 /* Root passes access(W_OK) on a 0444 file in a test directory,
                  * but not in /proc/sys: look at the mode bits as well. */
                 if (S_ISDIR(st.st_mode) || !(st.st_mode & 0222) || access(path, W_OK) < 0) {
-                        r = fail(&error, -EINVAL, "sysctl[%s]: not a writable kernel parameter",
-                                 quote(q, new->sysctl[i].key));
+                        r = error_set(&error, -EINVAL, "sysctl[%s]: not a writable kernel parameter",
+                                 string_quote(q, new->sysctl[i].key));
                         goto finish;
                 }
         }
@@ -1651,8 +1606,8 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
                         goto finish;
                 }
                 if (lstat(path, &st) >= 0 && S_ISDIR(st.st_mode)) {
-                        r = fail(&error, -EINVAL, "files: %s is a directory on this node",
-                                 quote(q, new->files[i].path));
+                        r = error_set(&error, -EINVAL, "files: %s is a directory on this node",
+                                 string_quote(q, new->files[i].path));
                         goto finish;
                 }
         }
@@ -1727,7 +1682,7 @@ int node_config_load(const char *path, NodeConfig **ret, char **ret_error) {
         if (r == -ENOENT)
                 return node_config_new_empty(ret);
         if (r == -E2BIG)
-                r = fail(&error, r, "%s: larger than 1 MiB", path);
+                r = error_set(&error, r, "%s: larger than 1 MiB", path);
         else if (r >= 0)
                 /* The agent saves generation 0 too if asked; reading it
                  * back must work. */

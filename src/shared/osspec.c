@@ -13,8 +13,6 @@
 #include "tzfile.h"
 
 /* How much of a user-supplied string an error message repeats. */
-#define QUOTE_CHARS 64
-#define QUOTE_SIZE (QUOTE_CHARS * 4 + 8)
 
 #define VERSION_MAX 64
 #define URL_MAX 2048
@@ -99,48 +97,8 @@ void os_spec_done(OsSpec *s) {
 
 /* ---- error messages ---- */
 
-_printf_(2, 3) static int fail(char **error, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&m, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return -ENOMEM;
-        free(*error);
-        *error = m;
-        return -EINVAL;
-}
-
-/* A user-supplied string, quoted, escaped and shortened: messages end up in
- * conditions and logs whatever the input was. */
-static const char *quote(char buf[static QUOTE_SIZE], const char *s) {
-        size_t n = 0;
-
-        buf[n++] = '"';
-        for (size_t i = 0; s[i]; i++) {
-                unsigned char ch = (unsigned char) s[i];
-
-                if (i >= QUOTE_CHARS) {
-                        memcpy(buf + n, "...", 3);
-                        n += 3;
-                        break;
-                }
-                if (ch == '"' || ch == '\\') {
-                        buf[n++] = '\\';
-                        buf[n++] = (char) ch;
-                } else if (ch < 0x20 || ch > 0x7e) {
-                        (void) snprintf(buf + n, 5, "\\x%02x", ch);
-                        n += 4;
-                } else
-                        buf[n++] = (char) ch;
-        }
-        buf[n++] = '"';
-        buf[n] = '\0';
-        return buf;
-}
+/* Every validation failure is -EINVAL with a message naming the field. */
+#define fail(error, ...) error_set((error), -EINVAL, __VA_ARGS__)
 
 static const char *json_type_name(const json_t *v) {
         switch (json_typeof(v)) {
@@ -176,14 +134,14 @@ static json_t *member(json_t *obj, const char *key) {
 static int check_keys(json_t *obj, const char *path, const char *const *keys, size_t n_keys, char **error) {
         const char *key;
         json_t *v;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
 
         json_object_foreach(obj, key, v) {
                 bool found = false;
                 for (size_t i = 0; i < n_keys && !found; i++)
                         found = streq(key, keys[i]);
                 if (!found)
-                        return fail(error, "%s: unknown field %s", path, quote(q, key));
+                        return fail(error, "%s: unknown field %s", path, string_quote(q, key));
         }
         return 0;
 }
@@ -272,7 +230,7 @@ static bool parse_percent(const char *s, int64_t *ret) {
 static int get_int_or_percent(json_t *obj, const char *key, const char *path, int64_t min_int, bool required,
                               int64_t def, OsIntOrPercent *ret, char **error) {
         json_t *v = member(obj, key);
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
 
         if (!v) {
                 if (required)
@@ -294,7 +252,7 @@ static int get_int_or_percent(json_t *obj, const char *key, const char *path, in
                 if (strlen(json_string_value(v)) != json_string_length(v) ||
                     !parse_percent(json_string_value(v), &p))
                         return fail(error, "%s.%s: %s is not a percentage between 0%% and 100%%", path, key,
-                                    quote(q, json_string_value(v)));
+                                    string_quote(q, json_string_value(v)));
                 *ret = (OsIntOrPercent) { .percent = true, .value = p };
                 return 0;
         }
@@ -401,7 +359,7 @@ static bool parse_hhmm(const char *s, int *ret) {
 static int parse_node_selector(json_t *spec, OsSpec *s, char **error) {
         json_t *sel = member(spec, "nodeSelector"), *v;
         const char *key;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         const char **keys = NULL;
         size_t n = 0, len = 0;
         char *out, *p;
@@ -418,7 +376,7 @@ static int parse_node_selector(json_t *spec, OsSpec *s, char **error) {
                 json_object_foreach(sel, key, v) {
                         if (!label_key_ok(key)) {
                                 free(keys);
-                                return fail(error, "spec.nodeSelector: %s is not a valid label key", quote(q, key));
+                                return fail(error, "spec.nodeSelector: %s is not a valid label key", string_quote(q, key));
                         }
                         if (!json_is_string(v)) {
                                 free(keys);
@@ -429,7 +387,7 @@ static int parse_node_selector(json_t *spec, OsSpec *s, char **error) {
                             !label_name_ok(json_string_value(v), json_string_length(v), true)) {
                                 free(keys);
                                 return fail(error, "spec.nodeSelector.%s: %s is not a valid label value", key,
-                                            quote(q, json_string_value(v)));
+                                            string_quote(q, json_string_value(v)));
                         }
                         keys[n++] = key;
                         len += strlen(key) + json_string_length(v) + 2;
@@ -478,7 +436,7 @@ static int dup_string(const char *v, char **ret) {
 static int parse_image(json_t *spec, OsSpec *s, char **error) {
         json_t *img;
         const char *url, *sha, *key;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r;
 
         r = get_object(spec, "image", "spec", &img, error);
@@ -499,11 +457,11 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
             (r = get_string(img, "keyId", "spec.image", false, &key, error)) < 0)
                 return r;
         if (url && !url_ok(url))
-                return fail(error, "spec.image.url: %s is not an http:// or https:// URL", quote(q, url));
+                return fail(error, "spec.image.url: %s is not an http:// or https:// URL", string_quote(q, url));
         if (sha && !hex_ok(sha, 64))
-                return fail(error, "spec.image.sha256: %s is not 64 lowercase hexadecimal digits", quote(q, sha));
+                return fail(error, "spec.image.sha256: %s is not 64 lowercase hexadecimal digits", string_quote(q, sha));
         if (key && !hex_ok(key, 16))
-                return fail(error, "spec.image.keyId: %s is not 16 lowercase hexadecimal digits", quote(q, key));
+                return fail(error, "spec.image.keyId: %s is not 16 lowercase hexadecimal digits", string_quote(q, key));
 
         if ((r = dup_string(url, &s->image.url)) < 0 || (r = dup_string(sha, &s->image.sha256)) < 0 ||
             (r = dup_string(key, &s->image.key_id)) < 0)
@@ -575,7 +533,7 @@ static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
 static int parse_window(json_t *spec, OsSpec *s, char **error) {
         json_t *w, *days;
         const char *start, *end, *tz;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r;
 
         r = get_object(spec, "window", "spec", &w, error);
@@ -608,7 +566,7 @@ static int parse_window(json_t *spec, OsSpec *s, char **error) {
                                         break;
                         if (k == 7)
                                 return fail(error, "spec.window.days[%zu]: %s is not one of Mon Tue Wed Thu Fri Sat Sun",
-                                            i, quote(q, json_string_value(d)));
+                                            i, string_quote(q, json_string_value(d)));
                         if (s->window.days & (1u << k))
                                 return fail(error, "spec.window.days[%zu]: %s given twice", i, day_names[k]);
                         s->window.days |= (uint8_t) (1u << k);
@@ -620,16 +578,16 @@ static int parse_window(json_t *spec, OsSpec *s, char **error) {
             (r = get_string(w, "timeZone", "spec.window", false, &tz, error)) < 0)
                 return r;
         if (!parse_hhmm(start, &s->window.start_minute))
-                return fail(error, "spec.window.start: %s is not a time HH:MM between 00:00 and 23:59", quote(q, start));
+                return fail(error, "spec.window.start: %s is not a time HH:MM between 00:00 and 23:59", string_quote(q, start));
         if (!parse_hhmm(end, &s->window.end_minute))
-                return fail(error, "spec.window.end: %s is not a time HH:MM between 00:00 and 23:59", quote(q, end));
+                return fail(error, "spec.window.end: %s is not a time HH:MM between 00:00 and 23:59", string_quote(q, end));
         if (s->window.start_minute == s->window.end_minute)
                 return fail(error, "spec.window: start and end are both %s: an empty window (leave the window out "
                             "for always)", start);
         if (!tz)
                 tz = "UTC";
         if (!os_time_zone_is_valid(tz))
-                return fail(error, "spec.window.timeZone: %s is not a time zone under " ZONEINFO_DIR, quote(q, tz));
+                return fail(error, "spec.window.timeZone: %s is not a time zone under " ZONEINFO_DIR, string_quote(q, tz));
         return dup_string(tz, &s->window.time_zone);
 }
 
@@ -691,7 +649,7 @@ static int parse_config(json_t *spec, OsSpec *s, char **error) {
 
 static int parse_all(json_t *spec, OsSpec *s, char **error) {
         const char *version, *op;
-        char q[QUOTE_SIZE];
+        char q[STRING_QUOTE_SIZE];
         int r;
 
         if (!json_is_object(spec))
@@ -705,7 +663,7 @@ static int parse_all(json_t *spec, OsSpec *s, char **error) {
                 return r;
         r = os_operation_from_string(op);
         if (r < 0)
-                return fail(error, "spec.operation: %s is not one of upgrade, rollback, config", quote(q, op));
+                return fail(error, "spec.operation: %s is not one of upgrade, rollback, config", string_quote(q, op));
         s->operation = (OsOperation) r;
 
         r = get_string(spec, "version", "spec", true, &version, error);
@@ -715,7 +673,7 @@ static int parse_all(json_t *spec, OsSpec *s, char **error) {
                 return fail(error,
                             "spec.version: %s is not a version (1 to %d characters, letters, digits and ._+~-, "
                             "beginning with a letter or digit)",
-                            quote(q, version), VERSION_MAX);
+                            string_quote(q, version), VERSION_MAX);
         r = dup_string(version, &s->version);
         if (r < 0)
                 return r;

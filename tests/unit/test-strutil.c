@@ -74,11 +74,38 @@ static void test_strv(void) {
         ASSERT_TRUE(l[2] == NULL);
 }
 
+static void test_error_set(void) {
+        char *e = NULL;
+        ASSERT_EQ(error_set(NULL, -EINVAL, "ignored %d", 1), -EINVAL);
+        ASSERT_EQ(error_set(&e, -EINVAL, "first %s", "x"), -EINVAL);
+        ASSERT_STREQ(e, "first x");
+        ASSERT_EQ(error_set(&e, -ENOENT, "second"), -ENOENT); /* replaces, frees the first */
+        ASSERT_STREQ(e, "second");
+        free(e);
+}
+
+static void test_quote(void) {
+        char buf[STRING_QUOTE_SIZE], long_in[200];
+        ASSERT_STREQ(string_quote(buf, "plain"), "\"plain\"");
+        ASSERT_STREQ(string_quote(buf, "a\"b\\c"), "\"a\\\"b\\\\c\"");
+        ASSERT_STREQ(string_quote(buf, "t\tn\n\xc3\xa4"), "\"t\\x09n\\x0a\\xc3\\xa4\"");
+        memset(long_in, 0x01, sizeof(long_in) - 1);
+        long_in[sizeof(long_in) - 1] = '\0';
+        string_quote(buf, long_in); /* the worst case fits */
+        ASSERT_EQ(strlen(buf), 1 + STRING_QUOTE_CHARS * 4 + 3 + 1);
+        memset(long_in, 'a', sizeof(long_in) - 1);
+        string_quote(buf, long_in);
+        ASSERT_EQ(strlen(buf), 1 + STRING_QUOTE_CHARS + 3 + 1);
+        ASSERT_TRUE(strstr(buf, "a...\""));
+}
+
 int main(void) {
         TEST_RUN(test_parse_size);
         TEST_RUN(test_atou);
         TEST_RUN(test_hex);
         TEST_RUN(test_tokens);
         TEST_RUN(test_strv);
+        TEST_RUN(test_error_set);
+        TEST_RUN(test_quote);
         return 0;
 }
