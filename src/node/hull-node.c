@@ -230,5 +230,6 @@ int main(int argc, char **argv) {
                         log_warning_errno(r, "Reconcile failed, retrying: %m");
         }
         ctx.drain = drain_state_free(ctx.drain);
+        json_decref(ctx.osnode_mine);
         return 0;
 }

@@ -300,11 +300,19 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
                 json_decref(patch);
                 return -ENOMEM;
         }
-        r = kube_merge_patch(ctx->kube, path, patch, NULL, &err);
+        json_t *written = NULL;
+        r = kube_merge_patch(ctx->kube, path, patch, &written, &err);
         json_decref(patch);
         if (r < 0)
                 return log_warning_errno(r, "Failed to update OSNode '%s' status: %s", ctx->node_name,
                                          err ?: "(no message)");
+        /* The next pass may come before the watch brings this write back;
+         * acting on the older phase would repeat a step (activate twice,
+         * or record the new boot's ID as the one to leave). hull-node is
+         * the only writer of this status, so what it wrote last is the
+         * truth until the cache shows the same resourceVersion. */
+        json_decref(ctx->osnode_mine);
+        ctx->osnode_mine = written;
         return 0;
 }
 
@@ -438,12 +446,16 @@ static int fail_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView
         /* The node runs a good image at every point a failure can be seen
          * (before the reboot, or after GRUB fell back), so lifting our cordon
          * is safe; the task annotation stays so the operator counts the
-         * failure against the budget. */
-        (void) node_release(ctx, node, false);
+         * failure against the budget. The phase is written first: a crash
+         * in between leaves Failed and our cordon, which the next start
+         * lifts, never a working phase on an uncordoned node. */
+        StatusUpdate u = { .phase = phase, .task = t->id, .error = message, .os = t->os };
+        int r = osnode_write(ctx, osnode, a, &u);
+        if (r < 0)
+                return r;
         node_event(ctx, node, "Warning", streq(phase, "RolledBack") ? "RolledBack" : "UpdateFailed",
                    "task %s: %s", t->id, message);
-        StatusUpdate u = { .phase = phase, .task = t->id, .error = message, .os = t->os };
-        return osnode_write(ctx, osnode, a, &u);
+        return node_release(ctx, node, false);
 }
 
 static int set_phase(NodeCtx *ctx, json_t *osnode, const AgentView *a, const Task *t, const char *phase,
@@ -459,6 +471,10 @@ static bool target_reached(const Task *t, const AgentView *a) {
 }
 
 static int step_done(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
+        /* Uncordon and drop the task first, then say Done: the operator
+         * counts a node as finished (and may close its batch) only once it
+         * serves again. A crash in between leaves a working phase without a
+         * task, which the next start turns into Idle (node_reconcile()). */
         int r = node_release(ctx, node, true);
         if (r < 0)
                 return r;
@@ -666,6 +682,19 @@ int node_reconcile(NodeCtx *ctx) {
         ctx->busy = false;
         node = kube_informer_get(ctx->node_informer, ctx->node_name);
         osnode = kube_informer_get(ctx->osnode_informer, ctx->node_name);
+        if (ctx->osnode_mine) {
+                const char *mine = kube_resource_version(ctx->osnode_mine);
+                const char *cached = osnode ? kube_resource_version(osnode) : NULL;
+                if (!osnode || !mine || (cached && streq(cached, mine)))
+                        {
+                        json_decref(ctx->osnode_mine);
+                        ctx->osnode_mine = NULL;
+                }
+                else {
+                        json_decref(osnode);
+                        osnode = json_incref(ctx->osnode_mine);
+                }
+        }
         if (!node || !osnode) {
                 json_decref(node);
                 json_decref(osnode);
@@ -683,8 +712,13 @@ int node_reconcile(NodeCtx *ctx) {
                  * and report what the host runs. */
                 ctx->drain = drain_state_free(ctx->drain);
                 (void) node_release(ctx, node, false);
+                /* A working phase without a task: the task was withdrawn
+                 * (its OS object deleted, the node deselected). Nothing is
+                 * in flight any more that we started, so say Idle. */
                 const char *phase = osnode_status_str(osnode, "phase");
-                StatusUpdate u = { .phase = phase ? NULL : "Idle" };
+                bool working = phase && (streq(phase, "Staging") || streq(phase, "Draining") ||
+                                         streq(phase, "Rebooting") || streq(phase, "Verifying"));
+                StatusUpdate u = { .phase = !phase || working ? "Idle" : NULL };
                 r = osnode_write(ctx, osnode, &a, &u);
         } else if (task_parse(ann, &t, &err) < 0) {
                 /* The operator wrote something we cannot read: report it and

@@ -82,6 +82,7 @@ typedef struct NodeCtx {
         KubeInformer *node_informer;
         KubeInformer *osnode_informer;
         DrainState *drain;              /* only while draining */
+        json_t *osnode_mine;            /* our last OSNode status write, until the cache has it */
         int64_t next_drain_step;        /* monotonic seconds */
         int64_t now;                    /* wall clock, seconds, for this pass */
         bool busy;                      /* working on a task: poll more often */
