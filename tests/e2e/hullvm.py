@@ -24,7 +24,7 @@ def first_existing(paths):
 
 
 class VM:
-    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False):
+    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False, net=False):
         self.disk = disk
         self.log = open(log_path, "ab", buffering=0)
         self.tmp = tempfile.mkdtemp(prefix="hullvm-")
@@ -36,7 +36,9 @@ class VM:
             "-drive", "if=pflash,format=raw,readonly=on,file=" + first_existing(OVMF_CODE_CANDIDATES),
             "-drive", "if=pflash,format=raw,file=" + self.vars,
             "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % disk,
-            "-serial", "stdio", "-nic", "none",
+            # net: QEMU user networking (slirp); the guest reaches the host's
+            # loopback as 10.0.2.2. Without it the guest has no network.
+            "-serial", "stdio", "-nic", "user,model=virtio-net-pci" if net else "none",
         ]
         if no_reboot:
             # A guest reboot ends QEMU; the caller starts a new one. A fresh
