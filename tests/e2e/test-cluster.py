@@ -493,7 +493,7 @@ def main():
         t_rebooting = rec.phase_time(t_spec, task_up, "Rebooting")
         if not check(t_rebooting is not None, "drained, rebooting (%s)" % rec.status().get("lastError")):
             return 1
-        print("BENCH upgrade-staged-to-rebooting %.1f s" % (t_rebooting - t_staged), flush=True)
+        print("BENCH upgrade-staged-to-rebooting %.2f s (cordon, drain of one pod)" % (t_rebooting - t_staged), flush=True)
         n = node_obj()
         check((n.get("spec") or {}).get("unschedulable") is True and
               (n["metadata"].get("annotations") or {}).get("hull.dev/cordoned") == "true",
