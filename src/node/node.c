@@ -354,7 +354,7 @@ static void node_event(NodeCtx *ctx, json_t *node, const char *type, const char 
                 note = NULL;
         va_end(ap);
         log_full(streq(type, "Warning") ? LOG_WARNING : LOG_INFO, "%s: %s", reason, note ?: "");
-        json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s?}}", "apiVersion", "v1", "kind", "Node", "metadata", "name",
+        json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s*}}", "apiVersion", "v1", "kind", "Node", "metadata", "name",
                                 ctx->node_name, "uid",
                                 json_string_value(json_object_get(json_object_get(node, "metadata"), "uid")));
         if (!ref)
@@ -540,7 +540,9 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                         r = apply_config(ctx, t, a, &err);
                         if (r <= 0)
                                 return r < 0 ? fail_task(ctx, node, osnode, a, t, "Failed", err ?: "config refused") : 0;
-                        json_t *body = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "source", t->image_url,
+                        /* "s*": an unset option is left out; the agent refuses
+                         * null for a string field. */
+                        json_t *body = json_pack("{s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:s*}", "source", t->image_url,
                                                  "version", t->version, "sha256", t->image_sha256, "key_id",
                                                  t->image_key_id, "ca_file", ctx->image_ca_file, "client_cert",
                                                  ctx->image_client_cert, "client_key", ctx->image_client_key);

@@ -147,7 +147,7 @@ static char *make_task_id(const char *os, const OsSpec *s) {
 static char *make_task(const OsEntry *e, int64_t now, int64_t batch) {
         const OsSpec *s = &e->spec;
         char when[32];
-        json_t *t = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I, s:{s:I, s:I, s:b, s:b}}", "id", e->task_id, "os",
+        json_t *t = json_pack("{s:s, s:s, s:s, s:s*, s:s, s:I, s:{s:I, s:I, s:b, s:b}}", "id", e->task_id, "os",
                               e->name, "operation", os_operation_to_string(s->operation), "version", s->version,
                               "chosenAt", kube_format_time(now, when), "batch", (json_int_t) batch, "drain",
                               "timeoutSeconds", (json_int_t) s->drain.timeout_seconds, "gracePeriodSeconds",
@@ -156,7 +156,7 @@ static char *make_task(const OsEntry *e, int64_t now, int64_t batch) {
         if (!t)
                 return NULL;
         if (s->operation == OS_OPERATION_UPGRADE)
-                json_object_set_new(t, "image", json_pack("{s:s?, s:s?, s:s?}", "url", s->image.url, "sha256",
+                json_object_set_new(t, "image", json_pack("{s:s*, s:s*, s:s*}", "url", s->image.url, "sha256",
                                                           s->image.sha256, "keyId", s->image.key_id));
         if (s->config)
                 json_object_set(t, "config", s->config);
@@ -167,7 +167,7 @@ static char *make_task(const OsEntry *e, int64_t now, int64_t batch) {
 
 static int os_event(Operator *o, json_t *os, const char *type, const char *reason, const char *note) {
         json_t *meta = json_object_get(os, "metadata");
-        json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s?}}", "apiVersion", "hull.dev/v1alpha1", "kind", "OS",
+        json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s*}}", "apiVersion", "hull.dev/v1alpha1", "kind", "OS",
                                 "metadata", "name", kube_name(os), "uid",
                                 json_string_value(json_object_get(meta, "uid")));
         if (!ref)

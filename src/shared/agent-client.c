@@ -231,12 +231,18 @@ int agent_client_call(AgentClient *c, const char *method, const char *path, json
 void agent_response_error(const AgentResponse *r, const char **ret_code, const char **ret_message) {
         json_t *e = json_is_object(r->body) ? json_object_get(r->body, "error") : NULL;
 
+        const char *code, *message;
+
         /* Tolerate {"error": "text"} as well as the documented object. */
         if (json_is_string(e)) {
-                *ret_code = NULL;
-                *ret_message = json_string_value(e);
-                return;
+                code = NULL;
+                message = json_string_value(e);
+        } else {
+                code = json_string_value(json_object_get(e, "code"));
+                message = json_string_value(json_object_get(e, "message"));
         }
-        *ret_code = json_string_value(json_object_get(e, "code"));
-        *ret_message = json_string_value(json_object_get(e, "message"));
+        if (ret_code)
+                *ret_code = code;
+        if (ret_message)
+                *ret_message = message;
 }

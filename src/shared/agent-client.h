@@ -52,5 +52,6 @@ const char *agent_client_error(const AgentClient *c);
 const char *agent_client_socket(const AgentClient *c);
 
 /* The "error" object of an error body: code and message, either of which
- * may be NULL if the body does not have them. */
+ * may be NULL if the body does not have them. Either out-parameter may be
+ * NULL when only the other is wanted. */
 void agent_response_error(const AgentResponse *r, const char **ret_code, const char **ret_message);

@@ -18,7 +18,7 @@ Usage: fake-hosts.py --dir DIR --api URL --nodes n1,n2,... [--version 1.0.0]
                      [--stage-seconds S] [--reboot-seconds S] [--health-seconds S]
 
 Per-node behaviour is read from DIR/<node>.json on every request (absent =
-normal), e.g. {"stage": "fail"} | {"reboot": "never"} | {"boot": "fallback"}
+normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
 | {"stage_seconds": 5}. DIR/<node>.log gets one line per API call.
 """
 
@@ -105,8 +105,37 @@ class Host:
         return self.op is not None and self.op["state"] == "running"
 
     # --- the API ---
+    # The request fields the real agent accepts (src/shared/agent-api.c) and
+    # their JSON types. Like the agent, an unknown field, a wrong type or a
+    # null is a 400: a client that sends what the agent would refuse must
+    # fail here too, not only on a real host.
+    FIELDS = {
+        "/v1/stage": {"source": str, "sha256": str, "version": str, "key_id": str, "ca_file": str,
+                      "client_cert": str, "client_key": str},
+        "/v1/activate": {"tries": int, "reboot": bool},
+        "/v1/rollback": {"reboot": bool},
+        "/v1/reboot": {},
+        "/v1/mark-good": {"force": bool},
+    }
+
+    def check_body(self, path, body):
+        fields = self.FIELDS.get(path)
+        if fields is None:
+            return None
+        for k, v in body.items():
+            if k not in fields:
+                return f"unknown field '{k}'"
+            if not isinstance(v, fields[k]) or (fields[k] is int and isinstance(v, bool)):
+                return f"'{k}' must be {fields[k].__name__}, not {json.dumps(v)}"
+        if path == "/v1/stage" and "source" not in body:
+            return "'source' is required"
+        return None
+
     def handle(self, method, path, body):
         b = self.behaviour()
+        bad = self.check_body(path, body) if method == "POST" else None
+        if bad:
+            return 400, {"error": {"code": "bad_request", "message": bad}}
         with self.lock:
             if method == "GET" and path == "/v1/status":
                 return 200, self.status()
@@ -114,6 +143,8 @@ class Host:
                 return 404, {"error": {"code": "not_found", "message": path}}
             if self.busy():
                 return 409, {"error": {"code": "busy", "message": "an operation is running"}}
+            if path == "/v1/stage" and b.get("stage") == "refuse":
+                return 409, {"error": {"code": "conflict", "message": "the inactive slot's device is in use"}}
             if path == "/v1/stage":
                 op = self.new_op("stage", body.get("version"))
                 other = self.other()

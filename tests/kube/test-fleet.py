@@ -459,13 +459,15 @@ def scenario_budget(tmp):
 
 
 def scenario_fallback(tmp):
-    """A node whose new image does not boot falls back; hull-node reports RolledBack and uncordons."""
-    f = Fleet(tmp, 2)
+    """A node whose new image does not boot falls back; hull-node reports RolledBack and uncordons.
+    A node whose agent refuses the stage is Failed with the agent's reason."""
+    f = Fleet(tmp, 3)
     try:
         f.behave("node-000", {"boot": "fallback"})
+        f.behave("node-002", {"stage": "refuse"})
         f.start_operator()
         f.watch.track("workers", f.names, 1)
-        f.apply_os("workers", upgrade_spec(max_unavailable=1, strategy={"failureBudget": 2}))
+        f.apply_os("workers", upgrade_spec(max_unavailable=1, strategy={"failureBudget": 3}))
         f.wait("node-000 RolledBack", lambda: ((f.watch.osnodes.get("node-000") or {}).get("status") or {})
                .get("phase") == "RolledBack")
         st = (f.watch.osnodes.get("node-000") or {}).get("status") or {}
@@ -474,8 +476,17 @@ def scenario_fallback(tmp):
         f.wait("node-000 uncordoned", lambda: not (f.api.get("/api/v1/nodes/node-000").get("spec") or {})
                .get("unschedulable"))
         check(f.wait("node-001 upgraded", lambda: all_at(f, ["node-001"], "2.0.0")), "the other node still upgrades")
-        st = f.os("workers")["status"]
-        check(st.get("failed") == 1 and st.get("updated") == 1, f"status failed 1 updated 1 ({st})")
+        f.wait("node-002 Failed", lambda: ((f.watch.osnodes.get("node-002") or {}).get("status") or {})
+               .get("phase") == "Failed")
+        st = (f.watch.osnodes.get("node-002") or {}).get("status") or {}
+        check("in use" in ((st.get("lastError") or {}).get("message") or ""),
+              f"a refused stage: Failed with the agent's reason ({st.get('lastError')})")
+        check(f.node_procs["node-002"].poll() is None, "hull-node survives the agent's refusal")
+        check(not (f.api.get("/api/v1/nodes/node-002").get("spec") or {}).get("unschedulable"),
+              "the refused node was never cordoned")
+        st = f.wait("status failed 2 updated 1", lambda: (lambda s: s if s.get("failed") == 2 and s.get("updated") == 1
+                                                          else None)(f.os("workers")["status"]))
+        check(bool(st), f"status failed 2 updated 1 ({f.os('workers')['status']})")
     finally:
         f.close()
 
