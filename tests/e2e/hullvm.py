@@ -24,7 +24,8 @@ def first_existing(paths):
 
 
 class VM:
-    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False, net=False):
+    def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False, net=False,
+                 rw_disks=(), fw_cfg=()):
         self.disk = disk
         self.log = open(log_path, "ab", buffering=0)
         self.tmp = tempfile.mkdtemp(prefix="hullvm-")
@@ -47,6 +48,13 @@ class VM:
             self.cmd.append("-no-reboot")
         for d in extra_disks:
             self.cmd += ["-drive", "file=%s,format=raw,if=virtio,readonly=on" % d]
+        # Writable disks come after the read-only ones (data disks in the
+        # provisioning test: vda is the boot disk, then extra_disks, then these).
+        for d in rw_disks:
+            self.cmd += ["-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % d]
+        # fw_cfg: (name, host file) pairs, e.g. ("opt/dev.hull/config", "config.json").
+        for name, path in fw_cfg:
+            self.cmd += ["-fw_cfg", "name=%s,file=%s" % (name, path)]
         self.channel_path = None
         self.chan = None
         if channel:
