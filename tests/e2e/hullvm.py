@@ -185,8 +185,24 @@ def main():
     ap.add_argument("--log", default="console.log")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep-running", action="store_true", help="leave the VM running after it is ready")
+    ap.add_argument("--config-disk", action="append", default=[], metavar="IMG",
+                    help="attach IMG read-only after the boot disk, e.g. a HULL-CONFIG disk (docs/PROVISION.md)")
+    ap.add_argument("--data-disk", action="append", default=[], metavar="IMG",
+                    help="attach IMG writable after the config disks (data disks)")
+    ap.add_argument("--fw-cfg", action="append", default=[], metavar="NAME=FILE",
+                    help="a QEMU fw_cfg entry, e.g. opt/dev.hull/config=node.json")
+    ap.add_argument("--net", action="store_true", help="user-mode networking (the guest sees the host as 10.0.2.2)")
     a = ap.parse_args()
-    vm = VM(a.disk, a.log)
+    fw = []
+    for e in a.fw_cfg:
+        name, sep, path = e.partition("=")
+        if not sep or not name or not os.path.isfile(path):
+            ap.error("--fw-cfg wants NAME=FILE with an existing file, not '%s'" % e)
+        fw.append((name, path))
+    for d in a.config_disk + a.data_disk:
+        if not os.path.isfile(d):
+            ap.error("no such disk image: %s" % d)
+    vm = VM(a.disk, a.log, extra_disks=a.config_disk, rw_disks=a.data_disk, fw_cfg=fw, net=a.net)
     vm.start()
     try:
         line = vm.expect("hull: ready", a.timeout)
