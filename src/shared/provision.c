@@ -1528,10 +1528,10 @@ static int build_json(const ProvisionConfig *c, json_t **ret) {
                         return r;
                 for (size_t i = 0; i < c->n_disks; i++) {
                         const ProvisionDisk *d = c->disks + i;
-                        json_t *o = json_object();
                         const char *fs = provision_fs_to_string(d->filesystem);
                         if (!fs)
                                 return -EINVAL;
+                        json_t *o = json_object();
                         if (!o || json_array_append_new(a, o) < 0)
                                 return -ENOMEM;
                         if ((r = set_str(o, "device", d->device)) < 0 || (r = set_str(o, "filesystem", fs)) < 0 ||
