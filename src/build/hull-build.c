@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "build-config.h"
 #include "bundle.h"
 #include "fileio.h"
 #include "log.h"
@@ -32,7 +33,9 @@ static void help(void) {
                "  hull-build build SPEC.yaml --key PRIVATE.pem [options]\n"
                "  hull-build keygen PRIVATE.pem PUBLIC.pem\n"
                "  hull-build sign --key NEW.pem --trust OLD.pub IN.hullb OUT.hullb\n"
-               "  hull-build verify --trust PUBLIC.pem|--keyring DIR BUNDLE.hullb\n\n"
+               "  hull-build verify --trust PUBLIC.pem|--keyring DIR BUNDLE.hullb\n"
+               "  hull-build config INPUT.yaml [-o OUT.json]   provisioning config (docs/PROVISION.md)\n"
+               "  hull-build config --check FILE.json\n\n"
                "Build options:\n"
                "  -o, --output DIR       where images go (default: ./out)\n"
                "      --cache DIR        bootstrap cache (default: /var/cache/hull-build)\n"
@@ -57,6 +60,8 @@ static const char *arg_programs_dir = NULL;
 static const char *arg_data_dir = NULL;
 static bool arg_no_cache = false;
 static bool arg_keep_work = false;
+static bool arg_output_set = false;
+static bool arg_check = false;
 
 static const char *pick_dir(const char *arg, const char *installed, const char *build_tree, const char *probe) {
         if (arg)
@@ -292,7 +297,7 @@ static int cmd_build(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_PROGRAMS, ARG_DATA, ARG_VERSION };
+        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "verbose", no_argument, NULL, 'v' },
@@ -306,6 +311,7 @@ int main(int argc, char **argv) {
                 { "keep-work", no_argument, NULL, ARG_KEEP_WORK },
                 { "programs-dir", required_argument, NULL, ARG_PROGRAMS },
                 { "data-dir", required_argument, NULL, ARG_DATA },
+                { "check", no_argument, NULL, ARG_CHECK },
                 {},
         };
         int c, r;
@@ -324,6 +330,7 @@ int main(int argc, char **argv) {
                         break;
                 case 'o':
                         arg_output = optarg;
+                        arg_output_set = true;
                         break;
                 case 'k':
                         arg_key = optarg;
@@ -351,6 +358,9 @@ int main(int argc, char **argv) {
                 case ARG_DATA:
                         arg_data_dir = optarg;
                         break;
+                case ARG_CHECK:
+                        arg_check = true;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }
@@ -371,8 +381,10 @@ int main(int argc, char **argv) {
                 r = cmd_verify(n, rest);
         else if (streq(verb, "sign"))
                 r = cmd_sign(n, rest);
+        else if (streq(verb, "config"))
+                r = cmd_config(n, rest, arg_output_set ? arg_output : NULL, arg_check);
         else
-                r = log_error_errno(EINVAL, "Unknown command '%s' (commands: build, keygen, sign, verify; see --help)", verb);
+                r = log_error_errno(EINVAL, "Unknown command '%s' (commands: build, config, keygen, sign, verify; see --help)", verb);
 
         strv_free(arg_trust);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
