@@ -1631,6 +1631,15 @@ int node_config_apply(const NodeConfig *old, const NodeConfig *new, const NodeCo
                         goto finish;
         }
 
+        if (o && o->check_only) {
+                *ret = (NodeConfigApplyResult) {
+                        .changed = true,
+                        .reboot_required = !strv_equal(old->kernel_args, new->kernel_args),
+                };
+                r = 0;
+                goto finish;
+        }
+
         /* Now change things. */
         r = apply_sysctl(new, root, proc_sys, &error);
         if (r < 0)

@@ -106,6 +106,10 @@ typedef struct NodeConfigApplyOptions {
         /* A running node: also start/stop units ("enable --now",
          * "disable --now"). Only meaningful with run_systemctl and root "/". */
         bool live;
+        /* Run the checks against the system (below) and stop there:
+         * nothing is written. hull-provision checks every part of a first
+         * boot before it changes any. */
+        bool check_only;
 } NodeConfigApplyOptions;
 
 typedef struct NodeConfigApplyResult {

@@ -1314,6 +1314,29 @@ static void test_apply_systemctl(void) {
         ASSERT_TRUE(!exists(sysroot, "etc/systemd/system/multi-user.target.wants/chrony.service"));
 }
 
+/* check_only: the checks of node_config_apply() and nothing else (what
+ * hull-provision runs before it changes anything on first boot). */
+static void test_apply_check_only(void) {
+        _cleanup_(node_config_freep) NodeConfig *c1 = parse_or_die(gen1), *bad_unit = NULL, *bad_sysctl = NULL;
+        _cleanup_free_ char *err = NULL, *err2 = NULL;
+        NodeConfigApplyOptions o = { .root = sysroot, .proc_sys = proc_sys, .check_only = true };
+        NodeConfigApplyResult res = {};
+
+        put(proc_sys, "net/ipv4/ip_forward", "0\n", 0644);
+        _cleanup_free_ char *start = snapshot();
+        ASSERT_OK(node_config_apply(NULL, c1, &o, &res, NULL));
+        ASSERT_TRUE(res.changed);
+        bad_unit = parse_or_die("{\"generation\":1,\"files\":[{\"path\":\"/etc/new\",\"content\":\"x\"}],"
+                                "\"units\":{\"enable\":[\"nosuch.service\"]}}");
+        ASSERT_ERROR(node_config_apply(NULL, bad_unit, &o, &res, &err), ENOENT);
+        ASSERT_TRUE(err && strstr(err, "nosuch.service"));
+        bad_sysctl = parse_or_die("{\"generation\":1,\"sysctl\":{\"net.ipv4.nosuch\":1}}");
+        ASSERT_ERROR(node_config_apply(NULL, bad_sysctl, &o, &res, &err2), ENOENT);
+        ASSERT_TRUE(err2 && strstr(err2, "no such kernel parameter"));
+        _cleanup_free_ char *after = snapshot();
+        ASSERT_STREQ(start, after);
+}
+
 static void test_load_save(void) {
         _cleanup_(node_config_freep) NodeConfig *c = NULL, *c2 = NULL, *empty = NULL, *e2 = NULL;
         _cleanup_free_ char *path = at(root, "state/config.json"), *dir = at(root, "state"), *text = NULL, *err = NULL;
@@ -1372,6 +1395,7 @@ int main(void) {
         TEST_RUN(test_apply_sysctl_rollback);
         TEST_RUN(test_apply_invalid);
         TEST_RUN(test_apply_systemctl);
+        TEST_RUN(test_apply_check_only);
         TEST_RUN(test_load_save);
         cleanup_root();
         return 0;
