@@ -40,7 +40,7 @@ static const char *const reserved_users[] = {
         "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
         "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "messagebus", "sshd",
         "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump", "systemd-journal",
-        "polkitd", "tss", "hull", "admin", "operator", "halt", "shutdown", "staff", "users",
+        "polkitd", "tss", "hull", "staff", "users",
 };
 
 static const char *const ssh_key_types[] = {
