@@ -120,8 +120,11 @@ int provision_format(const ProvisionConfig *c, char **ret) _warn_unused_result_;
  * hostname is set; /etc/systemd/network/50-hull-<name>.network per network (+ "systemd-networkd.service" enabled);
  * /etc/systemd/timesyncd.conf.d/50-hull.conf with NTP= (+ "systemd-timesyncd.service" enabled) ; kubelet files under
  * /etc/kubernetes/ (kubelet-config.yaml 0644; bootstrap-kubelet.conf built from server+ca+token, or kubelet.conf
- * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled when ssh_enabled. Users' authorized_keys are NOT
- * in here (they live under /home, done by hull-provision with useradd). Deterministic output. */
+ * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled when ssh_enabled; the sysctls also as
+ * /etc/sysctl.d/80-hull-provision.conf (the agent rewrites the node config's own 90-hull.conf). Users'
+ * authorized_keys are NOT in here (they live under /home, done by hull-provision with useradd). Deterministic
+ * output. -EBADMSG/-E2BIG with *ret_error if the combination breaks a node config limit (provision_parse() has
+ * already refused such configs), -EINVAL for a config that parse would not have returned. */
 int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_error) _warn_unused_result_;
 
 /* The human document -> machine JSON, for `hull-build config`: 'yaml' is the YAML text (yaml-json.h converts),
