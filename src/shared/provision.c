@@ -1229,7 +1229,8 @@ finish:
         return r;
 }
 
-int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_error) {
+/* No checks of c beyond the node sections: callers have parsed it. */
+static int render_internal(const ProvisionConfig *c, NodeConfig **ret, char **ret_error) {
         _cleanup_(json_decrefp) json_t *doc = NULL;
         _cleanup_free_ char *node_text = NULL, *text = NULL, *err = NULL;
         json_t *files, *units, *enable;
@@ -1304,6 +1305,21 @@ int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_erro
         if (r == -EBADMSG || r == -E2BIG)
                 return error_set(ret_error, r, "rendered configuration: %s", err ?: "invalid");
         return r;
+}
+
+int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_error) {
+        _cleanup_free_ char *s = NULL;
+        int r;
+
+        if (!c || !c->node || !ret)
+                return -EINVAL;
+        /* A hand-built config must not get past the rules: its strings end
+         * up in files (a newline in a match name would be a new section of
+         * a .network file). Formatting checks it by parsing. */
+        r = provision_format(c, &s);
+        if (r < 0)
+                return r;
+        return render_internal(c, ret, ret_error);
 }
 
 /* ---- parse ---- */
@@ -1390,7 +1406,7 @@ static int parse_internal(const char *data, size_t len, ProvisionConfig **ret, c
         /* Whatever parses must also render: limits that only the combination
          * reaches (the number of files, the total size) are found here, not
          * on the node. */
-        r = provision_render(c, &rendered, error);
+        r = render_internal(c, &rendered, error);
         if (r < 0)
                 return r;
 

@@ -170,6 +170,15 @@ static void test_format_refuses(void) {
         ASSERT_ERROR(provision_format(c, &s), EINVAL);
         c->disks[1].filesystem = PROVISION_FS_XFS;
         ASSERT_OK(provision_format(c, &s));
+
+        /* nor rendered: the string would become a section of a .network file */
+        _cleanup_(node_config_freep) NodeConfig *n = NULL;
+        saved = c->networks[0].match_name;
+        c->networks[0].match_name = (char *) "eth0\n[Network]\nDHCP=no";
+        ASSERT_ERROR(provision_render(c, &n, NULL), EINVAL);
+        ASSERT_TRUE(!n);
+        c->networks[0].match_name = saved;
+        ASSERT_OK(provision_render(c, &n, NULL));
 }
 
 static void test_bad(void) {
