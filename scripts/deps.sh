@@ -13,6 +13,8 @@ packages=(
         # image builder's tools
         mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
         grub-efi-amd64-bin grub-common tar util-linux
+        # the installer: ISO (hull-build installer), ESP compression, its tests
+        xorriso libzstd-dev zstd
         # booting images
         qemu-system-x86 ovmf python3
         # container images of the controllers: checked and pushed

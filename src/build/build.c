@@ -459,6 +459,8 @@ static int stage_customise(BuildContext *c) {
                 { "hull-init", "usr/lib/hull/hull-init" },
                 { "hull-agent", "usr/lib/hull/hull-agent" },
                 { "hullctl", "usr/bin/hullctl" },
+                /* The installer: the image's own root, booted from an installer medium, writes itself. */
+                { "hull-install", "usr/lib/hull/hull-install" },
         };
         for (size_t i = 0; i < ELEMENTSOF(programs); i++) {
                 _cleanup_free_ char *src = NULL;

@@ -238,6 +238,14 @@ static int debian_prepare_boot(BuildContext *c) {
                         return r;
         }
 
+        /* Every image can be an installer's live root (docs/INSTALL.md); the
+         * hook does nothing unless hull.live= is on the command line. */
+        r = install_data_file(c, "initramfs/hull-live.local-top", "etc/initramfs-tools/scripts/local-top/hull-live", 0755);
+        if (r >= 0)
+                r = install_data_file(c, "initramfs/hull-live.hook", "etc/initramfs-tools/hooks/hull-live", 0755);
+        if (r < 0)
+                return r;
+
         r = find_kernel_version(c);
         if (r < 0)
                 return r;

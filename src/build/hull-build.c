@@ -12,6 +12,7 @@
 #include "build-config.h"
 #include "bundle.h"
 #include "fileio.h"
+#include "installer.h"
 #include "log.h"
 #include "sign.h"
 #include "spec.h"
@@ -35,7 +36,10 @@ static void help(void) {
                "  hull-build sign --key NEW.pem --trust OLD.pub IN.hullb OUT.hullb\n"
                "  hull-build verify --trust PUBLIC.pem|--keyring DIR BUNDLE.hullb\n"
                "  hull-build config INPUT.yaml [-o OUT.json]   provisioning config (docs/PROVISION.md)\n"
-               "  hull-build config --check FILE.json\n\n"
+               "  hull-build config --check FILE.json\n"
+               "  hull-build installer --image OUT/NAME-VER.img [--config MACHINE.json] [-o DIR]\n"
+               "             [--disk auto|/dev/NAME] [--root-size SIZE|max] [--persist-min SIZE] [--force]\n"
+               "                         EFI installer ISO and PXE files (docs/INSTALL.md)\n\n"
                "Build options:\n"
                "  -o, --output DIR       where images go (default: ./out)\n"
                "      --cache DIR        bootstrap cache (default: /var/cache/hull-build)\n"
@@ -58,6 +62,8 @@ static char **arg_trust = NULL;
 static const char *arg_keyring = NULL;
 static const char *arg_programs_dir = NULL;
 static const char *arg_data_dir = NULL;
+/* hull-build installer */
+static InstallerOptions arg_installer = {};
 static bool arg_no_cache = false;
 static bool arg_keep_work = false;
 static bool arg_output_set = false;
@@ -296,8 +302,26 @@ static int cmd_build(int argc, char **argv) {
         return r;
 }
 
+static int cmd_installer(int argc, char **argv) {
+        char q[STRING_QUOTE_SIZE];
+
+        if (argc != 0 || !arg_installer.image)
+                return log_error_errno(EINVAL, "Usage: hull-build installer --image OUT/NAME-VER.img [--config MACHINE.json] [-o DIR]");
+        if (arg_installer.disk && !streq(arg_installer.disk, "auto") &&
+            (!string_has_prefix(arg_installer.disk, "/dev/") || !string_is_safe_token(arg_installer.disk + 5, "/-_.:+")))
+                return log_error_errno(EINVAL, "--disk %s: expected auto or /dev/NAME", string_quote(q, arg_installer.disk));
+        uint64_t v;
+        if (arg_installer.root_size && !streq(arg_installer.root_size, "max") &&
+            (parse_size(arg_installer.root_size, &v) < 0 || v == 0))
+                return log_error_errno(EINVAL, "--root-size %s: expected max or a size such as 100G",
+                                       string_quote(q, arg_installer.root_size));
+        arg_installer.output_dir = arg_output;
+        return installer_run(&arg_installer);
+}
+
 int main(int argc, char **argv) {
-        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK };
+        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK,
+               ARG_IMAGE, ARG_CONFIG, ARG_DISK, ARG_ROOT_SIZE, ARG_PERSIST_MIN, ARG_FORCE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "verbose", no_argument, NULL, 'v' },
@@ -312,6 +336,12 @@ int main(int argc, char **argv) {
                 { "programs-dir", required_argument, NULL, ARG_PROGRAMS },
                 { "data-dir", required_argument, NULL, ARG_DATA },
                 { "check", no_argument, NULL, ARG_CHECK },
+                { "image", required_argument, NULL, ARG_IMAGE },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "disk", required_argument, NULL, ARG_DISK },
+                { "root-size", required_argument, NULL, ARG_ROOT_SIZE },
+                { "persist-min", required_argument, NULL, ARG_PERSIST_MIN },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {},
         };
         int c, r;
@@ -361,6 +391,26 @@ int main(int argc, char **argv) {
                 case ARG_CHECK:
                         arg_check = true;
                         break;
+                case ARG_IMAGE:
+                        arg_installer.image = optarg;
+                        break;
+                case ARG_CONFIG:
+                        arg_installer.config = optarg;
+                        break;
+                case ARG_DISK:
+                        arg_installer.disk = optarg;
+                        break;
+                case ARG_ROOT_SIZE:
+                        arg_installer.root_size = optarg;
+                        break;
+                case ARG_PERSIST_MIN:
+                        if (parse_size(optarg, &arg_installer.persist_min) < 0 || arg_installer.persist_min == 0)
+                                return log_error_errno(EINVAL, "--persist-min %s: expected a size such as 2G", optarg),
+                                       EXIT_FAILURE;
+                        break;
+                case ARG_FORCE:
+                        arg_installer.force = true;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }
@@ -383,6 +433,8 @@ int main(int argc, char **argv) {
                 r = cmd_sign(n, rest);
         else if (streq(verb, "config"))
                 r = cmd_config(n, rest, arg_output_set ? arg_output : NULL, arg_check);
+        else if (streq(verb, "installer"))
+                r = cmd_installer(n, rest);
         else
                 r = log_error_errno(EINVAL, "Unknown command '%s' (commands: build, config, keygen, sign, verify; see --help)", verb);
 

@@ -25,7 +25,7 @@ def first_existing(paths):
 
 class VM:
     def __init__(self, disk, log_path, memory="1024", extra_disks=(), no_reboot=False, channel=False, net=False,
-                 rw_disks=(), fw_cfg=()):
+                 rw_disks=(), fw_cfg=(), cdrom=None):
         self.disk = disk
         self.log = open(log_path, "ab", buffering=0)
         self.tmp = tempfile.mkdtemp(prefix="hullvm-")
@@ -36,7 +36,11 @@ class VM:
             "-nodefaults", "-no-user-config", "-display", "none",
             "-drive", "if=pflash,format=raw,readonly=on,file=" + first_existing(OVMF_CODE_CANDIDATES),
             "-drive", "if=pflash,format=raw,file=" + self.vars,
-            "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % disk,
+            "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % disk if not cdrom else
+            # With a CD (the installer ISO): the disk first in the boot order,
+            # the CD second, so an empty disk falls through to the CD and an
+            # installed one boots by itself.
+            "file=%s,format=raw,if=none,id=disk0,cache=unsafe" % disk,
             # net: QEMU user networking (slirp); the guest reaches the host's
             # loopback as 10.0.2.2. Without it the guest has no network.
             "-serial", "stdio", "-nic", "user,model=virtio-net-pci" if net else "none",
@@ -46,6 +50,10 @@ class VM:
             # start is a real power cycle and avoids warm-reset hangs seen
             # with OVMF under TCG.
             self.cmd.append("-no-reboot")
+        if cdrom:
+            self.cmd += ["-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+                         "-drive", "file=%s,format=raw,if=none,id=cd0,media=cdrom,readonly=on" % cdrom,
+                         "-device", "ide-cd,drive=cd0,bus=ide.0,bootindex=1"]
         for d in extra_disks:
             self.cmd += ["-drive", "file=%s,format=raw,if=virtio,readonly=on" % d]
         # Writable disks come after the read-only ones (data disks in the
