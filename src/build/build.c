@@ -459,6 +459,8 @@ static int stage_customise(BuildContext *c) {
                 { "hull-init", "usr/lib/hull/hull-init" },
                 { "hull-agent", "usr/lib/hull/hull-agent" },
                 { "hullctl", "usr/bin/hullctl" },
+                /* First boot: applies the machine config (docs/PROVISION.md). */
+                { "hull-provision", "usr/lib/hull/hull-provision" },
                 /* The installer: the image's own root, booted from an installer medium, writes itself. */
                 { "hull-install", "usr/lib/hull/hull-install" },
         };
@@ -516,6 +518,23 @@ static int stage_customise(BuildContext *c) {
                 if (symlink(target, link) < 0)
                         return log_error_errno(errno, "Failed to enable %s: %m", enable[i]);
         }
+
+        /* hull-provision.service is required by sysinit.target, in the
+         * image's own unit directory: a config that fails stops first boot
+         * (docs/PROVISION.md), and no /etc change can unhook it. */
+        _cleanup_free_ char *prov_unit = path_join(c->data_dir, "hull-provision.service"),
+                            *requires = path_join(c->root, "usr/lib/systemd/system/sysinit.target.requires"),
+                            *prov_link = NULL;
+        if (!prov_unit || !requires || asprintf(&prov_link, "%s/hull-provision.service", requires) < 0)
+                return -ENOMEM;
+        r = copy_into_root(c, prov_unit, "usr/lib/systemd/system/hull-provision.service", 0644);
+        if (r >= 0)
+                r = mkdir_p(requires, 0755);
+        if (r < 0)
+                return r;
+        (void) unlink(prov_link);
+        if (symlink("../hull-provision.service", prov_link) < 0)
+                return log_error_errno(errno, "Failed to enable hull-provision.service: %m");
 
         /* Trusted update keys: the build key and any extra ones. */
         _cleanup_free_ char *keydir = path_join(c->root, "usr/share/hull/keys"), *keyfile = NULL;

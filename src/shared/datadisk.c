@@ -737,8 +737,10 @@ int datadisk_plan(const DataDiskSpec *s, const DataDiskOptions *o, DataDiskPlan 
                 if (asprintf(&mkfs_name, "mkfs.%s", s->filesystem) < 0)
                         return -ENOMEM;
                 if (find_tool(mkfs_name, &tool) < 0) {
-                        r = error_set(&error, -ENOEXEC, "filesystem: %s needs %s, which this image does not have", s->filesystem,
-                                      mkfs_name);
+                        r = error_set(&error, -ENOEXEC,
+                                      "filesystem: %s needs %s, which this image does not have (add %s to the image "
+                                      "spec's packages)",
+                                      s->filesystem, mkfs_name, streq(s->filesystem, "xfs") ? "xfsprogs" : "e2fsprogs");
                         goto fail;
                 }
         }
