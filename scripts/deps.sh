@@ -12,6 +12,8 @@ packages=(
         tzdata
         # image builder's tools
         mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
+        # data disks (tests/integration/test-datadisk.sh formats xfs)
+        xfsprogs
         grub-efi-amd64-bin grub-common tar util-linux
         # the installer: ISO (hull-build installer), ESP compression, its tests
         xorriso libzstd-dev zstd
