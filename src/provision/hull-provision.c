@@ -61,6 +61,9 @@ static char **arg_config_devices = NULL;
 static int arg_disk_wait = 0;
 static bool arg_no_systemd = false;
 static bool arg_dry_run = false;
+/* After the first boot a config is only looked at to say it was ignored:
+ * not worth a network fetch (and its retries) on every boot. */
+static bool skip_fetch = false;
 
 /* ---- small helpers ---- */
 
@@ -314,6 +317,8 @@ static int read_from_cmdline(Found *ret, char **error) {
                 return 1;
         }
         if (string_has_prefix(value, "https://") || string_has_prefix(value, "http://")) {
+                if (skip_fetch)
+                        return 0;
                 /* hull-provision runs before systemd-networkd: the network is
                  * only there if the initramfs brought it up (ip=dhcp or
                  * ip=<static> on the kernel command line). Retried for a
@@ -723,6 +728,7 @@ static int already_applied(void) {
          * finding it only matters on first boot. */
         _cleanup_(found_done) Found f = {};
         _cleanup_free_ char *error = NULL;
+        skip_fetch = true;
         if (find_config(&f, &error) > 0) {
                 char now_sha[65];
                 sha256_hex(f.data, f.size, now_sha);
