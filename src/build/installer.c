@@ -184,6 +184,8 @@ static int make_efiboot(const char *work, const char *cmdline, int log_fd, const
                      "terminal_input console serial\nterminal_output console serial\n"
                      "search --no-floppy --set=root --file /hull/install.json\n"
                      "set timeout=3\n"
+                     /* Text mode: the console is serial as often as not. */
+                     "set gfxpayload=text\n"
                      "menuentry \"Install Hull (writes the disk named by hull.install.disk)\" {\n"
                      "  echo \"hull: loading the installer from $root\"\n"
                      "  linux /hull/vmlinuz %s\n"
@@ -232,6 +234,17 @@ static int file_copy(const char *src, const char *dest) {
         return install_copy_range(in, 0, out, 0, (uint64_t) st.st_size);
 }
 
+/* The kernel only takes an archive that follows a compressed one at a
+ * 4-byte aligned offset; a loader that concatenates initrds (iPXE, GRUB)
+ * aligns them, but `cat initrd.img media.cpio` does not. Trailing zeros after
+ * the archive are skipped, so padding the file makes both work. */
+static int pad_to_4(const char *path) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        return truncate(path, (off_t) ALIGN_TO((uint64_t) st.st_size, 4)) < 0 ? -errno : 0;
+}
+
 static int make_installer(const InstallerOptions *o, char **work) {
         _cleanup_(facts_done) Facts f = {};
         _cleanup_(install_media_done) InstallMedia m = {};
@@ -245,15 +258,15 @@ static int make_installer(const InstallerOptions *o, char **work) {
         int r;
 
         (void) clock_gettime(CLOCK_MONOTONIC, &t0);
-        r = read_facts(o->image, &f);
-        if (r < 0)
-                return r;
         r = install_read_image_layout(o->image, &l);
         if (r == -EBADMSG)
                 return log_error_errno(r, "'%s' is not a Hull disk image (no GPT with hull-esp, hull-root-a, hull-root-b and "
                                        "hull-persist)", o->image);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the partition table of '%s': %m", o->image);
+        r = read_facts(o->image, &f);
+        if (r < 0)
+                return r;
         if (f.rootfs_size > l.part[PART_ROOT_A].size)
                 return log_error_errno(EBADMSG, "The build facts say the root image is %llu bytes, more than root A holds",
                                        (unsigned long long) f.rootfs_size);
@@ -423,7 +436,7 @@ static int make_installer(const InstallerOptions *o, char **work) {
                 return r;
         }
         free(p);
-        if (asprintf(&p, "%s/initrd.img", hull) < 0 || (r = file_copy(p, pi)) < 0) {
+        if (asprintf(&p, "%s/initrd.img", hull) < 0 || (r = file_copy(p, pi)) < 0 || (r = pad_to_4(pi)) < 0) {
                 log_error_errno(r, "Failed to write '%s': %m", pi);
                 return r;
         }
@@ -486,7 +499,8 @@ static int make_installer(const InstallerOptions *o, char **work) {
                      "  media.cpio   the installer medium as a second initrd (root image, ESP, machine config)\n"
                      "  boot.ipxe    an iPXE script loading the three\n\n"
                      "Kernel command line:\n  %s\n\n"
-                     "Both initrds must be loaded (in this order); the machine needs RAM for the medium\n"
+                     "Both initrds must be loaded (in this order; initrd.img is padded to a multiple of\n"
+                     "4 bytes, so plain concatenation works too); the machine needs RAM for the medium\n"
                      "(media.cpio) on top of what the system needs. With GRUB:\n"
                      "  linux vmlinuz <command line>\n  initrd initrd.img media.cpio\n\n"
                      "Change hull.install.disk=, hull.install.root-size= and hull.install.force=1 as\n"
