@@ -259,7 +259,7 @@ static int make_installer(const InstallerOptions *o, char **work) {
 
         (void) clock_gettime(CLOCK_MONOTONIC, &t0);
         r = install_read_image_layout(o->image, &l);
-        if (r == -EBADMSG)
+        if (r == -EBADMSG || r == -EINVAL)
                 return log_error_errno(r, "'%s' is not a Hull disk image (no GPT with hull-esp, hull-root-a, hull-root-b and "
                                        "hull-persist)", o->image);
         if (r < 0)

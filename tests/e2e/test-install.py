@@ -10,8 +10,9 @@ OVMF, q35):
      (roots of the spec's size, persist the rest), root A = the image's root,
      root B blank, persist ext4 holding hull/provision/config.json (0600 in a
      0700 directory);
-  3. boot the installed disk alone: it boots slot A, /var is on persist (and
-     with hull-provision in the image, the config's hostname is applied);
+  3. boot again with the CD still in: the installed disk boots, slot A, /var
+     on persist, and (with hull-provision in the image) the config the
+     installer copied is applied: /etc/hostname on persist, applied.json;
   4. PXE: the same kernel with the two initrds concatenated (QEMU -kernel,
      -initrd) installs onto another empty disk.
 
@@ -68,7 +69,8 @@ def read_persist(disk, part, names):
     try:
         fstype = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", loop], capture_output=True, text=True).stdout.strip()
         label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", loop], capture_output=True, text=True).stdout.strip()
-        subprocess.run(["mount", "-o", "ro", loop, mnt], check=True)
+        # noload: a persist that was not cleanly unmounted is still readable.
+        subprocess.run(["mount", "-o", "ro,noload", loop, mnt], check=True)
         try:
             for n in names:
                 p = os.path.join(mnt, n)
@@ -222,10 +224,12 @@ def main():
         vm = None
         check_installed_disk(disk, image, facts, config_bytes, "ISO install")
 
-        # 3. The installed disk boots by itself, slot A.
-        vm = VM(disk, log, no_reboot=True)
+        # 3. The installed disk boots by itself, slot A, with the installer
+        # CD still in the drive (the disk comes first in the boot order).
+        vm = VM(disk, log, no_reboot=True, cdrom=iso)
         vm.start()
         line = vm.expect("hull: ready", 900)
+        check(not vm.saw("hull-install:"), "with the CD still in, the installed disk boots, not the installer")
         print("installed system ready after %.0f s: %s" % (vm.elapsed(), line), flush=True)
         check("slot=a" in line and "degraded=false" in line and "version=1.0.0" in line,
               "the installed system booted slot A, not degraded, version 1.0.0")
@@ -235,12 +239,20 @@ def main():
         check(f.get("root_ro") == "yes", "the installed root is read-only")
         vm.expect("HULL-E2E rebooting", 120)
         vm.wait_exit(180)
-        if has_provision:
-            check(vm.saw(HOSTNAME), "hull-provision applied the installer's config (hostname %s on the console)" % HOSTNAME)
-        else:
-            print("NOTE: the image has no hull-provision; the config is on persist but not applied", flush=True)
         vm.stop()
         vm = None
+        if has_provision:
+            console = open(log, "rb").read().decode(errors="replace")
+            check("config from /persist/hull/provision/config.json (copied by the installer)" in console,
+                  "hull-provision took the config the installer copied onto persist")
+            _, parts = gpt(disk)
+            _, _, files = read_persist(disk, parts["hull-persist"], ["etc/upper/hostname", "hull/provision/applied.json"])
+            hn = files.get("etc/upper/hostname")
+            check(hn is not None and hn[1] == (HOSTNAME + "\n").encode(),
+                  "the config was applied: /etc/hostname is %s (on persist, etc/upper/hostname)" % HOSTNAME)
+            check("hull/provision/applied.json" in files, "hull-provision recorded the first boot (applied.json)")
+        else:
+            print("NOTE: the image has no hull-provision; the config is on persist but not applied", flush=True)
 
         # 4. PXE: the kernel, and the initramfs and the medium as one initrd.
         initrd = os.path.join(work, "pxe-initrd.img")
