@@ -14,7 +14,9 @@ OVMF, q35):
      on persist, and (with hull-provision in the image) the config the
      installer copied is applied: /etc/hostname on persist, applied.json;
   4. PXE: the same kernel with the two initrds concatenated (QEMU -kernel,
-     -initrd) installs onto another empty disk.
+     -initrd) installs onto another empty disk;
+  5. the ISO attached as a disk (as written to a USB stick) boots and
+     installs onto the other disk, never onto itself.
 
 usage: test-install.py HULL_BUILD SOURCE_ROOT WORK_DIR [--skip-build] [--spec hull-e2e-verity.yaml]
 """
@@ -286,6 +288,20 @@ def main():
         vm = None
         os.unlink(initrd)
         check_installed_disk(disk, image, facts, config_bytes, "PXE install")
+        # 5. The ISO written to a disk, as to a USB stick (-isohybrid-gpt-basdat):
+        # the firmware boots it through its GPT; it is the medium, so with
+        # two non-removable disks auto still picks the empty one.
+        empty_disk(disk)
+        vm = VM(disk, log, memory="1536", no_reboot=True, extra_disks=[iso])
+        vm.start()
+        line = vm.expect("hull-install: installed %s 1.0.0 on /dev/vda" % name, 1200)
+        print("USB-style install done after %.0f s: %s" % (vm.elapsed(), line), flush=True)
+        check(vm.saw("hull-install: target disk: /dev/vda"), "the ISO as a disk boots and installs onto the other disk, not itself")
+        vm.wait_exit(120)
+        vm.stop()
+        vm = None
+        _, parts = gpt(disk)
+        check(sorted(parts) == ["hull-esp", "hull-persist", "hull-root-a", "hull-root-b"], "USB-style install: Hull's GPT")
     except (TimeoutError, RuntimeError) as e:
         check(False, "%s (console log: %s)" % (e, log))
     finally:
