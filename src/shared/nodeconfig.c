@@ -16,6 +16,7 @@
 
 #include "fileio.h"
 #include "nodeconfig.h"
+#include "yaml-json.h"
 #include "spawn.h"
 #include "strutil.h"
 
@@ -386,32 +387,6 @@ static char *base64_encode(const uint8_t *data, size_t size) {
 
 /* ---- parsing ---- */
 
-static bool key_known(const char *key, const char *const *table, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(key, table[i]))
-                        return true;
-        return false;
-}
-
-static int check_keys(json_t *obj, const char *const *table, size_t n, const char *where, char **error) {
-        char q[STRING_QUOTE_SIZE], known[256] = "";
-        const char *key;
-        json_t *v;
-
-        json_object_foreach(obj, key, v) {
-                if (key_known(key, table, n))
-                        continue;
-                for (size_t i = 0; i < n; i++) {
-                        if (i > 0)
-                                (void) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-                        (void) strncat(known, table[i], sizeof(known) - strlen(known) - 1);
-                }
-                return error_set(error, -EBADMSG, "%s%sunknown key %s (known keys: %s)", where, *where ? ": " : "",
-                            string_quote(q, key), known);
-        }
-        return 0;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char * const *) a, *(char * const *) b);
 }
@@ -520,7 +495,7 @@ static int parse_file(json_t *obj, size_t i, NodeConfigFile *f, char **error) {
         (void) snprintf(where, sizeof(where), "files[%zu]", i);
         if (!json_is_object(obj))
                 return error_set(error, -EBADMSG, "%s: must be an object", where);
-        r = check_keys(obj, file_keys, ELEMENTSOF(file_keys), where, error);
+        r = json_check_keys(obj, file_keys, ELEMENTSOF(file_keys), where, error);
         if (r < 0)
                 return r;
 
@@ -670,7 +645,7 @@ static int parse_units(json_t *obj, NodeConfig *c, char **error) {
 
         if (!json_is_object(obj))
                 return error_set(error, -EBADMSG, "units: must be an object");
-        r = check_keys(obj, units_keys, ELEMENTSOF(units_keys), "units", error);
+        r = json_check_keys(obj, units_keys, ELEMENTSOF(units_keys), "units", error);
         if (r < 0)
                 return r;
 
@@ -694,7 +669,7 @@ static int parse_debug(json_t *obj, NodeConfig *c, char **error) {
 
         if (!json_is_object(obj))
                 return error_set(error, -EBADMSG, "debug: must be an object");
-        r = check_keys(obj, debug_keys, ELEMENTSOF(debug_keys), "debug", error);
+        r = json_check_keys(obj, debug_keys, ELEMENTSOF(debug_keys), "debug", error);
         if (r < 0)
                 return r;
         v = json_object_get(obj, "enabled");
@@ -736,7 +711,7 @@ static int parse_internal(const char *data, size_t len, bool allow_generation_ze
         if (!json_is_object(root))
                 return error_set(error, -EBADMSG, "document: must be a JSON object");
 
-        r = check_keys(root, top_keys, ELEMENTSOF(top_keys), "", error);
+        r = json_check_keys(root, top_keys, ELEMENTSOF(top_keys), "", error);
         if (r < 0)
                 return r;
 

@@ -528,25 +528,6 @@ static const char *kube_doc_check(const char *text, const char *kind, const char
 
 /* ---- parsing helpers ---- */
 
-static int check_keys(json_t *obj, const char *const *table, size_t n, const char *where, char **error) {
-        char q[STRING_QUOTE_SIZE], known[256] = "";
-        const char *key;
-        json_t *v;
-
-        json_object_foreach(obj, key, v) {
-                if (in_list(key, table, n))
-                        continue;
-                for (size_t i = 0; i < n; i++) {
-                        if (i > 0)
-                                (void) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-                        (void) strncat(known, table[i], sizeof(known) - strlen(known) - 1);
-                }
-                return error_set(error, -EBADMSG, "%s%sunknown key %s (known keys: %s)", where, *where ? ": " : "",
-                                 string_quote(q, key), known);
-        }
-        return 0;
-}
-
 /* A string without NUL bytes. */
 static int get_string(json_t *v, const char *where, char **ret, char **error) {
         if (!json_is_string(v))
@@ -641,7 +622,7 @@ static int get_strv(json_t *obj, const char *key, const char *where, size_t max,
 static int need_object(json_t *v, const char *where, const char *const *keys, size_t n, char **error) {
         if (!json_is_object(v))
                 return error_set(error, -EBADMSG, "%s: must be an object", where);
-        return check_keys(v, keys, n, where, error);
+        return json_check_keys(v, keys, n, where, error);
 }
 
 static int need_array(json_t *v, const char *where, size_t max, char **error) {
@@ -1362,7 +1343,7 @@ static int parse_internal(const char *data, size_t len, ProvisionConfig **ret, c
                                error_set(error, -EBADMSG,
                                          "hull_config: must be an integer, the format version (this Hull understands 1)");
 
-        r = check_keys(root, top_keys, ELEMENTSOF(top_keys), "", error);
+        r = json_check_keys(root, top_keys, ELEMENTSOF(top_keys), "", error);
         if (r < 0)
                 return r;
 

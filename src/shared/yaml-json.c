@@ -8,6 +8,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "strutil.h"
 #include "yaml-json.h"
 
 typedef struct Converter {
@@ -348,5 +349,27 @@ int yaml_to_json(const char *data, size_t len, json_t **ret, char **ret_error) {
         }
         free(c.error);
         *ret = root;
+        return 0;
+}
+
+int json_check_keys(json_t *obj, const char *const *table, size_t n, const char *where, char **error) {
+        char q[STRING_QUOTE_SIZE], known[256] = "";
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(obj, key, v) {
+                bool found = false;
+                for (size_t i = 0; i < n && !found; i++)
+                        found = streq(key, table[i]);
+                if (found)
+                        continue;
+                for (size_t i = 0; i < n; i++) {
+                        if (i > 0)
+                                (void) strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+                        (void) strncat(known, table[i], sizeof(known) - strlen(known) - 1);
+                }
+                return error_set(error, -EBADMSG, "%s%sunknown key %s (known keys: %s)", where, *where ? ": " : "",
+                                 string_quote(q, key), known);
+        }
         return 0;
 }

@@ -33,3 +33,8 @@
 #define YAML_JSON_DEPTH_MAX 64
 
 int yaml_to_json(const char *data, size_t len, json_t **ret, char **ret_error) _warn_unused_result_;
+
+/* Every key of 'obj' must be one of table[0..n): otherwise -EBADMSG with
+ * *error set to "<where>: unknown key "k" (known keys: ...)" ("where" may be
+ * ""). Shared by the strict document parsers (node config, provisioning). */
+int json_check_keys(json_t *obj, const char *const *table, size_t n, const char *where, char **error) _warn_unused_result_;
