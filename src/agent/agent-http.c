@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -398,12 +399,35 @@ int agent_serve(Agent *a) {
         log_info("Listening on %s.", a->opt.socket_path);
         (void) sd_notify(0, "READY=1\nSTATUS=Serving the hull-agent API");
 
+        /* When the reboot was last asked for (CLOCK_MONOTONIC, 0: not
+         * asked). A reboot that does not happen leaves a drained node in
+         * "Rebooting" for good: the command may fail (D-Bus timeout on a
+         * loaded host) or the shutdown it queued may have been cancelled, so
+         * while this process still runs it asks again. */
+        struct timespec asked = {};
+
         for (;;) {
                 struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = a->wake_fd, .events = POLLIN } };
-                if (poll(p, 2, -1) < 0) {
+                int timeout_ms = -1;
+                if (asked.tv_sec != 0 && a->opt.reboot_retry_sec > 0) {
+                        struct timespec now;
+                        (void) clock_gettime(CLOCK_MONOTONIC, &now);
+                        long long left = (long long) (asked.tv_sec + a->opt.reboot_retry_sec - now.tv_sec) * 1000 -
+                                         (now.tv_nsec - asked.tv_nsec) / 1000000;
+                        timeout_ms = left > 0 ? (int) left : 0;
+                }
+                int n = poll(p, 2, timeout_ms);
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
+                }
+                if (n == 0) {
+                        log_warning("Still running %u s after the reboot was asked for; asking again.",
+                                    a->opt.reboot_retry_sec);
+                        do_reboot(a);
+                        (void) clock_gettime(CLOCK_MONOTONIC, &asked);
+                        continue;
                 }
                 if (p[0].revents) {
                         struct signalfd_siginfo si;
@@ -420,6 +444,7 @@ int agent_serve(Agent *a) {
                                 usleep(300 * 1000);
                                 a->reboot_pending = false;
                                 do_reboot(a);
+                                (void) clock_gettime(CLOCK_MONOTONIC, &asked);
                         }
                 }
         }

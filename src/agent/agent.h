@@ -30,6 +30,7 @@ typedef struct AgentOptions {
         const char *keys_dir;         /* /usr/share/hull/keys */
         const char *os_release;       /* /usr/lib/os-release */
         const char *reboot_command;   /* "systemctl reboot" */
+        unsigned reboot_retry_sec;    /* 120: ask again while still running; 0: never */
         const char *config_root;      /* "/" */
         const char *proc_sys;         /* "/proc/sys" */
         char **health_dirs;           /* /usr/lib/hull/health.d /etc/hull/health.d */

@@ -37,6 +37,8 @@ static void help(void) {
                "  --no-auto-mark-good      do not check health and mark good after boot\n"
                "  --no-reboot-on-unhealthy do not reboot when the checks never pass\n"
                "  --reboot-command CMD     how to reboot (default \"systemctl reboot\")\n"
+               "  --reboot-retry SEC       run it again while still up SEC seconds after a\n"
+               "                           reboot was asked for (default 120; 0: never)\n"
                "  --toolbox DIR            the admin container's root file system\n"
                "                           (default /persist/hull/toolbox)\n"
                "Outside a Hull node (tests):\n"
@@ -57,6 +59,7 @@ enum {
         ARG_NO_AUTO,
         ARG_NO_REBOOT_UNHEALTHY,
         ARG_REBOOT_COMMAND,
+        ARG_REBOOT_RETRY,
         ARG_ESP,
         ARG_SLOT_A,
         ARG_SLOT_B,
@@ -83,6 +86,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 { "no-auto-mark-good", no_argument, NULL, ARG_NO_AUTO },
                 { "no-reboot-on-unhealthy", no_argument, NULL, ARG_NO_REBOOT_UNHEALTHY },
                 { "reboot-command", required_argument, NULL, ARG_REBOOT_COMMAND },
+                { "reboot-retry", required_argument, NULL, ARG_REBOOT_RETRY },
                 { "esp", required_argument, NULL, ARG_ESP },
                 { "slot-a", required_argument, NULL, ARG_SLOT_A },
                 { "slot-b", required_argument, NULL, ARG_SLOT_B },
@@ -132,6 +136,11 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 case ARG_NO_AUTO: o->auto_mark_good = false; break;
                 case ARG_NO_REBOOT_UNHEALTHY: o->reboot_on_unhealthy = false; break;
                 case ARG_REBOOT_COMMAND: o->reboot_command = optarg; break;
+                case ARG_REBOOT_RETRY:
+                        if (safe_atou(optarg, &o->reboot_retry_sec) < 0 || o->reboot_retry_sec > 86400)
+                                return log_error_errno(EINVAL, "--reboot-retry must be 0 to 86400 seconds, not '%s'.",
+                                                       optarg);
+                        break;
                 case ARG_ESP: o->esp_dir = optarg; break;
                 case ARG_SLOT_A: o->slot_device[SLOT_A] = optarg; break;
                 case ARG_SLOT_B: o->slot_device[SLOT_B] = optarg; break;
@@ -288,6 +297,7 @@ int main(int argc, char **argv) {
                 .keys_dir = "/usr/share/hull/keys",
                 .os_release = "/usr/lib/os-release",
                 .reboot_command = "systemctl reboot",
+                .reboot_retry_sec = 120,
                 .config_root = "/",
                 .proc_sys = "/proc/sys",
                 .health_dirs = default_health_dirs,

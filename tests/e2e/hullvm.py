@@ -5,6 +5,7 @@
 Used by the end-to-end tests and by the demo. Only the standard library.
 """
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -114,11 +115,20 @@ class VM:
                     return line
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("no '%s' on the serial console within %d s" % (needle, timeout))
+                raise TimeoutError("no '%s' on the serial console within %d s%s" % (needle, timeout, self.tail()))
             if not self._pump(min(left, 1.0)):
                 if self.buf.find(needle_b) >= 0:
                     continue
-                raise RuntimeError("QEMU exited before '%s' appeared" % needle)
+                raise RuntimeError("QEMU exited before '%s' appeared%s" % (needle, self.tail()))
+
+    def tail(self, lines=40):
+        """The end of this boot's console, for an error message: CI keeps
+        the test's output but not the console log file."""
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", self.history.decode(errors="replace").replace("\r", ""))
+        last = [l for l in text.split("\n") if l.strip()][-lines:]
+        if not last:
+            return " (the console printed nothing)"
+        return "; the console's last %d lines:\n    %s" % (len(last), "\n    ".join(last))
 
     def saw(self, needle):
         """Whether the console showed needle at any time during this run,
@@ -129,7 +139,7 @@ class VM:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
-                raise TimeoutError("QEMU did not exit within %d s" % timeout)
+                raise TimeoutError("QEMU did not exit within %d s%s" % (timeout, self.tail()))
             self._pump(0.5)
         return self.proc.returncode
 

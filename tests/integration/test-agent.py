@@ -107,7 +107,8 @@ class Rig:
                "--slot-a", self.a, "--slot-b", self.b, "--keys", t + "/keys", "--boot-json", t + "/boot.json",
                "--os-release", t + "/os-release", "--config-root", t + "/root", "--proc-sys", t + "/proc",
                "--health-dir", t + "/health", "--no-systemd-check", "--offline",
-               "--reboot-command", "touch " + t + "/rebooted", "--toolbox", t + "/toolbox"] + list(extra)
+               "--reboot-command", "touch " + t + "/rebooted", "--reboot-retry", "0",
+               "--toolbox", t + "/toolbox"] + list(extra)
         if os.path.exists(self.sock):
             os.unlink(self.sock)  # left by a SIGKILL: wait for the new one below
         self.log = open(t + "/agent.log", "a")
@@ -353,6 +354,32 @@ def main():
         time.sleep(1)
         check(os.path.exists(r.t + "/rebooted"), "the reboot command ran after the answer")
         os.unlink(r.t + "/rebooted")
+
+        # a reboot command that fails (systemctl timing out on a loaded host)
+        # or a shutdown that never comes: still running, the agent asks again
+        r.stop()
+        with open(r.t + "/reboot.sh", "w") as f:
+            f.write("#!/bin/sh\necho call >> %s/reboot-calls\n"
+                    "[ $(wc -l < %s/reboot-calls) -ge 3 ] || exit 1\ntouch %s/rebooted\n" % (r.t, r.t, r.t))
+        os.chmod(r.t + "/reboot.sh", 0o755)
+        r.start("--reboot-command", r.t + "/reboot.sh", "--reboot-retry", "1", booted="a")
+        code, res = api(sock, "POST", "/v1/reboot", {})
+        check(code == 200 and res["rebooting"], "reboot answers with a failing reboot command")
+        deadline = time.monotonic() + 15
+        while not os.path.exists(r.t + "/rebooted") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        calls = len(open(r.t + "/reboot-calls").read().split())
+        check(os.path.exists(r.t + "/rebooted") and calls == 3,
+              "a failed reboot command is run again until it works (%d calls)" % calls)
+        log = open(r.t + "/agent.log").read()
+        check("The reboot command '%s/reboot.sh' failed" % r.t in log and "asking again" in log,
+              "each failure and each new try is logged")
+        os.unlink(r.t + "/rebooted")
+        time.sleep(2.5)
+        calls = len(open(r.t + "/reboot-calls").read().split())
+        check(calls >= 4, "while the process lives (the reboot never came) it keeps asking (%d calls)" % calls)
+        r.stop()
+        r.start(booted="a")
         cfg2 = dict(cfg, generation=2, sysctl={"net.ipv4.no_such_key": "1"})
         env_before = open(r.env, "rb").read()
         code, res = api(sock, "POST", "/v1/config", cfg2)
