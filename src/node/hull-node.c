@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "strutil.h"
 
 #ifndef HULL_VERSION
 #define HULL_VERSION "unknown"
@@ -32,6 +33,7 @@ static unsigned arg_poll_idle_ms = 30000;
 static const char *arg_image_ca = NULL;
 static const char *arg_image_cert = NULL;
 static const char *arg_image_key = NULL;
+static unsigned arg_reboot_retry = 300;
 
 static void help(void) {
         printf("hull-node — per-node controller of Hull OS updates\n\n"
@@ -46,6 +48,8 @@ static void help(void) {
                "                       (a path on the host; default: the host's CA store)\n"
                "  --image-client-cert F --image-client-key F\n"
                "                       client certificate for the image server (host paths)\n"
+               "  --reboot-retry SEC   ask the agent again when the node is still up SEC\n"
+               "                       seconds into Rebooting (default 300; 0: never)\n"
                "  -v, --verbose        debug logging\n"
                "  --version\n\n"
                "See hull-node(8) and docs/OPERATOR.md.\n", AGENT_DEFAULT_SOCKET);
@@ -53,7 +57,7 @@ static void help(void) {
 
 static int parse_args(int argc, char **argv) {
         enum { ARG_NODE = 0x100, ARG_SOCKET, ARG_KUBECONFIG, ARG_CONTEXT, ARG_POLL, ARG_VERSION, ARG_IMAGE_CA,
-               ARG_IMAGE_CERT, ARG_IMAGE_KEY };
+               ARG_IMAGE_CERT, ARG_IMAGE_KEY, ARG_REBOOT_RETRY };
         static const struct option opts[] = {
                 { "node", required_argument, NULL, ARG_NODE },
                 { "agent-socket", required_argument, NULL, ARG_SOCKET },
@@ -63,6 +67,7 @@ static int parse_args(int argc, char **argv) {
                 { "image-ca-file", required_argument, NULL, ARG_IMAGE_CA },
                 { "image-client-cert", required_argument, NULL, ARG_IMAGE_CERT },
                 { "image-client-key", required_argument, NULL, ARG_IMAGE_KEY },
+                { "reboot-retry", required_argument, NULL, ARG_REBOOT_RETRY },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -100,6 +105,12 @@ static int parse_args(int argc, char **argv) {
                         break;
                 case ARG_IMAGE_KEY:
                         arg_image_key = optarg;
+                        break;
+                case ARG_REBOOT_RETRY:
+                        if (safe_atou(optarg, &arg_reboot_retry) < 0 || arg_reboot_retry > 86400) {
+                                log_error("--reboot-retry wants 0 to 86400 seconds, not '%s'", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
@@ -185,7 +196,7 @@ int main(int argc, char **argv) {
 
         NodeCtx ctx = { .node_name = arg_node, .identity = identity, .kube = kube, .agent = agent,
                         .image_ca_file = arg_image_ca, .image_client_cert = arg_image_cert,
-                        .image_client_key = arg_image_key };
+                        .image_client_key = arg_image_key, .reboot_retry = arg_reboot_retry };
         /* The OSNode must exist before its informer can see it; retry until
          * the API server answers (the pod may start before the network). */
         for (unsigned delay = 1;; delay = MIN(delay * 2, 30U)) {

@@ -225,6 +225,7 @@ typedef struct StatusUpdate {
         bool clear_error;
         const char *boot_id;            /* the boot before the reboot we cause */
         const char *os;
+        bool restart_phase;             /* a new phaseTime even when the phase stays */
 } StatusUpdate;
 
 static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const StatusUpdate *u) {
@@ -239,7 +240,7 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
         if (u->phase) {
                 json_object_set_new(status, "phase", json_string(u->phase));
                 const char *old = osnode_status_str(osnode, "phase");
-                if (!old || !streq(old, u->phase))
+                if (!old || !streq(old, u->phase) || u->restart_phase)
                         json_object_set_new(status, "phaseTime", json_string(now));
         }
         if (u->task)
@@ -278,7 +279,7 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
          * pass, and 5,000 nodes writing unchanged status is load for no
          * information. */
         json_t *cur = json_object_get(osnode, "status");
-        bool changed = !cur;
+        bool changed = !cur || u->restart_phase;
         const char *k;
         json_t *v;
         json_object_foreach(status, k, v) {
@@ -513,6 +514,42 @@ static int64_t osnode_phase_time(json_t *osnode, int64_t def) {
         return s && kube_parse_time(s, &t) >= 0 ? t : def;
 }
 
+/* What makes the agent reboot for this task. */
+static const char *reboot_request(const Task *t) {
+        return t->operation == TASK_UPGRADE ? "/v1/activate" : t->operation == TASK_ROLLBACK ? "/v1/rollback"
+                                                                                               : "/v1/reboot";
+}
+
+/* Still up on the boot before the reboot, long after asking for it: the
+ * request may never have reached the agent (it was restarting: taken as
+ * "going down"), or the reboot it started was lost. Waiting on is waiting
+ * for good, with the node drained, so ask again: the slot change when the
+ * agent never made it, otherwise a plain reboot (the boot target is set). */
+static int reboot_again(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
+        _cleanup_free_ char *err = NULL;
+        long status = 0;
+
+        if (ctx->reboot_retry == 0 || ctx->now < osnode_phase_time(osnode, ctx->now) + ctx->reboot_retry)
+                return 0;
+        if (a->op_state && streq(a->op_state, "running"))
+                return 0;
+        const char *path = a->reboot_required ? "/v1/reboot" : reboot_request(t);
+        log_warning("Still running boot %s %u s after asking for the reboot; asking again (%s)", a->boot_id,
+                    ctx->reboot_retry, path);
+        node_event(ctx, node, "Warning", "RebootRetry", "still up %u s after asking for the reboot; asking again",
+                   ctx->reboot_retry);
+        /* A fresh phase time first: the next try is reboot_retry from now. */
+        int r = osnode_write(ctx, osnode, a,
+                             &(StatusUpdate) { .phase = "Rebooting", .task = t->id, .boot_id = a->boot_id,
+                                               .os = t->os, .clear_error = true, .restart_phase = true });
+        if (r < 0)
+                return r;
+        r = agent_post(ctx, path, NULL, &status, &err);
+        if (r < 0 && !agent_client_unreachable(ctx->agent))
+                return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
+        return 0;
+}
+
 static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
         const char *cur_task = osnode_status_str(osnode, "task");
         const char *phase = (cur_task && streq(cur_task, t->id)) ? osnode_status_str(osnode, "phase") : NULL;
@@ -629,12 +666,7 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                 r = set_phase(ctx, osnode, a, t, "Rebooting", a->boot_id);
                 if (r < 0)
                         return r;
-                if (t->operation == TASK_UPGRADE)
-                        r = agent_post(ctx, "/v1/activate", NULL, &status, &err);
-                else if (t->operation == TASK_ROLLBACK)
-                        r = agent_post(ctx, "/v1/rollback", NULL, &status, &err);
-                else
-                        r = agent_post(ctx, "/v1/reboot", NULL, &status, &err);
+                r = agent_post(ctx, reboot_request(t), NULL, &status, &err);
                 if (r < 0 && !agent_client_unreachable(ctx->agent))
                         return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
                 node_event(ctx, node, "Normal", "Rebooting", "rebooting into %s", t->version ?: "the new config");
@@ -646,7 +678,7 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                 if (!a->reachable || !a->boot_id)
                         return 0;
                 if (before && streq(before, a->boot_id))
-                        return 0;       /* not rebooted yet */
+                        return reboot_again(ctx, node, osnode, a, t);
                 return set_phase(ctx, osnode, a, t, "Verifying", NULL);
         }
 

@@ -86,6 +86,7 @@ typedef struct NodeCtx {
         int64_t next_drain_step;        /* monotonic seconds */
         int64_t now;                    /* wall clock, seconds, for this pass */
         bool busy;                      /* working on a task: poll more often */
+        unsigned reboot_retry;          /* seconds in Rebooting, still up, before asking again; 0: never */
         /* Passed on in stage requests; paths on the host, where the agent runs. */
         const char *image_ca_file;
         const char *image_client_cert;

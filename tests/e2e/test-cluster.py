@@ -290,6 +290,21 @@ def describe(st):
         (st["operation"] or {}).get("state"))
 
 
+def wait_reboot(guest, rec, timeout=300):
+    """Wait for the guest's reboot to end QEMU; when it does not, say what
+    the OSNode, hull-node and hull-agent were doing (CI keeps only this
+    output)."""
+    try:
+        guest.vm.wait_exit(timeout)
+        return True
+    except TimeoutError as e:
+        check(False, "the node rebooted: %s" % e)
+        print("OSNode status: %s" % json.dumps(rec.status()), flush=True)
+        for unit in ("hull-node-e2e.service", "hull-agent.service"):
+            print("--- journal of %s:\n%s" % (unit, guest.journal(unit)), flush=True)
+        return False
+
+
 def main():
     global A
     ap = argparse.ArgumentParser()
@@ -512,7 +527,8 @@ def main():
               "the node was cordoned before the eviction")
 
         t_exit = time.monotonic()
-        guest.vm.wait_exit(300)  # the agent reboots the node; -no-reboot ends QEMU
+        if not wait_reboot(guest, rec):  # the agent reboots the node; -no-reboot ends QEMU
+            return 1
         print("the node went down %.1f s after the Rebooting phase" % (time.monotonic() - t_rebooting), flush=True)
         guest.boot()
         if not wait("OSNode phase Done after the reboot", lambda: rec.status().get("task") == task_up and
@@ -572,7 +588,8 @@ def main():
         reqs = requests_since(seq1)
         check(any(r["method"] == "POST" and r["path"] == "/api/v1/namespaces/default/pods/web-2/eviction" and
                   r["status"] == 201 for r in reqs), "the second pod was evicted before the rollback")
-        guest.vm.wait_exit(300)
+        if not wait_reboot(guest, rec):
+            return 1
         guest.boot()
         if not wait("OSNode phase Done after the rollback", lambda: rec.status().get("task") == task_rb and
                     rec.status().get("phase") in ("Done", "Failed", "RolledBack"), 600):

@@ -19,6 +19,7 @@ Usage: fake-hosts.py --dir DIR --api URL --nodes n1,n2,... [--version 1.0.0]
 
 Per-node behaviour is read from DIR/<node>.json on every request (absent =
 normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
+| {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
 | {"stage_seconds": 5}. DIR/<node>.log gets one line per API call.
 """
 
@@ -66,6 +67,8 @@ class Host:
                       "b": {"state": "empty", "version": None, "priority": 0, "tries": 0, "good": False}}
         self.config = {"generation": 0}
         self.reboot_required = False
+        self.next_boot = None   # set by activate/rollback, like the GRUB environment
+        self.lost_reboots = 0
         self.health = "healthy"
         self.op = None
         self.next_op = 1
@@ -156,6 +159,8 @@ class Host:
                 if self.slots[other]["state"] != "staged":
                     return 409, {"error": {"code": "conflict", "message": "nothing is staged"}}
                 self.slots[other].update(state="trying", priority=20, tries=3)
+                self.next_boot = other
+                self.reboot_required = True
                 op = self.new_op("activate", self.slots[other]["version"], "succeeded")
                 threading.Thread(target=self.reboot, args=(other, b), daemon=True).start()
                 return 200, op
@@ -165,12 +170,14 @@ class Host:
                     return 409, {"error": {"code": "conflict", "message": "the other slot is not good"}}
                 self.slots[other]["priority"] = 20
                 self.slots[self.booted]["priority"] = 10
+                self.next_boot = other
+                self.reboot_required = True
                 op = self.new_op("rollback", self.slots[other]["version"], "succeeded")
                 threading.Thread(target=self.reboot, args=(other, b), daemon=True).start()
                 return 200, op
             if path == "/v1/reboot":
                 op = self.new_op("reboot", None, "succeeded")
-                threading.Thread(target=self.reboot, args=(self.booted, b), daemon=True).start()
+                threading.Thread(target=self.reboot, args=(self.next_boot or self.booted, b), daemon=True).start()
                 return 200, op
             if path == "/v1/config":
                 gen = body.get("generation")
@@ -203,6 +210,9 @@ class Host:
 
     def reboot(self, target, b):
         time.sleep(0.1)         # the API answer goes out first, as on a real host
+        if b.get("reboot") == "lost" and self.lost_reboots == 0:
+            self.lost_reboots += 1
+            return
         self.stop()
         set_ready(self.name, False)
         if b.get("reboot") == "never":
@@ -210,6 +220,8 @@ class Host:
         time.sleep(b.get("reboot_seconds", args.reboot_seconds))
         with self.lock:
             fell_back = b.get("boot") == "fallback" and target != self.booted
+            self.next_boot = None
+            self.reboot_required = False    # a new boot: a new agent process
             if fell_back:
                 self.slots[target].update(state="bad", priority=0, tries=0)
                 self.op = {"id": self.next_op, "type": "fallback", "state": "failed", "phase": None, "done": 0,
@@ -219,7 +231,6 @@ class Host:
                 self.next_op += 1
             else:
                 self.booted = target
-                self.reboot_required = False
                 if not self.slots[target]["good"]:
                     self.health = "checking"
             self.boot_id = uuid.uuid4().hex

@@ -137,7 +137,8 @@ current-context: sim
     def start_node(self, name):
         self.node_procs[name] = self.spawn(f"hull-node-{name}", [
             A.hull_node, "--node", name, "--kubeconfig", self.kubeconfig,
-            "--agent-socket", os.path.join(self.hostdir, name + ".sock"), "--poll-ms", "200,2000"])
+            "--agent-socket", os.path.join(self.hostdir, name + ".sock"), "--poll-ms", "200,2000",
+            "--reboot-retry", "5"])
 
     def start_operator(self, ident="op-1"):
         p = self.spawn(f"hull-operator-{ident}", [A.hull_operator, "--kubeconfig", self.kubeconfig, "--identity",
@@ -460,10 +461,12 @@ def scenario_budget(tmp):
 
 def scenario_fallback(tmp):
     """A node whose new image does not boot falls back; hull-node reports RolledBack and uncordons.
-    A node whose agent refuses the stage is Failed with the agent's reason."""
+    A node whose agent refuses the stage is Failed with the agent's reason.
+    A node whose reboot is lost (still up on the same boot) is asked again."""
     f = Fleet(tmp, 3)
     try:
         f.behave("node-000", {"boot": "fallback"})
+        f.behave("node-001", {"reboot": "lost"})
         f.behave("node-002", {"stage": "refuse"})
         f.start_operator()
         f.watch.track("workers", f.names, 1)
@@ -475,7 +478,15 @@ def scenario_fallback(tmp):
               f"OSNode says 1.0.0 and the boot failure ({st.get('version')}, {st.get('lastError')})")
         f.wait("node-000 uncordoned", lambda: not (f.api.get("/api/v1/nodes/node-000").get("spec") or {})
                .get("unschedulable"))
-        check(f.wait("node-001 upgraded", lambda: all_at(f, ["node-001"], "2.0.0")), "the other node still upgrades")
+        check(f.wait("node-001 upgraded", lambda: all_at(f, ["node-001"], "2.0.0")),
+              "the other node still upgrades, though its first reboot was lost")
+        with open(os.path.join(f.hostdir, "node-001.log")) as fl:
+            calls = [c["path"] for c in map(json.loads, fl) if c["method"] == "POST"]
+        check(calls[-2:] == ["/v1/activate", "/v1/reboot"],
+              f"hull-node asked node-001 again with a plain reboot (the boot target was set): {calls}")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        check(any(e.get("reason") == "RebootRetry" and (e.get("regarding") or {}).get("name") == "node-001"
+                  for e in ev), "a RebootRetry Event for node-001")
         f.wait("node-002 Failed", lambda: ((f.watch.osnodes.get("node-002") or {}).get("status") or {})
                .get("phase") == "Failed")
         st = (f.watch.osnodes.get("node-002") or {}).get("status") or {}
