@@ -519,6 +519,21 @@ static int stage_customise(BuildContext *c) {
                         return log_error_errno(errno, "Failed to enable %s: %m", enable[i]);
         }
 
+        /* Hull's groups, in the image's own /etc/group (hull-agent's
+         * socket group must exist when it starts) and as sysusers.d, the
+         * image's systemd-sysusers making them again should /etc lose them. */
+        _cleanup_free_ char *sysusers = path_join(c->data_dir, "hull.sysusers");
+        if (!sysusers)
+                return -ENOMEM;
+        r = copy_into_root(c, sysusers, "usr/lib/sysusers.d/hull.conf", 0644);
+        if (r < 0)
+                return r;
+        char *sysusers_argv[] = { (char *) "systemd-sysusers", (char *) "/usr/lib/sysusers.d/hull.conf", NULL };
+        r = build_chroot_run(c, sysusers_argv, NULL);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "systemd-sysusers failed in the image%s",
+                                       r > 0 ? " (see the log)" : ": %m");
+
         /* hull-provision.service is required by sysinit.target, in the
          * image's own unit directory: a config that fails stops first boot
          * (docs/PROVISION.md), and no /etc change can unhook it. */

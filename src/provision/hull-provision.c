@@ -509,6 +509,8 @@ static int check_users(const ProvisionConfig *c, char **error) {
                                                  i, string_quote(q, u->name));
                 }
                 for (char **g = u->groups; g && *g; g++) {
+                        if (streq(*g, PROVISION_ADMIN_GROUP))
+                                continue;       /* checked below, with its own message */
                         r = db_lookup("/etc/group", *g, NULL);
                         if (r < 0)
                                 return r;
@@ -525,6 +527,13 @@ static int check_users(const ProvisionConfig *c, char **error) {
                                                  string_quote(q, u->shell));
                 }
         }
+        r = db_lookup("/etc/group", PROVISION_ADMIN_GROUP, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(error, -ENOENT,
+                                 "users: the image has no group " PROVISION_ADMIN_GROUP " (the admin users' group, made by "
+                                 "hull-build); rebuild the image with this version of Hull");
         _cleanup_free_ char *home = root_path("/home");
         struct stat st;
         if (!home)
@@ -573,11 +582,18 @@ static int apply_user(const ProvisionUser *u, size_t i, char **error) {
                         return -ENOMEM;
                 if (u->shell && (!(argv = strv_append(argv, "--shell")) || !(argv = strv_append(argv, u->shell))))
                         return -ENOMEM;
-                if (u->groups) {
-                        if (join_strv(u->groups, ",", &groups) < 0 || !(argv = strv_append(argv, "--groups")) ||
-                            !(argv = strv_append(argv, groups)))
+                /* Every provisioned user is an admin user: the group opens
+                 * hull-agent's socket (hullctl debug) and sshd. */
+                _cleanup_strv_free_ char **all = NULL;
+                bool admin = false;
+                for (char **g = u->groups; g && *g; g++) {
+                        admin = admin || streq(*g, PROVISION_ADMIN_GROUP);
+                        if (!(all = strv_append(all, *g)))
                                 return -ENOMEM;
                 }
+                if ((!admin && !(all = strv_append(all, PROVISION_ADMIN_GROUP))) || join_strv(all, ",", &groups) < 0 ||
+                    !(argv = strv_append(argv, "--groups")) || !(argv = strv_append(argv, groups)))
+                        return -ENOMEM;
                 if (!(argv = strv_append(argv, "--")) || !(argv = strv_append(argv, u->name)))
                         return -ENOMEM;
                 _cleanup_free_ char *out = NULL;
@@ -601,13 +617,9 @@ static int apply_user(const ProvisionUser *u, size_t i, char **error) {
                 return -ENOMEM;
         if (!u->ssh_authorized_keys)
                 return 0;
-        if (join_strv(u->ssh_authorized_keys, "\n", &keys) < 0)
-                return -ENOMEM;
-        char *k2 = NULL;
-        if (asprintf(&k2, "%s\n", keys) < 0)
-                return -ENOMEM;
-        free(keys);
-        keys = k2;
+        r = provision_authorized_keys(u, &keys);
+        if (r < 0)
+                return r;
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return error_set(error, -errno, "users[%zu]: cannot create %s: %s", i, dir, strerror(errno));
         r = write_file_atomic(file, keys, strlen(keys), 0600);

@@ -101,6 +101,14 @@ typedef struct ProvisionConfig {
         ProvisionKubernetes *kubernetes; /* NULL if absent */
 } ProvisionConfig;
 
+/* SSH reaches the admin container only, never a host shell: every key is
+ * forced to run this command (hullctl's interactive admin-container shell,
+ * through hull-agent), and every provisioned user is in this group, which
+ * hull-agent's socket admits (--socket-group) and sshd requires. */
+#define PROVISION_ADMIN_GROUP "hull-admin"
+#define PROVISION_ADMIN_COMMAND "/usr/bin/hullctl debug"
+#define PROVISION_SSHD_CONF "/etc/ssh/sshd_config.d/50-hull.conf"
+
 ProvisionConfig *provision_free(ProvisionConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ProvisionConfig *, provision_free);
 
@@ -120,12 +128,18 @@ int provision_format(const ProvisionConfig *c, char **ret) _warn_unused_result_;
  * hostname is set; /etc/systemd/network/50-hull-<name>.network per network (+ "systemd-networkd.service" enabled);
  * /etc/systemd/timesyncd.conf.d/50-hull.conf with NTP= (+ "systemd-timesyncd.service" enabled) ; kubelet files under
  * /etc/kubernetes/ (kubelet-config.yaml 0644; bootstrap-kubelet.conf built from server+ca+token, or kubelet.conf
- * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled when ssh_enabled; the sysctls also as
+ * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled and PROVISION_SSHD_CONF (keys only, no root, only
+ * PROVISION_ADMIN_GROUP, no forwarding, ForceCommand PROVISION_ADMIN_COMMAND) when ssh_enabled; the sysctls also as
  * /etc/sysctl.d/80-hull-provision.conf (the agent rewrites the node config's own 90-hull.conf). Users'
  * authorized_keys are NOT in here (they live under /home, done by hull-provision with useradd). Deterministic
  * output. -EBADMSG/-E2BIG with *ret_error if the combination breaks a node config limit (provision_parse() has
  * already refused such configs), -EINVAL for a config that parse would not have returned. */
 int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_error) _warn_unused_result_;
+
+/* The user's authorized_keys(5) file: each key behind the options
+ * "restrict,pty,command=\"" PROVISION_ADMIN_COMMAND "\"" (no forwarding of any kind, a terminal, and the admin
+ * container whatever command the client asks for), one line each, ending in a newline. -ENOMEM. */
+int provision_authorized_keys(const ProvisionUser *u, char **ret) _warn_unused_result_;
 
 /* The human document -> machine JSON, for `hull-build config`: 'yaml' is the YAML text (yaml-json.h converts),
  * 'base_dir' resolves conveniences that read local files at generation time: files[].source (instead of

@@ -192,6 +192,19 @@ def check_applied(b, hostname, key):
     st, keys = b.sh("cat /home/ops/.ssh/authorized_keys")
     check(st == 0 and key in keys, "ops's authorized_keys holds the configured key")
     check(b.out("stat -c '%U %a' /home/ops/.ssh/authorized_keys") == "ops 600", "authorized_keys is ops's, mode 600")
+    check(st == 0 and ('restrict,pty,command="/usr/bin/hullctl debug" ' + key) in keys,
+          "the key opens the admin container only (restrict, forced hullctl debug)")
+    check("hull-admin" in b.out("id -nG ops").split(), "ops is in hull-admin")
+    # The forced command's path: as ops, hullctl reaches hull-agent through
+    # the socket group; the admin container itself is the node config's call.
+    as_ops = "setpriv --reuid=ops --regid=ops --init-groups "
+    st, out = b.sh(as_ops + "hullctl status")
+    check(st == 0 and out != "", "as ops, hullctl status talks to hull-agent (socket group hull-admin)")
+    st, out = b.sh(as_ops + "hullctl debug -- id")
+    check(st != 0 and "admin container is disabled" in out,
+          "as ops, hullctl debug reaches the agent, which answers that the admin container is off: %s" % out.strip())
+    st, out = b.sh("setpriv --reuid=nobody --regid=nogroup --clear-groups hullctl status")
+    check(st != 0, "a user outside hull-admin cannot use the agent's socket")
     st, net = b.sh("cat /etc/systemd/network/50-hull-uplink.network")
     check(st == 0 and "Name=en*" in net and "DHCP=yes" in net, "the networkd file matches en* with DHCP")
     check(b.out("systemctl is-enabled systemd-networkd.service") == "enabled", "systemd-networkd is enabled")

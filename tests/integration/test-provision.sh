@@ -39,9 +39,9 @@ make_root() {
         local r=$1
         mkdir -p "$r/etc/skel" "$r/home" "$r/usr/lib/systemd/system" "$r/var/lib" "$r/srv" "$r/usr/bin"
         printf 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n' >"$r/etc/passwd"
-        printf 'root:x:0:\ndaemon:x:1:\nadm:x:4:\nsudo:x:27:\n' >"$r/etc/group"
+        printf 'root:x:0:\ndaemon:x:1:\nadm:x:4:\nsudo:x:27:\nhull-admin:x:990:\n' >"$r/etc/group"
         printf 'root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n' >"$r/etc/shadow"
-        printf 'root:*::\ndaemon:*::\nadm:*::\nsudo:*::\n' >"$r/etc/gshadow"
+        printf 'root:*::\ndaemon:*::\nadm:*::\nsudo:*::\nhull-admin:!::\n' >"$r/etc/gshadow"
         chmod 0640 "$r/etc/shadow" "$r/etc/gshadow"
         echo 'alias ll="ls -l"' >"$r/etc/skel/.bashrc"
         echo localhost >"$r/etc/hostname"
@@ -79,6 +79,8 @@ users:
     ssh_authorized_keys:
       - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEhVTEwtZXhhbXBsZS1rZXktcmVwbGFjZS1tZQ admin@example
       - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFNlY29uZC1leGFtcGxlLWtleS1yZXBsYWNlLW1l admin@laptop
+ssh:
+  enabled: true
 networks:
   - name: uplink
     match:
@@ -132,6 +134,12 @@ check "user has no password (*)" "grep -q '^admin:\\*:' $R/etc/shadow"
 check "home from skel" "[ -f $R/home/admin/.bashrc ]"
 K=$R/home/admin/.ssh/authorized_keys
 check "authorized_keys: both keys" "[ \$(wc -l <$K) -eq 2 ] && grep -q 'admin@laptop' $K"
+check "authorized_keys: every key forced into the admin container, no forwarding" \
+        "[ \$(grep -c '^restrict,pty,command=\"/usr/bin/hullctl debug\" ssh-ed25519 ' $K) -eq 2 ]"
+check "the user is in hull-admin (the agent's socket group)" "grep -q '^hull-admin:x:990:admin$' $R/etc/group"
+check "sshd: keys only, hull-admin only, ForceCommand hullctl debug" \
+        "grep -qx 'AllowGroups hull-admin' $R/etc/ssh/sshd_config.d/50-hull.conf && grep -qx 'ForceCommand /usr/bin/hullctl debug' $R/etc/ssh/sshd_config.d/50-hull.conf && grep -qx 'PasswordAuthentication no' $R/etc/ssh/sshd_config.d/50-hull.conf"
+check "ssh.service enabled" "[ -L $R/etc/systemd/system/multi-user.target.wants/ssh.service ]"
 check "authorized_keys: 0600 owned by the user, .ssh 0700" "[ \"\$(stat -c '%a %u' $K)\" = '600 $uid' ] && [ \"\$(stat -c '%a %u' $R/home/admin/.ssh)\" = '700 $uid' ]"
 check "data disk: ext4 labelled data on one partition" "[ \"\$(blkid -p -o value -s TYPE ${D1}p1) \$(blkid -p -o value -s LABEL ${D1}p1)\" = 'ext4 data' ]"
 check "data disk: mount unit" "grep -qx 'Where=/var/lib/data' $R/etc/systemd/system/var-lib-data.mount && grep -qx 'Options=noatime' $R/etc/systemd/system/var-lib-data.mount"
@@ -283,6 +291,11 @@ bad "a user that is the image's" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":
         'users\[0\]'
 bad "a missing shell" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":\"ops\",\"shell\":\"/bin/zsh\"}]}" \
         'users\[0\].shell: "/bin/zsh" does not exist in the image'
+sed -i '/^hull-admin:/d' "$T/pristine/root/etc/group" "$T/pristine/root/etc/gshadow"
+bad "an image without the hull-admin group" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":\"ops\"}]}" \
+        'users: the image has no group hull-admin'
+printf 'hull-admin:x:990:\n' >>"$T/pristine/root/etc/group"
+printf 'hull-admin:!::\n' >>"$T/pristine/root/etc/gshadow"
 ALIAS=/dev/hull-test-alias-$$
 ln -s "$D1" "$ALIAS"
 bad "one disk twice under two names" \
