@@ -6,8 +6,8 @@ packages=(
         meson ninja-build pkg-config gcc libc6-dev
         libyaml-dev libjansson-dev libssl-dev libblkid-dev libfdisk-dev libmount-dev
         libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev
-        # tests: HTTPS server certificates, API calls
-        openssl curl
+        # tests: HTTPS server certificates, API calls, SSH into a test VM
+        openssl curl openssh-client
         # time zones of maintenance windows (osspec.c)
         tzdata
         # image builder's tools

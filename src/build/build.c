@@ -519,6 +519,32 @@ static int stage_customise(BuildContext *c) {
                         return log_error_errno(errno, "Failed to enable %s: %m", enable[i]);
         }
 
+        /* sshd stays off unless a node's provisioning config turns it on
+         * (ssh.enabled, docs/PROVISION.md): openssh-server's package
+         * enables it on installation, and systemd applies presets on a
+         * node's first boot (machine-id "uninitialized"), where Debian's
+         * default is "enable". So: a preset, and no links. A pre-seal hook
+         * may still turn it on for every node, deliberately. */
+        r = write_in_root(c, "usr/lib/systemd/system-preset/50-hull.preset",
+                          "# Hull (hull-build): off unless a node's provisioning config turns it on (ssh.enabled).\n"
+                          "disable ssh.service\n"
+                          "disable ssh.socket\n",
+                          0644);
+        if (r < 0)
+                return r;
+        static const char *const sshd_links[] = { "etc/systemd/system/multi-user.target.wants/ssh.service",
+                                                  "etc/systemd/system/sockets.target.wants/ssh.socket",
+                                                  /* an alias counts as enabled for systemctl */
+                                                  "etc/systemd/system/sshd.service" };
+        for (size_t i = 0; i < ELEMENTSOF(sshd_links); i++) {
+                _cleanup_free_ char *l = path_join(c->root, sshd_links[i]);
+                if (!l)
+                        return -ENOMEM;
+                if (unlink(l) >= 0)
+                        build_progress(c, "sshd off by default: %s disabled (ssh.enabled in the provisioning config turns it on)",
+                                       strrchr(sshd_links[i], '/') + 1);
+        }
+
         /* Hull's groups, in the image's own /etc/group (hull-agent's
          * socket group must exist when it starts) and as sysusers.d, the
          * image's systemd-sysusers making them again should /etc lose them. */
@@ -763,7 +789,9 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
 
         /* Per-machine identity must be created on each node, not baked in. */
         static const char *const per_machine[] = { "etc/machine-id", "var/lib/dbus/machine-id", "etc/ssh/ssh_host_rsa_key",
-                                                   "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key", NULL };
+                                                   "etc/ssh/ssh_host_ecdsa_key", "etc/ssh/ssh_host_ed25519_key",
+                                                   "etc/ssh/ssh_host_rsa_key.pub", "etc/ssh/ssh_host_ecdsa_key.pub",
+                                                   "etc/ssh/ssh_host_ed25519_key.pub", NULL };
         for (const char *const *p = per_machine; *p; p++) {
                 _cleanup_free_ char *f = path_join(c->root, *p);
                 if (!f)

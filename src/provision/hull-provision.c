@@ -543,6 +543,23 @@ static int check_users(const ProvisionConfig *c, char **error) {
         return 0;
 }
 
+/* ssh.service itself is checked as a unit; what the generated drop-ins run
+ * must be there too (openssh-server brings both). */
+static int check_ssh(const ProvisionConfig *c, char **error) {
+        static const char *const tools[] = { "/usr/bin/ssh-keygen", "/usr/sbin/sshd" };
+        if (!c->ssh_enabled)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
+                _cleanup_free_ char *p = root_path(tools[i]);
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, X_OK) < 0)
+                        return error_set(error, -ENOENT, "ssh.enabled: the image has no %s (install openssh-server)",
+                                         tools[i]);
+        }
+        return 0;
+}
+
 static int join_strv(char **l, const char *sep, char **ret) {
         size_t len = 1;
         for (char **i = l; i && *i; i++)
@@ -833,6 +850,8 @@ static int provision(void) {
         if (r < 0)
                 return fail("the machine config cannot be applied", f.source, r, error);
         r = check_users(c, &error);
+        if (r >= 0)
+                r = check_ssh(c, &error);
         if (r < 0)
                 return fail("the machine config cannot be applied", f.source, r, error);
 

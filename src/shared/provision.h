@@ -108,6 +108,7 @@ typedef struct ProvisionConfig {
 #define PROVISION_ADMIN_GROUP "hull-admin"
 #define PROVISION_ADMIN_COMMAND "/usr/bin/hullctl debug"
 #define PROVISION_SSHD_CONF "/etc/ssh/sshd_config.d/50-hull.conf"
+#define PROVISION_SSHD_HOST_KEYS "/etc/systemd/system/ssh.service.d/50-hull-host-keys.conf"
 
 ProvisionConfig *provision_free(ProvisionConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ProvisionConfig *, provision_free);
@@ -129,7 +130,8 @@ int provision_format(const ProvisionConfig *c, char **ret) _warn_unused_result_;
  * /etc/systemd/timesyncd.conf.d/50-hull.conf with NTP= (+ "systemd-timesyncd.service" enabled) ; kubelet files under
  * /etc/kubernetes/ (kubelet-config.yaml 0644; bootstrap-kubelet.conf built from server+ca+token, or kubelet.conf
  * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled and PROVISION_SSHD_CONF (keys only, no root, only
- * PROVISION_ADMIN_GROUP, no forwarding, ForceCommand PROVISION_ADMIN_COMMAND) when ssh_enabled; the sysctls also as
+ * PROVISION_ADMIN_GROUP, no forwarding, ForceCommand PROVISION_ADMIN_COMMAND) and PROVISION_SSHD_HOST_KEYS (ssh-keygen -A
+ * before sshd starts: images carry no host keys) when ssh_enabled; the sysctls also as
  * /etc/sysctl.d/80-hull-provision.conf (the agent rewrites the node config's own 90-hull.conf). Users'
  * authorized_keys are NOT in here (they live under /home, done by hull-provision with useradd). Deterministic
  * output. -EBADMSG/-E2BIG with *ret_error if the combination breaks a node config limit (provision_parse() has

@@ -3,6 +3,7 @@
 key=value report lines, and building a test image with hull-build."""
 import os
 import re
+import socket
 import subprocess
 
 failures = 0
@@ -14,6 +15,13 @@ def check(cond, what):
     if not cond:
         failures += 1
     return cond
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def fields(line):

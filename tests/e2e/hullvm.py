@@ -43,8 +43,10 @@ class VM:
             # installed one boots by itself.
             "file=%s,format=raw,if=none,id=disk0,cache=unsafe" % disk,
             # net: QEMU user networking (slirp); the guest reaches the host's
-            # loopback as 10.0.2.2. Without it the guest has no network.
-            "-serial", "stdio", "-nic", "user,model=virtio-net-pci" if net else "none",
+            # loopback as 10.0.2.2. Without it the guest has no network. A
+            # string adds options, e.g. "hostfwd=tcp:127.0.0.1:2222-:22".
+            "-serial", "stdio", "-nic",
+            ("user,model=virtio-net-pci" + ("," + net if isinstance(net, str) else "")) if net else "none",
         ]
         if no_reboot:
             # A guest reboot ends QEMU; the caller starts a new one. A fresh

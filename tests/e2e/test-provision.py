@@ -46,7 +46,7 @@ def ssh_key(comment):
     return "ssh-ed25519 %s %s" % (base64.b64encode(blob).decode(), comment)
 
 
-def config_yaml(hostname, key, disk_device="/dev/vdc"):
+def config_yaml(hostname, key, disk_device="/dev/vdc", ssh=False):
     return """# provisioning config for the e2e test (the human format: docs/PROVISION.md)
 hull_config: 1
 hostname: %s
@@ -72,7 +72,7 @@ disks:
     filesystem: ext4
     label: e2edata
     mount: /var/lib/data
-""" % (hostname, key, disk_device)
+""" % (hostname, key, disk_device) + ("ssh:\n  enabled: true\n" if ssh else "")
 
 
 def make_config(hull_build, work, name, yaml_text):
@@ -155,8 +155,9 @@ def persist_listing(disk):
 class Boot:
     """One boot of a VM, driven over the command channel."""
 
-    def __init__(self, disk, log, extra=(), rw=(), fw_cfg=()):
-        self.vm = VM(disk, log, no_reboot=True, channel=True, extra_disks=extra, rw_disks=rw, fw_cfg=fw_cfg)
+    def __init__(self, disk, log, extra=(), rw=(), fw_cfg=(), net=False):
+        self.vm = VM(disk, log, no_reboot=True, channel=True, extra_disks=extra, rw_disks=rw, fw_cfg=fw_cfg,
+                     net=net)
         self.vm.start()
 
     def ready(self):
@@ -213,8 +214,57 @@ def check_applied(b, hostname, key):
     st, mnt = b.sh("findmnt -n -o SOURCE,FSTYPE,LABEL /var/lib/data")
     check(st == 0 and "/dev/vdc1" in mnt and "ext4" in mnt and "e2edata" in mnt,
           "the data disk is partitioned, ext4 labelled e2edata, mounted at /var/lib/data: %s" % mnt)
-    check(b.out("sshd_state=$(systemctl is-enabled ssh.service 2>&1); echo \"$sshd_state\"") != "enabled",
-          "sshd stays off")
+    state = b.out("systemctl is-enabled ssh.service 2>&1; systemctl is-active ssh.service 2>&1").split()
+    check(state == ["disabled", "inactive"], "sshd is in the image but stays off without ssh.enabled: %s" % state)
+
+
+def ssh(idkey, port, *args, stdin=None, timeout=120):
+    cmd = ["ssh", "-i", idkey, "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR"] + list(args)
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def check_ssh(b, idkey, port):
+    """ssh.enabled: sshd runs with this node's own host keys, and a key from
+    the config opens the admin container, never a host shell."""
+    deadline = time.monotonic() + 120
+    while b.out("systemctl is-active ssh.service") != "active" and time.monotonic() < deadline:
+        time.sleep(2)
+    check(b.out("systemctl is-active ssh.service") == "active", "sshd runs (ssh.enabled)")
+    st, keys = b.sh("ls /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub")
+    check(st == 0, "the node made its own host keys before sshd started")
+    # The admin container, switched on by the node config, with a toolbox
+    # made of a few of the image's programs (as e2e-agent does).
+    st, out = b.sh("printf '%s\\n' 'generation: 1' 'debug:' '  enabled: true' > /run/node.yaml && "
+                   "hullctl config apply /run/node.yaml && mkdir -p /persist/hull/toolbox && cd /persist/hull/toolbox && "
+                   "for x in /bin/sh /bin/cat /bin/ls /usr/bin/id; do for f in $x $(ldd $x | grep -o '/[^ ]*'); do "
+                   "mkdir -p .$(dirname $f) && cp -L $f .$f; done; done")
+    check(st == 0, "the node config enables the admin container; a toolbox is on persist: %s" % out[-300:])
+    b.sh("echo host-only > /root/host-marker")
+    # -tt: a terminal, as a person at a keyboard has one
+    r = ssh(idkey, port, "-tt", "ops@127.0.0.1",
+            stdin="echo in-$((40+2)); cat /host/etc/hostname; ls /root/host-marker; exit 7\n")
+    out = r.stdout.replace("\r", "")
+    check(r.returncode == 7 and "in-42" in out and "e2e-fwcfg" in out,
+          "ssh ops@node: a shell in the admin container, the host under /host, exit status passed on (%d): %r" %
+          (r.returncode, out[-400:] + r.stderr[-200:]))
+    check("No such file" in out, "the SSH shell is not the host's (no /root/host-marker in the container)")
+    r = ssh(idkey, port, "ops@127.0.0.1", "cat /etc/shadow", stdin="")
+    check("root:" not in r.stdout, "a command asked for over SSH does not run on the host (forced hullctl debug)")
+    # A remote forward is asked for at session start, so the refusal shows
+    # at once (a local one would only fail on its first connection).
+    r = ssh(idkey, port, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22", "ops@127.0.0.1",
+            timeout=60)
+    check(r.returncode != 0, "port forwarding is refused (%d): %s" % (r.returncode, r.stderr.strip()[-200:]))
+    st, audit = b.sh("hullctl --json audit --limit 50")
+    uid = b.out("id -u ops")
+    try:
+        records = json.loads(audit)
+    except ValueError:
+        records = []
+    records = records if isinstance(records, list) else records.get("records", [])
+    check(any(a.get("path") == "debug-session" and str(a.get("uid")) == uid for a in records),
+          "the SSH session is in the agent's audit log with ops's uid %s" % uid)
 
 
 def main():
@@ -310,14 +360,24 @@ def main():
     check(not any(p.endswith(("hostname", "provisioned", ".network")) for p in upper),
           "no config file landed in /etc: %s" % ", ".join(sorted(upper)[:8]))
 
-    # --- 4. the config in a QEMU fw_cfg entry, no config disk
+    # --- 4. the config in a QEMU fw_cfg entry, no config disk; sshd on, and
+    # an SSH login with a real key lands in the admin container.
     # Without a config disk the data disk is the second virtio disk.
-    cfg4 = make_config(hull_build, work, "node4", config_yaml("e2e-fwcfg", key, disk_device="/dev/vdb"))
+    idkey = os.path.join(work, "id_ops")
+    for p in (idkey, idkey + ".pub"):
+        if os.path.exists(p):
+            os.unlink(p)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@e2e-host", "-f", idkey], check=True)
+    with open(idkey + ".pub") as f:
+        real_key = f.read().strip()
+    cfg4 = make_config(hull_build, work, "node4", config_yaml("e2e-fwcfg", real_key, disk_device="/dev/vdb", ssh=True))
     if not cfg4:
         return 1
     disk4 = copy_image(image, os.path.join(work, "node4.img"))
     data4 = blank_disk(os.path.join(work, "data4.img"))
-    b = Boot(disk4, log, rw=[data4], fw_cfg=[("opt/dev.hull/config", cfg4)])
+    ssh_port = e2etest.free_port()
+    b = Boot(disk4, log, rw=[data4], fw_cfg=[("opt/dev.hull/config", cfg4)],
+             net="hostfwd=tcp:127.0.0.1:%d-:22" % ssh_port)
     try:
         b.ready()
         check(b.out("hostname") == "e2e-fwcfg", "fw_cfg: the hostname is e2e-fwcfg")
@@ -325,6 +385,7 @@ def main():
         check(st == 0 and "fw_cfg" in rec, "fw_cfg: applied.json names fw_cfg as the source")
         st, mnt = b.sh("findmnt -n -o SOURCE /var/lib/data")
         check(st == 0 and "/dev/vdb1" in mnt, "fw_cfg: the data disk is mounted: %s" % mnt)
+        check_ssh(b, idkey, ssh_port)
         b.poweroff()
     finally:
         b.vm.stop()

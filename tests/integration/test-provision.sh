@@ -52,6 +52,10 @@ make_root() {
         done
         printf 'NAME=Hull\nIMAGE_ID=test\nIMAGE_VERSION=1.2.3\n' >"$r/usr/lib/os-release"
         cp /bin/bash "$r/usr/bin/bash"
+        # what ssh.service's drop-in runs (openssh-server in a real image)
+        mkdir -p "$r/usr/sbin"
+        cp /bin/true "$r/usr/bin/ssh-keygen"
+        cp /bin/true "$r/usr/sbin/sshd"
 }
 make_proc_sys() {
         mkdir -p "$1/net/ipv4" "$1/vm" "$1/kernel"
@@ -140,6 +144,8 @@ check "the user is in hull-admin (the agent's socket group)" "grep -q '^hull-adm
 check "sshd: keys only, hull-admin only, ForceCommand hullctl debug" \
         "grep -qx 'AllowGroups hull-admin' $R/etc/ssh/sshd_config.d/50-hull.conf && grep -qx 'ForceCommand /usr/bin/hullctl debug' $R/etc/ssh/sshd_config.d/50-hull.conf && grep -qx 'PasswordAuthentication no' $R/etc/ssh/sshd_config.d/50-hull.conf"
 check "ssh.service enabled" "[ -L $R/etc/systemd/system/multi-user.target.wants/ssh.service ]"
+check "sshd makes this node's host keys before it starts" \
+        "grep -qx 'ExecStartPre=/usr/bin/ssh-keygen -A' $R/etc/systemd/system/ssh.service.d/50-hull-host-keys.conf"
 check "authorized_keys: 0600 owned by the user, .ssh 0700" "[ \"\$(stat -c '%a %u' $K)\" = '600 $uid' ] && [ \"\$(stat -c '%a %u' $R/home/admin/.ssh)\" = '700 $uid' ]"
 check "data disk: ext4 labelled data on one partition" "[ \"\$(blkid -p -o value -s TYPE ${D1}p1) \$(blkid -p -o value -s LABEL ${D1}p1)\" = 'ext4 data' ]"
 check "data disk: mount unit" "grep -qx 'Where=/var/lib/data' $R/etc/systemd/system/var-lib-data.mount && grep -qx 'Options=noatime' $R/etc/systemd/system/var-lib-data.mount"
@@ -291,6 +297,10 @@ bad "a user that is the image's" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":
         'users\[0\]'
 bad "a missing shell" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":\"ops\",\"shell\":\"/bin/zsh\"}]}" \
         'users\[0\].shell: "/bin/zsh" does not exist in the image'
+mv "$T/pristine/root/usr/sbin/sshd" "$T/pristine/sshd"
+bad "ssh without sshd in the image" "{\"hull_config\":1,$GOOD,\"ssh\":{\"enabled\":true}}" \
+        'ssh.enabled: the image has no /usr/sbin/sshd \(install openssh-server\)'
+mv "$T/pristine/sshd" "$T/pristine/root/usr/sbin/sshd"
 sed -i '/^hull-admin:/d' "$T/pristine/root/etc/group" "$T/pristine/root/etc/gshadow"
 bad "an image without the hull-admin group" "{\"hull_config\":1,$GOOD,\"users\":[{\"name\":\"ops\"}]}" \
         'users: the image has no group hull-admin'
