@@ -520,32 +520,48 @@ static const char *reboot_request(const Task *t) {
                                                                                                : "/v1/reboot";
 }
 
+/* How long after the first request a node still up on the same boot is
+ * asked again when the agent does not even know a reboot is due (the request
+ * never reached it, it was busy, or it restarted). */
+#define REBOOT_UNSEEN_SEC 30
+
 /* Still up on the boot before the reboot, long after asking for it: the
  * request may never have reached the agent (it was restarting: taken as
- * "going down"), or the reboot it started was lost. Waiting on is waiting
- * for good, with the node drained, so ask again: the slot change when the
- * agent never made it, otherwise a plain reboot (the boot target is set). */
+ * "going down"; or busy), or the reboot it started was lost. Waiting on is
+ * waiting for good, with the node drained, so ask again: a plain reboot when
+ * the agent says one is due (the boot target is set), else the original
+ * request; if that finds the slot change already made (409), a plain reboot.
+ * A reboot can do no harm here: the node is drained, and Verifying checks
+ * what came up. */
 static int reboot_again(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
         _cleanup_free_ char *err = NULL;
         long status = 0;
 
-        if (ctx->reboot_retry == 0 || ctx->now < osnode_phase_time(osnode, ctx->now) + ctx->reboot_retry)
+        if (ctx->reboot_retry == 0)
+                return 0;
+        unsigned wait = a->reboot_required ? ctx->reboot_retry : MIN(ctx->reboot_retry, (unsigned) REBOOT_UNSEEN_SEC);
+        if (ctx->now < osnode_phase_time(osnode, ctx->now) + wait)
                 return 0;
         if (a->op_state && streq(a->op_state, "running"))
                 return 0;
         const char *path = a->reboot_required ? "/v1/reboot" : reboot_request(t);
-        log_warning("Still running boot %s %u s after asking for the reboot; asking again (%s)", a->boot_id,
-                    ctx->reboot_retry, path);
-        node_event(ctx, node, "Warning", "RebootRetry", "still up %u s after asking for the reboot; asking again",
-                   ctx->reboot_retry);
-        /* A fresh phase time first: the next try is reboot_retry from now. */
+        log_warning("Still running boot %s %u s after asking for the reboot; asking again (%s)", a->boot_id, wait,
+                    path);
+        node_event(ctx, node, "Warning", "RebootRetry", "still up %u s after asking for the reboot; asking again (%s)",
+                   wait, path);
+        /* A fresh phase time first: the next try is a full wait from now. */
         int r = osnode_write(ctx, osnode, a,
                              &(StatusUpdate) { .phase = "Rebooting", .task = t->id, .boot_id = a->boot_id,
                                                .os = t->os, .clear_error = true, .restart_phase = true });
         if (r < 0)
                 return r;
         r = agent_post(ctx, path, NULL, &status, &err);
-        if (r < 0 && !agent_client_unreachable(ctx->agent))
+        if (r == -ESTALE && !streq(path, "/v1/reboot")) {
+                log_info("The agent says %s; rebooting into what the boot loader has", err ?: "conflict");
+                err = mfree(err);
+                r = agent_post(ctx, "/v1/reboot", NULL, &status, &err);
+        }
+        if (r < 0 && r != -EBUSY && !agent_client_unreachable(ctx->agent))
                 return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
         return 0;
 }
@@ -667,6 +683,11 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                 if (r < 0)
                         return r;
                 r = agent_post(ctx, reboot_request(t), NULL, &status, &err);
+                if (r == -EBUSY) {
+                        /* Not a refusal: Rebooting asks again once it is idle. */
+                        log_info("The agent is busy; asking for the reboot again shortly");
+                        return 0;
+                }
                 if (r < 0 && !agent_client_unreachable(ctx->agent))
                         return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
                 node_event(ctx, node, "Normal", "Rebooting", "rebooting into %s", t->version ?: "the new config");

@@ -20,6 +20,7 @@ Usage: fake-hosts.py --dir DIR --api URL --nodes n1,n2,... [--version 1.0.0]
 Per-node behaviour is read from DIR/<node>.json on every request (absent =
 normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
 | {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
+| {"activate": "busy-once"} (the first activate is a 409 busy, as while a health check runs)
 | {"stage_seconds": 5}. DIR/<node>.log gets one line per API call.
 """
 
@@ -69,6 +70,7 @@ class Host:
         self.reboot_required = False
         self.next_boot = None   # set by activate/rollback, like the GRUB environment
         self.lost_reboots = 0
+        self.busy_answers = 0
         self.health = "healthy"
         self.op = None
         self.next_op = 1
@@ -154,6 +156,9 @@ class Host:
                 self.slots[other].update(state="empty", version=None, good=False, priority=0)
                 threading.Thread(target=self.do_stage, args=(op, body, b), daemon=True).start()
                 return 202, op
+            if path == "/v1/activate" and b.get("activate") == "busy-once" and self.busy_answers == 0:
+                self.busy_answers += 1
+                return 409, {"error": {"code": "busy", "message": "an operation is running"}}
             if path == "/v1/activate":
                 other = self.other()
                 if self.slots[other]["state"] != "staged":

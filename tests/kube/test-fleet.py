@@ -462,11 +462,13 @@ def scenario_budget(tmp):
 def scenario_fallback(tmp):
     """A node whose new image does not boot falls back; hull-node reports RolledBack and uncordons.
     A node whose agent refuses the stage is Failed with the agent's reason.
-    A node whose reboot is lost (still up on the same boot) is asked again."""
-    f = Fleet(tmp, 3)
+    A node whose reboot is lost (still up on the same boot) is asked again;
+    so is one whose agent was busy when asked to activate."""
+    f = Fleet(tmp, 4)
     try:
         f.behave("node-000", {"boot": "fallback"})
         f.behave("node-001", {"reboot": "lost"})
+        f.behave("node-003", {"activate": "busy-once"})
         f.behave("node-002", {"stage": "refuse"})
         f.start_operator()
         f.watch.track("workers", f.names, 1)
@@ -487,6 +489,11 @@ def scenario_fallback(tmp):
         ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
         check(any(e.get("reason") == "RebootRetry" and (e.get("regarding") or {}).get("name") == "node-001"
                   for e in ev), "a RebootRetry Event for node-001")
+        check(f.wait("node-003 upgraded", lambda: all_at(f, ["node-003"], "2.0.0")),
+              "a busy agent is asked to activate again, not failed")
+        with open(os.path.join(f.hostdir, "node-003.log")) as fl:
+            acts = [c["status"] for c in map(json.loads, fl) if c["path"] == "/v1/activate"]
+        check(acts == [409, 200], f"node-003: activate answered busy, then done ({acts})")
         f.wait("node-002 Failed", lambda: ((f.watch.osnodes.get("node-002") or {}).get("status") or {})
                .get("phase") == "Failed")
         st = (f.watch.osnodes.get("node-002") or {}).get("status") or {}
@@ -495,9 +502,9 @@ def scenario_fallback(tmp):
         check(f.node_procs["node-002"].poll() is None, "hull-node survives the agent's refusal")
         check(not (f.api.get("/api/v1/nodes/node-002").get("spec") or {}).get("unschedulable"),
               "the refused node was never cordoned")
-        st = f.wait("status failed 2 updated 1", lambda: (lambda s: s if s.get("failed") == 2 and s.get("updated") == 1
+        st = f.wait("status failed 2 updated 2", lambda: (lambda s: s if s.get("failed") == 2 and s.get("updated") == 2
                                                           else None)(f.os("workers")["status"]))
-        check(bool(st), f"status failed 2 updated 1 ({f.os('workers')['status']})")
+        check(bool(st), f"status failed 2 updated 2 ({f.os('workers')['status']})")
     finally:
         f.close()
 
