@@ -8,27 +8,8 @@
 # disk are refused.
 set -uo pipefail
 TOOL=$1
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-losetup -f >/dev/null 2>&1 || { echo "SKIP: no loop devices"; exit 77; }
-
-T=$(mktemp -d /var/tmp/hull-datadisk.XXXXXX)
-cleanup() {
-        for m in $(grep -o " $T[^ ]*" /proc/self/mounts | sort -r); do umount "$m" 2>/dev/null; done
-        # newloop runs in $(...), a subshell: find our loops by backing file
-        for l in $(losetup -n -O NAME,BACK-FILE -l | awk -v t="$T/" 'index($2, t) == 1 {print $1}'); do
-                losetup -d "$l" 2>/dev/null
-        done
-        rm -rf "$T"
-}
-trap cleanup EXIT
-failures=0
-check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; failures=$((failures + 1)); fi; }
-newloop() { # name size_mib -> loop device (with partition scanning)
-        truncate -s "$2M" "$T/$1.img"
-        local l
-        l=$(losetup -f --show -P "$T/$1.img") || { echo "FAIL: losetup"; exit 1; }
-        echo "$l"
-}
+LOOP_LIB_NAME=datadisk
+. "$(dirname "$0")/loop-lib.sh"
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$2" | tail -1; }
 

@@ -9,19 +9,8 @@
 set -uo pipefail
 HULL_INSTALL=$1
 HULL_BUILD=$2
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-losetup -f >/dev/null 2>&1 || { echo "SKIP: no loop devices"; exit 77; }
-
-T=$(mktemp -d)
-LOOPS=()
-cleanup() {
-        mountpoint -q "$T/mnt" && umount "$T/mnt"
-        for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
-        rm -rf "$T"
-}
-trap cleanup EXIT
-failures=0
-check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; failures=$((failures + 1)); fi; }
+LOOP_LIB_NAME=install
+. "$(dirname "$0")/loop-lib.sh"
 MiB=1048576
 
 # The medium: an 8 MiB ESP (vfat), a 12 MiB ext4 root image, a config.
@@ -50,7 +39,6 @@ new_disk() { # name MiB -> loop device
         truncate -s "$2M" "$T/$1"
         local l
         l=$(losetup -f --show "$T/$1")
-        LOOPS+=("$l")
         echo "$l"
 }
 sum() { sha256sum "$1" | cut -d' ' -f1; }
@@ -80,7 +68,6 @@ check "the ESP's files are there" "mtype -i '$T/disk.img@@$es' ::/HULL.TXT | gre
 ps=$(part_start "$T/disk.img" hull-persist)
 pz=$(part_size "$T/disk.img" hull-persist)
 PL=$(losetup -f --show -r -o "$ps" --sizelimit "$pz" "$T/disk.img")
-LOOPS+=("$PL")
 check "persist is ext4 labelled hull-persist" "[ \"\$(blkid -o value -s TYPE $PL)/\$(blkid -o value -s LABEL $PL)\" = ext4/hull-persist ]"
 mount -o ro "$PL" "$T/mnt"
 check "persist holds hull/provision/config.json, the config given" "cmp -s '$M/config.json' '$T/mnt/hull/provision/config.json'"

@@ -9,26 +9,10 @@
 set -uo pipefail
 PROVISION=$1
 HULL_BUILD=$2
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-losetup -f >/dev/null 2>&1 || { echo "SKIP: no loop devices"; exit 77; }
-
-T=$(mktemp -d /var/tmp/hull-provision.XXXXXX)
+LOOP_LIB_NAME=provision
 HTTP_PID=""
-cleanup() {
-        [ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null
-        for m in $(grep -o " $T[^ ]*" /proc/self/mounts | sort -r); do umount "$m" 2>/dev/null; done
-        for l in $(losetup -n -O NAME,BACK-FILE -l | awk -v t="$T/" 'index($2, t) == 1 {print $1}'); do
-                losetup -d "$l" 2>/dev/null
-        done
-        rm -rf "$T"
-}
-trap cleanup EXIT
-failures=0
-check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; failures=$((failures + 1)); fi; }
-newloop() {
-        truncate -s "$2M" "$T/$1.img"
-        losetup -f --show -P "$T/$1.img" || { echo "FAIL: losetup"; exit 1; }
-}
+loop_cleanup_hook() { [ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; }
+. "$(dirname "$0")/loop-lib.sh"
 # Every file below a directory: path, mode, owner, mtime, link target, and content checksums.
 snapshot() {
         (cd "$1" && find . -printf '%p %m %U:%G %T@ %l\n' | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort)
