@@ -29,25 +29,13 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kube"))
+from kubeapi import Api  # noqa: E402
 import urllib.error
 import urllib.request
 
 A = None
-
-
-class Api:
-    def __init__(self, base):
-        self.base = base
-
-    def call(self, method, path, body=None, ctype="application/json"):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": ctype} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
 
 
 def proc_stats(pid):
@@ -101,7 +89,7 @@ def run(n, tmp):
         while not os.path.exists(portfile):
             time.sleep(0.05)
         port = int(open(portfile).read())
-        api = Api(f"http://127.0.0.1:{port}")
+        api = Api(f"http://127.0.0.1:{port}", timeout=60)
         api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                 "metadata": {"name": "hull-system"}})
         names = [f"node-{i:05d}" for i in range(n)]

@@ -48,6 +48,9 @@ import e2etest  # noqa: E402
 from e2etest import check  # noqa: E402
 from hullvm import VM  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kube"))
+from kubeapi import Api  # noqa: E402
+
 NODE = "e2e-node"
 OS_NAME = "e2e"
 HOST = "10.0.2.2"  # the host's loopback as the guest sees it (QEMU user networking)
@@ -116,34 +119,6 @@ def wait_port_file(path, proc, what):
             break
         time.sleep(0.05)
     raise RuntimeError("%s did not start" % what)
-
-
-class Api:
-    def __init__(self, base):
-        self.base = base
-
-    def call(self, method, path, body=None, ctype="application/json"):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": ctype} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def get(self, path):
-        st, out = self.call("GET", path)
-        return out if st == 200 else None
-
-    def create(self, path, obj):
-        st, out = self.call("POST", path, obj)
-        if st not in (200, 201):
-            raise RuntimeError("create %s: %s %s" % (path, st, out))
-        return out
-
-    def patch(self, path, patch):
-        return self.call("PATCH", path, patch, "application/merge-patch+json")
 
 
 class Recorder:

@@ -20,8 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kubeapi import Api  # noqa: E402
 
 A = None
 FAILED = []
@@ -36,33 +38,6 @@ def check(cond, what):
     if not cond:
         FAILED.append(what)
     return cond
-
-
-class Api:
-    def __init__(self, base):
-        self.base = base
-
-    def call(self, method, path, body=None, ctype="application/json", ok=(200, 201)):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": ctype} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def get(self, path):
-        return self.call("GET", path)[1]
-
-    def create(self, path, obj):
-        st, out = self.call("POST", path, obj)
-        if st not in (200, 201):
-            raise RuntimeError(f"create {path}: {st} {out}")
-        return out
-
-    def patch(self, path, patch):
-        return self.call("PATCH", path, patch, "application/merge-patch+json")
 
 
 class Fleet:
@@ -547,7 +522,7 @@ def scenario_takeover(tmp):
         time.sleep(1)
         p2 = f.start_operator("op-b")
         lease_path = "/apis/coordination.k8s.io/v1/namespaces/hull-system/leases/hull-operator"
-        lease = f.wait("a lease holder", lambda: (f.api.get(lease_path).get("spec") or {}).get("holderIdentity"))
+        lease = f.wait("a lease holder", lambda: ((f.api.get(lease_path) or {}).get("spec") or {}).get("holderIdentity"))
         check(lease == "op-a", f"the first replica leads ({lease})")
         f.watch.track("workers", f.names, 2)
         f.apply_os("workers", upgrade_spec(max_unavailable=2))
@@ -555,7 +530,7 @@ def scenario_takeover(tmp):
         p1.kill()
         p1.wait()
         t0 = time.time()
-        holder = f.wait("op-b leading", lambda: (f.api.get(lease_path).get("spec") or {})
+        holder = f.wait("op-b leading", lambda: ((f.api.get(lease_path) or {}).get("spec") or {})
                         .get("holderIdentity") == "op-b", timeout=30)
         log(f"takeover after {time.time() - t0:.1f} s")
         check(bool(holder), "the second replica took the lease after the leader was killed")
