@@ -307,10 +307,15 @@ static int make_socket(Agent *a) {
         strcpy(sa.sun_path, path);
 
         if (a->opt.socket_group) {
+                /* A missing group must not take the node's management API
+                 * down (nor fail a new slot's health checks and with them
+                 * an update): serve root only, and say so. */
                 struct group *g = getgrnam(a->opt.socket_group);
-                if (!g)
-                        return log_error_errno(ENOENT, "Socket group '%s' does not exist.", a->opt.socket_group);
-                socket_gid = g->gr_gid;
+                if (g)
+                        socket_gid = g->gr_gid;
+                else
+                        log_warning("Socket group '%s' does not exist; only root may use the API.",
+                                    a->opt.socket_group);
         }
 
         _cleanup_free_ char *dir = strdup(path);

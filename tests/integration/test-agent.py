@@ -459,6 +459,15 @@ def main():
                                    "--unix-socket", sock, "http://localhost/v1/status"], capture_output=True, text=True)
         check('"forbidden"' in outsider.stdout, "a non-member is refused by the agent")
         r.stop()
+        # a group that does not exist (an /etc that lost it): the API stays
+        # up for root, with a warning, rather than the agent failing to start
+        r.start("--socket-group", "hull-test-nosuch")
+        check(r.proc.poll() is None and oct(os.stat(sock).st_mode & 0o777) == "0o600" and
+              api(sock, "GET", "/v1/status")[0] == 200,
+              "a missing socket group: the agent serves root only (socket 0600)")
+        check("Socket group 'hull-test-nosuch' does not exist; only root may use the API." in
+              open(r.t + "/agent.log").read(), "a missing socket group is logged")
+        r.stop()
         r.start()
 
         # audit log
