@@ -648,7 +648,8 @@ static int parse_user(json_t *obj, size_t i, ProvisionUser *u, char **error) {
         if ((r = get_checked(obj, "name", where, account_name_check, &u->name, error)) < 0)
                 return r;
         if (in_list(u->name, reserved_users, ELEMENTSOF(reserved_users)))
-                return error_set(error, -EBADMSG, "%s.name: %s is a system account name", where, string_quote(q, u->name));
+                return error_set(error, -EBADMSG, "%s.name: %s is a reserved name (a system account or group, or Hull's own)",
+                                 where, string_quote(q, u->name));
         if ((r = get_checked(obj, "gecos", where, gecos_check, &u->gecos, error)) < 0 ||
             (r = get_strv(obj, "groups", where, PROVISION_GROUPS_MAX, account_name_check, true, &u->groups, error)) < 0 ||
             (r = get_strv(obj, "ssh_authorized_keys", where, PROVISION_KEYS_MAX, ssh_key_check, false,

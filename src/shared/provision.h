@@ -38,7 +38,7 @@
 #define PROVISION_KUBE_TEXT_MAX (256 * 1024)
 
 typedef struct ProvisionUser {
-        char *name;                  /* [a-z_][a-z0-9_-]{0,31}, not a system account name */
+        char *name;                  /* [a-z_][a-z0-9_-]{0,31}, not a reserved name */
         char *gecos;                 /* printable, no ':' ; or NULL */
         char **groups;               /* strv of group names, sorted, unique; NULL if none */
         char **ssh_authorized_keys;  /* strv, one key line each, in the order given; NULL if none */

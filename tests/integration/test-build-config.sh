@@ -79,7 +79,7 @@ echo old >keep.json
 # --check on a bad machine JSON, and usage errors
 echo '{"hull_config":1,"users":[{"name":"root"}]}' >bad.json
 out=$("$HULL_BUILD" config --check bad.json 2>&1)
-[ $? -eq 1 ] && grep -qF 'bad.json: users[0].name: "root" is a system account name' <<<"$out" \
+[ $? -eq 1 ] && grep -qF 'bad.json: users[0].name: "root" is a reserved name' <<<"$out" \
         && pass "--check refuses: $out" || fail "--check bad.json: $out"
 out=$("$HULL_BUILD" config 2>&1)
 [ $? -eq 1 ] && grep -qF 'Usage: hull-build config' <<<"$out" && pass "usage without input" || fail "usage: $out"

@@ -209,8 +209,8 @@ static void test_bad(void) {
         bad("{'hull_config':1,'users':[{}]}", "users[0].name: required");
         bad("{'hull_config':1,'users':[{'name':'1abc'}]}", "users[0].name: \"1abc\" must start with a-z");
         bad("{'hull_config':1,'users':[{'name':'Alice'}]}", "users[0].name: \"Alice\"");
-        bad("{'hull_config':1,'users':[{'name':'root'}]}", "users[0].name: \"root\" is a system account name");
-        bad("{'hull_config':1,'users':[{'name':'sshd'}]}", "users[0].name: \"sshd\" is a system account name");
+        bad("{'hull_config':1,'users':[{'name':'root'}]}", "users[0].name: \"root\" is a reserved name");
+        bad("{'hull_config':1,'users':[{'name':'sshd'}]}", "users[0].name: \"sshd\" is a reserved name");
         bad("{'hull_config':1,'users':[{'name':'bob'},{'name':'bob'}]}", "users[1].name: \"bob\" is already users[0]");
         bad("{'hull_config':1,'users':[{'name':'bob','gecos':'a:b'}]}", "users[0].gecos: \"a:b\" must not contain");
         bad("{'hull_config':1,'users':[{'name':'bob','groups':['Wheel']}]}", "users[0].groups[0]: \"Wheel\"");
@@ -573,7 +573,7 @@ static void test_authorized_keys(void) {
         ASSERT_TRUE(!n->units_enable || !n->units_enable[0]);
 
         /* hull-admin is Hull's: no user of that name */
-        bad("{'hull_config':1,'users':[{'name':'hull-admin'}]}", "users[0].name: \"hull-admin\" is a system account name");
+        bad("{'hull_config':1,'users':[{'name':'hull-admin'}]}", "users[0].name: \"hull-admin\" is a reserved name");
 }
 
 static void test_render_kubeconfig(void) {
@@ -785,7 +785,7 @@ static void test_generate(void) {
                 { "hull_config: 1\nfiles:\n  - path: /etc/a\n    mode: 0644\n    content: x\n", "4:" },
                 { "hull_config: 1\nfiles:\n  - path: /etc/a\n    sourc: x\n", "files[0]: unknown key \"sourc\"" },
                 /* the rules of provision_parse() hold for the generated document */
-                { "hull_config: 1\nusers:\n  - name: root\n", "users[0].name: \"root\" is a system account name" },
+                { "hull_config: 1\nusers:\n  - name: root\n", "users[0].name: \"root\" is a reserved name" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_free_ char *o = NULL, *e = NULL;
