@@ -117,6 +117,7 @@ typedef struct OsEntry {
         size_t *nodes;                  /* node indices */
         size_t n_nodes;
         json_t *conflicts;              /* array of node names */
+        int64_t conflicts_down;         /* of those, NotReady, cordoned or with a task */
 } OsEntry;
 
 static void os_entry_done(OsEntry *e) {
@@ -325,6 +326,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 .task_id = e->task_id,
                 .nodes = rn,
                 .n_nodes = e->n_nodes,
+                .unavailable_elsewhere = e->conflicts_down,
                 .completed_batches = same ? json_integer_value(json_object_get(status_old, "completedBatches")) : 0,
                 .batch_completed_at = completed_at,
                 .now = now,
@@ -597,9 +599,17 @@ int operator_reconcile(Operator *o, int64_t now) {
                         }
                         x->nodes = nn;
                         x->nodes[x->n_nodes++] = ni;
-                } else
-                        for (size_t j = 0; j < n_match; j++)
+                } else {
+                        /* Still down for every OS that selects it: a task
+                         * given before the conflict arose runs on. */
+                        bool down = !node_ready(v) ||
+                                    json_is_true(json_object_get(json_object_get(v, "spec"), "unschedulable")) ||
+                                    kube_annotation(v, ANNOTATION_TASK) || expectation_find(o, kube_name(v));
+                        for (size_t j = 0; j < n_match; j++) {
                                 json_array_append_new(e[match[j]].conflicts, json_string(kube_name(v)));
+                                e[match[j]].conflicts_down += down;
+                        }
+                }
         }
         free(match);
 

@@ -205,6 +205,7 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                 if (state[i] == ROLLOUT_NODE_IN_PROGRESS || !n->ready || n->unschedulable)
                         p.unavailable++;
         }
+        p.unavailable += MAX(in->unavailable_elsewhere, (int64_t) 0);
         max_unavailable = os_int_or_percent_resolve(&s->max_unavailable, p.desired, true);
         progressed = p.updated + in_progress_ours + p.failed;
 

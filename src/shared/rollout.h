@@ -52,6 +52,11 @@ typedef struct RolloutInput {
         const char *task_id;            /* this rollout's task id ("<os name>/<generation>") */
         RolloutNode *nodes;             /* the managed nodes the spec selects, without conflicts */
         size_t n_nodes;
+        /* Nodes the spec selects but may not touch (another OS selects them
+         * too) that are down now: NotReady, cordoned or with a task in
+         * flight. Not ours to plan, but a node that is down is down: they
+         * count against maxUnavailable. */
+        int64_t unavailable_elsewhere;
         /* From the OS status: the last batch seen finished, and when. */
         int64_t completed_batches;      /* batches 0..completed_batches-1 are finished */
         int64_t batch_completed_at;     /* when the last of them finished (unix seconds), 0 if none */

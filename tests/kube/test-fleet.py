@@ -555,8 +555,9 @@ def scenario_selection(tmp):
         return lab
     f = Fleet(tmp, 8, labels=labels)
     try:
-        f.start_operator()
         f.watch.track("workers", f.names[:6], 2)
+        # All three exist before the operator starts, so that its first pass
+        # sees the overlap (scenario_conflict_late: one that arises later).
         f.apply_os("workers", upgrade_spec(max_unavailable=2, selector={"pool": "workers"}))
         f.apply_os("zone1", upgrade_spec(version="3.0.0", max_unavailable=1, selector={"zone": "z1"}))
         # A window that is closed now: the day of the week after tomorrow.
@@ -564,6 +565,7 @@ def scenario_selection(tmp):
         f.apply_os("db", upgrade_spec(max_unavailable=1, selector={"pool": "db"},
                                       window={"days": [closed_day], "start": "00:00", "end": "23:59",
                                               "timeZone": "UTC"}))
+        f.start_operator()
         c = f.wait("Conflict on workers", lambda: (f.condition("workers", "Conflict") or {}).get("status") == "True")
         check(bool(c), "workers reports Conflict")
         check((f.condition("zone1", "Conflict") or {}).get("status") == "True", "zone1 reports Conflict")
@@ -606,6 +608,39 @@ def scenario_selection(tmp):
         else:
             check(st_ == 422, f"missing digest rejected ({st_})")
         check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
+def scenario_conflict_late(tmp):
+    """A conflict that arises while nodes work on a task: the task runs on,
+    and those nodes still count against maxUnavailable until they are done."""
+    def labels(i, name):
+        return {"pool": "workers", "zone": "z1"} if i < 2 else {"pool": "workers"}
+    f = Fleet(tmp, 6, labels=labels)
+    try:
+        for n in f.names:
+            f.behave(n, {"stage_seconds": 4})
+        f.watch.track("workers", f.names, 2)
+        f.start_operator()
+        f.apply_os("workers", upgrade_spec(max_unavailable=2, selector={"pool": "workers"}))
+
+        def tasked():
+            with f.watch.lock:
+                return sorted(n for n in f.names
+                              if ((f.watch.nodes.get(n) or {}).get("metadata", {}).get("annotations") or {})
+                              .get("hull.dev/task"))
+        first = f.wait("the first two nodes chosen", lambda: tasked() if len(tasked()) == 2 else None)
+        check(first == ["node-000", "node-001"], f"workers chose node-000 and node-001 first ({first})")
+        f.apply_os("zone1", upgrade_spec(version="3.0.0", max_unavailable=1, selector={"zone": "z1"}))
+        c = f.wait("Conflict on workers", lambda: (f.condition("workers", "Conflict") or {}).get("status") == "True")
+        check(bool(c), "the late overlap is a Conflict on workers")
+        check(f.wait("the rest of workers upgraded",
+                     lambda: all_at(f, ["node-002", "node-003", "node-004", "node-005"], "2.0.0"), timeout=240),
+              "the other workers upgrade")
+        check(not f.watch.violations,
+              f"maxUnavailable 2 never exceeded while the conflicting nodes worked (max seen "
+              f"{f.watch.max_seen.get('workers')}, violations {f.watch.violations[:3]})")
     finally:
         f.close()
 

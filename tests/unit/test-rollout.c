@@ -296,6 +296,32 @@ static void test_not_ready_eats_budget(void) {
         os_spec_done(&s);
 }
 
+/* Selected nodes the planner may not touch (another OS selects them too)
+ * that are down still use up maxUnavailable: a task handed out before the
+ * conflict arose runs on. */
+static void test_unavailable_elsewhere(void) {
+        OsSpec s;
+        World w;
+        RolloutPlan p;
+
+        spec_parse("\"strategy\":{\"maxUnavailable\":2}", &s);
+        world_init(&w, 6, "1.0");
+        for (int64_t down = 0; down <= 3; down++) {
+                RolloutInput in = { .spec = &s, .task_id = TASK, .nodes = w.nodes, .n_nodes = w.n, .now = T0,
+                                    .unavailable_elsewhere = down };
+                ASSERT_OK(rollout_plan(&in, &p));
+                ASSERT_EQ(p.desired, 6);
+                ASSERT_EQ(p.unavailable, down);
+                ASSERT_EQ(p.n_choose, (size_t) MAX(2 - down, (int64_t) 0));
+                if (down >= 2) {
+                        ASSERT_EQ(p.hold, ROLLOUT_WAITING);
+                        ASSERT_TRUE(strstr(p.message, "maxUnavailable 2 reached"));
+                }
+                rollout_plan_done(&p);
+        }
+        os_spec_done(&s);
+}
+
 static void test_canary_batches(void) {
         OsSpec s;
         World w;
@@ -786,6 +812,7 @@ int main(void) {
         TEST_RUN(test_node_state);
         TEST_RUN(test_simple_rolling);
         TEST_RUN(test_not_ready_eats_budget);
+        TEST_RUN(test_unavailable_elsewhere);
         TEST_RUN(test_canary_batches);
         TEST_RUN(test_already_updated_count);
         TEST_RUN(test_failure_budget);
