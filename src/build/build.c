@@ -393,6 +393,13 @@ static int copy_into_root(BuildContext *c, const char *src, const char *rel, mod
         return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
 }
 
+int build_install_data(BuildContext *c, const char *data_rel, const char *rel, mode_t mode) {
+        _cleanup_free_ char *src = path_join(c->data_dir, data_rel);
+        if (!src)
+                return -ENOMEM;
+        return copy_into_root(c, src, rel, mode);
+}
+
 /* programs_dir is a ':'-separated search path (the build tree keeps each
  * program in its own directory). */
 static int find_program(BuildContext *c, const char *name, char **ret) {
@@ -474,10 +481,7 @@ static int stage_customise(BuildContext *c) {
                 if (r < 0)
                         return r;
         }
-        _cleanup_free_ char *agent_unit = path_join(c->data_dir, "hull-agent.service");
-        if (!agent_unit)
-                return -ENOMEM;
-        r = copy_into_root(c, agent_unit, "usr/lib/systemd/system/hull-agent.service", 0644);
+        r = build_install_data(c, "hull-agent.service", "usr/lib/systemd/system/hull-agent.service", 0644);
         if (r < 0)
                 return r;
         _cleanup_free_ char *health = path_join(c->root, "usr/lib/hull/health.d"),
@@ -491,16 +495,9 @@ static int stage_customise(BuildContext *c) {
         r = copy_into_root(c, check, "usr/lib/hull/health.d/50-containerd", 0755);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *ready = path_join(c->data_dir, "hull-ready.service");
-        if (!ready)
-                return -ENOMEM;
-        r = copy_into_root(c, ready, "usr/lib/systemd/system/hull-ready.service", 0644);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *ready_sh = path_join(c->data_dir, "hull-ready");
-        if (!ready_sh)
-                return -ENOMEM;
-        r = copy_into_root(c, ready_sh, "usr/lib/hull/hull-ready", 0755);
+        r = build_install_data(c, "hull-ready.service", "usr/lib/systemd/system/hull-ready.service", 0644);
+        if (r >= 0)
+                r = build_install_data(c, "hull-ready", "usr/lib/hull/hull-ready", 0755);
         if (r < 0)
                 return r;
         _cleanup_free_ char *wants = path_join(c->root, "etc/systemd/system/multi-user.target.wants");
@@ -548,10 +545,7 @@ static int stage_customise(BuildContext *c) {
         /* Hull's groups, in the image's own /etc/group (hull-agent's
          * socket group must exist when it starts) and as sysusers.d, the
          * image's systemd-sysusers making them again should /etc lose them. */
-        _cleanup_free_ char *sysusers = path_join(c->data_dir, "hull.sysusers");
-        if (!sysusers)
-                return -ENOMEM;
-        r = copy_into_root(c, sysusers, "usr/lib/sysusers.d/hull.conf", 0644);
+        r = build_install_data(c, "hull.sysusers", "usr/lib/sysusers.d/hull.conf", 0644);
         if (r < 0)
                 return r;
         char *sysusers_argv[] = { (char *) "systemd-sysusers", (char *) "/usr/lib/sysusers.d/hull.conf", NULL };
@@ -563,12 +557,11 @@ static int stage_customise(BuildContext *c) {
         /* hull-provision.service is required by sysinit.target, in the
          * image's own unit directory: a config that fails stops first boot
          * (docs/PROVISION.md), and no /etc change can unhook it. */
-        _cleanup_free_ char *prov_unit = path_join(c->data_dir, "hull-provision.service"),
-                            *requires = path_join(c->root, "usr/lib/systemd/system/sysinit.target.requires"),
+        _cleanup_free_ char *requires = path_join(c->root, "usr/lib/systemd/system/sysinit.target.requires"),
                             *prov_link = NULL;
-        if (!prov_unit || !requires || asprintf(&prov_link, "%s/hull-provision.service", requires) < 0)
+        if (!requires || asprintf(&prov_link, "%s/hull-provision.service", requires) < 0)
                 return -ENOMEM;
-        r = copy_into_root(c, prov_unit, "usr/lib/systemd/system/hull-provision.service", 0644);
+        r = build_install_data(c, "hull-provision.service", "usr/lib/systemd/system/hull-provision.service", 0644);
         if (r >= 0)
                 r = mkdir_p(requires, 0755);
         if (r < 0)

@@ -45,6 +45,9 @@ typedef struct BuildContext {
 int build_chroot_run(BuildContext *c, char * const *argv, char * const *env);
 /* Run a host command with output to the build log. */
 int build_host_run(BuildContext *c, char * const *argv) _warn_unused_result_;
+/* Copy a file of Hull's data directory (data/) into the image at rel
+ * (relative to the root), creating parent directories; logs what failed. */
+int build_install_data(BuildContext *c, const char *data_rel, const char *rel, mode_t mode) _warn_unused_result_;
 
 int build_run(BuildContext *c) _warn_unused_result_;
 void build_context_done(BuildContext *c);

@@ -189,28 +189,6 @@ static int append_line_if_missing(const char *path, const char *line) {
         return write_file_atomic(path, n, strlen(n), 0644);
 }
 
-static int install_data_file(BuildContext *c, const char *src_rel, const char *dest_rel, mode_t mode) {
-        _cleanup_free_ char *data = NULL, *dest = path_join(c->root, dest_rel), *src = NULL;
-        size_t sz;
-        int r;
-
-        if (!dest)
-                return -ENOMEM;
-        if (asprintf(&src, "%s/%s", c->data_dir, src_rel) < 0)
-                return -ENOMEM;
-        r = read_full_file(src, 1 << 20, &data, &sz);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read '%s': %m", src);
-        _cleanup_free_ char *dcopy = strdup(dest);
-        if (!dcopy)
-                return -ENOMEM;
-        *strrchr(dcopy, '/') = '\0';
-        r = mkdir_p(dcopy, 0755);
-        if (r < 0)
-                return r;
-        return write_file_atomic(dest, data, sz, mode);
-}
-
 static int debian_prepare_boot(BuildContext *c) {
         _cleanup_free_ char *modules = path_join(c->root, "etc/initramfs-tools/modules");
         int r;
@@ -229,20 +207,20 @@ static int debian_prepare_boot(BuildContext *c) {
                 r = append_line_if_missing(modules, "dm-verity");
                 if (r < 0)
                         return r;
-                r = install_data_file(c, "initramfs/hull-verity.local-top",
+                r = build_install_data(c, "initramfs/hull-verity.local-top",
                                       "etc/initramfs-tools/scripts/local-top/hull-verity", 0755);
                 if (r < 0)
                         return r;
-                r = install_data_file(c, "initramfs/hull-verity.hook", "etc/initramfs-tools/hooks/hull-verity", 0755);
+                r = build_install_data(c, "initramfs/hull-verity.hook", "etc/initramfs-tools/hooks/hull-verity", 0755);
                 if (r < 0)
                         return r;
         }
 
         /* Every image can be an installer's live root (docs/INSTALL.md); the
          * hook does nothing unless hull.live= is on the command line. */
-        r = install_data_file(c, "initramfs/hull-live.local-top", "etc/initramfs-tools/scripts/local-top/hull-live", 0755);
+        r = build_install_data(c, "initramfs/hull-live.local-top", "etc/initramfs-tools/scripts/local-top/hull-live", 0755);
         if (r >= 0)
-                r = install_data_file(c, "initramfs/hull-live.hook", "etc/initramfs-tools/hooks/hull-live", 0755);
+                r = build_install_data(c, "initramfs/hull-live.hook", "etc/initramfs-tools/hooks/hull-live", 0755);
         if (r < 0)
                 return r;
 
