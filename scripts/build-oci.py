@@ -278,6 +278,10 @@ def build(a):
             "annotations": {"org.opencontainers.image.ref.name": a.tag or a.version},
         }],
     }
+    if a.image_name:
+        # What `ctr images import` (containerd) names the image after; the
+        # spec's images: key preloads archives that way (docs/KUBERNETES.md).
+        index["manifests"][0]["annotations"]["io.containerd.image.name"] = a.image_name
     files = {
         "oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"}),
         "index.json": canonical_json(index),
@@ -329,6 +333,9 @@ def main(argv=None):
     ap.add_argument("--version", required=True, help="org.opencontainers.image.version")
     ap.add_argument("--user", default=str(NONROOT), help="UID[:GID] the image runs as (default %d)" % NONROOT)
     ap.add_argument("--tag", help="org.opencontainers.image.ref.name in index.json (default: the version)")
+    ap.add_argument("--image-name", metavar="REF", help="full image reference (e.g. registry.example.com/hull/"
+                    "hull-node:0.1.0) recorded as io.containerd.image.name, so that `ctr images import` and a Hull "
+                    "image's images: preload know the image by it")
     ap.add_argument("--source", help="org.opencontainers.image.source (default: git remote.origin.url)")
     ap.add_argument("--arch", help="OCI architecture (default: this machine's, e.g. amd64)")
     ap.add_argument("--ca-certificates", default="/etc/ssl/certs/ca-certificates.crt",

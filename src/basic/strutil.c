@@ -140,6 +140,14 @@ size_t strv_length(char * const *l) {
         return n;
 }
 
+bool strv_contains(char * const *l, const char *s) {
+        if (l)
+                for (size_t i = 0; l[i]; i++)
+                        if (streq(l[i], s))
+                                return true;
+        return false;
+}
+
 char **strv_append(char **l, const char *s) {
         size_t n = strv_length(l);
         char *c = strdup(s);

@@ -43,3 +43,4 @@ int error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 #define STRING_QUOTE_SIZE (STRING_QUOTE_CHARS * 4 + 8)
 const char *string_quote(char buf[static STRING_QUOTE_SIZE], const char *s);
 size_t strv_length(char * const *l);
+bool strv_contains(char * const *l, const char *s);

@@ -22,6 +22,7 @@
 #include "fileio.h"
 #include "gpt.h"
 #include "grubenv.h"
+#include "kubernetes.h"
 #include "log.h"
 #include "manifest.h"
 #include "spawn.h"
@@ -213,7 +214,7 @@ static int tar_create(BuildContext *c, const char *tarball) {
         return 0;
 }
 
-static int resolve_source(BuildContext *c, const char *rel, char **ret) {
+int build_resolve_source(BuildContext *c, const char *rel, char **ret) {
         char *p = rel[0] == '/' ? strdup(rel) : path_join(c->spec->base_dir, rel);
         if (!p)
                 return -ENOMEM;
@@ -227,7 +228,7 @@ static int hook_digests(BuildContext *c, HookStage st, char ***parts) {
         for (char **h = c->spec->hooks[st]; h && *h; h++) {
                 _cleanup_free_ char *path = NULL, *data = NULL;
                 size_t sz;
-                int r = resolve_source(c, *h, &path);
+                int r = build_resolve_source(c, *h, &path);
                 if (r < 0)
                         return r;
                 r = read_full_file(path, 16 << 20, &data, &sz);
@@ -250,7 +251,7 @@ static int run_hooks(BuildContext *c, HookStage st) {
 
                 if (!dest)
                         return -ENOMEM;
-                r = resolve_source(c, hooks[i], &src);
+                r = build_resolve_source(c, hooks[i], &src);
                 if (r < 0)
                         return r;
                 r = read_full_file(src, 16 << 20, &data, &sz);
@@ -305,6 +306,13 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
         for (char **p = c->spec->packages; p && *p; p++)
                 if (!(parts = strv_append(parts, *p)))
                         return -ENOMEM;
+        if (c->spec->kubernetes.enabled)
+                for (const char *const *p = build_kubernetes_packages; *p; p++)
+                        if (!(parts = strv_append(parts, *p)))
+                                return -ENOMEM;
+        if (c->spec->kubernetes.kubelet_source == KUBELET_SOURCE_DEB &&
+            (!(parts = strv_append(parts, "kubelet-deb")) || !(parts = strv_append(parts, c->spec->kubernetes.kubelet_sha256))))
+                return -ENOMEM;
         r = hook_digests(c, HOOK_POST_BOOTSTRAP, &parts);
         if (r < 0)
                 return r;
@@ -347,8 +355,31 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
                 return r;
 
         c->stage = "packages";
-        build_progress(c, "installing %zu package(s)", strv_length(c->spec->packages));
-        r = be->install(c, c->spec->packages);
+        _cleanup_strv_free_ char **install = NULL;
+        _cleanup_free_ char *deb = NULL;
+        for (char **p = c->spec->packages; p && *p; p++)
+                if (!(install = strv_append(install, *p)))
+                        return -ENOMEM;
+        if (c->spec->kubernetes.enabled)
+                for (const char *const *p = build_kubernetes_packages; *p; p++)
+                        if (!strv_contains(install, *p) && !(install = strv_append(install, *p)))
+                                return -ENOMEM;
+        r = build_kubernetes_stage_deb(c, &deb);
+        if (r < 0)
+                return r;
+        if (deb) {
+                /* apt installs a local .deb given as a path, with its dependencies from the suite. */
+                _cleanup_free_ char *arg = NULL;
+                if (asprintf(&arg, "/%s", deb) < 0 || !(install = strv_append(install, arg)))
+                        return -ENOMEM;
+        }
+        build_progress(c, "installing %zu package(s)", strv_length(install));
+        r = be->install(c, install);
+        if (deb) {
+                _cleanup_free_ char *p = path_join(c->root, deb);
+                if (p)
+                        (void) unlink(p);
+        }
         if (r < 0)
                 return r;
         if (c->no_cache)
@@ -357,7 +388,7 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
         return tar_create(c, pkg_tar);
 }
 
-static int write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) {
+int build_write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) {
         _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
         int r;
 
@@ -375,7 +406,7 @@ static int write_in_root(BuildContext *c, const char *rel, const char *content, 
         return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
 }
 
-static int copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) {
+int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) {
         _cleanup_free_ char *data = NULL;
         size_t sz;
         int r = read_full_file(src, 256 << 20, &data, &sz);
@@ -397,7 +428,7 @@ int build_install_data(BuildContext *c, const char *data_rel, const char *rel, m
         _cleanup_free_ char *src = path_join(c->data_dir, data_rel);
         if (!src)
                 return -ENOMEM;
-        return copy_into_root(c, src, rel, mode);
+        return build_copy_into_root(c, src, rel, mode);
 }
 
 /* programs_dir is a ':'-separated search path (the build tree keeps each
@@ -420,6 +451,127 @@ static int find_program(BuildContext *c, const char *name, char **ret) {
         return -ENOENT;
 }
 
+/* Units Hull enables in every image that has them, on top of what the spec
+ * enables (docs/SPEC.md, "units"). */
+static const char *const hull_enabled_units[] = {
+        "hull-agent.service", "hull-ready.service",
+        /* the local console stays a way in when the network is gone */
+        "getty@.service",
+        "remote-fs.target",
+        /* networking, from the provisioning config's networks or ip= */
+        "systemd-networkd.service", "systemd-network-generator.service", "systemd-resolved.service",
+        /* time, without which certificates and bundles' signatures fail */
+        "systemd-timesyncd.service",
+        "systemd-pstore.service", "fstrim.timer",
+};
+
+static const char *const kubernetes_enabled_units[] = {
+        "containerd.service",
+        "kubelet.service",
+};
+
+static bool unit_file_in_root(BuildContext *c, const char *unit) {
+        static const char *const dirs[] = { "usr/lib/systemd/system", "etc/systemd/system" };
+        _cleanup_free_ char *tmpl = NULL;
+        const char *at = strchr(unit, '@'), *dot = strrchr(unit, '.');
+
+        /* an instance is there when its template is */
+        if (at && dot && at + 1 < dot && asprintf(&tmpl, "%.*s%s", (int) (at - unit + 1), unit, dot) < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *d = path_join(c->root, dirs[i]), *p = NULL;
+                if (!d || !(p = path_join(d, tmpl ?: unit)))
+                        return false;
+                if (access(p, F_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static int systemctl_in_root(BuildContext *c, const char *verb, const char *unit) {
+        _cleanup_free_ char *root_arg = NULL;
+        if (asprintf(&root_arg, "--root=%s", c->root) < 0)
+                return -ENOMEM;
+        char *argv[] = { (char *) "systemctl", root_arg, (char *) "--quiet", (char *) verb, (char *) unit, NULL };
+        return build_host_run(c, argv);
+}
+
+/* Which units run on a node is decided here, not by what packages enabled
+ * when they were installed, nor by systemd's first-boot presets (Debian's
+ * default is "enable", which would start the CNI DHCP daemon,
+ * systemd-sysext, apt timers in an image without apt...). One preset file,
+ * read before Debian's, lists what Hull and the spec enable and ends in
+ * "disable *"; preset-all applies it to the tree now, and systemd's own
+ * first-boot pass (enable-only) then finds nothing more to enable. */
+static int stage_units(BuildContext *c) {
+        _cleanup_free_ char *text = NULL;
+        size_t text_size = 0;
+        int r;
+
+        FILE *f = open_memstream(&text, &text_size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# Hull (hull-build): the units that run on a node. Read before the distribution's presets;\n"
+              "# whatever is not enabled here stays off, also on a node's first boot (docs/SPEC.md, units).\n",
+              f);
+        for (size_t i = 0; i < ELEMENTSOF(hull_enabled_units); i++)
+                fprintf(f, "enable %s\n", hull_enabled_units[i]);
+        if (c->spec->kubernetes.enabled)
+                for (size_t i = 0; i < ELEMENTSOF(kubernetes_enabled_units); i++)
+                        fprintf(f, "enable %s\n", kubernetes_enabled_units[i]);
+        if (c->spec->n_images > 0)
+                fputs("enable hull-images.service\n", f);
+        if (c->spec->units_enable)
+                fputs("# the spec's units.enable\n", f);
+        for (char **u = c->spec->units_enable; u && *u; u++) {
+                const char *at = strchr(*u, '@'), *dot = strrchr(*u, '.');
+                if (at && dot && at + 1 < dot) /* an instance: "enable TEMPLATE INSTANCE" */
+                        fprintf(f, "enable %.*s%s %.*s\n", (int) (at - *u + 1), *u, dot, (int) (dot - at - 1), at + 1);
+                else
+                        fprintf(f, "enable %s\n", *u);
+        }
+        fputs("# off unless a node's provisioning config turns it on (ssh.enabled)\n"
+              "disable ssh.service\n"
+              "disable ssh.socket\n"
+              "disable *\n",
+              f);
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        r = build_write_in_root(c, "usr/lib/systemd/system-preset/10-hull.preset", text, 0644);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *root_arg = NULL;
+        if (asprintf(&root_arg, "--root=%s", c->root) < 0)
+                return -ENOMEM;
+        char *preset[] = { (char *) "systemctl", root_arg, (char *) "--quiet", (char *) "--preset-mode=full",
+                           (char *) "preset-all", NULL };
+        r = build_host_run(c, preset);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EPROTO, "systemctl preset-all failed in the image (see the log)");
+
+        for (char **u = c->spec->units_enable; u && *u; u++) {
+                if (!unit_file_in_root(c, *u))
+                        return log_error_errno(ENOENT, "units.enable: the image has no unit '%s' (no package or file "
+                                                       "of the spec installs it)",
+                                               *u);
+                r = systemctl_in_root(c, "enable", *u);
+                if (r != 0)
+                        return log_error_errno(r < 0 ? r : EPROTO,
+                                               "units.enable: systemctl cannot enable '%s' (does it have an [Install] "
+                                               "section?)",
+                                               *u);
+        }
+        for (char **u = c->spec->units_mask; u && *u; u++) {
+                r = systemctl_in_root(c, "mask", *u);
+                if (r != 0)
+                        return log_error_errno(r < 0 ? r : EPROTO, "units.mask: systemctl cannot mask '%s'", *u);
+        }
+        build_progress(c, "units: %zu enabled by the spec, %zu masked, everything else off unless Hull enables it",
+                       strv_length(c->spec->units_enable), strv_length(c->spec->units_mask));
+        return 0;
+}
+
 static int stage_customise(BuildContext *c) {
         int r;
 
@@ -433,14 +585,14 @@ static int stage_customise(BuildContext *c) {
                 _cleanup_free_ char *src = NULL;
                 struct stat st;
 
-                r = resolve_source(c, f->source, &src);
+                r = build_resolve_source(c, f->source, &src);
                 if (r < 0)
                         return r;
                 if (stat(src, &st) < 0)
                         return log_error_errno(errno, "files: cannot read source '%s' for '%s': %m", src, f->path);
                 if (!S_ISREG(st.st_mode))
                         return log_error_errno(EISDIR, "files: source '%s' for '%s' is not a regular file", src, f->path);
-                r = copy_into_root(c, src, f->path + 1, f->mode);
+                r = build_copy_into_root(c, src, f->path + 1, f->mode);
                 if (r < 0)
                         return r;
                 if (f->owner || f->group) {
@@ -477,7 +629,7 @@ static int stage_customise(BuildContext *c) {
                 if (r < 0)
                         return log_error_errno(r, "Cannot find Hull's program '%s' in %s (use --programs-dir): %m",
                                                programs[i].name, c->programs_dir);
-                r = copy_into_root(c, src, programs[i].dest, 0755);
+                r = build_copy_into_root(c, src, programs[i].dest, 0755);
                 if (r < 0)
                         return r;
         }
@@ -492,7 +644,7 @@ static int stage_customise(BuildContext *c) {
         if (r < 0)
                 return r;
         /* The default checks; images add their own next to them. */
-        r = copy_into_root(c, check, "usr/lib/hull/health.d/50-containerd", 0755);
+        r = build_copy_into_root(c, check, "usr/lib/hull/health.d/50-containerd", 0755);
         if (r < 0)
                 return r;
         r = build_install_data(c, "hull-ready.service", "usr/lib/systemd/system/hull-ready.service", 0644);
@@ -518,17 +670,9 @@ static int stage_customise(BuildContext *c) {
 
         /* sshd stays off unless a node's provisioning config turns it on
          * (ssh.enabled, docs/PROVISION.md): openssh-server's package
-         * enables it on installation, and systemd applies presets on a
-         * node's first boot (machine-id "uninitialized"), where Debian's
-         * default is "enable". So: a preset, and no links. A pre-seal hook
-         * may still turn it on for every node, deliberately. */
-        r = write_in_root(c, "usr/lib/systemd/system-preset/50-hull.preset",
-                          "# Hull (hull-build): off unless a node's provisioning config turns it on (ssh.enabled).\n"
-                          "disable ssh.service\n"
-                          "disable ssh.socket\n",
-                          0644);
-        if (r < 0)
-                return r;
+         * enables it on installation; stage_units() disables it by preset
+         * too. A pre-seal hook may still turn it on for every node,
+         * deliberately. */
         static const char *const sshd_links[] = { "etc/systemd/system/multi-user.target.wants/ssh.service",
                                                   "etc/systemd/system/sockets.target.wants/ssh.socket",
                                                   /* an alias counts as enabled for systemctl */
@@ -590,7 +734,7 @@ static int stage_customise(BuildContext *c) {
                         return log_error_errno(r, "Failed to load trusted key '%s': %m", *k);
                 if (asprintf(&dest, "usr/share/hull/keys/%s.pem", key_id(pk)) < 0)
                         return -ENOMEM;
-                r = copy_into_root(c, *k, dest, 0644);
+                r = build_copy_into_root(c, *k, dest, 0644);
                 if (r < 0)
                         return r;
         }
@@ -609,7 +753,7 @@ static int stage_customise(BuildContext *c) {
                      c->spec->name, c->spec->version, c->spec->suite, c->spec->version, c->spec->name, c->spec->version,
                      rootfs_type_to_string(c->spec->rootfs_type)) < 0)
                 return -ENOMEM;
-        r = write_in_root(c, "usr/lib/os-release", osrel, 0644);
+        r = build_write_in_root(c, "usr/lib/os-release", osrel, 0644);
         if (r < 0)
                 return r;
 
@@ -622,24 +766,50 @@ static int stage_customise(BuildContext *c) {
         if (r < 0)
                 return r;
 
-        r = write_in_root(c, "etc/fstab", "# Hull: the root, /persist, /etc, /var, /home and /root are mounted by hull-init.\n",
+        r = build_write_in_root(c, "etc/fstab", "# Hull: the root, /persist, /etc, /var, /home and /root are mounted by hull-init.\n",
                           0644);
         if (r < 0)
                 return r;
         _cleanup_free_ char *issue = NULL;
         if (asprintf(&issue, "Hull %s %s \\n \\l\n\n", c->spec->name, c->spec->version) < 0)
                 return -ENOMEM;
-        r = write_in_root(c, "etc/issue", issue, 0644);
+        r = build_write_in_root(c, "etc/issue", issue, 0644);
         if (r < 0)
                 return r;
-        r = write_in_root(c, "etc/hostname", "hull\n", 0644);
+        /* No host name in the image: every node would share it (and
+         * register as one Node). hull-provision writes the configured one,
+         * or makes one unique to the machine (docs/PROVISION.md). */
+        _cleanup_free_ char *hostname = path_join(c->root, "etc/hostname");
+        if (!hostname)
+                return -ENOMEM;
+        if (unlink(hostname) < 0 && errno != ENOENT)
+                return log_error_errno(errno, "Failed to remove the build's /etc/hostname: %m");
+        r = build_write_in_root(c, "etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0644);
         if (r < 0)
                 return r;
-        r = write_in_root(c, "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\thull\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-                          0644);
-        if (r < 0)
-                return r;
-        return 0;
+
+        /* Never the build host's resolver: a copy left in the tree would
+         * send every node's lookups to the build network. Images with
+         * systemd-resolved get its file (build_kubernetes_wire() picks which). */
+        _cleanup_free_ char *resolv = path_join(c->root, "etc/resolv.conf");
+        struct stat rst;
+        if (!resolv)
+                return -ENOMEM;
+        if (lstat(resolv, &rst) >= 0 && !S_ISLNK(rst.st_mode)) {
+                r = build_write_in_root(c, "etc/resolv.conf",
+                                        "# Hull: no resolver is configured in this image (add systemd-resolved, or a\n"
+                                        "# provisioning config's files entry for /etc/resolv.conf).\n",
+                                        0644);
+                if (r < 0)
+                        return r;
+        }
+
+        r = build_kubernetes_wire(c);
+        if (r >= 0)
+                r = build_images_install(c);
+        if (r >= 0)
+                r = stage_units(c);
+        return r;
 }
 
 static int make_cmdline(BuildContext *c) {
@@ -791,7 +961,7 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
                         return -ENOMEM;
                 (void) unlink(f);
         }
-        r = write_in_root(c, "etc/machine-id", "uninitialized\n", 0444);
+        r = build_write_in_root(c, "etc/machine-id", "uninitialized\n", 0444);
         if (r < 0)
                 return r;
 
@@ -1093,7 +1263,11 @@ int build_run(BuildContext *c) {
                 c->spec->suite, rootfs_type_to_string(c->spec->rootfs_type), c->spec->verity ? " with dm-verity" : "",
                 c->log_path);
 
-        r = stage_bootstrap_and_packages(c, be);
+        /* Pinned local files are checked before minutes of bootstrap. */
+        c->stage = "setup";
+        r = build_kubernetes_check_sources(c);
+        if (r >= 0)
+                r = stage_bootstrap_and_packages(c, be);
         if (r >= 0)
                 r = stage_customise(c);
         if (r >= 0)

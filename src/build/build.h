@@ -48,6 +48,13 @@ int build_host_run(BuildContext *c, char * const *argv) _warn_unused_result_;
 /* Copy a file of Hull's data directory (data/) into the image at rel
  * (relative to the root), creating parent directories; logs what failed. */
 int build_install_data(BuildContext *c, const char *data_rel, const char *rel, mode_t mode) _warn_unused_result_;
+/* Write 'content' to rel in the image (replacing a symlink there), or copy
+ * the host file src there (at most 256 MiB, read whole); both create parent
+ * directories and log what failed. */
+int build_write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) _warn_unused_result_;
+int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) _warn_unused_result_;
+/* Resolve a spec-relative path (files, hooks, kubelet, images). */
+int build_resolve_source(BuildContext *c, const char *rel, char **ret) _warn_unused_result_;
 
 int build_run(BuildContext *c) _warn_unused_result_;
 void build_context_done(BuildContext *c);

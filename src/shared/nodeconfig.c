@@ -191,7 +191,7 @@ static const char *file_path_check(const char *p) {
         return NULL;
 }
 
-static const char *unit_name_check(const char *u) {
+const char *unit_name_check(const char *u) {
         size_t l = strnlen(u, NODE_CONFIG_UNIT_NAME_MAX + 1);
         const char *dot, *at;
 
@@ -243,14 +243,6 @@ static bool strv_sorted_unique(char * const *l) {
                 if (l[i + 1] && strcmp(l[i], l[i + 1]) >= 0)
                         return false;
         return true;
-}
-
-static bool strv_contains(char * const *l, const char *s) {
-        if (l)
-                for (size_t i = 0; l[i]; i++)
-                        if (streq(l[i], s))
-                                return true;
-        return false;
 }
 
 /* b is strictly inside directory a ("/etc/a" and "/etc/a/b"). */

@@ -31,6 +31,11 @@
 #define NODE_CONFIG_UNITS_MAX 128
 #define NODE_CONFIG_UNIT_NAME_MAX 255
 
+/* NULL if 'u' is a unit name that may be enabled, disabled or masked
+ * (a plain or instance name with a known suffix, nothing systemctl would read
+ * as an option); otherwise why not. Shared with the image spec's units. */
+const char *unit_name_check(const char *u);
+
 /* Where the sysctl section is persisted for the next boot (below the apply
  * root). Reserved: a files[] entry may not name it. */
 #define NODE_CONFIG_SYSCTL_CONF "/etc/sysctl.d/90-hull.conf"

@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "fileio.h"
+#include "nodeconfig.h"
 #include "spec.h"
 #include "strutil.h"
 
@@ -595,6 +596,184 @@ static int h_boot(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return walk_mapping(s, v, "boot", t, ELEMENTSOF(t), e);
 }
 
+/* ---- kubernetes, images, units ------------------------------------------ */
+
+static const char *const kubelet_source_table[_KUBELET_SOURCE_MAX] = {
+        [KUBELET_SOURCE_NONE] = "none",
+        [KUBELET_SOURCE_BINARY] = "file",
+        [KUBELET_SOURCE_DEB] = "deb",
+};
+
+const char *kubelet_source_to_string(KubeletSource s) {
+        return s >= 0 && s < _KUBELET_SOURCE_MAX ? kubelet_source_table[s] : NULL;
+}
+
+static int get_sha256(const YNode *v, const char *field, char **ret, SpecError *e) {
+        int r = get_string(v, field, NULL, ret, e);
+        if (r < 0)
+                return r;
+        size_t l = strlen(*ret);
+        bool ok = l == 64;
+        for (size_t i = 0; ok && i < l; i++)
+                ok = ((*ret)[i] >= '0' && (*ret)[i] <= '9') || ((*ret)[i] >= 'a' && (*ret)[i] <= 'f');
+        if (!ok)
+                return fail(e, v, "'%s' must be a SHA-256 as 64 lower-case hex digits (sha256sum's output), not '%s'",
+                            field, *ret);
+        return 0;
+}
+
+static int get_source_path(const YNode *v, const char *field, char **ret, SpecError *e) {
+        int r = get_string(v, field, NULL, ret, e);
+        if (r < 0)
+                return r;
+        if (strpbrk(*ret, "\n\t"))
+                return fail(e, v, "'%s' must be a file name without tabs or line breaks", field);
+        return 0;
+}
+
+static int h_kubelet(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        const YNode *src = NULL;
+        int r;
+
+        if (v->type != YN_MAPPING)
+                return fail(e, v, "'kubernetes.kubelet' must be a mapping: file or deb, and sha256");
+        for (size_t i = 0; i + 1 < v->n_items; i += 2) {
+                const YNode *key = v->items[i], *val = v->items[i + 1];
+                for (size_t j = 0; j < i; j += 2)
+                        if (streq(v->items[j]->value, key->value))
+                                return fail(e, key, "duplicate key '%s' in 'kubernetes.kubelet'", key->value);
+                if (streq(key->value, "file") || streq(key->value, "deb")) {
+                        if (src)
+                                return fail(e, key, "'kubernetes.kubelet' takes one of file and deb, not both");
+                        src = key;
+                        s->kubernetes.kubelet_source = streq(key->value, "file") ? KUBELET_SOURCE_BINARY
+                                                                                  : KUBELET_SOURCE_DEB;
+                        r = get_source_path(val, streq(key->value, "file") ? "kubernetes.kubelet.file"
+                                                                            : "kubernetes.kubelet.deb",
+                                            &s->kubernetes.kubelet_path, e);
+                } else if (streq(key->value, "sha256"))
+                        r = get_sha256(val, "kubernetes.kubelet.sha256", &s->kubernetes.kubelet_sha256, e);
+                else
+                        r = fail(e, key, "unknown key '%s' in 'kubernetes.kubelet' (known keys: file, deb, sha256; "
+                                 "a kubelet from a repository is an ordinary package under 'packages')",
+                                 key->value);
+                if (r < 0)
+                        return r;
+        }
+        if (!src)
+                return fail(e, v, "'kubernetes.kubelet' needs 'file' (a kubelet binary) or 'deb' (a kubelet package file)");
+        if (!s->kubernetes.kubelet_sha256)
+                return fail(e, v, "'kubernetes.kubelet' needs 'sha256': a kubelet from a file is pinned by its digest");
+        return 0;
+}
+
+static int h_sandbox_image(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_string(v, "kubernetes.sandbox_image", "._-/:@", &s->kubernetes.sandbox_image, e);
+        if (r < 0)
+                return r;
+        const char *i = s->kubernetes.sandbox_image;
+        /* An image reference (registry/name[:tag][@digest]); it lands in
+         * containerd's TOML as a quoted string. */
+        if (strlen(i) > 255 || !isalnum((unsigned char) i[0]) || strstr(i, "//") || i[strlen(i) - 1] == '/' ||
+            i[strlen(i) - 1] == ':')
+                return fail(e, v, "'kubernetes.sandbox_image' must be an image reference such as %s, not '%s'",
+                            SPEC_DEFAULT_SANDBOX_IMAGE, i);
+        return 0;
+}
+
+static int h_kubernetes(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "kubelet", h_kubelet },
+                { "sandbox_image", h_sandbox_image },
+        };
+        s->kubernetes.enabled = true;
+        /* "kubernetes: {}" is a node without a kubelet from a file. */
+        return walk_mapping(s, v, "kubernetes", t, ELEMENTSOF(t), e);
+}
+
+static int h_images(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        if (v->type != YN_SEQUENCE)
+                return fail(e, v, "'images' must be a list of image archives (source, optional sha256)");
+        if (v->n_items > SPEC_IMAGES_MAX)
+                return fail(e, v, "'images' lists %zu archives; at most %d", v->n_items, SPEC_IMAGES_MAX);
+        s->images = calloc(v->n_items ?: 1, sizeof(SpecImage));
+        if (!s->images)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n_items; i++) {
+                const YNode *n = v->items[i];
+                SpecImage *img = &s->images[s->n_images++];
+                int r;
+
+                if (n->type != YN_MAPPING)
+                        return fail(e, n, "each entry of 'images' must be a mapping with source (and optionally sha256)");
+                for (size_t j = 0; j + 1 < n->n_items; j += 2) {
+                        const YNode *key = n->items[j], *val = n->items[j + 1];
+                        for (size_t m = 0; m < j; m += 2)
+                                if (streq(n->items[m]->value, key->value))
+                                        return fail(e, key, "duplicate key '%s' in an 'images' entry", key->value);
+                        if (streq(key->value, "source"))
+                                r = get_source_path(val, "images.source", &img->source, e);
+                        else if (streq(key->value, "sha256"))
+                                r = get_sha256(val, "images.sha256", &img->sha256, e);
+                        else
+                                r = fail(e, key, "unknown key '%s' in an 'images' entry (known keys: source, sha256)",
+                                         key->value);
+                        if (r < 0)
+                                return r;
+                }
+                if (!img->source)
+                        return fail(e, n, "an 'images' entry is missing 'source'");
+                /* Archives keep their file names in the image. */
+                const char *base = strrchr(img->source, '/') ? strrchr(img->source, '/') + 1 : img->source;
+                if (isempty(base) || streq(base, ".") || streq(base, "..") || !string_is_safe_token(base, "._+-"))
+                        return fail(e, n, "'images.source' must name a file whose name has only letters, digits and "
+                                    "\"._+-\", not '%s'", img->source);
+                for (size_t m = 0; m + 1 < s->n_images; m++) {
+                        const char *b = strrchr(s->images[m].source, '/') ? strrchr(s->images[m].source, '/') + 1
+                                                                           : s->images[m].source;
+                        if (streq(b, base))
+                                return fail(e, n, "two 'images' entries have the file name '%s'", base);
+                }
+        }
+        return 0;
+}
+
+static int get_unit_list(const YNode *v, const char *field, char ***ret, SpecError *e) {
+        int r = get_string_list(v, field, NULL, ret, e);
+        if (r < 0)
+                return r;
+        if (strv_length(*ret) > SPEC_UNITS_MAX)
+                return fail(e, v, "'%s' lists more than %d units", field, SPEC_UNITS_MAX);
+        for (size_t i = 0; (*ret)[i]; i++) {
+                const char *why = unit_name_check((*ret)[i]);
+                if (why)
+                        return fail(e, v->items[i], "'%s': '%s' %s", field, (*ret)[i], why);
+                for (size_t j = 0; j < i; j++)
+                        if (streq((*ret)[i], (*ret)[j]))
+                                return fail(e, v->items[i], "'%s' lists '%s' twice", field, (*ret)[i]);
+        }
+        return 0;
+}
+static int h_units_enable(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_unit_list(v, "units.enable", &s->units_enable, e);
+}
+static int h_units_mask(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_unit_list(v, "units.mask", &s->units_mask, e);
+}
+static int h_units(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "enable", h_units_enable },
+                { "mask", h_units_mask },
+        };
+        int r = walk_mapping(s, v, "units", t, ELEMENTSOF(t), e);
+        if (r < 0)
+                return r;
+        for (char **u = s->units_enable; u && *u; u++)
+                if (strv_contains(s->units_mask, *u))
+                        return fail(e, v, "'units': '%s' is both enabled and masked", *u);
+        return 0;
+}
+
 static int h_format(Spec *s, const YNode *v, const char *k, SpecError *e) {
         unsigned f = 0;
         int r = get_uint(v, "format", 0, UINT32_MAX, &f, e);
@@ -627,6 +806,16 @@ Spec *spec_free(Spec *s) {
         for (int i = 0; i < _HOOK_STAGE_MAX; i++)
                 strv_free(s->hooks[i]);
         strv_free(s->cmdline);
+        free(s->kubernetes.kubelet_path);
+        free(s->kubernetes.kubelet_sha256);
+        free(s->kubernetes.sandbox_image);
+        for (size_t i = 0; i < s->n_images; i++) {
+                free(s->images[i].source);
+                free(s->images[i].sha256);
+        }
+        free(s->images);
+        strv_free(s->units_enable);
+        strv_free(s->units_mask);
         free(s->base_dir);
         free(s);
         return NULL;
@@ -646,6 +835,7 @@ int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, S
                 { "packages", h_packages },   { "files", h_files },     { "hooks", h_hooks },
                 { "rootfs", h_rootfs },       { "partitions", h_partitions },
                 { "kernel", h_kernel },       { "boot", h_boot },
+                { "kubernetes", h_kubernetes }, { "images", h_images }, { "units", h_units },
         };
         _cleanup_(ynode_freep) YNode *root = NULL;
         _cleanup_(spec_freep) Spec *s = NULL;
@@ -683,7 +873,8 @@ int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, S
 
         if (set_default(&s->arch, "x86_64") < 0 || set_default(&s->backend, "debian") < 0 ||
             set_default(&s->mirror, SPEC_DEFAULT_MIRROR) < 0 || set_default(&s->variant, "minbase") < 0 ||
-            set_default(&s->base_dir, base_dir ?: ".") < 0)
+            set_default(&s->base_dir, base_dir ?: ".") < 0 ||
+            (s->kubernetes.enabled && set_default(&s->kubernetes.sandbox_image, SPEC_DEFAULT_SANDBOX_IMAGE) < 0))
                 return -ENOMEM;
         if (!s->components && !(s->components = strv_append(NULL, "main")))
                 return -ENOMEM;

@@ -38,6 +38,32 @@ typedef struct SpecFile {
         char *group;
 } SpecFile;
 
+/* Where a Kubernetes node image's kubelet comes from (docs/SPEC.md,
+ * "kubernetes"). From a repository it is an ordinary package (packages:
+ * kubelet); these are the local-file forms, for air-gapped builds. */
+typedef enum KubeletSource {
+        KUBELET_SOURCE_NONE,      /* no kubelet from a file (a package, or none at all) */
+        KUBELET_SOURCE_BINARY,    /* a static binary, installed as /usr/bin/kubelet */
+        KUBELET_SOURCE_DEB,       /* a .deb, installed with apt (its dependencies from the suite) */
+        _KUBELET_SOURCE_MAX,
+        _KUBELET_SOURCE_INVALID = -EINVAL,
+} KubeletSource;
+
+typedef struct SpecKubernetes {
+        bool enabled;              /* the spec has a 'kubernetes' section: ship the node wiring */
+        KubeletSource kubelet_source;
+        char *kubelet_path;        /* relative to the spec's directory, or absolute */
+        char *kubelet_sha256;      /* lower-case hex, required with a file */
+        char *sandbox_image;       /* containerd's sandbox (pause) image */
+} SpecKubernetes;
+
+/* An OCI or docker image archive imported into containerd's k8s.io
+ * namespace on the node's first boot with it. */
+typedef struct SpecImage {
+        char *source;              /* relative to the spec's directory, or absolute */
+        char *sha256;              /* optional pin of the archive, lower-case hex */
+} SpecImage;
+
 typedef struct Spec {
         char *name;
         char *version;
@@ -63,6 +89,13 @@ typedef struct Spec {
         uint64_t root_size;
         uint64_t persist_size;
 
+        SpecKubernetes kubernetes;
+        SpecImage *images;
+        size_t n_images;
+
+        char **units_enable;       /* strv, in the order written; NULL if none */
+        char **units_mask;
+
         char **cmdline;
         unsigned boot_tries;
         unsigned boot_timeout;
@@ -87,6 +120,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Spec *, spec_free);
 
 const char *rootfs_type_to_string(RootfsType t);
 RootfsType rootfs_type_from_string(const char *s);
+const char *kubelet_source_to_string(KubeletSource s);
 const char *hook_stage_to_string(HookStage s);
 HookStage hook_stage_from_string(const char *s);
 
@@ -95,3 +129,7 @@ HookStage hook_stage_from_string(const char *s);
 #define SPEC_DEFAULT_ROOT_SIZE (1ULL << 30)
 #define SPEC_DEFAULT_PERSIST_SIZE (512ULL << 20)
 #define SPEC_DEFAULT_MIRROR "http://deb.debian.org/debian"
+/* kubeadm v1.32's sandbox image. */
+#define SPEC_DEFAULT_SANDBOX_IMAGE "registry.k8s.io/pause:3.10"
+#define SPEC_IMAGES_MAX 64
+#define SPEC_UNITS_MAX 256

@@ -33,9 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2etest  # noqa: E402
 from e2etest import check  # noqa: E402
-from hullvm import VM  # noqa: E402
-
-READY_TIMEOUT = 600
+from e2etest import Boot, copy_image, make_config  # noqa: E402
 
 
 def ssh_key(comment):
@@ -75,21 +73,6 @@ disks:
 """ % (hostname, key, disk_device) + ("ssh:\n  enabled: true\n" if ssh else "")
 
 
-def make_config(hull_build, work, name, yaml_text):
-    """YAML -> machine JSON with hull-build config; returns the JSON path."""
-    y = os.path.join(work, name + ".yaml")
-    j = os.path.join(work, name + ".json")
-    with open(y, "w") as f:
-        f.write(yaml_text)
-    if os.path.exists(j):
-        os.unlink(j)
-    r = subprocess.run([hull_build, "config", y, "-o", j], capture_output=True, text=True)
-    if not check(r.returncode == 0 and os.path.exists(j), "hull-build config turns %s.yaml into JSON%s" %
-                 (name, "" if r.returncode == 0 else ": " + r.stderr.strip())):
-        return None
-    return j
-
-
 def config_disk(work, name, config_json):
     """A small FAT disk labelled HULL-CONFIG with hull-config.json at its root."""
     img = os.path.join(work, name + ".img")
@@ -114,13 +97,6 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def copy_image(src, dst):
-    if os.path.exists(dst):
-        os.unlink(dst)
-    subprocess.run(["cp", "--sparse=always", src, dst], check=True)
-    return dst
 
 
 def persist_listing(disk):
@@ -150,39 +126,6 @@ def persist_listing(disk):
     finally:
         os.rmdir(mnt)
         subprocess.run(["losetup", "-d", loop])
-
-
-class Boot:
-    """One boot of a VM, driven over the command channel."""
-
-    def __init__(self, disk, log, extra=(), rw=(), fw_cfg=(), net=False):
-        self.vm = VM(disk, log, no_reboot=True, channel=True, extra_disks=extra, rw_disks=rw, fw_cfg=fw_cfg,
-                     net=net)
-        self.vm.start()
-
-    def ready(self):
-        # The command channel can report before or after "hull: ready":
-        # wait for the later of the two without consuming the other.
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not (self.vm.saw("hull: ready") and self.vm.saw("HULL-E2E-SHELL ready")):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the node did not become ready")
-            if not self.vm._pump(1.0):
-                raise RuntimeError("QEMU exited before the node was ready")
-        print("ready after %.1f s" % self.vm.elapsed(), flush=True)
-        self.vm.connect()
-
-    def sh(self, cmd):
-        status, out = self.vm.run(cmd)
-        return status, out.strip()
-
-    def out(self, cmd):
-        return self.sh(cmd)[1]
-
-    def poweroff(self):
-        self.vm.chan.sendall(b"systemctl poweroff\n")
-        self.vm.wait_exit(180)
-        self.vm.stop()
 
 
 def check_applied(b, hostname, key):

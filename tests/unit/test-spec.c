@@ -146,6 +146,73 @@ static void test_errors(void) {
         expect_error("---\nname: x\n---\nname: y\n", 0, "single YAML document");
 }
 
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void test_kubernetes(void) {
+        static const char y[] = BASE
+                "kubernetes:\n"
+                "  kubelet: {file: bin/kubelet, sha256: " SHA "}\n"
+                "  sandbox_image: registry.example.com/k8s/pause:3.10\n"
+                "images:\n"
+                "  - source: images/pause.tar\n"
+                "    sha256: " SHA "\n"
+                "  - {source: /srv/hull-node.oci.tar}\n"
+                "units:\n"
+                "  enable: [containerd.service, getty@ttyS1.service]\n"
+                "  mask: [apt-daily.timer]\n";
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+
+        ASSERT_OK(spec_parse(y, strlen(y), "/specs", &s, &e));
+        ASSERT_TRUE(s->kubernetes.enabled);
+        ASSERT_EQ(s->kubernetes.kubelet_source, KUBELET_SOURCE_BINARY);
+        ASSERT_STREQ(s->kubernetes.kubelet_path, "bin/kubelet");
+        ASSERT_STREQ(s->kubernetes.kubelet_sha256, SHA);
+        ASSERT_STREQ(s->kubernetes.sandbox_image, "registry.example.com/k8s/pause:3.10");
+        ASSERT_EQ(s->n_images, 2);
+        ASSERT_STREQ(s->images[0].source, "images/pause.tar");
+        ASSERT_STREQ(s->images[0].sha256, SHA);
+        ASSERT_TRUE(s->images[1].sha256 == NULL);
+        ASSERT_STREQ(s->units_enable[1], "getty@ttyS1.service");
+        ASSERT_STREQ(s->units_mask[0], "apt-daily.timer");
+        ASSERT_STREQ(kubelet_source_to_string(KUBELET_SOURCE_DEB), "deb");
+
+        /* An empty section: the wiring without a kubelet, the default sandbox image. */
+        static const char y2[] = BASE "kubernetes: {}\n";
+        _cleanup_(spec_freep) Spec *s2 = NULL;
+        ASSERT_OK(spec_parse(y2, strlen(y2), NULL, &s2, &e));
+        ASSERT_TRUE(s2->kubernetes.enabled);
+        ASSERT_EQ(s2->kubernetes.kubelet_source, KUBELET_SOURCE_NONE);
+        ASSERT_STREQ(s2->kubernetes.sandbox_image, SPEC_DEFAULT_SANDBOX_IMAGE);
+
+        /* No section: not a Kubernetes node. */
+        _cleanup_(spec_freep) Spec *s3 = NULL;
+        ASSERT_OK(spec_parse(BASE, strlen(BASE), NULL, &s3, &e));
+        ASSERT_TRUE(!s3->kubernetes.enabled);
+        ASSERT_TRUE(s3->kubernetes.sandbox_image == NULL);
+
+        expect_error(BASE "kubernetes: {kubelet: {file: k}}\n", 4, "needs 'sha256'");
+        expect_error(BASE "kubernetes: {kubelet: {sha256: " SHA "}}\n", 4, "needs 'file'");
+        expect_error(BASE "kubernetes: {kubelet: {file: k, deb: k.deb, sha256: " SHA "}}\n", 4, "not both");
+        expect_error(BASE "kubernetes: {kubelet: {file: k, sha256: ABC}}\n", 4, "64 lower-case hex");
+        expect_error(BASE "kubernetes: {kubelet: {package: kubelet}}\n", 4, "ordinary package under 'packages'");
+        expect_error(BASE "kubernetes: {kubelet: k}\n", 4, "must be a mapping");
+        expect_error(BASE "kubernetes: {sandbox_image: 'pause 3.10'}\n", 4, "invalid characters");
+        expect_error(BASE "kubernetes: {sandbox_image: 'registry.k8s.io/pause:'}\n", 4, "image reference");
+        expect_error(BASE "kubernetes: {kubeadm: true}\n", 4, "unknown key 'kubeadm' in 'kubernetes'");
+        expect_error(BASE "images: [a.tar]\n", 4, "must be a mapping with source");
+        expect_error(BASE "images: [{sha256: " SHA "}]\n", 4, "missing 'source'");
+        expect_error(BASE "images: [{source: a/x.tar}, {source: b/x.tar}]\n", 4, "file name 'x.tar'");
+        expect_error(BASE "images: [{source: 'a/x y.tar'}]\n", 4, "letters, digits");
+        expect_error(BASE "images: [{source: a.tar, name: x}]\n", 4, "unknown key 'name'");
+        expect_error(BASE "images: {source: a.tar}\n", 4, "must be a list");
+        expect_error(BASE "units: {enable: [foo]}\n", 4, "'units.enable': 'foo' must end in .service");
+        expect_error(BASE "units: {enable: ['-foo.service']}\n", 4, "must not start with");
+        expect_error(BASE "units: {mask: [a.timer, a.timer]}\n", 4, "twice");
+        expect_error(BASE "units: {enable: [a.service], mask: [a.service]}\n", 4, "both enabled and masked");
+        expect_error(BASE "units: {disable: [a.service]}\n", 4, "unknown key 'disable' in 'units'");
+}
+
 static void test_deep_nesting(void) {
         char buf[400];
         size_t n = 0;
@@ -174,19 +241,23 @@ static void test_example_specs(void) {
         if (!root)
                 return;
         char path[1024];
-        (void) snprintf(path, sizeof(path), "%s/examples/demo/hull.yaml", root);
-        _cleanup_(spec_freep) Spec *s = NULL;
-        SpecError e;
-        int r = spec_load(path, &s, &e);
-        if (r < 0)
-                fprintf(stderr, "%s:%u: %s\n", path, e.line, e.message);
-        ASSERT_OK(r);
+        static const char *const examples[] = { "examples/demo/hull.yaml", "examples/k8s-node/hull.yaml" };
+        for (size_t i = 0; i < ELEMENTSOF(examples); i++) {
+                (void) snprintf(path, sizeof(path), "%s/%s", root, examples[i]);
+                _cleanup_(spec_freep) Spec *s = NULL;
+                SpecError e;
+                int r = spec_load(path, &s, &e);
+                if (r < 0)
+                        fprintf(stderr, "%s:%u: %s\n", path, e.line, e.message);
+                ASSERT_OK(r);
+        }
 }
 
 int main(void) {
         TEST_RUN(test_full);
         TEST_RUN(test_defaults);
         TEST_RUN(test_errors);
+        TEST_RUN(test_kubernetes);
         TEST_RUN(test_deep_nesting);
         TEST_RUN(test_enums);
         TEST_RUN(test_load_missing);
