@@ -799,6 +799,140 @@ static int fail(const char *what, const char *source, int r, const char *message
         return r;
 }
 
+/* ---- a host name when the config names none ---- */
+
+/* The MAC address of the first physical interface by name (one with a
+ * device behind it and a permanent address), for a node whose machine ID
+ * is not there yet. Only on the host itself: --root has no interfaces of
+ * its own. */
+static int cmp_name(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static int primary_mac(char **ret) {
+        _cleanup_strv_free_ char **names = NULL;
+        DIR *d;
+        struct dirent *de;
+
+        if (!root_is_host())
+                return -ENOENT;
+        d = opendir("/sys/class/net");
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && !streq(de->d_name, "lo") && !(names = strv_append(names, de->d_name))) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+        closedir(d);
+        if (names)
+                qsort(names, strv_length(names), sizeof(char *), cmp_name);
+        for (char **n = names; n && *n; n++) {
+                _cleanup_free_ char *dev = NULL, *type = NULL, *addr = NULL, *tpath = NULL, *apath = NULL;
+                if (asprintf(&dev, "/sys/class/net/%s/device", *n) < 0 ||
+                    asprintf(&tpath, "/sys/class/net/%s/addr_assign_type", *n) < 0 ||
+                    asprintf(&apath, "/sys/class/net/%s/address", *n) < 0)
+                        return -ENOMEM;
+                if (access(dev, F_OK) < 0 || read_full_file(tpath, 64, &type, NULL) < 0 || !streq(type, "0\n") ||
+                    read_full_file(apath, 64, &addr, NULL) < 0)
+                        continue;
+                addr[strcspn(addr, "\n")] = '\0';
+                *ret = TAKE_PTR(addr);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+/* systemd set up /etc/machine-id before starting any unit: on the first
+ * boot (the image ships "uninitialized") it holds the new ID, committed
+ * to /etc later by systemd-machine-id-commit.service. Either way it is the
+ * ID this node runs with now. */
+static int default_hostname(char **ret, const char **ret_from) {
+        _cleanup_free_ char *path = root_path("/etc/machine-id"), *id = NULL, *mac = NULL;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_full_file(path, 128, &id, NULL);
+        if (r == -ENOMEM)
+                return r;
+        r = provision_default_hostname(id, NULL, ret); /* no file, or not an ID: -ENOENT */
+        if (r != -ENOENT) {
+                *ret_from = "the machine ID";
+                return r;
+        }
+        r = primary_mac(&mac);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -ENOENT;
+        *ret_from = "the MAC address of the first network interface";
+        return provision_default_hostname(NULL, mac, ret);
+}
+
+static bool config_has_file(const NodeConfig *n, const char *path) {
+        for (size_t i = 0; n && i < n->n_files; i++)
+                if (streq(n->files[i].path, path))
+                        return true;
+        return false;
+}
+
+/* A node that joins a cluster needs a name of its own (it is its Node
+ * name), and so does any other: the image carries none. 1 if c->hostname
+ * was set, 0 if the config manages /etc/hostname itself or no name can be
+ * made, -ENOMEM. */
+static int fill_hostname(ProvisionConfig *c) {
+        const char *from = NULL;
+        char *name = NULL;
+        int r;
+
+        if (c->hostname || config_has_file(c->node, "/etc/hostname") || config_has_file(c->node, "/etc/hosts"))
+                return 0;
+        r = default_hostname(&name, &from);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        c->hostname = name;
+        printf("hull-provision: no hostname in the config: this node is %s (from %s)\n", name, from);
+        return 1;
+}
+
+/* No config at all: the node still gets a name of its own, through the
+ * same files a config's hostname writes. */
+static int name_unconfigured_node(void) {
+        _cleanup_(provision_freep) ProvisionConfig *c = NULL;
+        _cleanup_(node_config_freep) NodeConfig *n = NULL;
+        _cleanup_free_ char *error = NULL;
+        NodeConfigApplyResult nr;
+        int r;
+
+        r = provision_parse("{\"hull_config\":1}", strlen("{\"hull_config\":1}"), &c, NULL);
+        if (r < 0)
+                return r;
+        r = fill_hostname(c);
+        if (r <= 0) {
+                if (r == 0)
+                        printf("hull-provision: no machine ID and no network interface to name this node after: "
+                               "it keeps the image's host name\n");
+                return r;
+        }
+        if (arg_dry_run) {
+                printf("hostname: %s\n", c->hostname);
+                return 0;
+        }
+        r = provision_render(c, &n, &error);
+        if (r >= 0) {
+                NodeConfigApplyOptions no = { .root = arg_root, .proc_sys = arg_proc_sys };
+                r = node_config_apply(NULL, n, &no, &nr, &error);
+        }
+        if (r < 0)
+                return fail("cannot write the host name", NULL, r, error);
+        if (root_is_host() && sethostname(c->hostname, strlen(c->hostname)) < 0)
+                log_warning_errno(errno, "Cannot set the host name now (it is in /etc/hostname for the next boot): %m");
+        return 0;
+}
+
 static int provision(void) {
         _cleanup_(found_done) Found f = {};
         _cleanup_(provision_freep) ProvisionConfig *c = NULL;
@@ -820,6 +954,9 @@ static int provision(void) {
                 printf("hull-provision: no machine config found (no installer copy, no %s disk, no hull.config=, "
                        "no fw_cfg %s): first boot goes on with the image as it is\n",
                        CONFIG_LABEL, FW_CFG_ENTRY);
+                r = name_unconfigured_node();
+                if (r < 0)
+                        return r;
                 if (arg_dry_run)
                         return 0;
                 r = write_applied(NULL, NULL);
@@ -833,6 +970,14 @@ static int provision(void) {
         r = provision_parse(f.data, f.size, &c, &error);
         if (r < 0)
                 return fail("the machine config is invalid", f.source, r, error);
+        r = fill_hostname(c);
+        if (r < 0)
+                return fail("cannot name this node", f.source, r, NULL);
+        if (!c->hostname && c->kubernetes && !config_has_file(c->node, "/etc/hostname"))
+                /* Every such node would register as the same Node. */
+                return fail("the machine config cannot be applied", f.source, -ENOENT,
+                            "kubernetes: the config names no hostname and none can be made (no machine ID in "
+                            "/etc/machine-id, no network interface with a MAC address): set hostname");
         r = provision_render(c, &n, &error);
         if (r < 0)
                 return fail("the machine config cannot be rendered", f.source, r, error);

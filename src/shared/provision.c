@@ -26,7 +26,9 @@ static const char *const network_keys[] = { "addresses", "dhcp", "dns", "domains
 static const char *const match_keys[] = { "mac", "name" };
 static const char *const ntp_keys[] = { "servers" };
 static const char *const disk_keys[] = { "device", "filesystem", "label", "mount", "options", "partition", "wipe" };
-static const char *const kube_keys[] = { "bootstrap_token", "ca_cert", "kubeconfig", "kubelet_config", "server" };
+static const char *const kube_keys[] = { "bootstrap_token", "ca_cert",   "cluster_dns", "kubeconfig", "kubelet_config",
+                                         "node_ip",         "node_labels", "node_taints", "server" };
+static const char *const taint_keys[] = { "effect", "key", "value" };
 
 /* The sections that follow the node config's rules, handed to node_config_parse(). */
 static const char *const node_sections[] = { "files", "sysctl", "units" };
@@ -64,11 +66,10 @@ static const char *const mount_forbidden_exact[] = { "/", "/var", "/home", "/roo
  * a node config, which would silently drop what was provisioned. Sorting
  * before it, the agent's values win where both set a key. */
 #define SYSCTL_CONF "/etc/sysctl.d/80-hull-provision.conf"
-#define KUBE_DIR "/etc/kubernetes"
-#define KUBELET_CONFIG KUBE_DIR "/kubelet-config.yaml"
-#define KUBE_BOOTSTRAP_CONF KUBE_DIR "/bootstrap-kubelet.conf"
-#define KUBE_KUBELET_CONF KUBE_DIR "/kubelet.conf"
-#define KUBE_CA KUBE_DIR "/pki/ca.crt"
+#define KUBELET_CONFIG PROVISION_KUBELET_CONFIG
+#define KUBE_BOOTSTRAP_CONF PROVISION_KUBELET_BOOTSTRAP
+#define KUBE_KUBELET_CONF PROVISION_KUBELET_KUBECONFIG
+#define KUBE_CA PROVISION_KUBELET_CA
 
 #define UNIT_NETWORKD "systemd-networkd.service"
 #define UNIT_TIMESYNCD "systemd-timesyncd.service"
@@ -125,6 +126,19 @@ static ProvisionKubernetes *kube_free(ProvisionKubernetes *k) {
         free(k->ca_cert);
         free(k->bootstrap_token);
         free(k->kubeconfig);
+        strv_free(k->cluster_dns);
+        for (size_t i = 0; i < k->n_node_labels; i++) {
+                free(k->node_labels[i].key);
+                free(k->node_labels[i].value);
+        }
+        free(k->node_labels);
+        for (size_t i = 0; i < k->n_node_taints; i++) {
+                free(k->node_taints[i].key);
+                free(k->node_taints[i].value);
+                free(k->node_taints[i].effect);
+        }
+        free(k->node_taints);
+        strv_free(k->node_ip);
         free(k);
         return NULL;
 }
@@ -175,6 +189,10 @@ static bool strv_has(char *const *l, const char *s) {
                         if (streq(*l, s))
                                 return true;
         return false;
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b && streq(a, b);
 }
 
 static bool path_below(const char *b, const char *a) {
@@ -526,6 +544,311 @@ static const char *kube_doc_check(const char *text, const char *kind, const char
         return NULL;
 }
 
+/* ---- kubernetes: node labels, taints, node IP ----
+ *
+ * The rules the kubelet applies to --node-labels and the API server to a
+ * Node's labels and taints (apimachinery's IsQualifiedName and
+ * IsValidLabelValue), so that a node that would not register is stopped
+ * by the config check, with the field named. */
+
+/* The name part of a qualified name, and a label value: at most 63 of
+ * A-Z a-z 0-9 '-' '_' '.', alphanumeric at both ends. */
+static const char *label_name_check(const char *n, size_t l) {
+        if (l == 0)
+                return "has an empty name part";
+        if (l > 63)
+                return "has a name part longer than 63 characters";
+        for (size_t i = 0; i < l; i++)
+                if (!ascii_alnum(n[i]) && !in_set(n[i], "-_."))
+                        return "may only contain A-Z, a-z, 0-9, '-', '_' and '.' in its name part";
+        if (!ascii_alnum(n[0]) || !ascii_alnum(n[l - 1]))
+                return "must start and end its name part with a letter or digit";
+        return NULL;
+}
+
+/* A DNS-1123 subdomain: the prefix of a qualified name. Labels of a-z,
+ * 0-9 and '-', starting and ending with a letter or digit, joined by '.'. */
+static const char *label_prefix_check(const char *p, size_t l) {
+        if (l == 0)
+                return "has an empty prefix before '/'";
+        if (l > 253)
+                return "has a prefix longer than 253 characters";
+        for (size_t i = 0; i < l;) {
+                size_t n = 0;
+                while (i + n < l && p[i + n] != '.')
+                        n++;
+                if (n == 0 || n > 63)
+                        return "must have a DNS subdomain as its prefix (labels of 1 to 63 characters, joined by '.')";
+                for (size_t j = i; j < i + n; j++)
+                        if (!((p[j] >= 'a' && p[j] <= 'z') || (p[j] >= '0' && p[j] <= '9') || p[j] == '-'))
+                                return "must have a lower-case DNS subdomain as its prefix (a-z, 0-9, '-', '.')";
+                if (p[i] == '-' || p[i + n - 1] == '-')
+                        return "must have a DNS subdomain as its prefix (labels start and end with a-z or 0-9)";
+                i += n;
+                if (i < l && ++i == l)
+                        return "must have a DNS subdomain as its prefix (no trailing '.')";
+        }
+        return NULL;
+}
+
+/* [prefix/]name */
+static const char *qualified_name_check(const char *k) {
+        size_t l = strlen(k);
+        const char *slash = strchr(k, '/');
+
+        if (l == 0)
+                return "must not be empty";
+        if (!slash)
+                return label_name_check(k, l);
+        if (strchr(slash + 1, '/'))
+                return "has more than one '/'";
+        return label_prefix_check(k, (size_t) (slash - k)) ?: label_name_check(slash + 1, l - (size_t) (slash - k) - 1);
+}
+
+static const char *label_value_check(const char *v) {
+        size_t l = strlen(v);
+        if (l == 0)
+                return NULL;
+        if (l > 63)
+                return "longer than 63 characters";
+        for (size_t i = 0; i < l; i++)
+                if (!ascii_alnum(v[i]) && !in_set(v[i], "-_."))
+                        return "may only contain A-Z, a-z, 0-9, '-', '_' and '.'";
+        if (!ascii_alnum(v[0]) || !ascii_alnum(v[l - 1]))
+                return "must start and end with a letter or digit";
+        return NULL;
+}
+
+static bool namespace_is(const char *ns, size_t l, const char *domain) {
+        size_t d = strlen(domain);
+        return (l == d && strncmp(ns, domain, d) == 0) || (l > d && ns[l - d - 1] == '.' && strncmp(ns + l - d, domain, d) == 0);
+}
+
+/* Keys the kubelet may set on its own Node: k8s.io/kubelet's
+ * IsKubeletLabel(). Any other key in the kubernetes.io or k8s.io
+ * namespaces makes the kubelet refuse to start ("unknown 'kubernetes.io'
+ * or 'k8s.io' labels specified with --node-labels"); the NodeRestriction
+ * admission plugin refuses them too. */
+static const char *const kubelet_labels[] = {
+        "kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+        "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type", "kubernetes.io/os",
+        "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch",
+};
+
+static const char *node_label_key_check(const char *k) {
+        const char *why = qualified_name_check(k);
+        if (why)
+                return why;
+        const char *slash = strchr(k, '/');
+        if (!slash)
+                return NULL;
+        size_t l = (size_t) (slash - k);
+        if (!namespace_is(k, l, "kubernetes.io") && !namespace_is(k, l, "k8s.io"))
+                return NULL;
+        if (in_list(k, kubelet_labels, ELEMENTSOF(kubelet_labels)) || namespace_is(k, l, "kubelet.kubernetes.io") ||
+            namespace_is(k, l, "node.kubernetes.io"))
+                return NULL;
+        return "is in the kubernetes.io/k8s.io namespace, where a kubelet may only set its own labels "
+               "([*.]kubelet.kubernetes.io/*, [*.]node.kubernetes.io/*, kubernetes.io/hostname, kubernetes.io/os, "
+               "kubernetes.io/arch, topology.kubernetes.io/zone and /region, ...); set node roles "
+               "(node-role.kubernetes.io/...) with kubectl label after the join";
+}
+
+static const char *const taint_effects[] = { "NoSchedule", "PreferNoSchedule", "NoExecute" };
+
+/* An address the kubelet can register: not loopback, unspecified,
+ * multicast or link-local (the kubelet refuses those for --node-ip). */
+static const char *node_ip_check(const char *a) {
+        unsigned char b[sizeof(struct in6_addr)];
+
+        if (strlen(a) >= 64)
+                return "not an IPv4 or IPv6 address";
+        if (inet_pton(AF_INET, a, b) == 1) {
+                if (b[0] == 127 || b[0] == 0 || b[0] >= 224 || (b[0] == 169 && b[1] == 254))
+                        return "must be a unicast address of the node (not loopback, unspecified, multicast or link-local)";
+                return NULL;
+        }
+        if (inet_pton(AF_INET6, a, b) == 1) {
+                static const unsigned char zero[15] = {};
+                bool lead_zero = memcmp(b, zero, 15) == 0;
+                if ((lead_zero && (b[15] == 0 || b[15] == 1)) || b[0] == 0xff || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+                        return "must be a unicast address of the node (not loopback, unspecified, multicast or link-local)";
+                /* ::ffff:a.b.c.d is an IPv4 address to the kubelet (Go's net.ParseIP) */
+                if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff)
+                        return "must be written as an IPv4 address, not IPv4-mapped IPv6";
+                return NULL;
+        }
+        return "not an IPv4 or IPv6 address";
+}
+
+/* The user's kubelet_config merged over Hull's defaults: what the image's
+ * kubelet.service needs (containerd with the systemd cgroup driver, the
+ * health check on 127.0.0.1:10248, the writable volume plugin directory,
+ * systemd-resolved's upstream resolv.conf) and what a node that joins a
+ * cluster should have (no anonymous access, webhook authn/authz, client
+ * certificate rotation). */
+static int json_merge(json_t *base, json_t *over) {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(over, key, v) {
+                json_t *b = json_object_get(base, key);
+                if (json_is_object(b) && json_is_object(v)) {
+                        int r = json_merge(b, v);
+                        if (r < 0)
+                                return r;
+                } else if (json_object_set(base, key, v) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+#define KUBELET_API_VERSION "kubelet.config.k8s.io/v1beta1"
+
+/* -EBADMSG with *ret_why (static text) for a config the image's kubelet
+ * cannot run with. 'ca' says whether /etc/kubernetes/pki/ca.crt is
+ * written. */
+static int kubelet_config_build(const ProvisionKubernetes *k, bool ca, json_t **ret, const char **ret_why) {
+        _cleanup_(json_decrefp) json_t *d = NULL, *user = NULL;
+        json_t *v;
+        int r;
+
+        d = json_pack("{s:s, s:s, s:s, s:s, s:{s:{s:b}, s:{s:b}}, s:{s:s}, s:b, s:s, s:s, s:s, s:s, s:i, s:s}",
+                      "apiVersion", KUBELET_API_VERSION, "kind", "KubeletConfiguration",
+                      "cgroupDriver", "systemd",
+                      "containerRuntimeEndpoint", "unix:///run/containerd/containerd.sock",
+                      "authentication", "anonymous", "enabled", 0, "webhook", "enabled", 1,
+                      "authorization", "mode", "Webhook",
+                      "rotateCertificates", 1,
+                      "staticPodPath", "/etc/kubernetes/manifests",
+                      "volumePluginDir", "/var/lib/kubelet/volumeplugins",
+                      "resolvConf", "/run/systemd/resolve/resolv.conf",
+                      "healthzBindAddress", "127.0.0.1",
+                      "healthzPort", PROVISION_KUBELET_HEALTHZ_PORT,
+                      "clusterDomain", "cluster.local");
+        if (!d)
+                return -ENOMEM;
+        if (ca && json_object_set_new(json_object_get(d, "authentication"), "x509",
+                                      json_pack("{s:s}", "clientCAFile", PROVISION_KUBELET_CA)) < 0)
+                return -ENOMEM;
+        if (k->cluster_dns) {
+                json_t *a = json_array();
+                if (!a || json_object_set_new(d, "clusterDNS", a) < 0)
+                        return -ENOMEM;
+                for (char **s = k->cluster_dns; *s; s++)
+                        if (json_array_append_new(a, json_string(*s)) < 0)
+                                return -ENOMEM;
+        }
+        if (k->n_node_taints > 0) {
+                json_t *a = json_array();
+                if (!a || json_object_set_new(d, "registerWithTaints", a) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < k->n_node_taints; i++) {
+                        const ProvisionTaint *t = k->node_taints + i;
+                        json_t *o = json_pack("{s:s, s:s}", "key", t->key, "effect", t->effect);
+                        if (!o || json_array_append_new(a, o) < 0 ||
+                            (t->value && json_object_set_new(o, "value", json_string(t->value)) < 0))
+                                return -ENOMEM;
+                }
+        }
+
+        if (k->kubelet_config) {
+                r = yaml_to_json(k->kubelet_config, strlen(k->kubelet_config), &user, NULL);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return *ret_why = "is not a YAML or JSON document", -EBADMSG;
+                if (!json_is_object(user))
+                        return *ret_why = "must be a YAML mapping", -EBADMSG;
+                /* Where the section has a key of its own, the value must
+                 * come from one place only. */
+                if (k->cluster_dns && json_object_get(user, "clusterDNS"))
+                        return *ret_why = "sets clusterDNS, and so does kubernetes.cluster_dns (use one of them)", -EBADMSG;
+                if (k->n_node_taints > 0 && json_object_get(user, "registerWithTaints"))
+                        return *ret_why = "sets registerWithTaints, and so does kubernetes.node_taints (use one of them)",
+                               -EBADMSG;
+                r = json_merge(d, user);
+                if (r < 0)
+                        return r;
+        }
+
+        v = json_object_get(d, "kind");
+        if (!json_is_string(v) || !streq(json_string_value(v), "KubeletConfiguration"))
+                return *ret_why = "must be a KubeletConfiguration (kind: KubeletConfiguration)", -EBADMSG;
+        v = json_object_get(d, "apiVersion");
+        if (!json_is_string(v) || !streq(json_string_value(v), KUBELET_API_VERSION))
+                return *ret_why = "apiVersion must be " KUBELET_API_VERSION " (the version of Hull's defaults; "
+                                  "it may be left out)", -EBADMSG;
+        v = json_object_get(d, "cgroupDriver");
+        if (!json_is_string(v) || !streq(json_string_value(v), "systemd"))
+                return *ret_why = "cgroupDriver must be systemd: the image's containerd uses the systemd cgroup driver "
+                                  "(SystemdCgroup = true), and the kubelet must use the same one", -EBADMSG;
+        v = json_object_get(d, "healthzPort");
+        if (!json_is_integer(v) || json_integer_value(v) != PROVISION_KUBELET_HEALTHZ_PORT)
+                return *ret_why = "healthzPort must stay 10248: the image's health check polls "
+                                  "http://127.0.0.1:10248/healthz", -EBADMSG;
+        v = json_object_get(d, "healthzBindAddress");
+        if (!json_is_string(v) || (!streq(json_string_value(v), "127.0.0.1") && !streq(json_string_value(v), "0.0.0.0") &&
+                                   !streq(json_string_value(v), "::")))
+                return *ret_why = "healthzBindAddress must be 127.0.0.1 (or 0.0.0.0 or ::): the image's health check "
+                                  "polls http://127.0.0.1:10248/healthz", -EBADMSG;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* The cluster CA of a kubeconfig: certificate-authority-data of the
+ * current context's cluster. 1 with *ret (PEM text), 0 if it has none
+ * (a certificate-authority path, or no such entry), -EBADMSG if it is
+ * not base64 of PEM certificates. */
+static int kubeconfig_ca(const char *kubeconfig, char **ret) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        const char *ctx, *cluster = NULL, *data = NULL;
+        size_t i;
+        json_t *x;
+        int r;
+
+        r = yaml_to_json(kubeconfig, strlen(kubeconfig), &j, NULL);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
+        ctx = json_string_value(json_object_get(j, "current-context"));
+        if (!ctx)
+                return 0;
+        json_array_foreach(json_object_get(j, "contexts"), i, x)
+                if (streq_ptr(json_string_value(json_object_get(x, "name")), ctx))
+                        cluster = json_string_value(json_object_get(json_object_get(x, "context"), "cluster"));
+        if (!cluster)
+                return 0;
+        json_array_foreach(json_object_get(j, "clusters"), i, x)
+                if (streq_ptr(json_string_value(json_object_get(x, "name")), cluster))
+                        data = json_string_value(json_object_get(json_object_get(x, "cluster"),
+                                                                 "certificate-authority-data"));
+        if (!data)
+                return 0;
+
+        size_t l = strlen(data);
+        if (l > CA_CERT_MAX * 2)
+                return -EBADMSG;
+        _cleanup_free_ unsigned char *out = malloc(l / 4 * 3 + 4);
+        EVP_ENCODE_CTX *e = EVP_ENCODE_CTX_new();
+        int n = 0, m = 0;
+        if (!out || !e) {
+                EVP_ENCODE_CTX_free(e);
+                return -ENOMEM;
+        }
+        EVP_DecodeInit(e);
+        r = EVP_DecodeUpdate(e, out, &n, (const unsigned char *) data, (int) l) < 0 ||
+                            EVP_DecodeFinal(e, out + n, &m) < 0 ? -EBADMSG : 0;
+        EVP_ENCODE_CTX_free(e);
+        if (r < 0)
+                return r;
+        out[n + m] = '\0';
+        if (strlen((char *) out) != (size_t) (n + m) || pem_check((char *) out))
+                return -EBADMSG;
+        *ret = (char *) TAKE_PTR(out);
+        return 1;
+}
+
 /* ---- parsing helpers ---- */
 
 /* A string without NUL bytes. */
@@ -872,14 +1195,138 @@ static int parse_disks(json_t *arr, ProvisionConfig *c, char **error) {
         return 0;
 }
 
+static int cmp_label(const void *a, const void *b) {
+        return strcmp(((const ProvisionLabel *) a)->key, ((const ProvisionLabel *) b)->key);
+}
+
+static int parse_node_labels(json_t *obj, ProvisionKubernetes *k, char **error) {
+        char q[STRING_QUOTE_SIZE], q2[STRING_QUOTE_SIZE];
+        const char *key, *why;
+        json_t *v;
+
+        if (!obj)
+                return 0;
+        if (!json_is_object(obj))
+                return error_set(error, -EBADMSG, "kubernetes.node_labels: must be an object (label: value)");
+        size_t n = json_object_size(obj);
+        if (n > PROVISION_NODE_LABELS_MAX)
+                return error_set(error, -EBADMSG, "kubernetes.node_labels: more than %d labels", PROVISION_NODE_LABELS_MAX);
+        if (n == 0)
+                return 0;
+        k->node_labels = calloc(n, sizeof(ProvisionLabel));
+        if (!k->node_labels)
+                return -ENOMEM;
+        json_object_foreach(obj, key, v) {
+                if (strlen(key) > 317 || (why = node_label_key_check(key)))
+                        return error_set(error, -EBADMSG, "kubernetes.node_labels: key %s %s", string_quote(q, key),
+                                         why ?: "longer than 317 characters");
+                if (!json_is_string(v))
+                        return error_set(error, -EBADMSG,
+                                         "kubernetes.node_labels[%s]: must be a string (quote it in YAML: \"true\", \"1\")",
+                                         string_quote(q, key));
+                if ((why = label_value_check(json_string_value(v))) || strlen(json_string_value(v)) != json_string_length(v))
+                        return error_set(error, -EBADMSG, "kubernetes.node_labels[%s]: %s %s", string_quote(q, key),
+                                         string_quote(q2, json_string_value(v)), why ?: "must not contain a NUL byte");
+                ProvisionLabel *l = k->node_labels + k->n_node_labels;
+                l->key = strdup(key);
+                l->value = strdup(json_string_value(v));
+                k->n_node_labels++;
+                if (!l->key || !l->value)
+                        return -ENOMEM;
+        }
+        /* Canonical order; keys of one object are unique already. */
+        qsort(k->node_labels, k->n_node_labels, sizeof(ProvisionLabel), cmp_label);
+        return 0;
+}
+
+static int parse_node_taints(json_t *arr, ProvisionKubernetes *k, char **error) {
+        char q[STRING_QUOTE_SIZE], w[64];
+        int r;
+
+        if (!arr)
+                return 0;
+        r = need_array(arr, "kubernetes.node_taints", PROVISION_NODE_TAINTS_MAX, error);
+        if (r < 0)
+                return r;
+        size_t n = json_array_size(arr);
+        if (n == 0)
+                return 0;
+        k->node_taints = calloc(n, sizeof(ProvisionTaint));
+        if (!k->node_taints)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_t *o = json_array_get(arr, i);
+                ProvisionTaint *t = k->node_taints + i;
+
+                (void) snprintf(w, sizeof(w), "kubernetes.node_taints[%zu]", i);
+                if ((r = need_object(o, w, taint_keys, ELEMENTSOF(taint_keys), error)) < 0)
+                        return r;
+                k->n_node_taints++;
+                if ((r = get_checked(o, "key", w, qualified_name_check, &t->key, error)) < 0 ||
+                    (r = get_checked(o, "value", w, label_value_check, &t->value, error)) < 0 ||
+                    (r = get_checked(o, "effect", w, NULL, &t->effect, error)) < 0)
+                        return r;
+                if (!t->key)
+                        return error_set(error, -EBADMSG, "%s.key: required", w);
+                if (!t->effect)
+                        return error_set(error, -EBADMSG, "%s.effect: required (NoSchedule, PreferNoSchedule or NoExecute)", w);
+                if (!in_list(t->effect, taint_effects, ELEMENTSOF(taint_effects)))
+                        return error_set(error, -EBADMSG, "%s.effect: %s must be NoSchedule, PreferNoSchedule or NoExecute",
+                                         w, string_quote(q, t->effect));
+                /* The API server's rule: one taint per key and effect. */
+                for (size_t j = 0; j < i; j++)
+                        if (streq(k->node_taints[j].key, t->key) && streq(k->node_taints[j].effect, t->effect))
+                                return error_set(error, -EBADMSG, "%s: key %s with effect %s is already node_taints[%zu]", w,
+                                                 string_quote(q, t->key), t->effect, j);
+        }
+        return 0;
+}
+
+static int parse_node_ip(json_t *obj, ProvisionKubernetes *k, char **error) {
+        char q[STRING_QUOTE_SIZE];
+        json_t *v = json_object_get(obj, "node_ip");
+        int r;
+
+        if (!v)
+                return 0;
+        if (json_is_string(v)) {
+                _cleanup_free_ char *s = NULL;
+                r = get_checked(obj, "node_ip", "kubernetes", node_ip_check, &s, error);
+                if (r < 0)
+                        return r;
+                if (!(k->node_ip = strv_append(NULL, s)))
+                        return -ENOMEM;
+                return 0;
+        }
+        if (!json_is_array(v))
+                return error_set(error, -EBADMSG,
+                                 "kubernetes.node_ip: must be an address, or a list of an IPv4 and an IPv6 address");
+        if (json_array_size(v) == 0 || json_array_size(v) > 2)
+                return error_set(error, -EBADMSG, "kubernetes.node_ip: a list must hold one address, or two for "
+                                                  "dual-stack (an IPv4 and an IPv6 one)");
+        r = get_strv(obj, "node_ip", "kubernetes", 2, node_ip_check, false, &k->node_ip, error);
+        if (r < 0)
+                return r;
+        if (k->node_ip[1] && address_family(k->node_ip[0]) == address_family(k->node_ip[1]))
+                return error_set(error, -EBADMSG, "kubernetes.node_ip[1]: %s is of the same IP version as node_ip[0] "
+                                                  "(dual-stack needs an IPv4 and an IPv6 address)",
+                                 string_quote(q, k->node_ip[1]));
+        return 0;
+}
+
 static int parse_kubernetes(json_t *obj, ProvisionConfig *c, char **error) {
         _cleanup_(kube_freep) ProvisionKubernetes *k = NULL;
-        const char *why;
+        _cleanup_(json_decrefp) json_t *kc = NULL;
+        _cleanup_free_ char *kube_ca = NULL;
+        const char *why = NULL;
         int r;
 
         r = need_object(obj, "kubernetes", kube_keys, ELEMENTSOF(kube_keys), error);
         if (r < 0)
                 return r;
+        if (json_object_size(obj) == 0)
+                return error_set(error, -EBADMSG,
+                                 "kubernetes: empty (bootstrap_token, kubeconfig, kubelet_config, node_labels, ... expected)");
         k = calloc(1, sizeof(ProvisionKubernetes));
         if (!k)
                 return -ENOMEM;
@@ -887,27 +1334,42 @@ static int parse_kubernetes(json_t *obj, ProvisionConfig *c, char **error) {
             (r = get_checked(obj, "server", "kubernetes", server_check, &k->server, error)) < 0 ||
             (r = get_checked(obj, "ca_cert", "kubernetes", NULL, &k->ca_cert, error)) < 0 ||
             (r = get_checked(obj, "bootstrap_token", "kubernetes", token_check, &k->bootstrap_token, error)) < 0 ||
-            (r = get_checked(obj, "kubeconfig", "kubernetes", NULL, &k->kubeconfig, error)) < 0)
+            (r = get_checked(obj, "kubeconfig", "kubernetes", NULL, &k->kubeconfig, error)) < 0 ||
+            (r = get_strv(obj, "cluster_dns", "kubernetes", PROVISION_CLUSTER_DNS_MAX, address_check, false,
+                          &k->cluster_dns, error)) < 0 ||
+            (r = parse_node_labels(json_object_get(obj, "node_labels"), k, error)) < 0 ||
+            (r = parse_node_taints(json_object_get(obj, "node_taints"), k, error)) < 0 ||
+            (r = parse_node_ip(obj, k, error)) < 0)
                 return r;
         /* Texts are not quoted back: they may hold secrets. */
-        if (k->kubelet_config &&
-            (why = kube_doc_check(k->kubelet_config, "KubeletConfiguration", "kubelet.config.k8s.io/")))
-                return error_set(error, -EBADMSG, "kubernetes.kubelet_config: %s", why);
+        if (k->kubelet_config && strlen(k->kubelet_config) > PROVISION_KUBE_TEXT_MAX)
+                return error_set(error, -EBADMSG, "kubernetes.kubelet_config: larger than 256 KiB");
         if (k->kubeconfig && (why = kube_doc_check(k->kubeconfig, "Config", "v1")))
                 return error_set(error, -EBADMSG, "kubernetes.kubeconfig: %s", why);
         if (k->ca_cert && (why = pem_check(k->ca_cert)))
                 return error_set(error, -EBADMSG, "kubernetes.ca_cert: %s", why);
 
-        if (k->kubeconfig && (k->server || k->ca_cert || k->bootstrap_token))
-                return error_set(error, -EBADMSG,
-                                 "kubernetes.kubeconfig: excludes server, ca_cert and bootstrap_token (it holds them)");
+        if (k->kubeconfig && (k->server || k->bootstrap_token))
+                return error_set(error, -EBADMSG, "kubernetes.kubeconfig: excludes server and bootstrap_token (it holds them)");
         if (k->bootstrap_token && (!k->server || !k->ca_cert))
                 return error_set(error, -EBADMSG, "kubernetes.bootstrap_token: needs server and ca_cert");
-        if ((k->server || k->ca_cert) && !k->bootstrap_token)
-                return error_set(error, -EBADMSG, "kubernetes.%s: needs bootstrap_token (or use kubeconfig)",
-                                 k->server ? "server" : "ca_cert");
-        if (!k->kubelet_config && !k->kubeconfig && !k->bootstrap_token)
-                return error_set(error, -EBADMSG, "kubernetes: empty (kubelet_config, kubeconfig or bootstrap_token expected)");
+        if (k->server && !k->bootstrap_token)
+                return error_set(error, -EBADMSG, "kubernetes.server: needs bootstrap_token (or use kubeconfig)");
+        if (k->ca_cert && !k->bootstrap_token && !k->kubeconfig)
+                return error_set(error, -EBADMSG, "kubernetes.ca_cert: needs bootstrap_token or kubeconfig");
+        if (k->kubeconfig && !k->ca_cert) {
+                r = kubeconfig_ca(k->kubeconfig, &kube_ca);
+                if (r == -EBADMSG)
+                        return error_set(error, r, "kubernetes.kubeconfig: the current context's cluster has a "
+                                                   "certificate-authority-data that is not base64 of PEM certificates");
+                if (r < 0)
+                        return r;
+        }
+        r = kubelet_config_build(k, k->ca_cert || kube_ca, &kc, &why);
+        if (r == -EBADMSG)
+                return error_set(error, r, "kubernetes.kubelet_config: %s", why);
+        if (r < 0)
+                return r;
         c->kubernetes = TAKE_PTR(k);
         return 0;
 }
@@ -1082,6 +1544,50 @@ static int text_with_newline(const char *s, char **ret) {
         return 0;
 }
 
+/* The KubeletConfiguration, in canonical form: JSON (which is YAML, and
+ * what the kubelet's decoder reads first), keys sorted, two-space indent.
+ * No comment line: a JSON document cannot carry one. */
+static int kubelet_config_text(const ProvisionKubernetes *k, const char *ca, char **ret) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_free_ char *s = NULL;
+        const char *why;
+        int r;
+
+        r = kubelet_config_build(k, ca != NULL, &j, &why);
+        if (r < 0)
+                return r == -EBADMSG ? -EINVAL : r;
+        s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (!s)
+                return -ENOMEM;
+        return text_with_newline(s, ret);
+}
+
+/* The kubelet's flags that have no KubeletConfiguration field, for
+ * kubelet.service's EnvironmentFile=. Values are label keys and values and
+ * IP addresses, which can hold no quote, backslash, '$' or white space, so
+ * one pair of double quotes is all systemd needs; the unit's unbraced
+ * $KUBELET_EXTRA_ARGS splits them into words at the spaces. */
+static int kubelet_defaults_text(const ProvisionKubernetes *k, char **ret) {
+        Buf b = {};
+        bool any = k->node_ip || k->n_node_labels > 0;
+
+        buf_printf(&b, "# Generated by Hull from the provisioning config (kubernetes): the kubelet's flags\n"
+                       "# that have no KubeletConfiguration field. Read by kubelet.service.\n"
+                       "KUBELET_EXTRA_ARGS=%s", any ? "\"" : "");
+        if (k->node_ip) {
+                buf_printf(&b, "--node-ip=");
+                for (char **a = k->node_ip; *a; a++)
+                        buf_printf(&b, "%s%s", a == k->node_ip ? "" : ",", *a);
+        }
+        if (k->n_node_labels > 0) {
+                buf_printf(&b, "%s--node-labels=", k->node_ip ? " " : "");
+                for (size_t i = 0; i < k->n_node_labels; i++)
+                        buf_printf(&b, "%s%s=%s", i == 0 ? "" : ",", k->node_labels[i].key, k->node_labels[i].value);
+        }
+        buf_printf(&b, "%s\n", any ? "\"" : "");
+        return buf_take(&b, ret);
+}
+
 static int generated_add(Generated **g, size_t *n, const char *path, char *content, mode_t mode, const char *from) {
         Generated *x = realloc(*g, (*n + 1) * sizeof(Generated));
         if (!x) {
@@ -1169,9 +1675,18 @@ static int generate_files(const ProvisionConfig *c, Generated **ret, size_t *ret
         }
         if (c->kubernetes) {
                 const ProvisionKubernetes *k = c->kubernetes;
-                if (k->kubelet_config &&
-                    ((r = text_with_newline(k->kubelet_config, &t)) < 0 ||
-                     (r = generated_add(&g, &n, KUBELET_CONFIG, t, 0644, "kubernetes.kubelet_config")) < 0))
+                _cleanup_free_ char *ca = NULL;
+                if (k->ca_cert && !(ca = strdup(k->ca_cert))) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                if (!ca && k->kubeconfig && (r = kubeconfig_ca(k->kubeconfig, &ca)) < 0)
+                        goto fail;
+                if ((r = kubelet_config_text(k, ca, &t)) < 0 ||
+                    (r = generated_add(&g, &n, KUBELET_CONFIG, t, 0644, "kubernetes")) < 0)
+                        goto fail;
+                if ((r = kubelet_defaults_text(k, &t)) < 0 ||
+                    (r = generated_add(&g, &n, PROVISION_KUBELET_DEFAULTS, t, 0644, "kubernetes")) < 0)
                         goto fail;
                 if (k->bootstrap_token &&
                     ((r = bootstrap_text(k, &t)) < 0 ||
@@ -1181,9 +1696,9 @@ static int generate_files(const ProvisionConfig *c, Generated **ret, size_t *ret
                     ((r = text_with_newline(k->kubeconfig, &t)) < 0 ||
                      (r = generated_add(&g, &n, KUBE_KUBELET_CONF, t, 0600, "kubernetes.kubeconfig")) < 0))
                         goto fail;
-                if (k->ca_cert &&
-                    ((r = text_with_newline(k->ca_cert, &t)) < 0 ||
-                     (r = generated_add(&g, &n, KUBE_CA, t, 0644, "kubernetes.ca_cert")) < 0))
+                if (ca && ((r = text_with_newline(ca, &t)) < 0 ||
+                           (r = generated_add(&g, &n, KUBE_CA, t, 0644,
+                                              k->ca_cert ? "kubernetes.ca_cert" : "kubernetes.kubeconfig")) < 0))
                         goto fail;
         }
         *ret = g;
@@ -1605,8 +2120,36 @@ static int build_json(const ProvisionConfig *c, json_t **ret) {
                     (r = set_str(o, "kubelet_config", k->kubelet_config)) < 0 ||
                     (r = set_str(o, "server", k->server)) < 0 || (r = set_str(o, "ca_cert", k->ca_cert)) < 0 ||
                     (r = set_str(o, "bootstrap_token", k->bootstrap_token)) < 0 ||
-                    (r = set_str(o, "kubeconfig", k->kubeconfig)) < 0)
+                    (r = set_str(o, "kubeconfig", k->kubeconfig)) < 0 ||
+                    (r = set_strv(o, "cluster_dns", k->cluster_dns)) < 0)
                         return r;
+                /* One address as a string, a dual-stack pair as a list. */
+                if (k->node_ip && !k->node_ip[1] && (r = set_str(o, "node_ip", k->node_ip[0])) < 0)
+                        return r;
+                if (k->node_ip && k->node_ip[1] && (r = set_strv(o, "node_ip", k->node_ip)) < 0)
+                        return r;
+                if (k->n_node_labels > 0) {
+                        json_t *l = json_object();
+                        if ((r = set_new(o, "node_labels", l)) < 0)
+                                return r;
+                        for (size_t i = 0; i < k->n_node_labels; i++)
+                                if ((r = set_str(l, k->node_labels[i].key, k->node_labels[i].value)) < 0)
+                                        return r;
+                }
+                if (k->n_node_taints > 0) {
+                        json_t *a = json_array();
+                        if ((r = set_new(o, "node_taints", a)) < 0)
+                                return r;
+                        for (size_t i = 0; i < k->n_node_taints; i++) {
+                                const ProvisionTaint *t = k->node_taints + i;
+                                json_t *x = json_object();
+                                if (!x || json_array_append_new(a, x) < 0)
+                                        return -ENOMEM;
+                                if ((r = set_str(x, "key", t->key)) < 0 || (r = set_str(x, "value", t->value)) < 0 ||
+                                    (r = set_str(x, "effect", t->effect)) < 0)
+                                        return r;
+                        }
+                }
         }
 
         /* The node sections in the node config's own canonical form. */
@@ -1668,6 +2211,33 @@ int provision_format(const ProvisionConfig *c, char **ret) {
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+/* ---- default host name ---- */
+
+int provision_default_hostname(const char *machine_id, const char *mac, char **ret) {
+        char hex[13];
+        size_t n = 0;
+
+        if (!ret)
+                return -EINVAL;
+        /* systemd's format: 32 lower-case hex digits (sd-id128), with or
+         * without the newline; "uninitialized" (an image before its first
+         * boot) and anything else are not an ID. */
+        if (machine_id && strspn(machine_id, "0123456789abcdef") == 32 &&
+            (machine_id[32] == '\0' || streq(machine_id + 32, "\n")) &&
+            strspn(machine_id, "0") != 32) {
+                memcpy(hex, machine_id, 12);
+                n = 12;
+        } else if (mac && !mac_check(mac) && strcasecmp(mac, "00:00:00:00:00:00") != 0) {
+                for (size_t i = 0; i < 17; i++)
+                        if (mac[i] != ':')
+                                hex[n++] = (char) ((mac[i] >= 'A' && mac[i] <= 'F') ? mac[i] - 'A' + 'a' : mac[i]);
+        }
+        if (n != 12)
+                return -ENOENT;
+        hex[12] = '\0';
+        return asprintf(ret, "hull-%s", hex) < 0 ? -ENOMEM : 0;
 }
 
 /* ---- generate ---- */

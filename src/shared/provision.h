@@ -36,6 +36,9 @@
 #define PROVISION_DISKS_MAX 32
 #define PROVISION_DISK_OPTIONS_MAX 32
 #define PROVISION_KUBE_TEXT_MAX (256 * 1024)
+#define PROVISION_NODE_LABELS_MAX 64
+#define PROVISION_NODE_TAINTS_MAX 32
+#define PROVISION_CLUSTER_DNS_MAX 3   /* glibc's resolver reads 3 nameservers (MAXNS); the kubelet warns beyond */
 
 typedef struct ProvisionUser {
         char *name;                  /* [a-z_][a-z0-9_-]{0,31}, not a reserved name */
@@ -77,12 +80,31 @@ typedef struct ProvisionDisk {
         bool wipe;             /* format even if the device holds something else (explicit; default false) */
 } ProvisionDisk;
 
+typedef struct ProvisionLabel {
+        char *key;             /* [prefix/]name: a qualified name, and one the kubelet may set on its own Node */
+        char *value;           /* a label value: "" or <= 63 of [A-Za-z0-9-_.], alphanumeric at both ends */
+} ProvisionLabel;
+
+typedef struct ProvisionTaint {
+        char *key;             /* a qualified name */
+        char *value;           /* a label value, or NULL */
+        char *effect;          /* "NoSchedule", "PreferNoSchedule" or "NoExecute" */
+} ProvisionTaint;
+
 typedef struct ProvisionKubernetes {
-        char *kubelet_config;  /* text of a KubeletConfiguration (YAML or JSON), written to /etc/kubernetes/kubelet-config.yaml */
+        char *kubelet_config;  /* the user's KubeletConfiguration overlay (YAML or JSON mapping), merged over Hull's
+                                * defaults into /etc/kubernetes/kubelet-config.yaml; or NULL (defaults only) */
         char *server;          /* https URL of the API server */
         char *ca_cert;         /* PEM text (checked to look like PEM CERTIFICATE blocks) */
         char *bootstrap_token; /* "abcdef.0123456789abcdef" format ([a-z0-9]{6}\.[a-z0-9]{16}) or NULL */
-        char *kubeconfig;      /* a complete kubeconfig text instead of server/ca/token, or NULL */
+        char *kubeconfig;      /* a complete kubeconfig text instead of server/token, or NULL */
+        char **cluster_dns;    /* addresses, in the order given (-> clusterDNS); NULL if none */
+        ProvisionLabel *node_labels; /* sorted by key, unique (-> --node-labels) */
+        size_t n_node_labels;
+        ProvisionTaint *node_taints; /* in the order given, unique by (key, effect) (-> registerWithTaints) */
+        size_t n_node_taints;
+        char **node_ip;        /* one address, or an IPv4 and an IPv6 one (dual-stack), in the order given
+                                * (-> --node-ip); NULL if none */
 } ProvisionKubernetes;
 
 typedef struct ProvisionConfig {
@@ -110,6 +132,17 @@ typedef struct ProvisionConfig {
 #define PROVISION_SSHD_CONF "/etc/ssh/sshd_config.d/50-hull.conf"
 #define PROVISION_SSHD_HOST_KEYS "/etc/systemd/system/ssh.service.d/50-hull-host-keys.conf"
 
+/* What the image's kubelet.service reads (docs/PROVISION.md#kubernetes):
+ * --config, --bootstrap-kubeconfig, --kubeconfig, and EnvironmentFile= for
+ * $KUBELET_EXTRA_ARGS. */
+#define PROVISION_KUBELET_CONFIG "/etc/kubernetes/kubelet-config.yaml"
+#define PROVISION_KUBELET_BOOTSTRAP "/etc/kubernetes/bootstrap-kubelet.conf"
+#define PROVISION_KUBELET_KUBECONFIG "/etc/kubernetes/kubelet.conf"
+#define PROVISION_KUBELET_CA "/etc/kubernetes/pki/ca.crt"
+#define PROVISION_KUBELET_DEFAULTS "/etc/default/kubelet"
+/* The image's health check polls http://127.0.0.1:10248/healthz. */
+#define PROVISION_KUBELET_HEALTHZ_PORT 10248
+
 ProvisionConfig *provision_free(ProvisionConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ProvisionConfig *, provision_free);
 
@@ -127,9 +160,11 @@ int provision_format(const ProvisionConfig *c, char **ret) _warn_unused_result_;
 /* Everything that becomes plain files/sysctls/units, as ONE NodeConfig (generation 1), for node_config_apply():
  * the config's own files/sysctl/units plus generated files: /etc/hostname and /etc/hosts (127.0.1.1 line) when a
  * hostname is set; /etc/systemd/network/50-hull-<name>.network per network (+ "systemd-networkd.service" enabled);
- * /etc/systemd/timesyncd.conf.d/50-hull.conf with NTP= (+ "systemd-timesyncd.service" enabled) ; kubelet files under
- * /etc/kubernetes/ (kubelet-config.yaml 0644; bootstrap-kubelet.conf built from server+ca+token, or kubelet.conf
- * from kubeconfig, 0600; pki/ca.crt 0644); "ssh.service" enabled and PROVISION_SSHD_CONF (keys only, no root, only
+ * /etc/systemd/timesyncd.conf.d/50-hull.conf with NTP= (+ "systemd-timesyncd.service" enabled) ; with a kubernetes
+ * section: PROVISION_KUBELET_CONFIG (0644, always: Hull's defaults with the user's kubelet_config merged over them,
+ * as canonical JSON), PROVISION_KUBELET_DEFAULTS (0644, always: KUBELET_EXTRA_ARGS with --node-ip/--node-labels),
+ * bootstrap-kubelet.conf built from server+ca+token or kubelet.conf from kubeconfig (0600), pki/ca.crt (0644, from
+ * ca_cert or the kubeconfig's certificate-authority-data); "ssh.service" enabled and PROVISION_SSHD_CONF (keys only, no root, only
  * PROVISION_ADMIN_GROUP, no forwarding, ForceCommand PROVISION_ADMIN_COMMAND) and PROVISION_SSHD_HOST_KEYS (ssh-keygen -A
  * before sshd starts: images carry no host keys) when ssh_enabled; the sysctls also as
  * /etc/sysctl.d/80-hull-provision.conf (the agent rewrites the node config's own 90-hull.conf). Users'
@@ -142,6 +177,12 @@ int provision_render(const ProvisionConfig *c, NodeConfig **ret, char **ret_erro
  * "restrict,pty,command=\"" PROVISION_ADMIN_COMMAND "\"" (no forwarding of any kind, a terminal, and the admin
  * container whatever command the client asks for), one line each, ending in a newline. -ENOMEM. */
 int provision_authorized_keys(const ProvisionUser *u, char **ret) _warn_unused_result_;
+
+/* The host name a node gets when its config names none: "hull-" and the first 12 hex digits of the machine ID
+ * (systemd's /etc/machine-id, 32 lower-case hex digits), or, without a usable one (NULL, empty, "uninitialized"),
+ * of the MAC address 'mac' ("52:54:00:12:34:56", either case) without colons. Unique per node and stable: the ID is
+ * the node's own, and the name is kept in /etc/hostname once written. -ENOENT if neither is usable, -ENOMEM. */
+int provision_default_hostname(const char *machine_id, const char *mac, char **ret) _warn_unused_result_;
 
 /* The human document -> machine JSON, for `hull-build config`: 'yaml' is the YAML text (yaml-json.h converts),
  * 'base_dir' resolves conveniences that read local files at generation time: files[].source (instead of

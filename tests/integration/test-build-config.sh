@@ -39,6 +39,19 @@ cmp -s stdout.json node.json && pass "stdout equals -o output" || fail "stdout d
 "$HULL_BUILD" config node.json -o again.json 2>/dev/null
 cmp -s again.json node.json && pass "canonical form is a fixed point" || fail "reconverting changes the config"
 
+# The worker-join example: the kubernetes keys come through as the node
+# reads them.
+if "$HULL_BUILD" config "$SRC/examples/provision/worker.yaml" -o worker.json 2>stderr; then
+        pass "worker example converts"
+else
+        fail "worker example: $(cat stderr)"
+fi
+for needle in '"node_ip":"192.0.2.21"' '"node_labels":{"example.com/pool":"general","topology.kubernetes.io/zone":"rack-1"}' \
+              '"node_taints":[{"effect":"NoSchedule","key":"example.com/onboarding"}]' '"cluster_dns":["10.96.0.10"]'; do
+        grep -qF -- "$needle" worker.json && pass "worker.json has $needle" || fail "worker.json lacks $needle"
+done
+grep -qF '"hostname"' worker.json && fail "worker.json has a hostname" || pass "worker.json leaves the name to the node"
+
 # expect_failure NAME NEEDLE: converting NAME.yaml fails with exit status 1,
 # stderr names the file and has the needle, and NAME.json is not created.
 expect_failure() {
@@ -70,6 +83,15 @@ printf 'hull_config: 1\nhostname: [\n' >bad-yaml.yaml
 expect_failure bad-yaml '3:1:'
 printf 'hull_config: 1\nhostnme: n1\n' >unknown-key.yaml
 expect_failure unknown-key 'unknown key "hostnme"'
+
+printf 'hull_config: 1\nkubernetes:\n  node_labels:\n    gpu: true\n' >label-bool.yaml
+expect_failure label-bool 'kubernetes.node_labels["gpu"]: must be a string (quote it in YAML: "true", "1")'
+printf 'hull_config: 1\nkubernetes:\n  node_labels:\n    node-role.kubernetes.io/worker: ""\n' >label-role.yaml
+expect_failure label-role 'kubernetes.node_labels: key "node-role.kubernetes.io/worker" is in the kubernetes.io/k8s.io namespace'
+printf 'hull_config: 1\nkubernetes:\n  kubelet_config: |\n    cgroupDriver: cgroupfs\n' >cgroupfs.yaml
+expect_failure cgroupfs 'kubernetes.kubelet_config: cgroupDriver must be systemd'
+printf 'hull_config: 1\nkubernetes:\n  node_taints:\n    - {key: gpu, effect: NoSchedul}\n' >taint.yaml
+expect_failure taint 'kubernetes.node_taints[0].effect: "NoSchedul" must be NoSchedule, PreferNoSchedule or NoExecute'
 
 # An existing output file is left alone on failure.
 echo old >keep.json

@@ -234,6 +234,56 @@ check "no config: recorded as none" "python3 -c 'import json,sys; a=json.load(op
 run --config-device "$CD"
 check "no config, then a config disk: ignored, and said so" "[ $? -eq 0 ] && grep -q 'differs from the one applied and was ignored' $T/out && [ \"\$(cat $R/etc/hostname)\" = localhost ]"
 
+# --- a node without a hostname gets one of its own ---
+# A worker that joins a cluster, its config naming no hostname: the name
+# comes from the machine ID (the kubelet registers the node under it).
+R=$T/named P=$T/named-persist
+cp -a "$T/pristine/root" "$R"
+mkdir -p "$P"
+echo 0123456789abcdef0123456789abcdef >"$R/etc/machine-id"
+cat >"$T/join.json" <<'EOF'
+{"hull_config":1,"kubernetes":{"node_ip":"192.0.2.10","node_labels":{"example.com/pool":"gpu"},"node_taints":[{"key":"example.com/gpu","effect":"NoSchedule"}]}}
+EOF
+run --config "$T/join.json"
+rc=$?
+check "no hostname, kubernetes: exit 0" "[ $rc -eq 0 ]"
+[ $rc -eq 0 ] || cat "$T/out" "$T/err"
+check "  ... named after the machine ID, and said so" \
+        "[ \"\$(cat $R/etc/hostname)\" = hull-0123456789ab ] && grep -q 'this node is hull-0123456789ab (from the machine ID)' $T/out"
+check "  ... /etc/hosts has it on 127.0.1.1" "grep -q '^127.0.1.1.hull-0123456789ab$' $R/etc/hosts"
+cat >"$T/kubelet-check.py" <<'EOF'
+import json, sys
+k = json.load(open(sys.argv[1]))
+ok = (k["kind"] == "KubeletConfiguration" and k["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+      and k["cgroupDriver"] == "systemd" and k["healthzPort"] == 10248 and k["healthzBindAddress"] == "127.0.0.1"
+      and k["containerRuntimeEndpoint"] == "unix:///run/containerd/containerd.sock"
+      and k["volumePluginDir"] == "/var/lib/kubelet/volumeplugins"
+      and k["resolvConf"] == "/run/systemd/resolve/resolv.conf"
+      and k["authentication"]["anonymous"]["enabled"] is False and k["authorization"]["mode"] == "Webhook"
+      and "x509" not in k["authentication"]
+      and k["registerWithTaints"] == [{"key": "example.com/gpu", "effect": "NoSchedule"}])
+sys.exit(0 if ok else 1)
+EOF
+check "  ... kubelet-config.yaml: Hull's defaults and the taint, 0644" \
+        "python3 $T/kubelet-check.py $R/etc/kubernetes/kubelet-config.yaml && [ \$(stat -c %a $R/etc/kubernetes/kubelet-config.yaml) = 644 ]"
+check "  ... /etc/default/kubelet: node IP and labels, 0644" \
+        "grep -qx 'KUBELET_EXTRA_ARGS=\"--node-ip=192.0.2.10 --node-labels=example.com/pool=gpu\"' $R/etc/default/kubelet && [ \$(stat -c %a $R/etc/default/kubelet) = 644 ]"
+# The unit's $KUBELET_EXTRA_ARGS, split into words as systemd splits an
+# unbraced variable (the shell reads this simple file the same way).
+check "  ... which splits into the kubelet's two flags" \
+        "[ \"\$(. $R/etc/default/kubelet && printf '%s|' \$KUBELET_EXTRA_ARGS)\" = '--node-ip=192.0.2.10|--node-labels=example.com/pool=gpu|' ]"
+
+# No config at all: a name of its own too, and nothing else.
+R=$T/unnamed P=$T/unnamed-persist
+cp -a "$T/pristine/root" "$R"
+mkdir -p "$P"
+echo fedcba9876543210fedcba9876543210 >"$R/etc/machine-id"
+run --config-device "$OTHER"
+check "no config, a machine ID: named after it" \
+        "[ $? -eq 0 ] && [ \"\$(cat $R/etc/hostname)\" = hull-fedcba987654 ] && grep -q '^127.0.1.1.hull-fedcba987654$' $R/etc/hosts"
+check "  ... recorded as none" "python3 -c 'import json,sys; sys.exit(json.load(open(\"$P/hull/provision/applied.json\"))[\"source\"] != \"none\")'"
+check "  ... and nothing else written" "[ ! -e $R/etc/kubernetes ] && [ ! -e $R/etc/default/kubelet ]"
+
 # --- bad configs: exit 1, a message, nothing changed ---
 D2=$(newloop precious 64)
 mkfs.ext4 -q -L precious "$D2"
@@ -296,6 +346,9 @@ bad "one disk twice under two names" \
         "{\"hull_config\":1,$GOOD,\"disks\":[{\"device\":\"$D1\",\"filesystem\":\"ext4\",\"label\":\"data\",\"mount\":\"/var/lib/a\"},{\"device\":\"$ALIAS\",\"filesystem\":\"ext4\",\"label\":\"data2\",\"mount\":\"/var/lib/b\"}]}" \
         'disks\[0\] and disks\[1\] are the same device'
 rm -f "$ALIAS"
+# The pristine root has no machine ID, and --root no network interfaces.
+bad "kubernetes without a hostname, none to be made" '{"hull_config":1,"kubernetes":{"node_ip":"192.0.2.10"}}' \
+        'kubernetes: the config names no hostname and none can be made .*: set hostname'
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
