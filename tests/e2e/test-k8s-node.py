@@ -29,12 +29,11 @@ again.
 
 usage: test-k8s-node.py HULL_BUILD SOURCE_ROOT WORK_DIR
 """
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2etest  # noqa: E402
@@ -133,6 +132,11 @@ kubernetes:
   server: https://10.0.2.2:6443
   ca_cert_file: %s
   bootstrap_token: abcdef.0123456789abcdef
+  node_ip: 10.0.2.15
+  node_labels:
+    hull.dev/pool: e2e
+  node_taints:
+    - {key: hull.dev/e2e, value: "yes", effect: NoSchedule}
   kubelet_config: |
     apiVersion: kubelet.config.k8s.io/v1beta1
     kind: KubeletConfiguration
@@ -164,6 +168,19 @@ def first_boot(b):
         check(b.sh("test -s %s" % f)[0] == 0, "join file %s is in place" % f)
     check("server: \"https://10.0.2.2:6443\"" in b.out("cat /etc/kubernetes/bootstrap-kubelet.conf"),
           "the bootstrap kubeconfig points at the API server")
+    st, out = b.sh("cat /etc/kubernetes/kubelet-config.yaml")
+    try:
+        kc = json.loads(out)
+    except ValueError:
+        kc = {}
+    check(kc.get("cgroupDriver") == "systemd" and kc.get("volumePluginDir") == "/var/lib/kubelet/volumeplugins" and
+          kc.get("resolvConf") == "/run/systemd/resolve/resolv.conf" and kc.get("healthzPort") == 10248,
+          "the kubelet config matches the image: systemd cgroups, writable volume plugins, resolved's file, healthz")
+    check(kc.get("registerWithTaints") == [{"effect": "NoSchedule", "key": "hull.dev/e2e", "value": "yes"}],
+          "the node registers with its taint: %s" % kc.get("registerWithTaints"))
+    st, out = b.sh(". /etc/default/kubelet && printf '%s\\n' $KUBELET_EXTRA_ARGS")
+    check(st == 0 and out.split() == ["--node-ip=10.0.2.15", "--node-labels=hull.dev/pool=e2e"],
+          "/etc/default/kubelet gives the kubelet its node IP and labels: %s" % out.split())
 
     state = b.out("systemctl is-enabled kubelet.service; systemctl is-active kubelet.service; "
                   "systemctl show -P ConditionResult kubelet.service").split()
