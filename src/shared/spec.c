@@ -526,7 +526,7 @@ static bool repository_name_valid(const char *n) {
 
 /* The host part of an http(s) URI, which is what apt's "Pin: origin" matches;
  * "" for file: URIs (apt's "local" origin). */
-static int repository_uri_origin(const char *uri, char **ret) {
+int spec_repository_uri_origin(const char *uri, char **ret) {
         const char *h = strstr(uri, "://");
         if (!h || string_has_prefix(uri, "file:")) {
                 *ret = strdup("");
@@ -731,7 +731,7 @@ static int repositories_check_pins(const Spec *s, const YNode *list, SpecError *
                         for (char **u = x->uris; *u; u++)
                                 for (char **w = y->uris; *w; w++) {
                                         _cleanup_free_ char *hx = NULL, *hy = NULL;
-                                        if (repository_uri_origin(*u, &hx) < 0 || repository_uri_origin(*w, &hy) < 0)
+                                        if (spec_repository_uri_origin(*u, &hx) < 0 || spec_repository_uri_origin(*w, &hy) < 0)
                                                 return -ENOMEM;
                                         if (streq(hx, hy))
                                                 return fail(e, list->items[a],

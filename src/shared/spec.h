@@ -117,6 +117,9 @@ int spec_load(const char *path, Spec **ret, SpecError *error) _warn_unused_resul
  * OpenPGP public key (armored or binary). -EINVAL with *error (at signed_by)
  * if one is missing, unreadable, too large or not a public key. */
 int spec_load_repository_keys(Spec *s, SpecError *error) _warn_unused_result_;
+/* What apt's "Pin: origin" matches for a repository URI: its host name, or ""
+ * for file: URIs. */
+int spec_repository_uri_origin(const char *uri, char **ret) _warn_unused_result_;
 Spec *spec_free(Spec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Spec *, spec_free);
 
