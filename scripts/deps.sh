@@ -14,6 +14,8 @@ packages=(
         mmdebstrap erofs-utils e2fsprogs cryptsetup-bin fdisk dosfstools mtools
         # data disks (tests/integration/test-datadisk.sh formats xfs)
         xfsprogs
+        # spec 'repositories:' test: a signed apt repository (tests/integration/test-build-repos.sh)
+        gnupg apt-utils
         grub-efi-amd64-bin grub-common tar util-linux
         # the installer: ISO (hull-build installer), ESP compression, its tests
         xorriso libzstd-dev zstd

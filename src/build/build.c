@@ -158,6 +158,15 @@ int build_chroot_run(BuildContext *c, char * const *argv, char * const *env) {
                         dprintf(c->log_fd, "Failed to set up the build chroot: %s\n", strerror(errno));
                         _exit(127);
                 }
+                for (char **b = c->chroot_binds; b && b[0] && b[1]; b += 2) {
+                        _cleanup_free_ char *where = path_join(c->root, b[1]);
+                        if (!where || mkdir_p(where, 0755) < 0 || mount(b[0], where, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                            mount(NULL, where, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+                                dprintf(c->log_fd, "Failed to bind-mount '%s' into the build chroot: %s\n", b[0],
+                                        strerror(errno));
+                                _exit(127);
+                        }
+                }
                 if (chroot(c->root) < 0 || chdir("/") < 0) {
                         dprintf(c->log_fd, "Failed to chroot into '%s': %s\n", c->root, strerror(errno));
                         _exit(127);
@@ -277,6 +286,43 @@ static int run_hooks(BuildContext *c, HookStage st) {
         return 0;
 }
 
+/* The packages layer depends on every repository entry and on its key: a
+ * new key or another URI must rebuild it, not reuse what the old one let in.
+ * Only specs with repositories get these parts, so other layers keep their
+ * cache keys. */
+static int repository_digests(BuildContext *c, char ***parts) {
+        for (size_t i = 0; i < c->spec->n_repositories; i++) {
+                const SpecRepository *r = &c->spec->repositories[i];
+                char *const *lists[] = { r->uris, r->suites, r->components };
+                char pin[32], key_hash[65];
+                uint8_t md[32];
+                unsigned mdlen = 0;
+
+                if (!r->key_data)
+                        return log_error_errno(ENOKEY, "Repository '%s': its key '%s' was not loaded", r->name,
+                                               r->signed_by);
+                if (!EVP_Digest(r->key_data, r->key_size, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+                        return -EIO;
+                hex_encode(md, 32, key_hash);
+                (void) snprintf(pin, sizeof(pin), "%s%d", r->has_pin ? "pin=" : "nopin", r->has_pin ? r->pin : 0);
+                if (!(*parts = strv_append(*parts, "repository")) || !(*parts = strv_append(*parts, r->name)))
+                        return -ENOMEM;
+                for (size_t l = 0; l < ELEMENTSOF(lists); l++) {
+                        char n[32];
+                        (void) snprintf(n, sizeof(n), "%zu", strv_length(lists[l]));
+                        if (!(*parts = strv_append(*parts, n)))
+                                return -ENOMEM;
+                        for (char *const *x = lists[l]; x && *x; x++)
+                                if (!(*parts = strv_append(*parts, *x)))
+                                        return -ENOMEM;
+                }
+                if (!(*parts = strv_append(*parts, pin)) || !(*parts = strv_append(*parts, key_hash)) ||
+                    !(*parts = strv_append(*parts, r->key_armored ? "armored" : "binary")))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be) {
         _cleanup_strv_free_ char **parts = NULL;
         _cleanup_free_ char *boot_tar = NULL, *pkg_tar = NULL;
@@ -314,6 +360,9 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
             (!(parts = strv_append(parts, "kubelet-deb")) || !(parts = strv_append(parts, c->spec->kubernetes.kubelet_sha256))))
                 return -ENOMEM;
         r = hook_digests(c, HOOK_POST_BOOTSTRAP, &parts);
+        if (r < 0)
+                return r;
+        r = repository_digests(c, &parts);
         if (r < 0)
                 return r;
         r = build_cache_key((const char *const *) parts, pkg_key);
@@ -1223,6 +1272,10 @@ static int write_build_info(BuildContext *c, const char *bundle, const char *dis
         return write_file_atomic(path, json, strlen(json), 0644);
 }
 
+static bool stopping_after(BuildContext *c, const char *stage) {
+        return c->stop_after && streq(c->stop_after, stage);
+}
+
 int build_run(BuildContext *c) {
         const DistroBackend *be;
         _cleanup_free_ char *bundle = NULL, *disk = NULL;
@@ -1268,10 +1321,16 @@ int build_run(BuildContext *c) {
         r = build_kubernetes_check_sources(c);
         if (r >= 0)
                 r = stage_bootstrap_and_packages(c, be);
-        if (r >= 0)
+        if (r >= 0 && !stopping_after(c, "packages"))
                 r = stage_customise(c);
-        if (r >= 0)
+        if (r >= 0 && !stopping_after(c, "packages") && !stopping_after(c, "customise"))
                 r = stage_seal(c, be);
+        if (r >= 0 && c->stop_after) {
+                /* For looking at (and testing) the tree a stage left. */
+                c->keep_work = true;
+                build_progress(c, "stopped after stage '%s' as asked; the tree is in %s", c->stop_after, c->root);
+                return 0;
+        }
         if (r >= 0)
                 r = stage_assemble(c, &bundle, &disk);
         if (r < 0) {
@@ -1314,4 +1373,5 @@ void build_context_done(BuildContext *c) {
         free(c->cmdline);
         free(c->kernel_path);
         free(c->initrd_path);
+        strv_free(c->chroot_binds);
 }

@@ -21,6 +21,9 @@ typedef struct BuildContext {
         char **trusted_keys;        /* extra public key files baked into the image */
         bool no_cache;
         bool keep_work;
+        /* Stop successfully after this stage ("packages", "customise" or
+         * "seal") and keep the work directory; NULL for a whole build. */
+        const char *stop_after;
 
         char *work_dir;             /* scratch, removed at the end */
         char *root;                 /* the image tree, work_dir/root */
@@ -37,6 +40,12 @@ typedef struct BuildContext {
         char *initrd_path;
         DiskLayout layout;
         unsigned package_count;
+
+        /* Host directories bind-mounted read-only into build_chroot_run():
+         * pairs of host path and absolute path under /run inside the tree
+         * (/run is a tmpfs private to each run, so nothing is left in the
+         * image). Set by the packages stage for file: repositories. */
+        char **chroot_binds;
 } BuildContext;
 
 /* Run argv inside the image tree: a private mount namespace with /proc, /sys

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "distro.h"
 #include "fileio.h"
@@ -77,15 +79,271 @@ static int debian_bootstrap(BuildContext *c, const char *tarball) {
         return 0;
 }
 
+/* ---- extra repositories (spec 'repositories:', docs/BUILDER.md) ---------- */
+
+/* They exist in the tree only while the packages stage runs: their sources,
+ * keys and pins are written before apt-get update and removed after the
+ * install, whether it worked or not. apt checks their signatures as it does
+ * Debian's: never trusted=yes, never --allow-unauthenticated. */
+
+#define REPO_FILE_PREFIX "hull-"
+#define REPO_BIND_DIR "/run/hull-repositories"
+
+typedef struct RepoState {
+        char **written;      /* absolute host paths to remove afterwards */
+        bool made_keyrings;  /* etc/apt/keyrings did not exist before */
+} RepoState;
+
+static int repo_sources_path(const SpecRepository *r, char **ret) {
+        return asprintf(ret, "etc/apt/sources.list.d/" REPO_FILE_PREFIX "%s.sources", r->name) < 0 ? -ENOMEM : 0;
+}
+
+static int repo_key_path(const SpecRepository *r, char **ret) {
+        /* apt tells the two key formats apart by the extension. */
+        return asprintf(ret, "/etc/apt/keyrings/" REPO_FILE_PREFIX "%s.%s", r->name, r->key_armored ? "asc" : "gpg") < 0
+                       ? -ENOMEM
+                       : 0;
+}
+
+static int strv_extend_take(char ***l, char *s) {
+        if (!s)
+                return -ENOMEM;
+        char **n = strv_append(*l, s);
+        free(s);
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
+static int repo_write(BuildContext *c, RepoState *st, const char *rel, const void *data, size_t size) {
+        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
+        int r;
+
+        if (!p || !(dir = strdup(p)))
+                return -ENOMEM;
+        *strrchr(dir, '/') = '\0';
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create '%s': %m", dir);
+        (void) unlink(p);
+        /* 0644: apt reads them as the unprivileged _apt user. */
+        r = write_file_atomic(p, data, size, 0644);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write '%s' in the image: %m", rel);
+        return strv_extend_take(&st->written, TAKE_PTR(p));
+}
+
+/* The URI as apt inside the tree sees it: file: repositories are
+ * bind-mounted under /run (private to each chroot run). */
+static int repo_uri_in_tree(BuildContext *c, const SpecRepository *r, size_t i, char **ret) {
+        const char *u = r->uris[i];
+        if (!string_has_prefix(u, "file:")) {
+                *ret = strdup(u);
+                return *ret ? 0 : -ENOMEM;
+        }
+        _cleanup_free_ char *where = NULL;
+        if (asprintf(&where, REPO_BIND_DIR "/%s-%zu", r->name, i) < 0)
+                return -ENOMEM;
+        int k = strv_extend_take(&c->chroot_binds, strdup(u + strlen("file://")));
+        if (k >= 0)
+                k = strv_extend_take(&c->chroot_binds, strdup(where));
+        if (k < 0)
+                return k;
+        return asprintf(ret, "file:%s", where) < 0 ? -ENOMEM : 0;
+}
+
+static int repo_install_one(BuildContext *c, RepoState *st, const SpecRepository *r) {
+        _cleanup_free_ char *key = NULL, *sources_rel = NULL, *text = NULL, *uris = strdup("");
+        _cleanup_free_ char *prefs = strdup(""), *prefs_rel = NULL;
+        _cleanup_strv_free_ char **origins = NULL;
+        int k;
+
+        if (!uris || !prefs)
+                return -ENOMEM;
+        if ((k = repo_key_path(r, &key)) < 0 || (k = repo_sources_path(r, &sources_rel)) < 0)
+                return k;
+        k = repo_write(c, st, key + 1, r->key_data, r->key_size);
+        if (k < 0)
+                return k;
+
+        for (size_t i = 0; r->uris[i]; i++) {
+                _cleanup_free_ char *u = NULL, *n = NULL;
+                if ((k = repo_uri_in_tree(c, r, i, &u)) < 0)
+                        return k;
+                if (asprintf(&n, "%s%s%s", uris, i > 0 ? " " : "", u) < 0)
+                        return -ENOMEM;
+                free(uris);
+                uris = TAKE_PTR(n);
+        }
+        _cleanup_free_ char *suites = NULL, *components = NULL;
+        if ((k = join_list((const char *const *) r->suites, NULL, &suites)) < 0 ||
+            (k = join_list((const char *const *) r->components, NULL, &components)) < 0)
+                return k;
+        for (char *p = suites; *p; p++)
+                if (*p == ',')
+                        *p = ' ';
+        for (char *p = components; *p; p++)
+                if (*p == ',')
+                        *p = ' ';
+        if (asprintf(&text,
+                     "# Repository '%s' of image %s, written by hull-build for its packages stage only.\n"
+                     "Types: deb\nURIs: %s\nSuites: %s\n%s%s%sSigned-By: %s\n",
+                     r->name, c->spec->name, uris, suites, components[0] ? "Components: " : "", components,
+                     components[0] ? "\n" : "", key) < 0)
+                return -ENOMEM;
+        k = repo_write(c, st, sources_rel, text, strlen(text));
+        if (k < 0)
+                return k;
+
+        if (!r->has_pin)
+                return 0;
+        /* apt pins by origin, the host of the URI ("" for local files); the
+         * spec parser refused differing pins for one host. */
+        for (size_t i = 0; r->uris[i]; i++) {
+                _cleanup_free_ char *o = NULL, *n = NULL;
+                if (spec_repository_uri_origin(r->uris[i], &o) < 0)
+                        return -ENOMEM;
+                bool seen = false;
+                for (char **x = origins; x && *x; x++)
+                        seen = seen || streq(*x, o);
+                if (seen)
+                        continue;
+                if (asprintf(&n, "%s%sPackage: *\nPin: origin \"%s\"\nPin-Priority: %d\n", prefs, prefs[0] ? "\n" : "", o,
+                             r->pin) < 0)
+                        return -ENOMEM;
+                free(prefs);
+                prefs = TAKE_PTR(n);
+                if ((k = strv_extend_take(&origins, TAKE_PTR(o))) < 0)
+                        return k;
+        }
+        if (asprintf(&prefs_rel, "etc/apt/preferences.d/" REPO_FILE_PREFIX "%s", r->name) < 0)
+                return -ENOMEM;
+        return repo_write(c, st, prefs_rel, prefs, strlen(prefs));
+}
+
+static void repo_remove(BuildContext *c, RepoState *st) {
+        for (char **p = st->written; p && *p; p++)
+                if (unlink(*p) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "Failed to remove '%s' from the image, ignoring: %m", *p);
+        strv_free(st->written);
+        st->written = NULL;
+        if (st->made_keyrings) {
+                _cleanup_free_ char *k = path_join(c->root, "etc/apt/keyrings");
+                if (k)
+                        (void) rmdir(k);
+        }
+        strv_free(c->chroot_binds);
+        c->chroot_binds = NULL;
+}
+
+static int repo_install(BuildContext *c, RepoState *st) {
+        _cleanup_free_ char *keyrings = path_join(c->root, "etc/apt/keyrings");
+        if (!keyrings)
+                return -ENOMEM;
+        st->made_keyrings = access(keyrings, F_OK) < 0;
+        for (size_t i = 0; i < c->spec->n_repositories; i++) {
+                int r = repo_install_one(c, st, &c->spec->repositories[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* What apt said about a failure: its first error or warning line ("W: GPG
+ * error ... NO_PUBKEY" says more than the "E: ... is not signed" after it). */
+static char *log_apt_reason(BuildContext *c, off_t from) {
+        struct stat stb;
+        if (c->log_fd < 0 || fstat(c->log_fd, &stb) < 0 || stb.st_size <= from)
+                return NULL;
+        size_t n = (size_t) MIN(stb.st_size - from, (off_t) (256 << 10));
+        _cleanup_free_ char *buf = malloc(n + 1);
+        if (!buf)
+                return NULL;
+        ssize_t got = pread(c->log_fd, buf, n, stb.st_size - (off_t) n);
+        if (got <= 0)
+                return NULL;
+        buf[got] = '\0';
+        for (char *line = buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = '\0';
+                if (string_has_prefix(line, "E: ") || string_has_prefix(line, "W: "))
+                        return strndup(line + 3, 300);
+                line = nl ? nl + 1 : NULL;
+        }
+        return NULL;
+}
+
+static off_t log_offset(BuildContext *c) {
+        struct stat stb;
+        return c->log_fd >= 0 && fstat(c->log_fd, &stb) >= 0 ? stb.st_size : 0;
+}
+
+static int apt_update(BuildContext *c, const char *only_sources, off_t *ret_from) {
+        char *env[] = { (char *) "DEBIAN_FRONTEND=noninteractive", (char *) "LC_ALL=C.UTF-8", NULL };
+        _cleanup_free_ char *list = NULL;
+        /* apt-get update exits 0 when an index cannot be fetched (a warning,
+         * old lists used): an unreachable repository must fail the build. */
+        char *argv[12] = { (char *) "apt-get", (char *) "update", (char *) "-q", (char *) "-o",
+                           (char *) "APT::Update::Error-Mode=any" };
+        size_t n = 5;
+
+        if (only_sources) {
+                if (asprintf(&list, "Dir::Etc::SourceList=%s", only_sources) < 0)
+                        return -ENOMEM;
+                argv[n++] = (char *) "-o";
+                argv[n++] = list;
+                argv[n++] = (char *) "-o";
+                argv[n++] = (char *) "Dir::Etc::SourceParts=/nonexistent";
+                /* Keep the other sources' lists that the full update fetched. */
+                argv[n++] = (char *) "-o";
+                argv[n++] = (char *) "APT::Get::List-Cleanup=false";
+        }
+        argv[n] = NULL;
+        if (ret_from)
+                *ret_from = log_offset(c);
+        return build_chroot_run(c, argv, env);
+}
+
+/* The full update failed: find the repository that makes it fail, by
+ * updating each alone, so the error names it. 0 if none of them does (the
+ * distribution's archive is at fault). */
+static int repo_find_failing(BuildContext *c) {
+        for (size_t i = 0; i < c->spec->n_repositories; i++) {
+                const SpecRepository *r = &c->spec->repositories[i];
+                _cleanup_free_ char *rel = NULL, *reason = NULL;
+                off_t from;
+                int k;
+
+                if ((k = repo_sources_path(r, &rel)) < 0)
+                        return k;
+                _cleanup_free_ char *abs = path_join("/", rel);
+                if (!abs)
+                        return -ENOMEM;
+                k = apt_update(c, abs, &from);
+                if (k == 0)
+                        continue;
+                reason = log_apt_reason(c, from);
+                return log_error_errno(k < 0 ? k : EPROTO,
+                                       "Repository '%s' (%s) failed: %s (checked with its key '%s'; see the build log)",
+                                       r->name, r->uris[0], reason ?: "apt-get update failed", r->signed_by);
+        }
+        return 0;
+}
+
 static int debian_install(BuildContext *c, char * const *packages) {
         char *env[] = { (char *) "DEBIAN_FRONTEND=noninteractive", (char *) "LC_ALL=C.UTF-8", NULL };
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_free_ char *policy = path_join(c->root, "usr/sbin/policy-rc.d");
+        RepoState repos = {};
+        off_t from;
         int r;
 
         if (!policy)
                 return -ENOMEM;
-        if (strv_length(packages) == 0)
+        /* With repositories but no packages, still check that they work. */
+        if (strv_length(packages) == 0 && c->spec->n_repositories == 0)
                 return 0;
 
         /* Nothing may start services inside the build tree. */
@@ -98,43 +356,64 @@ static int debian_install(BuildContext *c, char * const *packages) {
         _cleanup_free_ char *resolv = path_join(c->root, "etc/resolv.conf"), *host_resolv = NULL;
         bool lent_resolv = false;
         size_t resolv_size;
-        if (!resolv)
-                return -ENOMEM;
+        if (!resolv) {
+                r = -ENOMEM;
+                goto finish;
+        }
         if (access(resolv, F_OK) < 0 && read_full_file("/etc/resolv.conf", 1 << 16, &host_resolv, &resolv_size) >= 0) {
                 (void) unlink(resolv); /* a dangling symlink */
                 lent_resolv = write_file_atomic(resolv, host_resolv, resolv_size, 0644) >= 0;
         }
 
-        char *update[] = { (char *) "apt-get", (char *) "update", (char *) "-q", NULL };
-        r = build_chroot_run(c, update, env);
+        r = repo_install(c, &repos);
+        if (r < 0)
+                goto finish;
+
+        r = apt_update(c, NULL, &from);
         if (r != 0) {
-                (void) unlink(policy);
-                if (lent_resolv)
-                        (void) unlink(resolv);
-                return log_error_errno(r < 0 ? r : EPROTO, "apt-get update failed%s", r > 0 ? " (see the log)" : ": %m");
+                _cleanup_free_ char *reason = log_apt_reason(c, from);
+                int q = repo_find_failing(c);
+                if (q < 0) {
+                        r = q;
+                        goto finish;
+                }
+                r = log_error_errno(r < 0 ? r : EPROTO, "apt-get update failed%s%s%s", r > 0 ? ": " : "",
+                                    r > 0 ? reason ?: "see the log" : "", r < 0 ? ": %m" : "");
+                goto finish;
         }
 
-        static const char *const head[] = { "apt-get", "install", "-y", "-q", "--no-install-recommends", NULL };
-        for (const char *const *h = head; *h; h++)
-                if (!(argv = strv_append(argv, *h)))
-                        return -ENOMEM;
-        for (char * const *p = packages; *p; p++)
-                if (!(argv = strv_append(argv, *p)))
-                        return -ENOMEM;
+        if (strv_length(packages) > 0) {
+                static const char *const head[] = { "apt-get", "install", "-y", "-q", "--no-install-recommends", NULL };
+                for (const char *const *h = head; *h; h++)
+                        if (!(argv = strv_append(argv, *h))) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                for (char * const *p = packages; *p; p++)
+                        if (!(argv = strv_append(argv, *p))) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
 
-        r = build_chroot_run(c, argv, env);
-        (void) unlink(policy);
-        if (lent_resolv)
-                (void) unlink(resolv);
-        if (r != 0)
-                return log_error_errno(r < 0 ? r : EPROTO,
-                                       "apt-get could not install the packages (is every name in 'packages' a package in "
-                                       "suite '%s'?)",
-                                       c->spec->suite);
+                r = build_chroot_run(c, argv, env);
+                if (r != 0) {
+                        r = log_error_errno(r < 0 ? r : EPROTO,
+                                            "apt-get could not install the packages (is every name in 'packages' a "
+                                            "package in suite '%s'%s?)",
+                                            c->spec->suite, c->spec->n_repositories > 0 ? " or a repository" : "");
+                        goto finish;
+                }
+        }
 
         char *clean[] = { (char *) "apt-get", (char *) "clean", NULL };
         (void) build_chroot_run(c, clean, env);
-        return 0;
+        r = 0;
+finish:
+        repo_remove(c, &repos);
+        (void) unlink(policy);
+        if (lent_resolv)
+                (void) unlink(resolv);
+        return r;
 }
 
 static int find_kernel_version(BuildContext *c) {

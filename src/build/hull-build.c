@@ -46,6 +46,8 @@ static void help(void) {
                "      --no-cache         ignore and do not fill the cache\n"
                "      --trust PUBLIC.pem also trust this key for updates on the node (repeatable)\n"
                "      --keep-work        keep the work directory for inspection\n"
+               "      --stop-after STAGE stop after stage packages, customise or seal and keep\n"
+               "                         the work directory (no image is written)\n"
                "      --programs-dir DIRS where hull-init, hull-agent and hullctl are taken from\n"
                "                         (':'-separated)\n"
                "      --data-dir DIR     Hull's data files (initramfs scripts, units)\n"
@@ -66,6 +68,7 @@ static const char *arg_data_dir = NULL;
 static InstallerOptions arg_installer = {};
 static bool arg_no_cache = false;
 static bool arg_keep_work = false;
+static const char *arg_stop_after = NULL;
 static bool arg_output_set = false;
 static bool arg_check = false;
 
@@ -295,6 +298,7 @@ static int cmd_build(int argc, char **argv) {
                 .trusted_keys = arg_trust,
                 .no_cache = arg_no_cache,
                 .keep_work = arg_keep_work,
+                .stop_after = arg_stop_after,
                 .log_fd = -EBADF,
         };
         r = build_run(&c);
@@ -320,7 +324,7 @@ static int cmd_installer(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK,
+        enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_STOP_AFTER, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK,
                ARG_IMAGE, ARG_CONFIG, ARG_DISK, ARG_ROOT_SIZE, ARG_PERSIST_MIN, ARG_FORCE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -333,6 +337,7 @@ int main(int argc, char **argv) {
                 { "trust", required_argument, NULL, ARG_TRUST },
                 { "keyring", required_argument, NULL, ARG_KEYRING },
                 { "keep-work", no_argument, NULL, ARG_KEEP_WORK },
+                { "stop-after", required_argument, NULL, ARG_STOP_AFTER },
                 { "programs-dir", required_argument, NULL, ARG_PROGRAMS },
                 { "data-dir", required_argument, NULL, ARG_DATA },
                 { "check", no_argument, NULL, ARG_CHECK },
@@ -381,6 +386,13 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_KEEP_WORK:
                         arg_keep_work = true;
+                        break;
+                case ARG_STOP_AFTER:
+                        if (!streq(optarg, "packages") && !streq(optarg, "customise") && !streq(optarg, "seal"))
+                                return log_error_errno(EINVAL, "--stop-after %s: expected packages, customise or seal",
+                                                       optarg),
+                                       EXIT_FAILURE;
+                        arg_stop_after = optarg;
                         break;
                 case ARG_PROGRAMS:
                         arg_programs_dir = optarg;

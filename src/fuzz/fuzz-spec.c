@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "spec.h"
@@ -22,5 +23,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < s->n_files; i++)
                 if (!s->files[i].source || !s->files[i].path || s->files[i].path[0] != '/')
                         abort();
+        for (size_t i = 0; i < s->n_repositories; i++) {
+                const SpecRepository *repo = &s->repositories[i];
+                /* Every value goes into an apt deb822 file: no line breaks. */
+                if (!repo->name || !repo->uris || !repo->uris[0] || !repo->suites || !repo->suites[0] ||
+                    !repo->components || !repo->signed_by || strpbrk(repo->name, " \n") || repo->key_data ||
+                    (repo->has_pin && (repo->pin == 0 || repo->pin < SPEC_REPOSITORY_PIN_MIN ||
+                                       repo->pin > SPEC_REPOSITORY_PIN_MAX)))
+                        abort();
+                bool flat = repo->suites[0][strlen(repo->suites[0]) - 1] == '/';
+                if (flat != (repo->components[0] == NULL))
+                        abort();
+                for (char **u = repo->uris; *u; u++)
+                        if (strpbrk(*u, " \t\n\"'#"))
+                                abort();
+        }
         return 0;
 }

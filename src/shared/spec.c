@@ -507,6 +507,330 @@ static int h_files(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return 0;
 }
 
+/* ---- repositories ------------------------------------------------------ */
+
+/* Extra apt repositories, written as deb822 sources during the packages
+ * stage only. Everything here ends up in an apt configuration file, so each
+ * value is held to the characters that field can have: a space or newline
+ * would start another field or stanza. */
+
+#define URI_CHARS "-._~:/@!$&()*+,;=%"
+
+static bool repository_name_valid(const char *n) {
+        if (!n[0] || strlen(n) > SPEC_REPOSITORY_NAME_MAX || !(islower((unsigned char) n[0]) || isdigit((unsigned char) n[0])))
+                return false;
+        for (const char *p = n; *p; p++)
+                if (!islower((unsigned char) *p) && !isdigit((unsigned char) *p) && *p != '.' && *p != '-')
+                        return false;
+        return true;
+}
+
+/* The host part of an http(s) URI, which is what apt's "Pin: origin" matches;
+ * "" for file: URIs (apt's "local" origin). */
+int spec_repository_uri_origin(const char *uri, char **ret) {
+        const char *h = strstr(uri, "://");
+        if (!h || string_has_prefix(uri, "file:")) {
+                *ret = strdup("");
+                return *ret ? 0 : -ENOMEM;
+        }
+        h += 3;
+        size_t l = strcspn(h, "/");
+        const char *at = memchr(h, '@', l);
+        if (at) {
+                l -= (size_t) (at + 1 - h);
+                h = at + 1;
+        }
+        const char *colon = memchr(h, ':', l);
+        if (colon)
+                l = (size_t) (colon - h);
+        *ret = strndup(h, l);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static bool path_has_dotdot(const char *p) {
+        return streq(p, "..") || string_has_prefix(p, "../") || strstr(p, "/../") ||
+               (strlen(p) >= 3 && streq(p + strlen(p) - 3, "/.."));
+}
+
+static int repository_uris(const YNode *v, SpecRepository *r, SpecError *e) {
+        int k = get_string_list(v, "repositories.uris", URI_CHARS, &r->uris, e);
+        if (k < 0)
+                return k;
+        if (!r->uris[0])
+                return fail(e, v, "'repositories.uris' of repository '%s' must list at least one URI", r->name ?: "?");
+        for (size_t i = 0; r->uris[i]; i++) {
+                const char *u = r->uris[i], *rest = NULL;
+                bool ok = false;
+                if (string_has_prefix(u, "http://") || string_has_prefix(u, "https://")) {
+                        rest = strstr(u, "://") + 3; /* host[:port]/path */
+                        ok = rest[0] && rest[0] != '/';
+                } else if (string_has_prefix(u, "file:///")) {
+                        rest = u + 7; /* the absolute path */
+                        ok = rest[1] != '\0';
+                }
+                if (!ok)
+                        return fail(e, v->items[i],
+                                    "'repositories.uris' entry '%s' must be an http://, https:// or file:/// URI with a "
+                                    "host or an absolute path",
+                                    u);
+                if (path_has_dotdot(rest) || strstr(rest, "//"))
+                        return fail(e, v->items[i], "'repositories.uris' entry '%s' must not contain '..' or '//' in its path",
+                                    u);
+        }
+        return 0;
+}
+
+static bool suite_is_flat(const char *s) {
+        return s[strlen(s) - 1] == '/';
+}
+
+static int repository_suites(const YNode *v, SpecRepository *r, SpecError *e) {
+        int k = get_string_list(v, "repositories.suites", "._-~+/", &r->suites, e);
+        if (k < 0)
+                return k;
+        if (!r->suites[0])
+                return fail(e, v, "'repositories.suites' must list at least one suite (\"/\" for a flat repository)");
+        for (size_t i = 0; r->suites[i]; i++) {
+                const char *x = r->suites[i];
+                if ((x[0] == '/' && !streq(x, "/")) || path_has_dotdot(x) || strstr(x, "//") ||
+                    (!isalnum((unsigned char) x[0]) && x[0] != '/' && !streq(x, "./")))
+                        return fail(e, v->items[i],
+                                    "'repositories.suites' entry '%s' must be a suite name such as bookworm, or a "
+                                    "flat repository's path ending in '/' (\"/\", \"./\", \"stable/\") without '..'",
+                                    x);
+                if (suite_is_flat(x) != suite_is_flat(r->suites[0]))
+                        return fail(e, v->items[i],
+                                    "'repositories.suites' mixes a flat repository path (ending in '/') with a suite "
+                                    "name; use two repositories");
+        }
+        return 0;
+}
+
+static int repository_components(const YNode *v, SpecRepository *r, SpecError *e) {
+        int k = get_string_list(v, "repositories.components", "._-+/", &r->components, e);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; r->components[i]; i++) {
+                const char *x = r->components[i];
+                if (!isalnum((unsigned char) x[0]) || path_has_dotdot(x) || strstr(x, "//") || suite_is_flat(x))
+                        return fail(e, v->items[i],
+                                    "'repositories.components' entry '%s' must be a component name such as main", x);
+        }
+        return 0;
+}
+
+static int repository_pin(const YNode *v, SpecRepository *r, SpecError *e) {
+        int k = want_scalar(v, "repositories.pin", e);
+        if (k < 0)
+                return k;
+        char *end;
+        errno = 0;
+        long p = strtol(v->value, &end, 10);
+        if (errno != 0 || end == v->value || *end != '\0' || isspace((unsigned char) v->value[0]) ||
+            p < SPEC_REPOSITORY_PIN_MIN || p > SPEC_REPOSITORY_PIN_MAX || p == 0)
+                return fail(e, v,
+                            "'repositories.pin' must be an apt pin priority from %d to %d other than 0, not '%s'",
+                            SPEC_REPOSITORY_PIN_MIN, SPEC_REPOSITORY_PIN_MAX, v->value);
+        r->pin = (int) p;
+        r->has_pin = true;
+        return 0;
+}
+
+static int parse_repository(const YNode *n, SpecRepository *r, SpecError *e) {
+        const YNode *suites = NULL, *components = NULL, *uris = NULL;
+
+        if (n->type != YN_MAPPING)
+                return fail(e, n, "each entry of 'repositories' must be a mapping with name, uris, suites and signed_by");
+        r->line = n->line;
+        r->column = n->column;
+
+        /* The name first, so that later messages can use it. */
+        for (size_t i = 0; i + 1 < n->n_items; i += 2)
+                if (streq(n->items[i]->value, "name")) {
+                        const YNode *v = n->items[i + 1];
+                        int k = get_string(v, "repositories.name", ".-", &r->name, e);
+                        if (k < 0)
+                                return k;
+                        if (!repository_name_valid(r->name))
+                                return fail(e, v,
+                                            "'repositories.name' must be lower-case letters, digits, '.' and '-', start "
+                                            "with a letter or digit and be at most %d characters, not '%s'",
+                                            SPEC_REPOSITORY_NAME_MAX, r->name);
+                }
+
+        for (size_t i = 0; i + 1 < n->n_items; i += 2) {
+                const YNode *k = n->items[i], *v = n->items[i + 1];
+                int q = 0;
+
+                for (size_t j = 0; j < i; j += 2)
+                        if (streq(n->items[j]->value, k->value))
+                                return fail(e, k, "duplicate key '%s' in a 'repositories' entry", k->value);
+                if (streq(k->value, "name"))
+                        continue;
+                if (streq(k->value, "uris")) {
+                        uris = v;
+                        q = repository_uris(v, r, e);
+                } else if (streq(k->value, "suites")) {
+                        suites = v;
+                        q = repository_suites(v, r, e);
+                } else if (streq(k->value, "components")) {
+                        components = v;
+                        q = repository_components(v, r, e);
+                } else if (streq(k->value, "signed_by")) {
+                        q = get_string(v, "repositories.signed_by", NULL, &r->signed_by, e);
+                        if (q >= 0 && strpbrk(r->signed_by, "\n\r\t"))
+                                q = fail(e, v, "'repositories.signed_by' must be a file name");
+                        r->key_line = v->line;
+                        r->key_column = v->column;
+                } else if (streq(k->value, "pin"))
+                        q = repository_pin(v, r, e);
+                else
+                        q = fail(e, k,
+                                 "unknown key '%s' in 'repositories' entry (known keys: name, uris, suites, components, "
+                                 "signed_by, pin)",
+                                 k->value);
+                if (q < 0)
+                        return q;
+        }
+
+        if (!r->name)
+                return fail(e, n, "a 'repositories' entry is missing 'name'");
+        if (!uris)
+                return fail(e, n, "repository '%s' is missing 'uris'", r->name);
+        if (!suites)
+                return fail(e, n, "repository '%s' is missing 'suites' (\"/\" for a flat repository)", r->name);
+        /* apt never installs unsigned packages here: there is no way to turn
+         * the check off, so a key is always needed. */
+        if (!r->signed_by)
+                return fail(e, n,
+                            "repository '%s' is missing 'signed_by' (the repository's OpenPGP public key file; "
+                            "unsigned repositories are not supported)",
+                            r->name);
+        if (suite_is_flat(r->suites[0])) {
+                if (components && r->components[0])
+                        return fail(e, components,
+                                    "repository '%s' is flat (suite '%s' ends in '/') and must not have 'components'",
+                                    r->name, r->suites[0]);
+        } else if (!components || !r->components[0])
+                return fail(e, components ?: n,
+                            "repository '%s' needs 'components' (such as [main]) for suite '%s'; only a flat "
+                            "repository (suite ending in '/') has none",
+                            r->name, r->suites[0]);
+        if (!r->components && !(r->components = calloc(1, sizeof(char *))))
+                return -ENOMEM;
+        return 0;
+}
+
+/* apt pins by host ("Pin: origin"), so two repositories on one host share
+ * their pin: differing ones would silently apply to both. */
+static int repositories_check_pins(const Spec *s, const YNode *list, SpecError *e) {
+        for (size_t a = 0; a < s->n_repositories; a++)
+                for (size_t b = 0; b < a; b++) {
+                        const SpecRepository *x = &s->repositories[a], *y = &s->repositories[b];
+                        if (x->has_pin == y->has_pin && (!x->has_pin || x->pin == y->pin))
+                                continue;
+                        for (char **u = x->uris; *u; u++)
+                                for (char **w = y->uris; *w; w++) {
+                                        _cleanup_free_ char *hx = NULL, *hy = NULL;
+                                        if (spec_repository_uri_origin(*u, &hx) < 0 || spec_repository_uri_origin(*w, &hy) < 0)
+                                                return -ENOMEM;
+                                        if (streq(hx, hy))
+                                                return fail(e, list->items[a],
+                                                            "repositories '%s' and '%s' are on the same host '%s' but "
+                                                            "have different pins; apt pins by host, so give them the "
+                                                            "same pin",
+                                                            y->name, x->name, hx[0] ? hx : "(local files)");
+                                }
+                }
+        return 0;
+}
+
+static int h_repositories(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        if (v->type != YN_SEQUENCE)
+                return fail(e, v, "'repositories' must be a list");
+        s->repositories = calloc(v->n_items ?: 1, sizeof(SpecRepository));
+        if (!s->repositories)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n_items; i++) {
+                s->n_repositories++;
+                int r = parse_repository(v->items[i], &s->repositories[i], e);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(s->repositories[j].name, s->repositories[i].name))
+                                return fail(e, v->items[i], "duplicate repository name '%s' (also on line %u)",
+                                            s->repositories[i].name, s->repositories[j].line);
+        }
+        return repositories_check_pins(s, v, e);
+}
+
+static void repository_done(SpecRepository *r) {
+        free(r->name);
+        strv_free(r->uris);
+        strv_free(r->suites);
+        strv_free(r->components);
+        free(r->signed_by);
+        free(r->key_data);
+}
+
+/* An OpenPGP public key: armored, or a binary packet stream starting with a
+ * public-key packet (RFC 4880 4.2: tag 6 in the old or new packet format). */
+static const char *key_problem(const char *data, size_t size, bool *ret_armored) {
+        const char *p = data;
+        while (p < data + size && isspace((unsigned char) *p))
+                p++;
+        size_t left = size - (size_t) (p - data);
+        if (left >= 5 && memcmp(p, "-----", 5) == 0) {
+                static const char pub[] = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+                if (left >= strlen(pub) && memcmp(p, pub, strlen(pub)) == 0) {
+                        if (memchr(data, '\0', size))
+                                return "is an armored key with a NUL byte in it";
+                        *ret_armored = true;
+                        return NULL;
+                }
+                if (left >= 32 && memmem(p, MIN(left, (size_t) 64), "PRIVATE KEY", 11))
+                        return "is a private key; give the repository's public key";
+                return "is armored but not an OpenPGP public key block";
+        }
+        unsigned char b = (unsigned char) data[0];
+        if (size >= 2 && (b & 0x80) && ((b & 0x40) ? (b & 0x3f) == 6 : ((b >> 2) & 0x0f) == 6)) {
+                *ret_armored = false;
+                return NULL;
+        }
+        return "is not an OpenPGP public key (neither armored nor binary)";
+}
+
+int spec_load_repository_keys(Spec *s, SpecError *e) {
+        for (size_t i = 0; i < s->n_repositories; i++) {
+                SpecRepository *r = &s->repositories[i];
+                YNode at = { .line = r->key_line, .column = r->key_column };
+                _cleanup_free_ char *path = NULL, *data = NULL;
+                size_t size = 0;
+                bool armored = false;
+
+                path = r->signed_by[0] == '/' ? strdup(r->signed_by) : path_join(s->base_dir, r->signed_by);
+                if (!path)
+                        return -ENOMEM;
+                int k = read_full_file(path, SPEC_REPOSITORY_KEY_SIZE_MAX, &data, &size);
+                if (k == -E2BIG)
+                        return fail(e, &at, "repository '%s': key file '%s' is larger than %d bytes", r->name, path,
+                                    SPEC_REPOSITORY_KEY_SIZE_MAX);
+                if (k < 0)
+                        return fail(e, &at, "repository '%s': cannot read key file '%s': %s", r->name, path,
+                                    strerror(-k));
+                if (size == 0)
+                        return fail(e, &at, "repository '%s': key file '%s' is empty", r->name, path);
+                const char *why = key_problem(data, size, &armored);
+                if (why)
+                        return fail(e, &at, "repository '%s': key file '%s' %s", r->name, path, why);
+                free(r->key_data);
+                r->key_data = TAKE_PTR(data);
+                r->key_size = size;
+                r->key_armored = armored;
+        }
+        return 0;
+}
+
 static int h_hook(Spec *s, const YNode *v, const char *k, SpecError *e) {
         HookStage st = hook_stage_from_string(k);
         return get_string_list(v, k, "._-/", &s->hooks[st], e);
@@ -803,6 +1127,9 @@ Spec *spec_free(Spec *s) {
                 free(s->files[i].group);
         }
         free(s->files);
+        for (size_t i = 0; i < s->n_repositories; i++)
+                repository_done(&s->repositories[i]);
+        free(s->repositories);
         for (int i = 0; i < _HOOK_STAGE_MAX; i++)
                 strv_free(s->hooks[i]);
         strv_free(s->cmdline);
@@ -836,6 +1163,7 @@ int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, S
                 { "rootfs", h_rootfs },       { "partitions", h_partitions },
                 { "kernel", h_kernel },       { "boot", h_boot },
                 { "kubernetes", h_kubernetes }, { "images", h_images }, { "units", h_units },
+                { "repositories", h_repositories },
         };
         _cleanup_(ynode_freep) YNode *root = NULL;
         _cleanup_(spec_freep) Spec *s = NULL;
@@ -901,5 +1229,13 @@ int spec_load(const char *path, Spec **ret, SpecError *e) {
         copy = strdup(path);
         if (!copy)
                 return -ENOMEM;
-        return spec_parse(data, size, dirname(copy), ret, e);
+        _cleanup_(spec_freep) Spec *s = NULL;
+        r = spec_parse(data, size, dirname(copy), &s, e);
+        if (r < 0)
+                return r;
+        r = spec_load_repository_keys(s, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
 }

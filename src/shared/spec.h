@@ -64,6 +64,33 @@ typedef struct SpecImage {
         char *sha256;              /* optional pin of the archive, lower-case hex */
 } SpecImage;
 
+/* ---- repositories: extra apt repositories (docs/SPEC.md) ---------------- */
+
+#define SPEC_REPOSITORY_NAME_MAX 64
+#define SPEC_REPOSITORY_KEY_SIZE_MAX (1024 * 1024)
+/* apt_preferences(5): below 0 never installs, 1000 and more may downgrade;
+ * 0 is undefined there, so it is refused. */
+#define SPEC_REPOSITORY_PIN_MIN (-1000)
+#define SPEC_REPOSITORY_PIN_MAX 1001
+
+/* One deb822 source: packages of the packages stage may come from it. */
+typedef struct SpecRepository {
+        char *name;          /* [a-z0-9][a-z0-9.-]*, unique: names files and errors */
+        char **uris;         /* http://, https:// or file:/// */
+        char **suites;       /* a flat repository has one suite ending in '/' */
+        char **components;   /* empty (never NULL) for a flat repository */
+        char *signed_by;     /* OpenPGP public key file, relative to base_dir or absolute */
+        bool has_pin;
+        int pin;             /* apt pin priority, if has_pin */
+        unsigned line, column;         /* of the entry */
+        unsigned key_line, key_column; /* of signed_by, for key file errors */
+
+        /* Read by spec_load() (spec_load_repository_keys()); NULL after spec_parse(). */
+        char *key_data;
+        size_t key_size;
+        bool key_armored;    /* ASCII-armored (apt wants .asc) or binary (.gpg) */
+} SpecRepository;
+
 typedef struct Spec {
         char *name;
         char *version;
@@ -81,6 +108,9 @@ typedef struct Spec {
         size_t n_files;
 
         char **hooks[_HOOK_STAGE_MAX];
+
+        SpecRepository *repositories;
+        size_t n_repositories;
 
         RootfsType rootfs_type;
         bool verity;
@@ -114,7 +144,15 @@ typedef struct SpecError {
 /* -EINVAL with *error filled for any malformed or invalid spec; -E2BIG if
  * larger than SPEC_SIZE_MAX; -ENOMEM. */
 int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, SpecError *error) _warn_unused_result_;
+/* spec_parse() of the file, then spec_load_repository_keys(). */
 int spec_load(const char *path, Spec **ret, SpecError *error) _warn_unused_result_;
+/* Read every repository's signed_by key file into key_data, checking it is an
+ * OpenPGP public key (armored or binary). -EINVAL with *error (at signed_by)
+ * if one is missing, unreadable, too large or not a public key. */
+int spec_load_repository_keys(Spec *s, SpecError *error) _warn_unused_result_;
+/* What apt's "Pin: origin" matches for a repository URI: its host name, or ""
+ * for file: URIs. */
+int spec_repository_uri_origin(const char *uri, char **ret) _warn_unused_result_;
 Spec *spec_free(Spec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Spec *, spec_free);
 

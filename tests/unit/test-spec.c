@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fileio.h"
 #include "spec.h"
 #include "tests.h"
 
@@ -146,6 +151,253 @@ static void test_errors(void) {
         expect_error("---\nname: x\n---\nname: y\n", 0, "single YAML document");
 }
 
+/* ---- repositories ---- */
+
+#define REPO(extra) BASE "repositories:\n  - name: k8s\n    uris: [https://pkgs.k8s.io/core:/stable:/v1.32/deb/]\n" \
+        "    suites: [/]\n    signed_by: keys/k8s.asc\n" extra
+
+static void test_repositories(void) {
+        static const char y[] = BASE
+                "repositories:\n"
+                "  - name: kubernetes\n"
+                "    uris: [https://pkgs.k8s.io/core:/stable:/v1.32/deb/]\n"
+                "    suites: [\"/\"]\n"
+                "    components: []\n"
+                "    signed_by: keys/kubernetes-release.key\n"
+                "    pin: 500\n"
+                "  - name: internal.tools-2\n"
+                "    uris: [http://apt.example.com:8080/debian, 'file:///srv/mirror']\n"
+                "    suites: [bookworm, bookworm-updates]\n"
+                "    components: [main, updates/main]\n"
+                "    signed_by: /etc/keys/internal.gpg\n"
+                "    pin: -1\n";
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+
+        ASSERT_OK(spec_parse(y, strlen(y), "/specs", &s, &e));
+        ASSERT_EQ(s->n_repositories, 2);
+        const SpecRepository *k = &s->repositories[0], *i = &s->repositories[1];
+        ASSERT_STREQ(k->name, "kubernetes");
+        ASSERT_STREQ(k->uris[0], "https://pkgs.k8s.io/core:/stable:/v1.32/deb/");
+        ASSERT_TRUE(k->uris[1] == NULL);
+        ASSERT_STREQ(k->suites[0], "/");
+        ASSERT_TRUE(k->components && k->components[0] == NULL);
+        ASSERT_STREQ(k->signed_by, "keys/kubernetes-release.key");
+        ASSERT_TRUE(k->has_pin);
+        ASSERT_EQ(k->pin, 500);
+        ASSERT_EQ(k->line, 5);
+        ASSERT_EQ(k->key_line, 9);
+        ASSERT_TRUE(k->key_data == NULL); /* only spec_load() reads keys */
+        ASSERT_STREQ(i->name, "internal.tools-2");
+        ASSERT_STREQ(i->uris[1], "file:///srv/mirror");
+        ASSERT_STREQ(i->suites[1], "bookworm-updates");
+        ASSERT_STREQ(i->components[1], "updates/main");
+        ASSERT_EQ(i->pin, -1);
+
+        /* Components may be left out of a flat repository; pins are optional. */
+        spec_free(TAKE_PTR(s));
+        static const char flat[] = REPO("");
+        ASSERT_OK(spec_parse(flat, strlen(flat), NULL, &s, &e));
+        ASSERT_TRUE(!s->repositories[0].has_pin);
+        ASSERT_TRUE(s->repositories[0].components[0] == NULL);
+        spec_free(TAKE_PTR(s));
+        static const char dot[] = BASE "repositories:\n  - {name: a, uris: ['http://h/r'], suites: ['./'], signed_by: k}\n"
+                                       "  - {name: b, uris: ['http://h/s'], suites: [stable/], signed_by: k}\n";
+        ASSERT_OK(spec_parse(dot, strlen(dot), NULL, &s, &e));
+        /* Same pin on one host is fine. */
+        spec_free(TAKE_PTR(s));
+        static const char same[] = BASE "repositories:\n  - {name: a, uris: ['http://h/r'], suites: [/], signed_by: k, pin: 600}\n"
+                                        "  - {name: b, uris: ['http://h/s'], suites: [/], signed_by: k, pin: 600}\n";
+        ASSERT_OK(spec_parse(same, strlen(same), NULL, &s, &e));
+}
+
+static void test_repository_errors(void) {
+        expect_error(BASE "repositories: {name: a}\n", 4, "'repositories' must be a list");
+        expect_error(BASE "repositories: [k8s]\n", 4, "each entry of 'repositories' must be a mapping");
+        expect_error(REPO("    colour: red\n"), 9, "unknown key 'colour' in 'repositories' entry");
+        expect_error(REPO("    suites: [x]\n"), 9, "duplicate key 'suites'");
+        /* name */
+        expect_error(BASE "repositories:\n  - {uris: ['http://h/'], suites: [/], signed_by: k}\n", 5, "missing 'name'");
+        expect_error(BASE "repositories:\n  - {name: K8s, uris: ['http://h/'], suites: [/], signed_by: k}\n", 5,
+                     "'repositories.name' must be lower-case");
+        expect_error(BASE "repositories:\n  - {name: -a, uris: ['http://h/'], suites: [/], signed_by: k}\n", 5,
+                     "'repositories.name' must be lower-case");
+        expect_error(BASE "repositories:\n  - {name: a_b, uris: ['http://h/'], suites: [/], signed_by: k}\n", 5,
+                     "invalid characters");
+        expect_error(BASE "repositories:\n  - {name: [a], uris: ['http://h/'], suites: [/], signed_by: k}\n", 5,
+                     "'repositories.name' must be a single value");
+        expect_error(BASE "repositories:\n  - {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, "
+                          "uris: ['http://h/'], suites: [/], signed_by: k}\n",
+                     5, "at most 64 characters");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [/], signed_by: k}\n"
+                          "  - {name: a, uris: ['http://i/'], suites: [/], signed_by: k}\n",
+                     6, "duplicate repository name 'a' (also on line 5)");
+        /* uris */
+        expect_error(BASE "repositories:\n  - {name: a, suites: [/], signed_by: k}\n", 5, "repository 'a' is missing 'uris'");
+        expect_error(BASE "repositories:\n  - {name: a, uris: [], suites: [/], signed_by: k}\n", 5, "at least one URI");
+        expect_error(BASE "repositories:\n  - {name: a, uris: 'http://h/', suites: [/], signed_by: k}\n", 5,
+                     "'repositories.uris' must be a list");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['ftp://h/']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "http://, https:// or file:///");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http:///x']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "with a host");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['file://relative/x']\n    suites: [/]\n    signed_by: k\n",
+                     6, "http://, https:// or file:///");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['file:///']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "absolute path");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/a b']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "invalid characters");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/\"x']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "invalid characters");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/../x']\n    suites: [/]\n    signed_by: k\n",  6,
+                     "'..' or '//'");
+        /* suites and components */
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], signed_by: k}\n", 5,
+                     "repository 'a' is missing 'suites'");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [], signed_by: k}\n", 5,
+                     "at least one suite");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [../x/]\n    signed_by: k\n", 7,
+                     "must be a suite name");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [/etc/]\n    signed_by: k\n", 7,
+                     "must be a suite name");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: ['bookworm main']\n    signed_by: k\n",
+                     7, "invalid characters");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [/, bookworm]\n"
+                          "    components: [main]\n    signed_by: k\n",
+                     7, "mixes a flat repository");
+        expect_error(REPO("    components: [main]\n"), 9, "repository 'k8s' is flat (suite '/' ends in '/') and must not have 'components'");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [bookworm], signed_by: k}\n", 5,
+                     "repository 'a' needs 'components'");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [bookworm]\n    components: []\n"
+                          "    signed_by: k\n",
+                     8, "repository 'a' needs 'components'");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [bookworm]\n"
+                          "    components: [main/]\n    signed_by: k\n",
+                     8, "must be a component name");
+        expect_error(BASE "repositories:\n  - name: a\n    uris: ['http://h/']\n    suites: [bookworm]\n"
+                          "    components: ['main;x']\n    signed_by: k\n",
+                     8, "invalid characters");
+        /* signed_by */
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [/]}\n", 5,
+                     "repository 'a' is missing 'signed_by'");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [/], signed_by: ''}\n", 5,
+                     "'repositories.signed_by' must not be empty");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h/'], suites: [/], signed_by: \"a\\nb\"}\n", 5,
+                     "'repositories.signed_by' must be a file name");
+        /* pin */
+        expect_error(REPO("    pin: 0\n"), 9, "from -1000 to 1001 other than 0, not '0'");
+        expect_error(REPO("    pin: 1002\n"), 9, "from -1000 to 1001");
+        expect_error(REPO("    pin: -1001\n"), 9, "from -1000 to 1001");
+        expect_error(REPO("    pin: high\n"), 9, "apt pin priority");
+        expect_error(REPO("    pin: 5x\n"), 9, "apt pin priority");
+        expect_error(REPO("    pin: ''\n"), 9, "apt pin priority");
+        expect_error(REPO("    pin: 99999999999999999999\n"), 9, "apt pin priority");
+        expect_error(REPO("    pin: [1]\n"), 9, "'repositories.pin' must be a single value");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['http://h:80/r'], suites: [/], signed_by: k, pin: 600}\n"
+                          "  - {name: b, uris: ['https://u@h/s'], suites: [/], signed_by: k}\n",
+                     6, "repositories 'a' and 'b' are on the same host 'h' but have different pins");
+        expect_error(BASE "repositories:\n  - {name: a, uris: ['file:///r'], suites: [/], signed_by: k, pin: 600}\n"
+                          "  - {name: b, uris: ['file:///s'], suites: [/], signed_by: k, pin: 700}\n",
+                     6, "(local files)");
+}
+
+static void write_test_file(const char *dir, const char *name, const void *data, size_t size) {
+        _cleanup_free_ char *p = path_join(dir, name);
+        ASSERT_TRUE(p);
+        ASSERT_OK(write_file_atomic(p, data, size, 0644));
+}
+
+static void expect_load_error(const char *path, unsigned line, const char *needle) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+        int r = spec_load(path, &s, &e);
+        if (r != -EINVAL || !strstr(e.message, needle) || e.line != line) {
+                fprintf(stderr, "%s -> r=%d line=%u message='%s' (wanted line %u, '%s')\n", path, r, e.line, e.message,
+                        line, needle);
+                abort();
+        }
+        ASSERT_TRUE(s == NULL);
+}
+
+static void test_repository_keys(void) {
+        char dir[] = "/tmp/test-spec-XXXXXX";
+        ASSERT_TRUE(mkdtemp(dir));
+        static const char armored[] = "\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBG...\n-----END PGP PUBLIC KEY BLOCK-----\n";
+        static const unsigned char binary_old[] = { 0x99, 0x01, 0x0d, 0x04 }; /* old format, tag 6 */
+        static const unsigned char binary_new[] = { 0xc6, 0x33, 0x04 };       /* new format, tag 6 */
+        static const unsigned char secret[] = { 0x95, 0x01, 0x0d, 0x04 };     /* tag 5: secret key */
+        static const char private[] = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQ...\n";
+        write_test_file(dir, "a.asc", armored, strlen(armored));
+        write_test_file(dir, "old.gpg", binary_old, sizeof(binary_old));
+        write_test_file(dir, "new.gpg", binary_new, sizeof(binary_new));
+        write_test_file(dir, "secret.gpg", secret, sizeof(secret));
+        write_test_file(dir, "private.asc", private, strlen(private));
+        write_test_file(dir, "empty", "", 0);
+        write_test_file(dir, "text", "hello\n", 6);
+        write_test_file(dir, "msg.asc", "-----BEGIN PGP MESSAGE-----\n", 28);
+
+        _cleanup_free_ char *abs = path_join(dir, "new.gpg"), *yaml = NULL;
+        ASSERT_TRUE(abs);
+        ASSERT_TRUE(asprintf(&yaml,
+                             BASE "repositories:\n"
+                                  "  - {name: a, uris: ['http://h/a'], suites: [/], signed_by: a.asc}\n"
+                                  "  - {name: b, uris: ['http://h/b'], suites: [/], signed_by: old.gpg}\n"
+                                  "  - {name: c, uris: ['http://h/c'], suites: [/], signed_by: '%s'}\n",
+                             abs) > 0);
+        write_test_file(dir, "ok.yaml", yaml, strlen(yaml));
+        _cleanup_free_ char *ok = path_join(dir, "ok.yaml");
+        _cleanup_(spec_freep) Spec *s = NULL;
+        SpecError e;
+        ASSERT_OK(spec_load(ok, &s, &e));
+        ASSERT_TRUE(s->repositories[0].key_armored);
+        ASSERT_EQ(s->repositories[0].key_size, strlen(armored));
+        ASSERT_TRUE(memcmp(s->repositories[0].key_data, armored, strlen(armored)) == 0);
+        ASSERT_TRUE(!s->repositories[1].key_armored);
+        ASSERT_EQ(s->repositories[1].key_size, sizeof(binary_old));
+        ASSERT_TRUE(!s->repositories[2].key_armored);
+
+        static const struct {
+                const char *key, *needle;
+        } bad[] = {
+                { "missing.asc", "repository 'k8s': cannot read key file '" },
+                { "empty", "is empty" },
+                { "text", "is not an OpenPGP public key" },
+                { "secret.gpg", "is not an OpenPGP public key" },
+                { "private.asc", "is a private key" },
+                { "msg.asc", "is armored but not an OpenPGP public key block" },
+                { ".", "cannot read key file" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *y = NULL, *p = path_join(dir, "bad.yaml");
+                ASSERT_TRUE(asprintf(&y, BASE "repositories:\n  - name: k8s\n    uris: ['http://h/']\n    suites: [/]\n"
+                                              "    signed_by: %s\n",
+                                     bad[i].key) > 0);
+                write_test_file(dir, "bad.yaml", y, strlen(y));
+                expect_load_error(p, 8, bad[i].needle);
+        }
+        /* Too large. */
+        _cleanup_free_ char *big = calloc(1, SPEC_REPOSITORY_KEY_SIZE_MAX + 1);
+        ASSERT_TRUE(big);
+        memcpy(big, armored, strlen(armored));
+        write_test_file(dir, "big.asc", big, SPEC_REPOSITORY_KEY_SIZE_MAX + 1);
+        _cleanup_free_ char *y = NULL, *p = path_join(dir, "big.yaml");
+        ASSERT_TRUE(asprintf(&y, BASE "repositories:\n  - name: k8s\n    uris: ['http://h/']\n    suites: [/]\n"
+                                      "    signed_by: big.asc\n") > 0);
+        write_test_file(dir, "big.yaml", y, strlen(y));
+        expect_load_error(p, 8, "is larger than");
+
+        char *rm[] = { (char *) "rm", (char *) "-rf", dir, NULL };
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                execvp(rm[0], rm);
+                _exit(127);
+        }
+        int status;
+        ASSERT_TRUE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+
 #define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static void test_kubernetes(void) {
@@ -258,6 +510,9 @@ int main(void) {
         TEST_RUN(test_defaults);
         TEST_RUN(test_errors);
         TEST_RUN(test_kubernetes);
+        TEST_RUN(test_repositories);
+        TEST_RUN(test_repository_errors);
+        TEST_RUN(test_repository_keys);
         TEST_RUN(test_deep_nesting);
         TEST_RUN(test_enums);
         TEST_RUN(test_load_missing);
