@@ -217,6 +217,7 @@ def first_boot(b):
           b.sh("test -e /usr/lib/systemd/system/apt-daily.timer")[0] != 0,
           "the spec's units.mask is applied (apt-daily.timer)")
 
+    check(b.vm.saw("hull-images: imported hello.oci.tar"), "the console says the archive was imported")
     st, out = b.sh("systemctl is-active hull-images.service; ctr -n k8s.io images ls -q")
     check(st == 0 and IMAGE_REF in out.split(), "the preloaded image is listed by ctr -n k8s.io images ls: %s" % out)
     st, out = b.sh("ctr -n k8s.io run --rm %s e2e-hello /usr/bin/hello" % IMAGE_REF)
@@ -233,7 +234,10 @@ def second_boot(b):
     check(b.sh("test -s /etc/cni/net.d/10-e2e.conflist")[0] == 0, "after a reboot: /etc/cni/net.d keeps its config")
     check(b.sh("test -x /opt/cni/bin/bridge")[0] == 0, "after a reboot: Debian's plugins are still there")
     st, out = b.sh("journalctl -b -u hull-images.service --no-pager -o cat")
-    check(st == 0 and "imported" not in out, "after a reboot: the archive is not imported again")
+    check(st == 0 and "hull-images: imported" not in out and "cannot import" not in out,
+          "after a reboot: the archive is not imported again: %s" % out[-300:])
+    st, out = b.sh("cat /var/lib/hull/images/*")
+    check(st == 0 and out == "hello.oci.tar", "the import is recorded on persist: %s" % out)
     st, out = b.sh("ctr -n k8s.io images ls -q")
     check(IMAGE_REF in out.split(), "after a reboot: the image is still in containerd")
 
