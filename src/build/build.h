@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "components.h"
 #include "layout.h"
 #include "sign.h"
 #include "spec.h"
@@ -37,6 +38,7 @@ typedef struct BuildContext {
         char *initrd_path;
         DiskLayout layout;
         unsigned package_count;
+        Components components;      /* kernel, containerd, runc, kubelet versions (seal) */
 } BuildContext;
 
 /* Run argv inside the image tree: a private mount namespace with /proc, /sys
@@ -48,6 +50,12 @@ int build_host_run(BuildContext *c, char * const *argv) _warn_unused_result_;
 /* Copy a file of Hull's data directory (data/) into the image at rel
  * (relative to the root), creating parent directories; logs what failed. */
 int build_install_data(BuildContext *c, const char *data_rel, const char *rel, mode_t mode) _warn_unused_result_;
+
+/* build-components.c: find the image's component versions (docs/BUNDLE.md,
+ * "Components") from c->kernel_version, the recorded package list and
+ * /usr/bin/kubelet --version, write them to /usr/lib/hull/components.json in
+ * the image and keep them in c->components. Logs what failed. */
+int build_record_components(BuildContext *c) _warn_unused_result_;
 
 int build_run(BuildContext *c) _warn_unused_result_;
 void build_context_done(BuildContext *c);
