@@ -994,6 +994,9 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
         r = be->record_packages(c);
         if (r < 0)
                 return r;
+        r = build_record_components(c);
+        if (r < 0)
+                return r;
         build_progress(c, "%u packages installed; removing the package manager", c->package_count);
         r = be->remove_package_manager(c);
         if (r < 0)
@@ -1162,6 +1165,9 @@ static int make_bundle(BuildContext *c, char **ret_path) {
                         return -ENOMEM;
                 m->verity_hash_offset = c->rootfs_fs_size;
         }
+        r = manifest_set_components(m, &c->components);
+        if (r < 0)
+                return log_error_errno(r, "Invalid component versions for the manifest: %m");
         if (asprintf(&path, "%s/%s-%s.hullb", c->output_dir, c->spec->name, c->spec->version) < 0)
                 return -ENOMEM;
 
@@ -1247,13 +1253,18 @@ static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
 }
 
 static int write_build_info(BuildContext *c, const char *bundle, const char *disk, double seconds) {
-        _cleanup_free_ char *path = NULL, *json = NULL;
+        _cleanup_free_ char *path = NULL, *json = NULL, *components = NULL;
         uint64_t rootfs = 0, bsize = 0, kernel = 0, initrd = 0;
+        int r;
 
         (void) file_size(c->rootfs_image, &rootfs);
         (void) file_size(bundle, &bsize);
         (void) file_size(c->kernel_path, &kernel);
         (void) file_size(c->initrd_path, &initrd);
+        r = components_format(&c->components, &components);
+        if (r < 0)
+                return r;
+        components[strcspn(components, "\n")] = '\0';
         if (asprintf(&path, "%s/%s-%s.json", c->output_dir, c->spec->name, c->spec->version) < 0 ||
             asprintf(&json,
                      "{\n  \"name\": \"%s\",\n  \"version\": \"%s\",\n  \"rootfs_type\": \"%s\",\n"
@@ -1261,13 +1272,13 @@ static int write_build_info(BuildContext *c, const char *bundle, const char *dis
                      "  \"disk\": \"%s\",\n  \"disk_size\": %llu,\n  \"kernel_version\": \"%s\",\n"
                      "  \"kernel_size\": %llu,\n  \"initrd_size\": %llu,\n  \"packages\": %u,\n"
                      "  \"verity_root_hash\": %s%s%s,\n  \"key_id\": \"%s\",\n  \"cmdline\": \"%s\",\n"
-                     "  \"build_seconds\": %.1f\n}\n",
+                     "  \"components\": %s,\n  \"build_seconds\": %.1f\n}\n",
                      c->spec->name, c->spec->version, rootfs_type_to_string(c->spec->rootfs_type), c->rootfs_image,
                      (unsigned long long) rootfs, bundle, (unsigned long long) bsize, disk,
                      (unsigned long long) c->layout.disk_size, c->kernel_version, (unsigned long long) kernel,
                      (unsigned long long) initrd, c->package_count, c->verity_root_hash ? "\"" : "",
                      c->verity_root_hash ?: "null", c->verity_root_hash ? "\"" : "", key_id(c->key), c->cmdline,
-                     seconds) < 0)
+                     components, seconds) < 0)
                 return -ENOMEM;
         return write_file_atomic(path, json, strlen(json), 0644);
 }
@@ -1374,4 +1385,5 @@ void build_context_done(BuildContext *c) {
         free(c->kernel_path);
         free(c->initrd_path);
         strv_free(c->chroot_binds);
+        components_done(&c->components);
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "components.h"
 #include "layout.h"
 #include "sign.h"
 #include "spec.h"
@@ -46,6 +47,8 @@ typedef struct BuildContext {
          * (/run is a tmpfs private to each run, so nothing is left in the
          * image). Set by the packages stage for file: repositories. */
         char **chroot_binds;
+
+        Components components;      /* kernel, containerd, runc, kubelet versions (seal) */
 } BuildContext;
 
 /* Run argv inside the image tree: a private mount namespace with /proc, /sys
@@ -64,6 +67,12 @@ int build_write_in_root(BuildContext *c, const char *rel, const char *content, m
 int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) _warn_unused_result_;
 /* Resolve a spec-relative path (files, hooks, kubelet, images). */
 int build_resolve_source(BuildContext *c, const char *rel, char **ret) _warn_unused_result_;
+
+/* build-components.c: find the image's component versions (docs/BUNDLE.md,
+ * "Components") from c->kernel_version, the recorded package list and
+ * /usr/bin/kubelet --version, write them to /usr/lib/hull/components.json in
+ * the image and keep them in c->components. Logs what failed. */
+int build_record_components(BuildContext *c) _warn_unused_result_;
 
 int build_run(BuildContext *c) _warn_unused_result_;
 void build_context_done(BuildContext *c);

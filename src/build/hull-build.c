@@ -179,6 +179,13 @@ static int cmd_verify(int argc, char **argv) {
         const Manifest *m = bundle_manifest(b);
         printf("%s: OK\n  image:   %s %s (%s)\n  rootfs:  %s%s\n  key id:  %s\n  created: %s\n", argv[0], m->name,
                m->version, m->arch, m->rootfs_type, m->verity_root_hash ? " with dm-verity" : "", m->key_id, m->created);
+        if (!components_is_empty(&m->components)) {
+                printf("  components:");
+                for (Component k = 0; k < _COMPONENT_MAX; k++)
+                        if (m->components.version[k])
+                                printf(" %s %s", component_to_string(k), m->components.version[k]);
+                printf("\n");
+        }
         for (size_t i = 0; i < m->n_payloads; i++) {
                 char sz[32], hex[65];
                 hex_encode(m->payloads[i].sha256, 32, hex);

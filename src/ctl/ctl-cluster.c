@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ctl-cluster.h"
+#include "kube-version.h"
 #include "kube.h"
 #include "log.h"
 #include "strutil.h"
@@ -27,6 +28,7 @@ static const char *arg_version = NULL;
 static const char *arg_image_url = NULL;
 static const char *arg_sha256 = NULL;
 static const char *arg_key_id = NULL;
+static const char *arg_kubelet_version = NULL;
 static const char *arg_max_unavailable = NULL;
 static const char *arg_batches = NULL;
 
@@ -36,7 +38,8 @@ static void cluster_help(void) {
                "  hullctl cluster [OPTIONS] status [OS]        rollouts; with OS, also its nodes\n"
                "  hullctl cluster [OPTIONS] nodes              every node's OS state (OSNode objects)\n"
                "  hullctl cluster [OPTIONS] upgrade OS --version V --image-url URL --sha256 HEX\n"
-               "                   [--key-id ID] [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
+               "                   [--key-id ID] [--kubelet-version vX.Y.Z]\n"
+               "                   [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
                "  hullctl cluster [OPTIONS] rollback OS --version V\n"
                "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n\n"
                "Options:\n"
@@ -302,6 +305,13 @@ static int check_upgrade_args(void) {
                 return log_error_errno(EINVAL, "--sha256 wants 64 lowercase hex digits, not '%s'", arg_sha256);
         if (!string_has_prefix(arg_image_url, "https://") && !string_has_prefix(arg_image_url, "http://"))
                 return log_error_errno(EINVAL, "--image-url wants an http(s) URL, not '%s'", arg_image_url);
+        if (arg_kubelet_version && kube_version_parse(arg_kubelet_version, NULL) < 0)
+                return log_error_errno(EINVAL, "--kubelet-version wants a Kubernetes version such as v1.32.0 (the "
+                                               "bundle's components.kubelet, as 'hull-build verify' prints it), not "
+                                               "'%s'", arg_kubelet_version);
+        if (!arg_kubelet_version)
+                log_warning("No --kubelet-version: hull-operator makes no kubelet version-skew check for this "
+                            "upgrade. Give the bundle's kubelet version if the image has a kubelet.");
         if (arg_max_unavailable && parse_ip(arg_max_unavailable, &v) < 0)
                 return log_error_errno(EINVAL, "--max-unavailable wants a count or a percentage such as 10%%, "
                                                "not '%s'", arg_max_unavailable);
@@ -309,8 +319,12 @@ static int check_upgrade_args(void) {
 }
 
 static int cmd_upgrade(KubeClient *k, const char *name) {
-        json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s, s:s?}}", "version", arg_version, "operation", "upgrade",
-                                 "image", "url", arg_image_url, "sha256", arg_sha256, "keyId", arg_key_id);
+        /* kubeletVersion: null when not given, so that the merge patch
+         * removes the previous image's (a stale one would check the wrong
+         * kubelet). */
+        json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s, s:s?, s:s?}}", "version", arg_version, "operation",
+                                 "upgrade", "image", "url", arg_image_url, "sha256", arg_sha256, "keyId", arg_key_id,
+                                 "kubeletVersion", arg_kubelet_version);
         if (!spec)
                 return log_oom();
         json_t *strategy = NULL;
@@ -398,7 +412,7 @@ static int cmd_approve(KubeClient *k, const char *name) {
 
 int cluster_main(int argc, char **argv) {
         enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
-               ARG_MAX_UNAVAILABLE, ARG_BATCHES };
+               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES };
         static const struct option opts[] = {
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "context", required_argument, NULL, ARG_CONTEXT },
@@ -407,6 +421,7 @@ int cluster_main(int argc, char **argv) {
                 { "image-url", required_argument, NULL, ARG_IMAGE_URL },
                 { "sha256", required_argument, NULL, ARG_SHA256 },
                 { "key-id", required_argument, NULL, ARG_KEY_ID },
+                { "kubelet-version", required_argument, NULL, ARG_KUBELET_VERSION },
                 { "max-unavailable", required_argument, NULL, ARG_MAX_UNAVAILABLE },
                 { "batches", required_argument, NULL, ARG_BATCHES },
                 { "help", no_argument, NULL, 'h' },
@@ -440,6 +455,9 @@ int cluster_main(int argc, char **argv) {
                         break;
                 case ARG_KEY_ID:
                         arg_key_id = optarg;
+                        break;
+                case ARG_KUBELET_VERSION:
+                        arg_kubelet_version = optarg;
                         break;
                 case ARG_MAX_UNAVAILABLE:
                         arg_max_unavailable = optarg;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kube-version.h"
 #include "log.h"
 #include "operator.h"
 #include "osspec.h"
@@ -45,6 +46,8 @@ void operator_done(Operator *o) {
         o->n_expect = 0;
         json_decref(o->last_hold);
         o->last_hold = NULL;
+        free(o->apiserver_version);
+        o->apiserver_version = NULL;
 }
 
 static Expectation *expectation_find(Operator *o, const char *node) {
@@ -251,17 +254,101 @@ static int status_for_invalid(Operator *o, OsEntry *e, const char *now) {
         return r;
 }
 
+/* The API server's version, as GET /version reports it (gitVersion; from
+ * major and minor if gitVersion is missing). Kept for a minute: it changes
+ * only when the control plane is upgraded, and a pass must not cost a
+ * request per OS object. */
+static int apiserver_version(Operator *o, const char **ret, char **ret_error) {
+        int64_t now = mono_now();
+        if (o->apiserver_version && now - o->apiserver_version_at < APISERVER_VERSION_TTL) {
+                *ret = o->apiserver_version;
+                return 0;
+        }
+
+        json_t *v = NULL;
+        int r = kube_get(o->kube, "/version", &v, ret_error);
+        if (r < 0)
+                return r;
+        const char *git = json_string_value(json_object_get(v, "gitVersion"));
+        char *s = NULL;
+        if (git && kube_version_parse(git, NULL) >= 0)
+                s = strdup(git);
+        else {
+                /* Some distributions put a "+" after the minor ("28+"). */
+                const char *major = json_string_value(json_object_get(v, "major"));
+                const char *minor = json_string_value(json_object_get(v, "minor"));
+                if (!major || !minor || asprintf(&s, "v%s.%.*s.0", major, (int) strspn(minor, "0123456789"), minor) < 0)
+                        s = NULL;
+                if (s && kube_version_parse(s, NULL) < 0) {
+                        free(s);
+                        s = NULL;
+                }
+                if (!s) {
+                        json_decref(v);
+                        return error_set(ret_error, -EBADMSG, "GET /version returned no Kubernetes version");
+                }
+        }
+        json_decref(v);
+        if (!s)
+                return -ENOMEM;
+        free(o->apiserver_version);
+        o->apiserver_version = s;
+        o->apiserver_version_at = now;
+        *ret = s;
+        return 0;
+}
+
+/* The kubelet version-skew check of an upgrade (docs/OPERATOR.md, "Version
+ * skew"): the image's kubelet, as the spec declares it, against the API
+ * server. Sets *ret_refusal, or *ret_unknown when the API server's version
+ * cannot be had (never upgrade blindly). No kubelet in the image: no check. */
+static int skew_check(Operator *o, OsEntry *e, char **ret_refusal, bool *ret_unknown) {
+        _cleanup_free_ char *err = NULL;
+        const char *api = NULL;
+
+        if (e->spec.operation != OS_OPERATION_UPGRADE || !e->spec.image.kubelet_version)
+                return 0;
+        int r = apiserver_version(o, &api, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_warning_errno(r, "OS %s: cannot read the API server version for the version skew check, "
+                                  "starting no node until it can: %s", e->name, err ?: "(no message)");
+                *ret_unknown = true;
+                return 0;
+        }
+        r = kube_version_skew_check(api, e->spec.image.kubelet_version, e->spec.version, ret_refusal);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EINVAL) {
+                /* The spec's version was checked when it was parsed, so it
+                 * is the API server's that does not parse. */
+                log_warning("OS %s: %s", e->name, *ret_refusal ?: "unparsable version");
+                free(*ret_refusal);
+                *ret_refusal = NULL;
+                *ret_unknown = true;
+        }
+        return 0;
+}
+
 static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes, int64_t now) {
         _cleanup_(rollout_plan_done) RolloutPlan plan = {};
         _cleanup_free_ RolloutNode *rn = NULL;
         json_t *keep = json_array();            /* parsed task annotations the RolloutNodes borrow from */
         json_t *status_old = json_object_get(e->obj, "status");
         int64_t gen = kube_generation(e->obj);
+        _cleanup_free_ char *skew_refusal = NULL;
+        bool skew_unknown = false;
         char nowbuf[32];
         int r;
 
         if (!keep)
                 return -ENOMEM;
+        r = skew_check(o, e, &skew_refusal, &skew_unknown);
+        if (r < 0) {
+                json_decref(keep);
+                return r;
+        }
         kube_format_time(now, nowbuf);
         rn = calloc(e->n_nodes ?: 1, sizeof(RolloutNode));
         if (!rn) {
@@ -330,6 +417,8 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 .completed_batches = same ? json_integer_value(json_object_get(status_old, "completedBatches")) : 0,
                 .batch_completed_at = completed_at,
                 .now = now,
+                .skew_refusal = skew_refusal,
+                .skew_unknown = skew_unknown,
         };
         r = rollout_plan(&in, &plan);
         if (r < 0) {
@@ -406,7 +495,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
         /* Status. In-progress counts include what was just chosen. */
         const char *hold = rollout_hold_to_string(plan.hold);
         json_t *oldc = json_object_get(status_old, "conditions");
-        bool degraded = plan.hold == ROLLOUT_FAILURE_BUDGET;
+        bool degraded = plan.hold == ROLLOUT_FAILURE_BUDGET || plan.hold == ROLLOUT_VERSION_SKEW;
         bool paused = plan.hold == ROLLOUT_PAUSED || plan.hold == ROLLOUT_BATCH_GATE_MANUAL;
         bool complete = plan.hold == ROLLOUT_COMPLETE;
         size_t n_conf = json_array_size(e->conflicts);

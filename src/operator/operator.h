@@ -59,7 +59,13 @@ typedef struct Operator {
         size_t n_expect;
         json_t *last_hold;              /* { os name: hold string } to send an Event on change only */
         int64_t requeue_at;             /* wall clock; 0: none */
+        /* GET /version's gitVersion, for the kubelet version-skew check;
+         * read again after APISERVER_VERSION_TTL seconds (monotonic). */
+        char *apiserver_version;
+        int64_t apiserver_version_at;
 } Operator;
+
+#define APISERVER_VERSION_TTL 60
 
 void operator_done(Operator *o);
 

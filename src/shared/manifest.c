@@ -22,7 +22,7 @@
 /* json_decrefp() comes with jansson >= 2.9. */
 
 static const char *const top_level_fields[] = {
-        "arch", "cmdline", "created", "format", "key_id", "name",
+        "arch", "cmdline", "components", "created", "format", "key_id", "name",
         "payloads", "rootfs_type", "verity", "version",
 };
 static const char *const payload_fields[] = { "name", "offset", "sha256", "size" };
@@ -32,7 +32,7 @@ int manifest_new(Manifest **ret) {
         Manifest *m = calloc(1, sizeof(Manifest));
         if (!m)
                 return -ENOMEM;
-        m->format = MANIFEST_FORMAT;
+        m->format = MANIFEST_FORMAT_MIN;
         *ret = m;
         return 0;
 }
@@ -51,6 +51,7 @@ Manifest *manifest_free(Manifest *m) {
         free(m->rootfs_type);
         free(m->cmdline);
         free(m->verity_root_hash);
+        components_done(&m->components);
         free(m);
         return NULL;
 }
@@ -168,8 +169,21 @@ static bool payloads_ok(const Manifest *m) {
 }
 
 /* Everything manifest_parse() enforces beyond JSON types. */
+static bool components_ok(const Manifest *m) {
+        if (components_is_empty(&m->components))
+                return true;
+        if (m->format < MANIFEST_FORMAT_COMPONENTS)
+                return false;
+        for (size_t i = 0; i < _COMPONENT_MAX; i++)
+                if (m->components.version[i] && !component_version_is_valid((Component) i, m->components.version[i]))
+                        return false;
+        return true;
+}
+
 static bool manifest_ok(const Manifest *m) {
-        if (m->format != MANIFEST_FORMAT)
+        if (m->format < MANIFEST_FORMAT_MIN || m->format > MANIFEST_FORMAT)
+                return false;
+        if (!components_ok(m))
                 return false;
         if (!token_ok(m->name, NAME_MAX_LEN) || !token_ok(m->version, VERSION_MAX_LEN) ||
             !token_ok(m->arch, ARCH_MAX_LEN))
@@ -317,7 +331,8 @@ int manifest_parse(const char *data, size_t len, Manifest **ret) {
         v = json_object_get(root, "format");
         if (!v || !json_is_integer(v))
                 return -EBADMSG;
-        if (json_integer_value(v) != MANIFEST_FORMAT)
+        json_int_t format = json_integer_value(v);
+        if (format < MANIFEST_FORMAT_MIN || format > MANIFEST_FORMAT)
                 return -EPROTONOSUPPORT;
 
         r = check_fields(root, top_level_fields, ELEMENTSOF(top_level_fields));
@@ -327,6 +342,7 @@ int manifest_parse(const char *data, size_t len, Manifest **ret) {
         r = manifest_new(&m);
         if (r < 0)
                 return r;
+        m->format = (unsigned) format;
 
         if ((r = get_string(root, "name", false, &m->name)) < 0 ||
             (r = get_string(root, "version", false, &m->version)) < 0 ||
@@ -340,6 +356,17 @@ int manifest_parse(const char *data, size_t len, Manifest **ret) {
         v = json_object_get(root, "verity");
         if (v) {
                 r = parse_verity(v, m);
+                if (r < 0)
+                        return r;
+        }
+
+        v = json_object_get(root, "components");
+        if (v) {
+                /* A format-1 reader would refuse the field: it belongs to
+                 * format 2. An empty object has one spelling: absent. */
+                if (m->format < MANIFEST_FORMAT_COMPONENTS || !json_is_object(v) || json_object_size(v) == 0)
+                        return -EBADMSG;
+                r = components_from_json(v, &m->components, NULL);
                 if (r < 0)
                         return r;
         }
@@ -409,6 +436,9 @@ int manifest_format(const Manifest *m, char **ret) {
                 return r;
         if (m->cmdline && (r = set_string(root, "cmdline", m->cmdline)) < 0)
                 return r;
+        if (!components_is_empty(&m->components) &&
+            (r = set_new(root, "components", components_to_json(&m->components))) < 0)
+                return r;
 
         if (m->verity_root_hash) {
                 json_t *verity = json_object();
@@ -460,6 +490,25 @@ const ManifestPayload *manifest_find_payload(const Manifest *m, const char *name
                 if (m->payloads[i].name && streq(m->payloads[i].name, name))
                         return m->payloads + i;
         return NULL;
+}
+
+int manifest_set_components(Manifest *m, const Components *c) {
+        Components copy = {};
+        int r;
+
+        if (!m)
+                return -EINVAL;
+        for (size_t i = 0; c && i < _COMPONENT_MAX; i++)
+                if (c->version[i] && !component_version_is_valid((Component) i, c->version[i]))
+                        return -EINVAL;
+        r = components_copy(c, &copy);
+        if (r < 0)
+                return r;
+        components_done(&m->components);
+        m->components = copy;
+        if (!components_is_empty(&m->components) && m->format < MANIFEST_FORMAT_COMPONENTS)
+                m->format = MANIFEST_FORMAT_COMPONENTS;
+        return 0;
 }
 
 int manifest_add_payload(Manifest *m, const char *name, uint64_t size, const uint8_t sha256[static 32]) {

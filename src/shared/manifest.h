@@ -4,14 +4,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "components.h"
 #include "macro.h"
 
 /* The signed manifest at the head of an update bundle (docs/BUNDLE.md): JSON,
  * at most MANIFEST_SIZE_MAX bytes. Unknown top-level fields are rejected so
  * that a newer, incompatible manifest is never half-understood; "format"
- * gates compatibility. */
+ * gates compatibility. Format 2 adds the optional "components" object;
+ * readers accept 1 and 2, and a manifest is written in the lowest format
+ * that can say what it holds (MANIFEST_FORMAT_MIN unless it has
+ * components), so bundles without components stay readable by nodes that
+ * only know format 1. */
 
-#define MANIFEST_FORMAT 1
+#define MANIFEST_FORMAT_MIN 1
+#define MANIFEST_FORMAT 2      /* the newest format this code reads and writes */
+#define MANIFEST_FORMAT_COMPONENTS 2
 #define MANIFEST_SIZE_MAX (64 * 1024)
 #define MANIFEST_PAYLOADS_MAX 64
 
@@ -35,16 +42,20 @@ typedef struct Manifest {
         uint64_t verity_hash_offset; /* bytes into the rootfs payload */
         ManifestPayload *payloads;
         size_t n_payloads;
+        Components components;       /* format >= 2; all NULL: none recorded */
 } Manifest;
 
-/* An empty manifest with format = MANIFEST_FORMAT, for the builder to fill. */
+/* An empty manifest with format = MANIFEST_FORMAT_MIN, for the builder to
+ * fill. */
 int manifest_new(Manifest **ret) _warn_unused_result_;
 Manifest *manifest_free(Manifest *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manifest *, manifest_free);
 
 /* -EBADMSG for malformed JSON, a missing or mistyped field, an unknown field,
- * a bad digest or overlapping payloads; -EPROTONOSUPPORT for a format other
- * than MANIFEST_FORMAT; -E2BIG if longer than MANIFEST_SIZE_MAX. */
+ * a bad digest or overlapping payloads, "components" in a format-1 manifest
+ * or an invalid or empty "components" object; -EPROTONOSUPPORT for a format
+ * outside MANIFEST_FORMAT_MIN..MANIFEST_FORMAT; -E2BIG if longer than
+ * MANIFEST_SIZE_MAX. */
 int manifest_parse(const char *data, size_t len, Manifest **ret) _warn_unused_result_;
 /* Canonical JSON (sorted keys, compact), the bytes that get signed. The
  * manifest is checked by the same rules as manifest_parse() first, so that
@@ -57,4 +68,8 @@ const ManifestPayload *manifest_find_payload(const Manifest *m, const char *name
 /* Adds a payload entry (copied); offsets are assigned by bundle_create().
  * -EINVAL for an unsafe name or a zero size, -EEXIST for a duplicate name,
  * -E2BIG beyond MANIFEST_PAYLOADS_MAX entries. */
+/* Records the image's component versions (copied; components.h); raises
+ * m->format to MANIFEST_FORMAT_COMPONENTS when there are any, and clears
+ * them when c is empty or NULL. -EINVAL for an invalid value. */
+int manifest_set_components(Manifest *m, const Components *c) _warn_unused_result_;
 int manifest_add_payload(Manifest *m, const char *name, uint64_t size, const uint8_t sha256[static 32]) _warn_unused_result_;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nodeconfig.h"
+#include "kube-version.h"
 #include "osspec.h"
 #include "strutil.h"
 #include "tzfile.h"
@@ -26,7 +27,7 @@
 
 static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
                                           "strategy", "version", "window" };
-static const char *const image_keys[] = { "keyId", "sha256", "url" };
+static const char *const image_keys[] = { "keyId", "kubeletVersion", "sha256", "url" };
 static const char *const strategy_keys[] = { "approvedBatches", "batches", "failureBudget", "maxUnavailable",
                                               "nodeTimeoutSeconds", "paused" };
 static const char *const batch_keys[] = { "manualGate", "nodes", "pauseSeconds" };
@@ -89,6 +90,7 @@ void os_spec_done(OsSpec *s) {
         free(s->image.url);
         free(s->image.sha256);
         free(s->image.key_id);
+        free(s->image.kubelet_version);
         free(s->batches);
         free(s->window.time_zone);
         json_decref(s->config);
@@ -435,7 +437,7 @@ static int dup_string(const char *v, char **ret) {
 
 static int parse_image(json_t *spec, OsSpec *s, char **error) {
         json_t *img;
-        const char *url, *sha, *key;
+        const char *url, *sha, *key, *kubelet;
         char q[STRING_QUOTE_SIZE];
         int r;
 
@@ -454,7 +456,8 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
         bool need = s->operation == OS_OPERATION_UPGRADE;
         if ((r = get_string(img, "url", "spec.image", need, &url, error)) < 0 ||
             (r = get_string(img, "sha256", "spec.image", need, &sha, error)) < 0 ||
-            (r = get_string(img, "keyId", "spec.image", false, &key, error)) < 0)
+            (r = get_string(img, "keyId", "spec.image", false, &key, error)) < 0 ||
+            (r = get_string(img, "kubeletVersion", "spec.image", false, &kubelet, error)) < 0)
                 return r;
         if (url && !url_ok(url))
                 return fail(error, "spec.image.url: %s is not an http:// or https:// URL", string_quote(q, url));
@@ -462,9 +465,12 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
                 return fail(error, "spec.image.sha256: %s is not 64 lowercase hexadecimal digits", string_quote(q, sha));
         if (key && !hex_ok(key, 16))
                 return fail(error, "spec.image.keyId: %s is not 16 lowercase hexadecimal digits", string_quote(q, key));
+        if (kubelet && kube_version_parse(kubelet, NULL) < 0)
+                return fail(error, "spec.image.kubeletVersion: %s is not a Kubernetes version such as v1.32.0",
+                            string_quote(q, kubelet));
 
         if ((r = dup_string(url, &s->image.url)) < 0 || (r = dup_string(sha, &s->image.sha256)) < 0 ||
-            (r = dup_string(key, &s->image.key_id)) < 0)
+            (r = dup_string(key, &s->image.key_id)) < 0 || (r = dup_string(kubelet, &s->image.kubelet_version)) < 0)
                 return r;
         return 0;
 }

@@ -67,6 +67,8 @@ typedef struct OsImage {
         char *url;
         char *sha256;           /* 64 lowercase hex digits */
         char *key_id;           /* 16 hex digits, the signing key */
+        char *kubelet_version;  /* the image's kubelet ("v1.33.0", kube-version.h), from its bundle
+                                 * manifest; NULL: the image has no kubelet (no skew check) */
 } OsImage;
 
 typedef struct OsSpec {

@@ -46,6 +46,8 @@ static const char *const hold_names[] = {
         [ROLLOUT_BATCH_GATE_MANUAL] = "WaitingForApproval",
         [ROLLOUT_BATCH_GATE_TIMER] = "BatchPause",
         [ROLLOUT_WAITING] = "Waiting",
+        [ROLLOUT_VERSION_SKEW] = "VersionSkew",
+        [ROLLOUT_VERSION_UNKNOWN] = "WaitingForAPIServerVersion",
 };
 
 const char *rollout_hold_to_string(RolloutHold h) {
@@ -252,6 +254,11 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
         /* Holds, most important first. */
         if (p.updated == p.desired)
                 p.hold = ROLLOUT_COMPLETE;
+        else if (in->skew_refusal)
+                /* Before everything that would only delay it: a refused
+                 * image stays refused until the spec or the cluster
+                 * changes. */
+                p.hold = ROLLOUT_VERSION_SKEW;
         else if (s->failure_budget > 0 && p.failed >= s->failure_budget)
                 p.hold = ROLLOUT_FAILURE_BUDGET;
         else if (s->paused)
@@ -269,6 +276,11 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                  in->now < p.batch_completed_at + s->batches[cur - 1].pause_seconds) {
                 int64_t at = p.batch_completed_at + s->batches[cur - 1].pause_seconds;
                 p.hold = ROLLOUT_BATCH_GATE_TIMER;
+                if (requeue == 0 || at < requeue)
+                        requeue = at;
+        } else if (in->skew_unknown) {
+                int64_t at = in->now + ROLLOUT_SKEW_RETRY_SECONDS;
+                p.hold = ROLLOUT_VERSION_UNKNOWN;
                 if (requeue == 0 || at < requeue)
                         requeue = at;
         } else {
@@ -339,6 +351,13 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                                 msg_append(msg, &ml, ", maxUnavailable %" PRId64 " reached", max_unavailable);
                         else
                                 msg_append(msg, &ml, ", %s", why_waiting ?: "waiting");
+                        break;
+                case ROLLOUT_VERSION_SKEW:
+                        msg_append(msg, &ml, ", refused: %s", in->skew_refusal);
+                        break;
+                case ROLLOUT_VERSION_UNKNOWN:
+                        msg_append(msg, &ml, ", waiting for the API server version (GET /version) for the kubelet "
+                                   "version skew check");
                         break;
                 case ROLLOUT_COMPLETE:
                         break;

@@ -61,7 +61,17 @@ typedef struct RolloutInput {
         int64_t completed_batches;      /* batches 0..completed_batches-1 are finished */
         int64_t batch_completed_at;     /* when the last of them finished (unix seconds), 0 if none */
         int64_t now;
+        /* The kubelet version-skew check of an upgrade (docs/OPERATOR.md,
+         * "Version skew"), made by the caller against the API server: a
+         * refusal (the message names both versions) starts no node and
+         * holds the rollout as Degraded; "unknown" (the API server's version
+         * could not be read) starts no node and looks again after
+         * ROLLOUT_SKEW_RETRY_SECONDS. Neither stops nodes in progress. */
+        const char *skew_refusal;       /* NULL: allowed, or no check needed */
+        bool skew_unknown;
 } RolloutInput;
+
+#define ROLLOUT_SKEW_RETRY_SECONDS 10
 
 typedef enum RolloutNodeState {
         ROLLOUT_NODE_PENDING,           /* not touched yet */
@@ -85,6 +95,8 @@ typedef enum RolloutHold {
         ROLLOUT_BATCH_GATE_MANUAL,      /* waiting for approvedBatches */
         ROLLOUT_BATCH_GATE_TIMER,       /* waiting for the pause after a batch */
         ROLLOUT_WAITING,                /* batch or maxUnavailable full: waiting for nodes */
+        ROLLOUT_VERSION_SKEW,           /* the image's kubelet breaks the version skew policy: refused */
+        ROLLOUT_VERSION_UNKNOWN,        /* the API server's version is not known yet: retrying */
 } RolloutHold;
 
 const char *rollout_hold_to_string(RolloutHold h);

@@ -1896,10 +1896,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_raw(200, b"ok", "text/plain; charset=utf-8")
             return
         if segs == ["version"]:
-            self.send_json(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-hull-test-double",
-                                 "gitCommit": "0000000000000000000000000000000000000000",
-                                 "gitTreeState": "clean", "buildDate": "2024-01-01T00:00:00Z",
-                                 "goVersion": "python", "compiler": "python", "platform": "linux/amd64"})
+            self.send_json(200, version_info(ARGS.kube_version))
             return
         if not segs or segs[0] not in ("api", "apis"):
             raise path_not_found()
@@ -2261,6 +2258,16 @@ def load_crd(path, yaml2json):
     return json.loads(p.stdout)
 
 
+def version_info(git_version):
+    """GET /version as the real server answers it: major and minor as strings
+    taken from gitVersion ("v1.32.4" -> "1", "32")."""
+    m = re.match(r"^v(\d+)\.(\d+)\.\d+", git_version or "")
+    return {"major": m.group(1) if m else "", "minor": m.group(2) if m else "", "gitVersion": git_version,
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2024-01-01T00:00:00Z", "goVersion": "python", "compiler": "python",
+            "platform": "linux/amd64"}
+
+
 def main(argv=None):
     global STORE, ARGS
     ap = argparse.ArgumentParser(description="Kubernetes API-server double (TEST FIXTURE ONLY)")
@@ -2279,6 +2286,8 @@ def main(argv=None):
     ap.add_argument("--bookmark-interval", type=float, default=5.0)
     ap.add_argument("--pod-grace-cap", type=float, default=0.2)
     ap.add_argument("--log")
+    ap.add_argument("--kube-version", default="v1.32.4",
+                    help="the gitVersion GET /version reports (major and minor follow from it)")
     ARGS = ap.parse_args(argv)
     if bool(ARGS.tls_cert) != bool(ARGS.tls_key):
         ap.error("--tls-cert and --tls-key go together")

@@ -401,6 +401,8 @@ def t_discovery(c):
     eq(res["pods/eviction"]["kind"], "Eviction", "eviction kind")
     j = c.ok("GET", "/version")
     eq(j["major"], "1", "version major")
+    eq(j["minor"], "32", "version minor (default --kube-version v1.32.4)")
+    eq(j["gitVersion"], "v1.32.4", "version gitVersion")
     eq(c.get("/apis/nope.example/v1").status, 404, "unknown group")
     eq(c.get("/api/v1/nonexistent").status, 404, "unknown resource")
 

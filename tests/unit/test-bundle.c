@@ -450,7 +450,7 @@ static void test_signed_but_bad_manifest(void) {
         ASSERT_ERROR(open_signed(j, trusted), EBADMSG);
 
         j = good_manifest_json();
-        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(j, "format", json_integer(3));
         ASSERT_ERROR(open_signed(j, trusted), EPROTONOSUPPORT);
 
         j = good_manifest_json();

@@ -203,12 +203,17 @@ static void test_unknown_fields(void) {
 
 static void test_format_version(void) {
         json_t *j = valid_json();
-        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(j, "format", json_integer(3));
         ASSERT_ERROR(parse_json(j), EPROTONOSUPPORT);
+
+        /* Format 2 without components is format 2 all the same. */
+        j = valid_json();
+        json_object_set_new(j, "format", json_integer(2));
+        ASSERT_OK(parse_json(j));
 
         /* A newer format may bring fields we do not know: still "unsupported". */
         j = valid_json();
-        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(j, "format", json_integer(3));
         json_object_set_new(j, "signatures", json_array());
         ASSERT_ERROR(parse_json(j), EPROTONOSUPPORT);
 
@@ -430,7 +435,7 @@ static void test_build(void) {
 
         memset(d, 0xab, sizeof(d));
         ASSERT_OK(manifest_new(&m));
-        ASSERT_EQ(m->format, MANIFEST_FORMAT);
+        ASSERT_EQ(m->format, MANIFEST_FORMAT_MIN);
         m->name = strdup("hull-demo");
         m->version = strdup("2");
         m->arch = strdup("aarch64");
@@ -483,6 +488,101 @@ static void test_build(void) {
         ASSERT_ERROR(manifest_add_payload(m, "one-more", 1, d), E2BIG);
 }
 
+static json_t *components_json(void) {
+        json_t *c = json_pack("{s:s, s:s, s:s, s:s}", "kernel", "6.1.0-28-amd64", "containerd", "1.6.20", "runc",
+                              "1.1.5", "kubelet", "v1.32.0");
+        ASSERT_TRUE(c);
+        return c;
+}
+
+static void test_components(void) {
+        _cleanup_(manifest_freep) Manifest *m = NULL, *back = NULL;
+        _cleanup_free_ char *s = NULL, *s2 = NULL;
+        json_t *j;
+
+        /* Format 2 with components: parsed, and written back the same. */
+        j = valid_json();
+        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(j, "components", components_json());
+        s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        ASSERT_OK(manifest_parse(s, strlen(s), &m));
+        ASSERT_EQ(m->format, 2);
+        ASSERT_STREQ(m->components.version[COMPONENT_KUBELET], "v1.32.0");
+        ASSERT_STREQ(m->components.version[COMPONENT_KERNEL], "6.1.0-28-amd64");
+        free(s);
+        s = NULL;
+        ASSERT_OK(manifest_format(m, &s));
+        ASSERT_TRUE(strstr(s, "\"components\":{\"containerd\":\"1.6.20\",\"kernel\":\"6.1.0-28-amd64\","
+                              "\"kubelet\":\"v1.32.0\",\"runc\":\"1.1.5\"}"));
+        ASSERT_TRUE(strstr(s, "\"format\":2"));
+        ASSERT_OK(manifest_parse(s, strlen(s), &back));
+        ASSERT_OK(manifest_format(back, &s2));
+        ASSERT_STREQ(s, s2);
+
+        /* Only some components: the others have no key. */
+        j = valid_json();
+        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(j, "components", json_pack("{s:s}", "kernel", "6.1.0-28-amd64"));
+        ASSERT_OK(parse_json(j));
+
+        /* Components need format 2: a format-1 reader would refuse them. */
+        j = valid_json();
+        json_object_set_new(j, "components", components_json());
+        ASSERT_ERROR(parse_json(j), EBADMSG);
+
+        /* Strict object. */
+        static const char *const bad[] = {
+                "[]", "{}", "\"v1.32.0\"", "null", "{\"crio\":\"1.0\"}", "{\"kubelet\":\"1.32.0\"}",
+                "{\"kubelet\":\"v1.32\"}", "{\"runc\":1}", "{\"runc\":\"\"}", "{\"runc\":\"a b\"}",
+                "{\"runc\":\"-1\"}", "{\"runc\":{}}",
+                "{\"runc\":\"1234567890123456789012345678901234567890123456789012345678901234x\"}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                j = valid_json();
+                json_object_set_new(j, "format", json_integer(2));
+                json_t *c = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+                ASSERT_TRUE(c);
+                json_object_set_new(j, "components", c);
+                if (parse_json(j) != -EBADMSG) {
+                        fprintf(stderr, "components %s accepted\n", bad[i]);
+                        abort();
+                }
+        }
+
+        /* Building: setting components raises the format; none keeps 1. */
+        free(s);
+        s = NULL;
+        manifest_free(m);
+        ASSERT_OK(manifest_parse(canonical, strlen(canonical), &m));
+        ASSERT_EQ(m->format, 1);
+        Components c = {};
+        ASSERT_OK(manifest_set_components(m, &c));
+        ASSERT_EQ(m->format, 1);
+        ASSERT_OK(manifest_format(m, &s));
+        ASSERT_STREQ(s, canonical);
+        free(s);
+        s = NULL;
+        ASSERT_OK(components_set(&c, COMPONENT_KUBELET, "v1.33.0"));
+        ASSERT_OK(manifest_set_components(m, &c));
+        components_done(&c);
+        ASSERT_EQ(m->format, 2);
+        ASSERT_OK(manifest_format(m, &s));
+        ASSERT_TRUE(strstr(s, "\"components\":{\"kubelet\":\"v1.33.0\"}"));
+        /* A value set behind the API's back is refused when formatting. */
+        free(m->components.version[COMPONENT_KUBELET]);
+        m->components.version[COMPONENT_KUBELET] = strdup("1.33");
+        free(s);
+        s = NULL;
+        ASSERT_ERROR(manifest_format(m, &s), EINVAL);
+        /* ... and components in format 1. */
+        free(m->components.version[COMPONENT_KUBELET]);
+        m->components.version[COMPONENT_KUBELET] = strdup("v1.33.0");
+        m->format = 1;
+        ASSERT_ERROR(manifest_format(m, &s), EINVAL);
+        ASSERT_TRUE(s == NULL);
+}
+
 int main(void) {
         TEST_RUN(test_valid);
         TEST_RUN(test_missing_and_types);
@@ -493,5 +593,6 @@ int main(void) {
         TEST_RUN(test_payload_layout);
         TEST_RUN(test_malformed_json);
         TEST_RUN(test_build);
+        TEST_RUN(test_components);
         return 0;
 }

@@ -104,7 +104,8 @@ static void test_full(void) {
         OsSpec s;
         expect_ok("{\"version\":\"2.0.1-rc1\",\"operation\":\"upgrade\","
                   "\"nodeSelector\":{\"node-role.kubernetes.io/worker\":\"\",\"hull.dev/group\":\"workers\"},"
-                  "\"image\":{\"url\":\"http://10.0.0.1/a.hull\",\"sha256\":\"" SHA "\",\"keyId\":\"0011223344556677\"},"
+                  "\"image\":{\"url\":\"http://10.0.0.1/a.hull\",\"sha256\":\"" SHA "\",\"keyId\":\"0011223344556677\","
+                  "\"kubeletVersion\":\"v1.33.0-rc.1\"},"
                   "\"strategy\":{\"maxUnavailable\":\"25%\",\"batches\":[{\"nodes\":1,\"manualGate\":true},"
                   "{\"nodes\":\"10%\",\"pauseSeconds\":600},{\"nodes\":\"100%\"}],\"approvedBatches\":1,"
                   "\"paused\":true,\"failureBudget\":0,\"nodeTimeoutSeconds\":60},"
@@ -114,6 +115,7 @@ static void test_full(void) {
                   &s);
         ASSERT_STREQ(s.node_selector, "hull.dev/group=workers,node-role.kubernetes.io/worker=");
         ASSERT_STREQ(s.image.key_id, "0011223344556677");
+        ASSERT_STREQ(s.image.kubelet_version, "v1.33.0-rc.1");
         ASSERT_EQ(s.max_unavailable.percent, true);
         ASSERT_EQ(s.max_unavailable.value, 25);
         ASSERT_EQ(s.n_batches, 3);
@@ -195,6 +197,12 @@ static void test_errors(void) {
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\",\"sha256\":\"" SHA
                    "\",\"keyId\":\"00112233\"}}",
                    "spec.image.keyId: \"00112233\" is not 16");
+        expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\",\"sha256\":\"" SHA
+                   "\",\"kubeletVersion\":\"1.32.0\"}}",
+                   "spec.image.kubeletVersion: \"1.32.0\" is not a Kubernetes version such as v1.32.0");
+        expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\",\"sha256\":\"" SHA
+                   "\",\"kubeletVersion\":132}}",
+                   "spec.image.kubeletVersion");
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\",\"sha256\":\"" SHA
                    "\",\"digest\":\"x\"}}",
                    "spec.image: unknown field \"digest\"");

@@ -807,6 +807,89 @@ static void test_random_simulation(void) {
         }
 }
 
+static void plan_skew(const OsSpec *s, World *w, int64_t now, const char *refusal, bool unknown, RolloutPlan *ret) {
+        RolloutInput in = {
+                .spec = s,
+                .task_id = TASK,
+                .nodes = w->nodes,
+                .n_nodes = w->n,
+                .completed_batches = w->completed_batches,
+                .batch_completed_at = w->batch_completed_at,
+                .now = now,
+                .skew_refusal = refusal,
+                .skew_unknown = unknown,
+        };
+        ASSERT_OK(rollout_plan(&in, ret));
+}
+
+static void test_version_skew(void) {
+        static const char refusal[] =
+                "kubelet v1.33.0 of image 2.0 is newer than the API server v1.32.4 (version skew policy)";
+        OsSpec s;
+        World w;
+        RolloutPlan p;
+
+        ASSERT_STREQ(rollout_hold_to_string(ROLLOUT_VERSION_SKEW), "VersionSkew");
+        ASSERT_STREQ(rollout_hold_to_string(ROLLOUT_VERSION_UNKNOWN), "WaitingForAPIServerVersion");
+
+        /* Refused: nothing starts, whatever else would hold it. */
+        spec_parse("\"strategy\":{\"maxUnavailable\":2,\"paused\":true}", &s);
+        world_init(&w, 3, "1.0");
+        plan_skew(&s, &w, T0, refusal, false, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_VERSION_SKEW);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_STREQ(p.message, "batch 1/1: 0 of 3 nodes updated, 0 in progress, refused: kubelet v1.33.0 of image 2.0 "
+                                "is newer than the API server v1.32.4 (version skew policy)");
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+
+        /* Nodes already in progress go on (they are counted, not stopped);
+         * no new one starts. */
+        spec_parse("\"strategy\":{\"maxUnavailable\":2}", &s);
+        plan_world(&s, &w, T0, &p);
+        ASSERT_EQ(p.n_choose, 2);
+        apply(&w, &p, T0);
+        rollout_plan_done(&p);
+        plan_skew(&s, &w, T0 + 5, refusal, false, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_VERSION_SKEW);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_EQ(p.in_progress, 2);
+        ASSERT_EQ(p.n_quarantine, 0);
+        rollout_plan_done(&p);
+
+        /* A complete rollout stays complete. */
+        for (size_t i = 0; i < w.n; i++) {
+                w.nodes[i].task_id = TASK;
+                node_starts(&w, i);
+                node_done(&w, i, "2.0");
+        }
+        plan_skew(&s, &w, T0 + 10, refusal, false, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_COMPLETE);
+        rollout_plan_done(&p);
+
+        /* Unknown API server version: nothing starts, look again soon. */
+        world_init(&w, 3, "1.0");
+        plan_skew(&s, &w, T0, NULL, true, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_VERSION_UNKNOWN);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_EQ(p.requeue_at, T0 + ROLLOUT_SKEW_RETRY_SECONDS);
+        ASSERT_STREQ(p.message, "batch 1/1: 0 of 3 nodes updated, 0 in progress, waiting for the API server version "
+                                "(GET /version) for the kubelet version skew check");
+        rollout_plan_done(&p);
+        /* ... but a pause or a closed window is the better reason. */
+        s.paused = true;
+        plan_skew(&s, &w, T0, NULL, true, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_PAUSED);
+        rollout_plan_done(&p);
+        s.paused = false;
+        /* Allowed: as without the check. */
+        plan_skew(&s, &w, T0, NULL, false, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 2);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+}
+
 int main(void) {
         TEST_RUN(test_phase_strings);
         TEST_RUN(test_node_state);
@@ -819,6 +902,7 @@ int main(void) {
         TEST_RUN(test_quarantine);
         TEST_RUN(test_window_and_pause);
         TEST_RUN(test_complete_and_empty);
+        TEST_RUN(test_version_skew);
         TEST_RUN(test_random_simulation);
         return 0;
 }
