@@ -437,40 +437,40 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
         return tar_create(c, pkg_tar);
 }
 
-int build_write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) {
+int build_root_path(BuildContext *c, const char *rel, char **ret) {
         _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
         int r;
 
-        if (!p)
-                return -ENOMEM;
-        dir = strdup(p);
-        if (!dir)
-                return -ENOMEM;
-        *strrchr(dir, '/') = '\0';
-        r = mkdir_p(dir, 0755);
-        if (r < 0)
-                return r;
-        (void) unlink(p); /* may be a symlink into the host-side tree */
-        r = write_file_atomic(p, content, strlen(content), mode);
-        return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
-}
-
-int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) {
-        _cleanup_free_ char *data = NULL;
-        size_t sz;
-        int r = read_full_file(src, 256 << 20, &data, &sz);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read '%s': %m", src);
-        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
         if (!p || !(dir = strdup(p)))
                 return -ENOMEM;
         *strrchr(dir, '/') = '\0';
         r = mkdir_p(dir, 0755);
         if (r < 0)
                 return log_error_errno(r, "Failed to create '%s': %m", dir);
-        (void) unlink(p);
-        r = write_file_atomic(p, data, sz, mode);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static int write_replacing(const char *p, const char *rel, const void *data, size_t size, mode_t mode) {
+        (void) unlink(p); /* may be a symlink into the host-side tree */
+        int r = write_file_atomic(p, data, size, mode);
         return r < 0 ? log_error_errno(r, "Failed to write '%s' in the image: %m", rel) : 0;
+}
+
+int build_write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) {
+        _cleanup_free_ char *p = NULL;
+        int r = build_root_path(c, rel, &p);
+        return r < 0 ? r : write_replacing(p, rel, content, strlen(content), mode);
+}
+
+int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) {
+        _cleanup_free_ char *data = NULL, *p = NULL;
+        size_t sz;
+        int r = read_full_file(src, 256 << 20, &data, &sz);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read '%s': %m", src);
+        r = build_root_path(c, rel, &p);
+        return r < 0 ? r : write_replacing(p, rel, data, sz, mode);
 }
 
 int build_install_data(BuildContext *c, const char *data_rel, const char *rel, mode_t mode) {

@@ -65,6 +65,8 @@ int build_install_data(BuildContext *c, const char *data_rel, const char *rel, m
  * directories and log what failed. */
 int build_write_in_root(BuildContext *c, const char *rel, const char *content, mode_t mode) _warn_unused_result_;
 int build_copy_into_root(BuildContext *c, const char *src, const char *rel, mode_t mode) _warn_unused_result_;
+/* The host path of rel in the image, its parent directories created. */
+int build_root_path(BuildContext *c, const char *rel, char **ret) _warn_unused_result_;
 /* Resolve a spec-relative path (files, hooks, kubelet, images). */
 int build_resolve_source(BuildContext *c, const char *rel, char **ret) _warn_unused_result_;
 

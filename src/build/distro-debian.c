@@ -117,15 +117,11 @@ static int strv_extend_take(char ***l, char *s) {
 }
 
 static int repo_write(BuildContext *c, RepoState *st, const char *rel, const void *data, size_t size) {
-        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
-        int r;
+        _cleanup_free_ char *p = NULL;
+        int r = build_root_path(c, rel, &p);
 
-        if (!p || !(dir = strdup(p)))
-                return -ENOMEM;
-        *strrchr(dir, '/') = '\0';
-        r = mkdir_p(dir, 0755);
         if (r < 0)
-                return log_error_errno(r, "Failed to create '%s': %m", dir);
+                return r;
         (void) unlink(p);
         /* 0644: apt reads them as the unprivileged _apt user. */
         r = write_file_atomic(p, data, size, 0644);

@@ -109,6 +109,25 @@ static int check_digest(const char *field, const char *path, const char *want, c
         return 0;
 }
 
+/* Copy a spec's pinned file into the image at rel; a file whose digest is
+ * not the pinned one is removed again. */
+static int copy_pinned(BuildContext *c, const char *field, const char *src, const char *rel, mode_t mode,
+                       const char *want, char got[static 65]) {
+        _cleanup_free_ char *dst = NULL;
+        int r = build_root_path(c, rel, &dst);
+
+        if (r < 0)
+                return r;
+        (void) unlink(dst);
+        r = build_copy_file_sha256(src, dst, mode, got);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot copy '%s' into the image: %m", field, src);
+        r = check_digest(field, src, want, got);
+        if (r < 0)
+                (void) unlink(dst);
+        return r;
+}
+
 int build_kubernetes_check_sources(BuildContext *c) {
         const SpecKubernetes *k = &c->spec->kubernetes;
         char got[65];
@@ -145,7 +164,7 @@ int build_kubernetes_check_sources(BuildContext *c) {
 
 int build_kubernetes_stage_deb(BuildContext *c, char **ret_in_root) {
         const SpecKubernetes *k = &c->spec->kubernetes;
-        _cleanup_free_ char *src = NULL, *dst = NULL, *dir = NULL;
+        _cleanup_free_ char *src = NULL;
         char got[65];
         int r;
 
@@ -155,29 +174,17 @@ int build_kubernetes_stage_deb(BuildContext *c, char **ret_in_root) {
         r = build_resolve_source(c, k->kubelet_path, &src);
         if (r < 0)
                 return r;
-        dir = path_join(c->root, "var/tmp");
-        dst = path_join(c->root, BUILD_KUBELET_DEB_IN_ROOT);
-        if (!dir || !dst)
-                return -ENOMEM;
-        r = mkdir_p(dir, 01777);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create '%s': %m", dir);
         /* Copied and checked in one pass: what apt installs is what was pinned. */
-        r = build_copy_file_sha256(src, dst, 0644, got);
+        r = copy_pinned(c, "kubernetes.kubelet.deb", src, BUILD_KUBELET_DEB_IN_ROOT, 0644, k->kubelet_sha256, got);
         if (r < 0)
-                return log_error_errno(r, "kubernetes.kubelet.deb: cannot copy '%s' into the image: %m", src);
-        r = check_digest("kubernetes.kubelet.deb", src, k->kubelet_sha256, got);
-        if (r < 0) {
-                (void) unlink(dst);
                 return r;
-        }
         *ret_in_root = strdup(BUILD_KUBELET_DEB_IN_ROOT);
         return *ret_in_root ? 0 : -ENOMEM;
 }
 
 static int install_kubelet_binary(BuildContext *c) {
         const SpecKubernetes *k = &c->spec->kubernetes;
-        _cleanup_free_ char *src = NULL, *dst = NULL;
+        _cleanup_free_ char *src = NULL;
         char got[65], magic[4] = {};
         int r;
 
@@ -189,18 +196,9 @@ static int install_kubelet_binary(BuildContext *c) {
                 return log_error_errno(fd < 0 ? errno : ENOEXEC,
                                        "kubernetes.kubelet.file: '%s' is not a kubelet binary (an ELF executable)%s", src,
                                        fd < 0 ? ": %m" : "; a .deb goes under kubernetes.kubelet.deb");
-        dst = path_join(c->root, "usr/bin/kubelet");
-        if (!dst)
-                return -ENOMEM;
-        (void) unlink(dst);
-        r = build_copy_file_sha256(src, dst, 0755, got);
+        r = copy_pinned(c, "kubernetes.kubelet.file", src, "usr/bin/kubelet", 0755, k->kubelet_sha256, got);
         if (r < 0)
-                return log_error_errno(r, "kubernetes.kubelet.file: cannot copy '%s' into the image: %m", src);
-        r = check_digest("kubernetes.kubelet.file", src, k->kubelet_sha256, got);
-        if (r < 0) {
-                (void) unlink(dst);
                 return r;
-        }
         build_progress(c, "kubelet from %s (sha256 %.12s...)", src, got);
         return 0;
 }
@@ -214,16 +212,12 @@ static bool exists_in_root(BuildContext *c, const char *rel) {
  * anything else is an error (a package put files where the node needs a
  * writable directory). */
 static int symlink_in_root(BuildContext *c, const char *rel, const char *target) {
-        _cleanup_free_ char *p = path_join(c->root, rel), *dir = NULL;
+        _cleanup_free_ char *p = NULL;
         struct stat st;
-        int r;
+        int r = build_root_path(c, rel, &p);
 
-        if (!p || !(dir = strdup(p)))
-                return -ENOMEM;
-        *strrchr(dir, '/') = '\0';
-        r = mkdir_p(dir, 0755);
         if (r < 0)
-                return log_error_errno(r, "Failed to create '%s': %m", dir);
+                return r;
         if (lstat(p, &st) >= 0) {
                 if (S_ISDIR(st.st_mode)) {
                         if (rmdir(p) < 0)
@@ -393,34 +387,20 @@ int build_images_install(BuildContext *c) {
                 return 0;
         if (!exists_in_root(c, "usr/bin/ctr"))
                 return log_error_errno(ENOENT, "images: the image has no containerd (ctr) to import them into");
-        _cleanup_free_ char *dir = path_join(c->root, "usr/share/hull/images");
-        if (!dir)
-                return -ENOMEM;
-        r = mkdir_p(dir, 0755);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create '%s': %m", dir);
         FILE *f = open_memstream(&sums, &sums_size);
         if (!f)
                 return -ENOMEM;
         for (size_t i = 0; i < c->spec->n_images; i++) {
                 const SpecImage *img = &c->spec->images[i];
-                _cleanup_free_ char *src = NULL, *dst = NULL;
+                _cleanup_free_ char *src = NULL, *rel = NULL;
                 const char *base = strrchr(img->source, '/') ? strrchr(img->source, '/') + 1 : img->source;
                 char got[65];
 
                 r = build_resolve_source(c, img->source, &src);
-                if (r >= 0 && !(dst = path_join(dir, base)))
+                if (r >= 0 && asprintf(&rel, "usr/share/hull/images/%s", base) < 0)
                         r = -ENOMEM;
-                if (r >= 0) {
-                        r = build_copy_file_sha256(src, dst, 0644, got);
-                        if (r < 0)
-                                r = log_error_errno(r, "images[%zu]: cannot copy '%s' into the image: %m", i, src);
-                }
-                if (r >= 0) {
-                        r = check_digest("images", src, img->sha256, got);
-                        if (r < 0)
-                                (void) unlink(dst);
-                }
+                if (r >= 0)
+                        r = copy_pinned(c, "images", src, rel, 0644, img->sha256, got);
                 if (r < 0) {
                         (void) fclose(f);
                         return r;

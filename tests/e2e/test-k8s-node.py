@@ -4,9 +4,9 @@
 
 The image is examples/k8s-node/hull.yaml without its kubelet (none can be
 installed on these machines; the kubelet.service Hull ships must then stay
-inert), with a container image archive that this test builds from a static
-binary (scripts/build-oci.py) under `images:`, and the test command
-channel. The node is booted read-only with a provisioning config that has
+inert), with two container image archives under `images:` (one the test
+builds from a static program, and hull-node's own image, both with
+scripts/build-oci.py), and the test command channel. The node is booted read-only with a provisioning config that has
 a `kubernetes` section (bootstrap token, CA, server) and DHCP networking.
 
 First boot:
@@ -22,12 +22,12 @@ First boot:
     sysctl; ip_forward is on;
   - only the expected units are enabled (no CNI DHCP daemon, no sysext, no
     apt timers);
-  - the imported image is listed by `ctr -n k8s.io images ls` and runs;
+  - the imported images are listed by `ctr -n k8s.io images ls` and run;
   - the kubelet health check passes on a node without a kubelet.
 Second boot: the CNI files written survive, and the archive is not imported
 again.
 
-usage: test-k8s-node.py HULL_BUILD SOURCE_ROOT WORK_DIR
+usage: test-k8s-node.py HULL_BUILD SOURCE_ROOT WORK_DIR --hull-node HULL_NODE
 """
 import json
 import os
@@ -41,6 +41,7 @@ from e2etest import check  # noqa: E402
 from e2etest import Boot, copy_image, make_config  # noqa: E402
 
 IMAGE_REF = "registry.example.com/hull-e2e/hello:1.0"
+NODE_REF = "registry.example.com/hull/hull-node:e2e"
 
 # Units that may be enabled on this node: Hull's, the kubernetes section's,
 # the images preload, what the provisioning config turns on, and the test
@@ -70,6 +71,16 @@ def hello_archive(src, work):
     return out
 
 
+def hull_node_archive(src, work, hull_node):
+    """hull-node's own image (scripts/build-oci.py, as docs/DEPLOY.md builds
+    it), to preload like an air-gapped cluster would."""
+    out = os.path.join(work, "hull-node.oci.tar")
+    subprocess.run([sys.executable, os.path.join(src, "scripts/build-oci.py"), "--binary", hull_node, "--name",
+                    "hull-node", "--version", "e2e", "--image-name", NODE_REF, "--source", "e2e", "-o", out],
+                   check=True)
+    return out
+
+
 def example_sections(src):
     """The example's kubernetes: and units: sections, without the kubelet
     (the test image is the example minus what cannot be installed here)."""
@@ -82,7 +93,7 @@ def example_sections(src):
     return "kubernetes:\n" + kube, "units:\n" + (m.group(1) if m else "")
 
 
-def spec(src, work, archive):
+def spec(src, work, archives):
     kube, units = example_sections(src)
     agent = os.path.join(src, "tests/e2e/agent")
     return """# test image: examples/k8s-node without a kubelet (tests/e2e/test-k8s-node.py)
@@ -95,7 +106,7 @@ packages: [iptables, conntrack, ethtool, socat]
 %s
 %s
 images:
-  - source: %s
+%s
 files:
   - source: %s/files/hull-e2e-shell.sh
     path: /usr/lib/hull/hull-e2e-shell
@@ -109,7 +120,7 @@ partitions: {esp: 256M, root: 1G, persist: 512M}
 kernel:
   cmdline: ["console=ttyS0,115200", no_timer_check]
 boot: {tries: 3, timeout: 0}
-""" % (kube, units, archive, agent, agent, agent)
+""" % (kube, units, "".join("  - source: %s\n" % a for a in archives).rstrip("\n"), agent, agent, agent)
 
 
 def cluster_ca(work):
@@ -220,6 +231,9 @@ def first_boot(b):
     check(b.vm.saw("hull-images: imported hello.oci.tar"), "the console says the archive was imported")
     st, out = b.sh("systemctl is-active hull-images.service; ctr -n k8s.io images ls -q")
     check(st == 0 and IMAGE_REF in out.split(), "the preloaded image is listed by ctr -n k8s.io images ls: %s" % out)
+    check(NODE_REF in out.split(), "hull-node's own image is preloaded too: %s" % NODE_REF)
+    st, out = b.sh("ctr -n k8s.io run --rm %s e2e-node /usr/bin/hull-node --help" % NODE_REF)
+    check("hull-node" in out, "hull-node's image runs (its libraries are in the image): %s" % out[-200:])
     st, out = b.sh("ctr -n k8s.io run --rm %s e2e-hello /usr/bin/hello" % IMAGE_REF)
     check(st == 0 and "hello from a preloaded image" in out, "the preloaded image runs: %s" % out[-200:])
 
@@ -237,9 +251,10 @@ def second_boot(b):
     check(st == 0 and "hull-images: imported" not in out and "cannot import" not in out,
           "after a reboot: the archive is not imported again: %s" % out[-300:])
     st, out = b.sh("cat /var/lib/hull/images/*")
-    check(st == 0 and out == "hello.oci.tar", "the import is recorded on persist: %s" % out)
+    check(st == 0 and sorted(out.split()) == ["hello.oci.tar", "hull-node.oci.tar"],
+          "the imports are recorded on persist: %s" % out.split())
     st, out = b.sh("ctr -n k8s.io images ls -q")
-    check(IMAGE_REF in out.split(), "after a reboot: the image is still in containerd")
+    check(IMAGE_REF in out.split() and NODE_REF in out.split(), "after a reboot: the images are still in containerd")
 
 
 def main():
@@ -247,11 +262,12 @@ def main():
         print("SKIP: needs root")
         return 77
     hull_build, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    hull_node = sys.argv[sys.argv.index("--hull-node") + 1]
     os.makedirs(work, exist_ok=True)
-    archive = hello_archive(src, work)
+    archives = [hello_archive(src, work), hull_node_archive(src, work, hull_node)]
     spec_path = os.path.join(work, "hull-e2e-k8s.yaml")
     with open(spec_path, "w") as f:
-        f.write(spec(src, work, archive))
+        f.write(spec(src, work, archives))
     built = e2etest.build_image(hull_build, src, work, spec_path)
     if not built:
         return 1
