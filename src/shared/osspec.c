@@ -25,6 +25,19 @@
 
 #define ZONEINFO_DIR TZ_ZONEINFO_DIR
 
+/* The messages of the CEL rules (x-kubernetes-validations) in
+ * deploy/crds/hull.dev_oses.yaml, word for word: a cluster that does not
+ * evaluate CEL (or an object stored before a rule existed) gets the same
+ * refusal from the operator, after the same field path. Change both
+ * together; tests/kube/test-crd-schema.py checks that every rule's message
+ * appears in this file. */
+#define CEL_MSG_UPGRADE_IMAGE "spec.image.url and spec.image.sha256 are required for operation upgrade"
+#define CEL_MSG_CONFIG_REQUIRED "spec.config is required for operation config"
+#define CEL_MSG_MAX_UNAVAILABLE "must be a count from 0 to 1000000000 or a percentage from 0% to 100%"
+#define CEL_MSG_BATCH_NODES "must be a count from 1 to 1000000000 or a percentage from 0% to 100%"
+#define CEL_MSG_GATE_OR_PAUSE "manualGate and pauseSeconds exclude each other"
+#define CEL_MSG_EMPTY_WINDOW "start and end must differ: an empty window never opens (leave the window out for always)"
+
 static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
                                           "strategy", "version", "window" };
 static const char *const image_keys[] = { "keyId", "kubeletVersion", "sha256", "url" };
@@ -209,7 +222,8 @@ static int get_int(json_t *obj, const char *key, const char *path, int64_t def, 
 }
 
 /* "0%".."100%", no sign, no leading zeros, nothing after the '%': the same
- * as the CRD's pattern ^(100|[1-9]?[0-9])%$. */
+ * as the CRD's CEL rules (the regex ^(100|[1-9]?[0-9])%$ for maxUnavailable,
+ * the list of the 101 strings for batch sizes). */
 static bool parse_percent(const char *s, int64_t *ret) {
         size_t l = strlen(s);
         int64_t v = 0;
@@ -229,8 +243,10 @@ static bool parse_percent(const char *s, int64_t *ret) {
         return true;
 }
 
+/* A count from min_int to INT_FIELD_MAX, or a percentage. range_msg is the
+ * message of the field's CEL rule (CEL_MSG_*), which says the same. */
 static int get_int_or_percent(json_t *obj, const char *key, const char *path, int64_t min_int, bool required,
-                              int64_t def, OsIntOrPercent *ret, char **error) {
+                              int64_t def, const char *range_msg, OsIntOrPercent *ret, char **error) {
         json_t *v = member(obj, key);
         char q[STRING_QUOTE_SIZE];
 
@@ -242,10 +258,8 @@ static int get_int_or_percent(json_t *obj, const char *key, const char *path, in
         }
         if (json_is_integer(v)) {
                 int64_t x = json_integer_value(v);
-                if (x < min_int)
-                        return fail(error, "%s.%s: %" PRId64 " is less than %" PRId64, path, key, x, min_int);
-                if (x > INT_FIELD_MAX)
-                        return fail(error, "%s.%s: %" PRId64 " is too large", path, key, x);
+                if (x < min_int || x > INT_FIELD_MAX)
+                        return fail(error, "%s.%s: %" PRId64 ": %s", path, key, x, range_msg);
                 *ret = (OsIntOrPercent) { .percent = false, .value = x };
                 return 0;
         }
@@ -253,8 +267,8 @@ static int get_int_or_percent(json_t *obj, const char *key, const char *path, in
                 int64_t p;
                 if (strlen(json_string_value(v)) != json_string_length(v) ||
                     !parse_percent(json_string_value(v), &p))
-                        return fail(error, "%s.%s: %s is not a percentage between 0%% and 100%%", path, key,
-                                    string_quote(q, json_string_value(v)));
+                        return fail(error, "%s.%s: %s: %s", path, key, string_quote(q, json_string_value(v)),
+                                    range_msg);
                 *ret = (OsIntOrPercent) { .percent = true, .value = p };
                 return 0;
         }
@@ -444,11 +458,11 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
         r = get_object(spec, "image", "spec", &img, error);
         if (r < 0)
                 return r;
-        if (!img) {
-                if (s->operation == OS_OPERATION_UPGRADE)
-                        return fail(error, "spec.image: required for operation upgrade (url and sha256)");
+        /* The CEL rule on spec, and its message after the path "spec". */
+        if (s->operation == OS_OPERATION_UPGRADE && (!img || !member(img, "url") || !member(img, "sha256")))
+                return fail(error, "spec: " CEL_MSG_UPGRADE_IMAGE);
+        if (!img)
                 return 0;
-        }
         r = check_keys(img, "spec.image", image_keys, ELEMENTSOF(image_keys), error);
         if (r < 0)
                 return r;
@@ -488,8 +502,8 @@ static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
                         return r;
         }
         /* get_*() on a NULL object return the defaults. */
-        if ((r = get_int_or_percent(st, "maxUnavailable", "spec.strategy", 0, false, 1, &s->max_unavailable,
-                                    error)) < 0 ||
+        if ((r = get_int_or_percent(st, "maxUnavailable", "spec.strategy", 0, false, 1, CEL_MSG_MAX_UNAVAILABLE,
+                                    &s->max_unavailable, error)) < 0 ||
             (r = get_int(st, "approvedBatches", "spec.strategy", 0, 0, &s->approved_batches, error)) < 0 ||
             (r = get_bool(st, "paused", "spec.strategy", false, &s->paused, error)) < 0 ||
             (r = get_int(st, "failureBudget", "spec.strategy", 1, 0, &s->failure_budget, error)) < 0 ||
@@ -523,12 +537,13 @@ static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
                 if (r < 0)
                         return r;
                 OsBatch *ob = s->batches + s->n_batches;
-                if ((r = get_int_or_percent(b, "nodes", path, 1, true, 0, &ob->nodes, error)) < 0 ||
+                if ((r = get_int_or_percent(b, "nodes", path, 1, true, 0, CEL_MSG_BATCH_NODES, &ob->nodes, error)) <
+                            0 ||
                     (r = get_bool(b, "manualGate", path, false, &manual, error)) < 0 ||
                     (r = get_int(b, "pauseSeconds", path, 0, 0, &pause, error)) < 0)
                         return r;
                 if (manual && pause > 0)
-                        return fail(error, "%s: manualGate and pauseSeconds exclude each other", path);
+                        return fail(error, "%s: " CEL_MSG_GATE_OR_PAUSE, path);
                 ob->pause = manual ? OS_PAUSE_MANUAL : pause > 0 ? OS_PAUSE_DURATION : OS_PAUSE_NONE;
                 ob->pause_seconds = pause;
                 s->n_batches++;
@@ -588,8 +603,7 @@ static int parse_window(json_t *spec, OsSpec *s, char **error) {
         if (!parse_hhmm(end, &s->window.end_minute))
                 return fail(error, "spec.window.end: %s is not a time HH:MM between 00:00 and 23:59", string_quote(q, end));
         if (s->window.start_minute == s->window.end_minute)
-                return fail(error, "spec.window: start and end are both %s: an empty window (leave the window out "
-                            "for always)", start);
+                return fail(error, "spec.window: " CEL_MSG_EMPTY_WINDOW);
         if (!tz)
                 tz = "UTC";
         if (!os_time_zone_is_valid(tz))
@@ -629,7 +643,7 @@ static int parse_config(json_t *spec, OsSpec *s, char **error) {
                 return r;
         if (!cfg) {
                 if (s->operation == OS_OPERATION_CONFIG)
-                        return fail(error, "spec.config: required for operation config");
+                        return fail(error, "spec: " CEL_MSG_CONFIG_REQUIRED);
                 return 0;
         }
         if (!member(cfg, "generation"))

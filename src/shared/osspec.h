@@ -97,8 +97,10 @@ void os_spec_done(OsSpec *s);
  * CRD's defaults to absent fields (a JSON null counts as absent); unknown
  * fields are errors. Returns 0, or
  * -EINVAL with a message naming the field ("spec.strategy.maxUnavailable:
- * '120%' is not a percentage between 0% and 100%") in *ret_error (free()
- * it). Nothing is filled on error. */
+ * \"120%\": must be a count from 0 to 1000000000 or a percentage from 0% to
+ * 100%") in *ret_error (free() it). What the CRD checks with a CEL rule is
+ * refused here with the rule's message (CEL_MSG_* in osspec.c), so a cluster
+ * without CEL refuses the same specs. Nothing is filled on error. */
 int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) _warn_unused_result_;
 
 /* A zone name the window can use: "UTC", or a TZif file below

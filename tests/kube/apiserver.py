@@ -14,9 +14,11 @@ snapshots, watches with history/410/bookmarks, selectors on list and watch,
 merge/JSON/strategic(-as-merge) patches, the status subresource,
 finalizers, graceful pod deletion (a timer plays the kubelet), the Eviction
 API with PodDisruptionBudgets (the disruption controller is emulated), CRDs
-with structural-schema pruning, defaulting and validation, bearer tokens and
-mutual TLS. There is no admission, no server-side apply, no scheduler, no
-garbage collector, and pods never run.
+whose schemas must be structural as on a real server (a CRD it would refuse
+gets the same 422 causes), with pruning, defaulting and validation of their
+objects, bearer tokens and mutual TLS. There is no admission, no CEL
+(x-kubernetes-validations rules are not evaluated), no server-side apply, no
+scheduler, no garbage collector, and pods never run.
 
 Test-only control endpoints live under /_double/ (see --help and the doc).
 
@@ -166,7 +168,11 @@ def stale(rt, name):
 
 def invalid(rt, name, causes):
     """causes: list of (reason, field, body)"""
-    msgs = ["%s: %s" % (f, b) if f else b for (_, f, b) in causes]
+    msgs = []
+    for (_, f, b) in causes:     # the aggregate message names each error once
+        m = "%s: %s" % (f, b) if f else b
+        if m not in msgs:
+            msgs.append(m)
     agg = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
     d = rdetails(rt, name, rt.kind)
     d["causes"] = [{"reason": r, "message": b, "field": f} for (r, f, b) in causes]
@@ -547,6 +553,19 @@ def schema_validate(s, v, path, errs):
         if isinstance(s.get("items"), dict):
             for i, x in enumerate(v):
                 schema_validate(s["items"], x, "%s[%d]" % (path, i), errs)
+        # x-kubernetes-list-type (listtype.ValidateListSetsAndMaps): a set
+        # holds each value once, a map each combination of its keys once
+        lt, seen = s.get("x-kubernetes-list-type"), []
+        for i, x in enumerate(v if lt in ("set", "map") else []):
+            if lt == "map":
+                if not isinstance(x, dict):
+                    continue
+                x = {k: x[k] for k in s.get("x-kubernetes-list-map-keys") or [] if k in x}
+            if x in seen:
+                errs.append(("FieldValueDuplicate", "%s[%d]" % (path, i), "Duplicate value: %s"
+                             % (go_sharp_v(x) if isinstance(x, (dict, list)) else go_value(x))))
+            else:
+                seen.append(x)
     if isinstance(v, dict):
         for r in s.get("required") or []:
             if r not in v:
@@ -590,6 +609,555 @@ def schema_validate(s, v, path, errs):
         if not e:
             errs.append(("FieldValueInvalid", path, "Invalid value: %s: %s in body must not validate the schema (not)"
                          % (go_value(v) if not isinstance(v, (dict, list)) else '"%s"' % json_type_name(v), name)))
+
+
+# --------------------------------------------------------------------------
+# CRD schemas: the structural-schema rules of apiextensions.k8s.io/v1
+#
+# kube-apiserver refuses a CRD whose schema is not structural, or whose
+# defaults, list types or x-kubernetes-validations entries break the rules
+# of apiextensions-apiserver (pkg/apiserver/schema/validation.go and
+# complete.go, pkg/apiserver/schema/defaulting/validation.go,
+# pkg/apis/apiextensions/validation/validation.go). This mirrors those
+# checks with the same field paths and words, so that a CRD the double
+# accepts is one a real server accepts. What is not mirrored (CEL
+# compilation and cost, Go's regexp syntax, the status-subresource root
+# restrictions) is listed in docs/KUBE-DOUBLE.md.
+
+class FieldError:
+    """One k8s.io/apimachinery field.Error: type, field path, detail."""
+    TYPES = {"Required": ("FieldValueRequired", "Required value"),
+             "Forbidden": ("FieldValueForbidden", "Forbidden"),
+             "Invalid": ("FieldValueInvalid", "Invalid value"),
+             "NotSupported": ("FieldValueNotSupported", "Unsupported value"),
+             "Duplicate": ("FieldValueDuplicate", "Duplicate value")}
+    NO_VALUE = object()
+
+    def __init__(self, kind, path, detail="", value=NO_VALUE):
+        self.kind, self.path, self.detail, self.value = kind, path, detail, value
+
+    def body(self):
+        s = self.TYPES[self.kind][1]
+        if self.value is not FieldError.NO_VALUE:
+            s += ": " + go_field_value(self.value)
+        if self.detail:
+            s += ": " + self.detail
+        return s
+
+    def text(self):
+        return "%s: %s" % (self.path, self.body())
+
+    def cause(self):
+        return (self.TYPES[self.kind][0], self.path, self.body())
+
+
+def go_sharp_v(v):
+    """Go's %#v of a value decoded from JSON (map[string]interface{} etc.)."""
+    if v is None:
+        return "interface {}(nil)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[]interface {}{%s}" % ", ".join(go_sharp_v(x) for x in v)
+    return "map[string]interface {}{%s}" % ", ".join(
+        "%s:%s" % (json.dumps(k), go_sharp_v(v[k])) for k in sorted(v))
+
+
+def go_field_value(v):
+    """How field.Error renders the bad value: simple types plainly, strings
+    quoted, anything else with %#v."""
+    if v is None:
+        return '"null"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "[]string{%s}" % ", ".join(json.dumps(x) for x in v)
+    return go_sharp_v(v)
+
+
+def _child(path, name):
+    return path + "." + name
+
+
+def _key(path, k):
+    return "%s[%s]" % (path, k)
+
+
+def _idx(path, i):
+    return "%s[%d]" % (path, i)
+
+
+def _sch(s):
+    return s if isinstance(s, dict) else {}
+
+
+_JUNCTORS = ("allOf", "anyOf", "oneOf")
+_INT_OR_STRING_ANYOF = [{"type": "integer"}, {"type": "string"}]
+_META_FIELDS = ("metadata", "kind", "apiVersion")
+# the fields of a schema that belong to the structure, not to value validation
+_GENERIC = ("description", "type", "title", "default", "additionalProperties", "nullable")
+_EXTENSIONS = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
+               "x-kubernetes-int-or-string", "x-kubernetes-list-map-keys", "x-kubernetes-list-type",
+               "x-kubernetes-map-type")
+
+
+def _props(s):
+    p = _sch(s).get("properties")
+    return p if isinstance(p, dict) else {}
+
+
+def _list(s, key):
+    v = _sch(s).get(key)
+    return v if isinstance(v, list) else []
+
+
+def _is_int_or_string_anyof(s):
+    # isIntOrStringAnyOfPattern: the branches are exactly {type: integer},
+    # {type: string}, in this order, with nothing else in them
+    return _list(s, "anyOf") == _INT_OR_STRING_ANYOF
+
+
+def _is_int_or_string_allof(s):
+    a = _list(s, "allOf")
+    return len(a) >= 1 and _is_int_or_string_anyof(a[0])
+
+
+def _value_validation(s, skip_anyof, skip_first_allof_anyof, lvl, path, errs):
+    if not skip_anyof:
+        for i, b in enumerate(_list(s, "anyOf")):
+            _nested_value_validation(b, False, False, lvl, _idx(_child(path, "anyOf"), i), errs)
+    for i, b in enumerate(_list(s, "allOf")):
+        _nested_value_validation(b, skip_first_allof_anyof and i == 0, False, lvl,
+                                 _idx(_child(path, "allOf"), i), errs)
+    for i, b in enumerate(_list(s, "oneOf")):
+        _nested_value_validation(b, False, False, lvl, _idx(_child(path, "oneOf"), i), errs)
+    if isinstance(_sch(s).get("not"), dict):
+        _nested_value_validation(s["not"], False, False, lvl, _child(path, "not"), errs)
+    pat = _sch(s).get("pattern")
+    if isinstance(pat, str) and pat:
+        try:
+            re.compile(pat)
+        except re.error as e:
+            # Go's regexp (RE2) words its errors differently; the path is the same
+            errs.append(FieldError("Invalid", _child(path, "pattern"),
+                                   "must be a valid regular expression, but isn't: %s" % e, pat))
+
+
+def _nested_value_validation(v, skip_anyof, skip_allof_anyof, lvl, path, errs):
+    """Inside allOf/anyOf/oneOf/not only value validations may appear."""
+    if not isinstance(v, dict):
+        return
+    _value_validation(v, skip_anyof, skip_allof_anyof, lvl, path, errs)
+    if isinstance(v.get("items"), dict):
+        _nested_value_validation(v["items"], False, False, lvl, _child(path, "items"), errs)
+    for k in sorted(_props(v)):
+        _nested_value_validation(_props(v)[k], False, False, "field", _key(_child(path, "properties"), k), errs)
+    forbid = lambda name, words: errs.append(FieldError("Forbidden", _child(path, name), words))  # noqa: E731
+    if v.get("type"):
+        forbid("type", "must be empty to be structural")
+    if "additionalProperties" in v:
+        forbid("additionalProperties", "must be undefined to be structural")
+    if v.get("default") is not None:
+        forbid("default", "must be undefined to be structural")
+    if v.get("title"):
+        forbid("title", "must be empty to be structural")
+    if v.get("description"):
+        forbid("description", "must be empty to be structural")
+    if v.get("nullable") is True:
+        forbid("nullable", "must be false to be structural")
+    if v.get("externalDocs") is not None:
+        forbid("externalDocs", "must be undefined to be structural")
+    for ext in ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
+                "x-kubernetes-int-or-string"):
+        if v.get(ext) is True:
+            forbid(ext, "must be false to be structural")
+    if _list(v, "x-kubernetes-list-map-keys"):
+        forbid("x-kubernetes-list-map-keys", "must be empty to be structural")
+    if v.get("x-kubernetes-list-type") is not None:
+        forbid("x-kubernetes-list-type", "must be undefined to be structural")
+    if v.get("x-kubernetes-map-type") is not None:
+        forbid("x-kubernetes-map-type", "must be undefined to be structural")
+    if _list(v, "x-kubernetes-validations"):
+        forbid("x-kubernetes-validations", "must be empty to be structural")
+    if "metadata" in _props(v):
+        errs.append(FieldError("Forbidden", _key(_child(path, "properties"), "metadata"),
+                               "must not be specified in a nested context"))
+
+
+def _metadata_invariants(m, check_metadata, lvl, path, errs):
+    m = _sch(m)
+    if check_metadata and m.get("type", "") != "object":
+        errs.append(FieldError("Invalid", _child(path, "type"), "must be object", m.get("type", "")))
+    if lvl != "root":
+        return
+    # At the root only name and generateName may be restricted: with those
+    # properties (and the type and default) taken away nothing may be left.
+    rest = {k: v for k, v in m.items() if k not in ("type", "default")}
+    props = _props(m)
+    names = {"name", "generateName"}
+    if props and set(props) <= names:
+        rest.pop("properties", None)
+    for k in list(rest):
+        if rest[k] in (None, False, "", [], {}):   # zero values count as unset
+            del rest[k]
+    if rest:
+        errs.append(FieldError("Forbidden", path, "must not specify anything other than name and generateName, "
+                                                  "but metadata is implicitly specified"))
+
+
+def _structural_invariants(s, lvl, path, errs):
+    if not isinstance(s, dict):
+        return
+    typ = s.get("type") or ""
+    ios = s.get("x-kubernetes-int-or-string") is True
+    puf = s.get("x-kubernetes-preserve-unknown-fields") is True
+    emb = s.get("x-kubernetes-embedded-resource") is True
+    if typ == "array" and not isinstance(s.get("items"), dict):
+        errs.append(FieldError("Required", _child(path, "items"), "must be specified"))
+    if isinstance(s.get("items"), dict):
+        _structural_invariants(s["items"], "item", _child(path, "items"), errs)
+    for k in sorted(_props(s)):
+        _structural_invariants(_props(s)[k], "field", _key(_child(path, "properties"), k), errs)
+    if "additionalProperties" in s and s["additionalProperties"] is not None:
+        if lvl == "root":
+            errs.append(FieldError("Forbidden", _child(path, "additionalProperties"), "must not be used at the root"))
+        if isinstance(s["additionalProperties"], dict):
+            _structural_invariants(s["additionalProperties"], "field", _child(path, "additionalProperties"), errs)
+    if ios and puf:
+        errs.append(FieldError("Invalid", _child(path, "x-kubernetes-preserve-unknown-fields"),
+                               "must be false if x-kubernetes-int-or-string is true", True))
+    if ios and emb:
+        errs.append(FieldError("Invalid", _child(path, "x-kubernetes-embedded-resource"),
+                               "must be false if x-kubernetes-int-or-string is true", True))
+    _value_validation(s, _is_int_or_string_anyof(s), _is_int_or_string_allof(s), lvl, path, errs)
+    check_metadata = lvl == "root" or emb
+    if emb and typ != "object":
+        if not typ:
+            errs.append(FieldError("Required", _child(path, "type"), "must be object if x-kubernetes-embedded-resource is true"))
+        else:
+            errs.append(FieldError("Invalid", _child(path, "type"), "must be object if x-kubernetes-embedded-resource is true", typ))
+    elif not typ and not ios and not puf:
+        errs.append(FieldError("Required", _child(path, "type"), {
+            "root": "must not be empty at the root",
+            "item": "must not be empty for specified array items",
+            "field": "must not be empty for specified object fields"}[lvl]))
+    if emb and s.get("additionalProperties") is not None:
+        errs.append(FieldError("Forbidden", _child(path, "additionalProperties"),
+                               "must not be used if x-kubernetes-embedded-resource is set"))
+    if lvl == "root" and typ and typ != "object":
+        errs.append(FieldError("Invalid", _child(path, "type"), "must be object at the root", typ))
+    props = _props(s)
+    for tm in ("kind", "apiVersion"):
+        if tm in props and check_metadata and _sch(props[tm]).get("type", "") != "string":
+            errs.append(FieldError("Invalid", _child(_key(_child(path, "properties"), tm), "type"), "must be string",
+                                   _sch(props[tm]).get("type", "")))
+    if "metadata" in props:
+        _metadata_invariants(props["metadata"], check_metadata, lvl, _key(_child(path, "properties"), "metadata"), errs)
+    if emb and not puf and not props:
+        errs.append(FieldError("Required", _child(path, "properties"), "must not be empty if x-kubernetes-embedded-resource "
+                                                                       "is true without x-kubernetes-preserve-unknown-fields"))
+
+
+def _nested_completeness(v, s, spath, vpath, errs):
+    """A field or item named inside a junctor must also be specified outside."""
+    if not isinstance(v, dict):
+        return
+    if not isinstance(s, dict):
+        errs.append(FieldError("Required", spath, "because it is defined in %s" % vpath))
+        return
+    _junctor_completeness(v, s, spath, vpath, errs)
+    if isinstance(v.get("items"), dict):
+        _nested_completeness(v["items"], s.get("items"), _child(spath, "items"), _child(vpath, "items"), errs)
+    for k in sorted(_props(v)):
+        sk, vk = _key(_child(spath, "properties"), k), _key(_child(vpath, "properties"), k)
+        if k not in _props(s):
+            errs.append(FieldError("Required", sk, "because it is defined in %s" % vk))
+        else:
+            _nested_completeness(_props(v)[k], _props(s)[k], sk, vk, errs)
+
+
+def _junctor_completeness(v, s, spath, vpath, errs):
+    if isinstance(v.get("not"), dict):
+        _nested_completeness(v["not"], s, spath, _child(vpath, "not"), errs)
+    for j in _JUNCTORS:
+        for i, b in enumerate(_list(v, j)):
+            _nested_completeness(b, s, spath, _idx(_child(vpath, j), i), errs)
+
+
+def validate_structural(schema, path):
+    """ValidateStructural: the invariants and completeness, sorted as the
+    real server sorts them (by their text)."""
+    errs = []
+    _structural_invariants(schema, "root", path, errs)
+    # as in complete.go, only the root's own junctors are checked
+    _junctor_completeness(schema, schema, path, path, errs)
+    return sorted(errs, key=lambda e: e.text())
+
+
+def schema_prune(s, v, resource_root):
+    """Prune unknown fields of v in place (no defaulting), as pruning.Prune."""
+    if not isinstance(s, dict):
+        return v
+    if isinstance(v, dict):
+        props = _props(s)
+        ap = s.get("additionalProperties")
+        preserve = s.get("x-kubernetes-preserve-unknown-fields") is True
+        emb = resource_root or s.get("x-kubernetes-embedded-resource") is True
+        for k in list(v):
+            if emb and k in ("apiVersion", "kind", "metadata") and k not in props:
+                continue
+            if k in props:
+                schema_prune(props[k], v[k], False)
+            elif isinstance(ap, dict):
+                schema_prune(ap, v[k], False)
+            elif not (ap is True or preserve):
+                del v[k]
+    elif isinstance(v, list) and isinstance(s.get("items"), dict):
+        for x in v:
+            schema_prune(s["items"], x, False)
+    return v
+
+
+def _validate_defaults(s, path, inside_meta, errs, resource_root=False):
+    """defaulting.ValidateDefaults: every default is pruned and validates.
+    The resource root counts as an embedded resource, so that defaults of
+    apiVersion, kind and metadata are judged as metadata."""
+    if not isinstance(s, dict):
+        return
+    emb = resource_root or s.get("x-kubernetes-embedded-resource") is True
+    if emb:
+        inside_meta = False
+    if s.get("default") is not None:
+        d = s["default"]
+        dpath = _child(path, "default")
+        if not inside_meta:
+            if schema_prune(s, clone(d), emb) != d:
+                errs.append(FieldError("Invalid", dpath, "must not have unknown fields", d))
+        verrs = []
+        schema_validate(s, clone(d), "", verrs)
+        for reason, f, body in verrs:
+            errs.append(_RawError(reason, dpath + ("." + f if f and not f.startswith("[") else f), body))
+    # do not follow additionalProperties: defaults are not applied there
+    if isinstance(s.get("items"), dict):
+        _validate_defaults(s["items"], _child(path, "items"), inside_meta, errs)
+    for k in sorted(_props(s)):
+        _validate_defaults(_props(s)[k], _key(_child(path, "properties"), k),
+                           inside_meta or (emb and k in _META_FIELDS), errs)
+
+
+class _RawError(FieldError):
+    """A schema_validate() error re-rooted under a default."""
+    def __init__(self, reason, path, body):
+        super().__init__("Invalid", path)
+        self.reason, self.raw = reason, body
+
+    def body(self):
+        return self.raw
+
+    def cause(self):
+        return (self.reason, self.path, self.raw)
+
+
+_OPENAPI_TYPES = ["array", "boolean", "integer", "number", "object", "string"]
+_RULE_REASONS = ["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"]
+
+
+def _openapi_schema(s, path, ssv, is_root, errs):
+    """ValidateCustomResourceDefinitionOpenAPISchema without CEL compilation.
+    ssv: dict(allow_defaults, reason, inside_meta)."""
+    if not isinstance(s, dict):
+        return
+    typ = s.get("type") or ""
+    if typ and typ not in _OPENAPI_TYPES:
+        errs.append(FieldError("NotSupported", _child(path, "type"),
+                               "supported values: " + ", ".join(json.dumps(t) for t in _OPENAPI_TYPES), typ))
+    if s.get("default") is not None and not ssv["allow_defaults"]:
+        errs.append(FieldError("Forbidden", _child(path, "default"),
+                               "must not be set" + (" " + ssv["reason"] if ssv["reason"] else "")))
+    for key, words in (("id", "id is not supported"), ("additionalItems", "additionalItems is not supported"),
+                       ("patternProperties", "patternProperties is not supported"),
+                       ("definitions", "definitions is not supported"),
+                       ("dependencies", "dependencies is not supported"), ("$ref", "$ref is not supported")):
+        if s.get(key):
+            errs.append(FieldError("Forbidden", _child(path, key), words))
+    if typ == "null":
+        errs.append(FieldError("Forbidden", _child(path, "type"), "type cannot be set to null, use nullable as an alternative"))
+    if isinstance(s.get("items"), list):
+        errs.append(FieldError("Forbidden", _child(path, "items"), "items must be a schema object and not an array"))
+    if ssv["inside_meta"] and s.get("x-kubernetes-embedded-resource") is True:
+        errs.append(FieldError("Forbidden", _child(path, "x-kubernetes-embedded-resource"), "must not be used inside of resource meta"))
+    if s.get("uniqueItems") is True:
+        errs.append(FieldError("Forbidden", _child(path, "uniqueItems"),
+                               "uniqueItems cannot be set to true since the runtime complexity becomes quadratic"))
+    props = _props(s)
+    ap = s.get("additionalProperties")
+    if ap is not None:
+        if props and (ap is False or isinstance(ap, dict)):
+            errs.append(FieldError("Forbidden", _child(path, "additionalProperties"),
+                                   "additionalProperties and properties are mutual exclusive"))
+        sub = ssv
+        if ssv["inside_meta"]:
+            sub = dict(ssv, allow_defaults=False, reason="inside additionalProperties applying to object metadata")
+        _openapi_schema(ap, _child(path, "additionalProperties"), sub, False, errs)
+    for k in sorted(props):
+        sub = ssv
+        if (is_root or s.get("x-kubernetes-embedded-resource") is True) and k in _META_FIELDS:
+            sub = dict(sub, inside_meta=True)
+            if is_root:
+                sub = dict(sub, allow_defaults=False, reason="in top-level %s" % k)
+        _openapi_schema(props[k], _key(_child(path, "properties"), k), sub, False, errs)
+    if isinstance(s.get("not"), dict):
+        _openapi_schema(s["not"], _child(path, "not"), ssv, False, errs)
+    for j in ("allOf", "oneOf", "anyOf"):
+        for i, b in enumerate(_list(s, j)):
+            _openapi_schema(b, _idx(_child(path, j), i), ssv, False, errs)
+    items = s.get("items") if isinstance(s.get("items"), dict) else None
+    if items is not None:
+        _openapi_schema(items, _child(path, "items"), ssv, False, errs)
+    if s.get("x-kubernetes-preserve-unknown-fields") is False:
+        errs.append(FieldError("Invalid", _child(path, "x-kubernetes-preserve-unknown-fields"), "must be true or undefined", False))
+    mt = s.get("x-kubernetes-map-type")
+    if mt is not None and typ != "object":
+        if not typ:
+            errs.append(FieldError("Required", _child(path, "type"), "must be object if x-kubernetes-map-type is specified"))
+        else:
+            errs.append(FieldError("Invalid", _child(path, "type"), "must be object if x-kubernetes-map-type is specified", typ))
+    if mt is not None and mt not in ("atomic", "granular"):
+        errs.append(FieldError("NotSupported", _child(path, "x-kubernetes-map-type"),
+                               'supported values: "atomic", "granular"', mt))
+    lt = s.get("x-kubernetes-list-type")
+    if lt is not None and typ != "array":
+        if not typ:
+            errs.append(FieldError("Required", _child(path, "type"), "must be array if x-kubernetes-list-type is specified"))
+        else:
+            errs.append(FieldError("Invalid", _child(path, "type"), "must be array if x-kubernetes-list-type is specified", typ))
+    elif lt == "set" and items is not None:
+        # a set holds scalars or atomic lists and maps
+        if items.get("type") == "array" and items.get("x-kubernetes-list-type") not in (None, "atomic"):
+            errs.append(FieldError("Invalid", _child(_child(path, "items"), "x-kubernetes-list-type"),
+                                   "must be atomic as item of a list with x-kubernetes-list-type=set",
+                                   items.get("x-kubernetes-list-type")))
+        elif items.get("type") == "object" and items.get("x-kubernetes-map-type") != "atomic":
+            # the real server reports the items' list type here (nil: "null")
+            errs.append(FieldError("Invalid", _child(_child(path, "items"), "x-kubernetes-map-type"),
+                                   "must be atomic as item of a list with x-kubernetes-list-type=set",
+                                   items.get("x-kubernetes-list-type")))
+    if lt is not None and lt not in ("atomic", "set", "map"):
+        errs.append(FieldError("NotSupported", _child(path, "x-kubernetes-list-type"),
+                               'supported values: "atomic", "set", "map"', lt))
+    keys = _list(s, "x-kubernetes-list-map-keys")
+    if keys:
+        if lt is None:
+            errs.append(FieldError("Required", _child(path, "x-kubernetes-list-type"), "must be map if x-kubernetes-list-map-keys is non-empty"))
+        elif lt != "map":
+            errs.append(FieldError("Invalid", _child(path, "x-kubernetes-list-type"), "must be map if x-kubernetes-list-map-keys is non-empty", lt))
+    if lt == "map":
+        if not keys:
+            errs.append(FieldError("Required", _child(path, "x-kubernetes-list-map-keys"), "must not be empty if x-kubernetes-list-type is map"))
+        if "items" not in s:
+            errs.append(FieldError("Required", _child(path, "items"), "must have a schema if x-kubernetes-list-type is map"))
+        if items is not None and items.get("type") != "object":
+            errs.append(FieldError("Invalid", _child(_child(path, "items"), "type"),
+                                   "must be object if parent array's x-kubernetes-list-type is map", items.get("type") or ""))
+        if items is not None and items.get("type") == "object":
+            seen = set()
+            for k in keys:
+                if k in _props(items):
+                    if _sch(_props(items)[k]).get("type") in ("array", "object"):
+                        # the real server shows the items' type ("object") as the value
+                        errs.append(FieldError("Invalid", _child(_key(_child(_child(path, "items"), "properties"), k), "type"),
+                                               "must be a scalar type if parent array's x-kubernetes-list-type is map", "object"))
+                else:
+                    errs.append(FieldError("Invalid", _child(path, "x-kubernetes-list-map-keys"),
+                                           "entries must all be names of item properties", keys))
+                if k in seen:
+                    errs.append(FieldError("Invalid", _child(path, "x-kubernetes-list-map-keys"),
+                                           "must not contain duplicate entries", keys))
+                seen.add(k)
+    # validateMapListKeysMapSet
+    if items is not None and lt in ("set", "map"):
+        if items.get("nullable") is True:
+            errs.append(FieldError("Forbidden", _child(_child(path, "items"), "nullable"),
+                                   "cannot be nullable when x-kubernetes-list-type is " + lt))
+        if lt == "map":
+            required = set(_list(items, "required"))
+            for k in keys:
+                if k not in _props(items):
+                    continue
+                kp = _key(_child(_child(path, "items"), "properties"), k)
+                ks = _sch(_props(items)[k])
+                if k not in required and ks.get("default") is None:
+                    errs.append(FieldError("Required", _child(kp, "default"), "this property is in x-kubernetes-list-map-keys, "
+                                                                              "so it must have a default or be a required property"))
+                if ks.get("nullable") is True:
+                    errs.append(FieldError("Forbidden", _child(kp, "nullable"),
+                                           "this property is in x-kubernetes-list-map-keys, so it cannot be nullable"))
+    for i, rule in enumerate(_list(s, "x-kubernetes-validations")):
+        rp = _idx(_child(path, "x-kubernetes-validations"), i)
+        rule = _sch(rule)
+        r, m = rule.get("rule") or "", rule.get("message") or ""
+        if not r.strip():
+            errs.append(FieldError("Required", _child(rp, "rule"), "rule is not specified"))
+        elif m and not m.strip():
+            errs.append(FieldError("Invalid", _child(rp, "message"), "must be non-empty if specified", m))
+        elif re.search(r"[\n\r]", m.strip()):
+            errs.append(FieldError("Invalid", _child(rp, "message"), "must not contain line breaks", m))
+        elif re.search(r"[\n\r]", r.strip()) and not m.strip():
+            errs.append(FieldError("Required", _child(rp, "message"), "message must be specified if rule contains line breaks"))
+        me = rule.get("messageExpression")
+        if me and not me.strip():
+            errs.append(FieldError("Required", _child(rp, "messageExpression"), "messageExpression must be non-empty if specified"))
+        if rule.get("reason") is not None and rule["reason"] not in _RULE_REASONS:
+            errs.append(FieldError("NotSupported", _child(rp, "reason"),
+                                   "supported values: " + ", ".join(json.dumps(x) for x in _RULE_REASONS), rule["reason"]))
+        fp = rule.get("fieldPath")
+        if fp and not fp.strip():
+            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "must be non-empty if specified", fp))
+        if fp and re.search(r"[\n\r]", fp):
+            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "must not contain line breaks", fp))
+
+
+def validate_crd_schema(schema, path):
+    """The errors kube-apiserver gives for one openAPIV3Schema at path (e.g.
+    spec.validation.openAPIV3Schema), in its order: structural problems
+    (sorted), then bad defaults (only for a structural schema), then the
+    OpenAPI-subset rules."""
+    errs = []
+    if not isinstance(schema, dict):
+        return errs
+    if schema.get("nullable") is True:
+        errs.append(FieldError("Forbidden", _child(path, "nullable"), "nullable cannot be true at the root"))
+    structural = validate_structural(schema, path)
+    errs.extend(structural)
+    if not structural:
+        _validate_defaults(schema, path, False, errs, resource_root=True)
+    _openapi_schema(schema, path, {"allow_defaults": True, "reason": "", "inside_meta": False}, True, errs)
+    return errs
+
+
+def crd_schema_errors(versions):
+    """Schema errors of a v1 CRD's versions. The real server converts a v1 CRD
+    to its internal form first, where identical per-version schemas become
+    one spec.validation; so the paths read spec.validation.openAPIV3Schema
+    when every version has the same schema (one version always does), and
+    spec.versions[i].schema.openAPIV3Schema otherwise."""
+    schemas = [((v.get("schema") or {}).get("openAPIV3Schema") if isinstance(v, dict) else None) for v in versions]
+    if not schemas:
+        return []
+    if all(s == schemas[0] for s in schemas):
+        return validate_crd_schema(schemas[0], "spec.validation.openAPIV3Schema")
+    errs = []
+    for i, s in enumerate(schemas):
+        errs.extend(validate_crd_schema(s, "spec.versions[%d].schema.openAPIV3Schema" % i))
+    return errs
 
 
 # --------------------------------------------------------------------------
@@ -1373,6 +1941,7 @@ class Store:
                 jp = (sf.get("jsonPath") or "").lstrip(".")
                 if jp:
                     fields[jp] = _path_getter(*jp.split("."))
+        errs.extend(e.cause() for e in crd_schema_errors(versions))
         if errs:
             raise invalid(rt, name, errs)
         return ResType(group, served, plural, names.get("singular") or kind.lower(), kind,

@@ -176,11 +176,15 @@ static void test_errors(void) {
         expect_bad("{\"version\":\"1\",\"operation\":\"rollback\",\"verison\":\"2\"}", "spec: unknown field \"verison\"");
 
         /* image */
-        expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\"}", "spec.image: required for operation upgrade");
+        /* the twin of the CRD's CEL rule on spec: the same words after "spec: " */
+        expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\"}",
+                   "spec: spec.image.url and spec.image.sha256 are required for operation upgrade");
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\"}}",
-                   "spec.image.sha256: required");
+                   "spec: spec.image.url and spec.image.sha256 are required for operation upgrade");
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"sha256\":\"" SHA "\"}}",
-                   "spec.image.url: required");
+                   "spec: spec.image.url and spec.image.sha256 are required for operation upgrade");
+        expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":null,\"sha256\":\"" SHA "\"}}",
+                   "spec: spec.image.url and spec.image.sha256 are required for operation upgrade");
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"ftp://x/y\",\"sha256\":\"" SHA "\"}}",
                    "spec.image.url: \"ftp://x/y\" is not an http");
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://\",\"sha256\":\"" SHA "\"}}",
@@ -208,19 +212,32 @@ static void test_errors(void) {
                    "spec.image: unknown field \"digest\"");
 
         /* strategy */
-        expect_bad_extra("\"strategy\":{\"maxUnavailable\":-1}", "spec.strategy.maxUnavailable: -1 is less than 0");
+        /* int-or-string fields: the words of their CEL rules, after the value */
+#define MU_WORDS "must be a count from 0 to 1000000000 or a percentage from 0% to 100%"
+#define NODES_WORDS "must be a count from 1 to 1000000000 or a percentage from 0% to 100%"
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":-1}", "spec.strategy.maxUnavailable: -1: " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":1000000001}",
+                         "spec.strategy.maxUnavailable: 1000000001: " MU_WORDS);
         expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"120%\"}",
-                         "spec.strategy.maxUnavailable: \"120%\" is not a percentage between 0% and 100%");
-        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"abc\"}", "spec.strategy.maxUnavailable: \"abc\" is not a percentage");
-        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"05%\"}", "spec.strategy.maxUnavailable");
-        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"5\"}", "spec.strategy.maxUnavailable");
-        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"-5%\"}", "spec.strategy.maxUnavailable");
+                         "spec.strategy.maxUnavailable: \"120%\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"abc\"}", "spec.strategy.maxUnavailable: \"abc\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"05%\"}", "spec.strategy.maxUnavailable: \"05%\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"5\"}", "spec.strategy.maxUnavailable: \"5\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"-5%\"}", "spec.strategy.maxUnavailable: \"-5%\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"5.5%\"}", "spec.strategy.maxUnavailable: \"5.5%\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"%\"}", "spec.strategy.maxUnavailable: \"%\": " MU_WORDS);
+        expect_bad_extra("\"strategy\":{\"maxUnavailable\":\"1000%\"}", "spec.strategy.maxUnavailable: \"1000%\": " MU_WORDS);
         expect_bad_extra("\"strategy\":{\"maxUnavailable\":1.5}", "spec.strategy.maxUnavailable: must be an integer or");
         expect_bad_extra("\"strategy\":{\"maxUnavailable\":true}", "spec.strategy.maxUnavailable");
         expect_bad_extra("\"strategy\":{\"batches\":{}}", "spec.strategy.batches: must be an array");
-        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":0}]}", "spec.strategy.batches[0].nodes: 0 is less than 1");
+        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":0}]}", "spec.strategy.batches[0].nodes: 0: " NODES_WORDS);
+        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":1},{\"nodes\":-3}]}",
+                         "spec.strategy.batches[1].nodes: -3: " NODES_WORDS);
+        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":\"10 %\"}]}",
+                         "spec.strategy.batches[0].nodes: \"10 %\": " NODES_WORDS);
         expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":1},{}]}", "spec.strategy.batches[1].nodes: required");
-        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":\"101%\"}]}", "spec.strategy.batches[0].nodes");
+        expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":\"101%\"}]}",
+                         "spec.strategy.batches[0].nodes: \"101%\": " NODES_WORDS);
         expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":1,\"pauseSeconds\":-1}]}",
                          "spec.strategy.batches[0].pauseSeconds: -1 is less than 0");
         expect_bad_extra("\"strategy\":{\"batches\":[{\"nodes\":1,\"pauseSeconds\":5,\"manualGate\":true}]}",
@@ -241,7 +258,9 @@ static void test_errors(void) {
         expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"2:00\"}", "spec.window.end: \"2:00\" is not a time");
         expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"01:60\"}", "spec.window.end");
         expect_bad_extra("\"window\":{\"end\":\"01:00\"}", "spec.window.start: required");
-        expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"01:00\"}", "spec.window: start and end are both");
+        expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"01:00\"}",
+                         "spec.window: start and end must differ: an empty window never opens (leave the window out "
+                         "for always)");
         expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"02:00\",\"days\":[\"Monday\"]}",
                          "spec.window.days[0]: \"Monday\" is not one of");
         expect_bad_extra("\"window\":{\"start\":\"01:00\",\"end\":\"02:00\",\"days\":[\"Mon\",\"Mon\"]}",
@@ -269,7 +288,7 @@ static void test_errors(void) {
         expect_bad_extra("\"nodeSelector\":{\"a\":\"b,c=d\"}", "spec.nodeSelector.a: \"b,c=d\" is not a valid label value");
 
         /* config, checked by the node config parser */
-        expect_bad("{\"version\":\"1\",\"operation\":\"config\"}", "spec.config: required for operation config");
+        expect_bad("{\"version\":\"1\",\"operation\":\"config\"}", "spec: spec.config is required for operation config");
         expect_bad("{\"version\":\"1\",\"operation\":\"config\",\"config\":{\"sysctl\":{}}}", "spec.config.generation: required");
         expect_bad("{\"version\":\"1\",\"operation\":\"config\",\"config\":{\"generation\":0}}", "spec.config.generation");
         expect_bad("{\"version\":\"1\",\"operation\":\"config\",\"config\":{\"generation\":2,\"sysctls\":{}}}",
@@ -475,11 +494,48 @@ static void test_operations(void) {
         ASSERT_TRUE(!os_time_zone_is_valid("zone.tab")); /* not a TZif file */
 }
 
+/* Exactly what the CRD's CEL rules accept: every percentage "0%".."100%"
+ * (the regex of maxUnavailable, the 101-string list of batch sizes) and the
+ * counts at both ends of the range. */
+static void test_int_or_percent_forms(void) {
+        for (int i = 0; i <= 100; i++) {
+                _cleanup_free_ char *extra = NULL, *t = NULL;
+                OsSpec s;
+
+                ASSERT_TRUE(asprintf(&extra, "\"strategy\":{\"maxUnavailable\":\"%d%%\",\"batches\":[{\"nodes\":\"%d%%\"}]}",
+                                     i, i) > 0);
+                t = upgrade_with(extra);
+                expect_ok(t, &s);
+                ASSERT_EQ(s.max_unavailable.percent, true);
+                ASSERT_EQ(s.max_unavailable.value, i);
+                ASSERT_EQ(s.batches[0].nodes.value, i);
+                os_spec_done(&s);
+        }
+        static const char *const ok_counts[] = {
+                "\"strategy\":{\"maxUnavailable\":0,\"batches\":[{\"nodes\":1}]}",
+                "\"strategy\":{\"maxUnavailable\":1000000000,\"batches\":[{\"nodes\":1000000000}]}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok_counts); i++) {
+                _cleanup_free_ char *t = upgrade_with(ok_counts[i]);
+                OsSpec s;
+                expect_ok(t, &s);
+                os_spec_done(&s);
+        }
+        static const char *const bad[] = { "00%", "01%", "100", "0", "%", "1%%", "+5%", " 5%", "5% ", "101%", "99.%" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *extra = NULL, *want = NULL;
+                ASSERT_TRUE(asprintf(&extra, "\"strategy\":{\"batches\":[{\"nodes\":\"%s\"}]}", bad[i]) > 0);
+                ASSERT_TRUE(asprintf(&want, "spec.strategy.batches[0].nodes: \"%s\": %s", bad[i], NODES_WORDS) > 0);
+                expect_bad_extra(extra, want);
+        }
+}
+
 int main(void) {
         TEST_RUN(test_minimal_and_defaults);
         TEST_RUN(test_full);
         TEST_RUN(test_errors);
         TEST_RUN(test_percent_resolve);
+        TEST_RUN(test_int_or_percent_forms);
         TEST_RUN(test_window_utc);
         TEST_RUN(test_window_midnight);
         TEST_RUN(test_window_dst);

@@ -1,0 +1,556 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The API-server double refuses the CRDs a real kube-apiserver refuses.
+
+    test-crd-schema.py APISERVER_PY YAML2JSON_EXE SOURCE_ROOT
+
+Gives tests/kube/apiserver.py (over HTTP) CRDs that break the structural-
+schema rules of apiextensions.k8s.io/v1 -- a missing type, anything but
+value validations inside allOf/anyOf/oneOf/not, metadata restrictions,
+unpruned or invalid defaults, x-kubernetes-list-type rules, malformed
+x-kubernetes-validations entries -- and checks the 422 Invalid Status: one
+cause per offending field, with the field paths and words of the real
+server (the expected texts of the "forbidden in nested value validation"
+cases are the real server's own integration-test expectations). Then: the
+CRDs in deploy/crds are accepted; the old, non-structural OS CRD
+(tests/kube/fixtures/oses-crd-nonstructural.yaml) is refused with exactly
+the four causes a v1.32 kube-apiserver gave; and every CEL rule message of
+deploy/crds has its twin in src/shared/osspec.c (the double does not
+evaluate CEL, so the operator must refuse the same specs).
+Prints one PASS/FAIL line per check; exits 1 if any failed.
+"""
+
+import copy
+import glob
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+APISERVER = os.path.abspath(sys.argv[1])
+YAML2JSON = os.path.abspath(sys.argv[2])
+SRC = os.path.abspath(sys.argv[3])
+TMP = tempfile.mkdtemp(prefix="kube-crd-schema-test-")
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+V = "spec.validation.openAPIV3Schema"
+RESULTS = []
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def run(name, fn, *a):
+    t0 = time.time()
+    try:
+        fn(*a)
+        RESULTS.append((name, True))
+        print("PASS %s (%.2fs)" % (name, time.time() - t0), flush=True)
+    except Exception as e:      # noqa: BLE001 - report every failure, go on
+        RESULTS.append((name, False))
+        print("FAIL %s: %s" % (name, e), flush=True)
+        if not isinstance(e, Fail):
+            traceback.print_exc()
+
+
+def yaml_load(path):
+    return json.loads(subprocess.check_output([YAML2JSON, path]))
+
+
+class Double:
+    def __init__(self, *extra):
+        self.portfile = os.path.join(TMP, "port-%d" % len(os.listdir(TMP)))
+        self.proc = subprocess.Popen([sys.executable, APISERVER, "--port", "0", "--port-file", self.portfile,
+                                      "--yaml2json", YAML2JSON] + list(extra))
+        deadline = time.time() + 20
+        while not os.path.exists(self.portfile):
+            if self.proc.poll() is not None:
+                raise RuntimeError("double exited with %d" % self.proc.returncode)
+            if time.time() > deadline:
+                raise RuntimeError("double did not write its port file")
+            time.sleep(0.05)
+        self.port = int(open(self.portfile).read())
+        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def req(self, method, path, body=None):
+        self.c.request(method, path, body=None if body is None else json.dumps(body),
+                       headers={"Content-Type": "application/json"})
+        r = self.c.getresponse()
+        data = r.read()
+        return r.status, (json.loads(data) if data else None)
+
+    def stop(self):
+        self.c.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+def crd(schema, name="things", versions=None):
+    versions = versions or [{"name": "v1", "served": True, "storage": True,
+                             "schema": {"openAPIV3Schema": schema}}]
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "%s.test.hull.dev" % name},
+            "spec": {"group": "test.hull.dev", "scope": "Cluster",
+                     "names": {"plural": name, "singular": name[:-1], "kind": name[:-1].capitalize(),
+                               "listKind": name[:-1].capitalize() + "List"},
+                     "versions": versions}}
+
+
+def obj(**props):
+    """A root schema: type object with these properties."""
+    return {"type": "object", "properties": props}
+
+
+def texts(status):
+    return ["%s: %s" % (c["field"], c["message"]) for c in status["details"]["causes"]]
+
+
+def refused(d, body, want, exact=True, name=None):
+    """POST body; expect 422 whose causes are want (list of 'field: message')."""
+    code, st = d.req("POST", CRDS, body)
+    check(code == 422, "HTTP %d, want 422: %s" % (code, json.dumps(st)[:600]))
+    check(st.get("kind") == "Status" and st.get("reason") == "Invalid" and st.get("code") == 422,
+          "not an Invalid Status: %r" % st)
+    got = texts(st)
+    if exact:
+        check(sorted(got) == sorted(want), "causes\n  got:  %s\n  want: %s" % ("\n        ".join(got),
+                                                                          "\n        ".join(want)))
+    else:
+        missing = [w for w in want if w not in got]
+        check(not missing, "missing causes %s; got %s" % (missing, got))
+    n = name or body["metadata"]["name"]
+    agg = got[0] if len(got) == 1 else "[" + ", ".join(got) + "]"
+    want_msg = 'CustomResourceDefinition.apiextensions.k8s.io "%s" is invalid: %s' % (n, agg)
+    check(st["message"] == want_msg, "message\n  got:  %s\n  want: %s" % (st["message"], want_msg))
+    d_ = st["details"]
+    check(d_.get("group") == "apiextensions.k8s.io" and d_.get("kind") == "CustomResourceDefinition"
+          and d_.get("name") == n, "details %r" % d_)
+    for c in d_["causes"]:
+        kind = c["message"].split(":")[0]
+        reason = {"Required value": "FieldValueRequired", "Forbidden": "FieldValueForbidden",
+                  "Invalid value": "FieldValueInvalid", "Unsupported value": "FieldValueNotSupported",
+                  "Duplicate value": "FieldValueDuplicate"}.get(kind)
+        check(c.get("reason") == reason, "cause %r: reason should be %s" % (c, reason))
+    code, _ = d.req("GET", CRDS + "/" + n)
+    check(code == 404, "a refused CRD was stored (GET gives %d)" % code)
+    return st
+
+
+def accepted(d, body):
+    code, st = d.req("POST", CRDS, body)
+    check(code == 201, "HTTP %d, want 201: %s" % (code, json.dumps(st)[:800]))
+    code, _ = d.req("DELETE", CRDS + "/" + body["metadata"]["name"])
+    check(code == 200, "cleanup DELETE gave %d" % code)
+
+
+# --------------------------------------------------------------------------
+# checks
+
+def t_type_required(d):
+    refused(d, crd(obj(a={})), [V + ".properties[a].type: Required value: must not be empty for specified object fields"])
+    refused(d, crd(obj(a={"type": "array", "items": {}})),
+            [V + ".properties[a].items.type: Required value: must not be empty for specified array items"])
+    refused(d, crd(obj(a={"type": "object", "additionalProperties": {}})),
+            [V + ".properties[a].additionalProperties.type: Required value: must not be empty for specified object fields"])
+    refused(d, crd({"properties": {"a": {"type": "string"}}}),
+            [V + ".type: Required value: must not be empty at the root"])
+    refused(d, crd({"type": "integer"}), [V + '.type: Invalid value: "integer": must be object at the root'])
+    refused(d, crd(obj(a={"type": "array"})), [V + ".properties[a].items: Required value: must be specified"])
+    refused(d, crd({"type": "object", "additionalProperties": {"type": "string"}}),
+            [V + ".additionalProperties: Forbidden: must not be used at the root"])
+    # no type is fine under int-or-string and preserve-unknown-fields
+    accepted(d, crd(obj(a={"x-kubernetes-int-or-string": True},
+                        b={"x-kubernetes-preserve-unknown-fields": True})))
+    refused(d, crd(obj(a={"x-kubernetes-int-or-string": True, "x-kubernetes-preserve-unknown-fields": True})),
+            [V + ".properties[a].x-kubernetes-preserve-unknown-fields: Invalid value: true: "
+                 "must be false if x-kubernetes-int-or-string is true"])
+    refused(d, crd(obj(a={"type": "sting"})),
+            [V + '.properties[a].type: Unsupported value: "sting": supported values: "array", "boolean", '
+                 '"integer", "number", "object", "string"'])
+
+
+# The real server's test/integration "forbidden in nested value validation"
+# and "forbidden vendor extensions in nested value validation" cases.
+NESTED = {"type": "object", "properties": {"foo": {"type": "string"}},
+          "not": {"type": "string", "additionalProperties": True, "title": "hello", "description": "world",
+                  "nullable": True},
+          "allOf": [{"properties": {"foo": {"type": "string", "additionalProperties": True, "title": "hello",
+                                            "description": "world", "nullable": True}}}],
+          "anyOf": [{"items": {"type": "string", "additionalProperties": True, "title": "hello",
+                               "description": "world", "nullable": True}}],
+          "oneOf": [{"properties": {"foo": {"type": "string", "additionalProperties": True, "title": "hello",
+                                            "description": "world", "nullable": True}}}]}
+NESTED_WANT = [V + "." + x for x in (
+    "anyOf[0].items.type: Forbidden: must be empty to be structural",
+    "anyOf[0].items.additionalProperties: Forbidden: must be undefined to be structural",
+    "anyOf[0].items.title: Forbidden: must be empty to be structural",
+    "anyOf[0].items.description: Forbidden: must be empty to be structural",
+    "anyOf[0].items.nullable: Forbidden: must be false to be structural",
+    "allOf[0].properties[foo].type: Forbidden: must be empty to be structural",
+    "allOf[0].properties[foo].additionalProperties: Forbidden: must be undefined to be structural",
+    "allOf[0].properties[foo].title: Forbidden: must be empty to be structural",
+    "allOf[0].properties[foo].description: Forbidden: must be empty to be structural",
+    "allOf[0].properties[foo].nullable: Forbidden: must be false to be structural",
+    "oneOf[0].properties[foo].type: Forbidden: must be empty to be structural",
+    "oneOf[0].properties[foo].additionalProperties: Forbidden: must be undefined to be structural",
+    "oneOf[0].properties[foo].title: Forbidden: must be empty to be structural",
+    "oneOf[0].properties[foo].description: Forbidden: must be empty to be structural",
+    "oneOf[0].properties[foo].nullable: Forbidden: must be false to be structural",
+    "not.type: Forbidden: must be empty to be structural",
+    "not.additionalProperties: Forbidden: must be undefined to be structural",
+    "not.title: Forbidden: must be empty to be structural",
+    "not.description: Forbidden: must be empty to be structural",
+    "not.nullable: Forbidden: must be false to be structural")] + [
+    V + ".items: Required value: because it is defined in " + V + ".anyOf[0].items"]
+
+EXT = {"x-kubernetes-int-or-string": True}
+EMB = {"x-kubernetes-embedded-resource": True, "x-kubernetes-preserve-unknown-fields": True}
+VENDOR = {"type": "object",
+          "properties": {"int-or-string": dict(EXT), "embedded-resource": dict(EMB, type="object")},
+          "not": {"properties": {"int-or-string": dict(EXT), "embedded-resource": dict(EMB)}},
+          "allOf": [{"properties": {"int-or-string": dict(EXT), "embedded-resource": dict(EMB)}}],
+          "anyOf": [{"properties": {"int-or-string": dict(EXT), "embedded-resource": dict(EMB)}}],
+          "oneOf": [{"properties": {"int-or-string": dict(EXT), "embedded-resource": dict(EMB)}}]}
+VENDOR_WANT = []
+for j in ("allOf[0]", "anyOf[0]", "oneOf[0]", "not"):
+    VENDOR_WANT += [
+        V + ".%s.properties[embedded-resource].x-kubernetes-preserve-unknown-fields: Forbidden: must be false to be structural" % j,
+        V + ".%s.properties[embedded-resource].x-kubernetes-embedded-resource: Forbidden: must be false to be structural" % j,
+        V + ".%s.properties[int-or-string].x-kubernetes-int-or-string: Forbidden: must be false to be structural" % j]
+
+
+def t_junctors(d):
+    refused(d, crd(NESTED), NESTED_WANT)
+    refused(d, crd(VENDOR), VENDOR_WANT)
+    # each of the other forbidden keywords, one at a time; the OpenAPI-subset
+    # rules look into the branches too, and add their own causes
+    b0 = V + ".properties[a].anyOf[0]."
+    for key, val, words, more in (
+            ("default", 1, "must be undefined to be structural", []),
+            ("externalDocs", {"url": "https://x"}, "must be undefined to be structural", []),
+            ("x-kubernetes-list-type", "atomic", "must be undefined to be structural",
+             [b0 + "type: Required value: must be array if x-kubernetes-list-type is specified"]),
+            ("x-kubernetes-map-type", "atomic", "must be undefined to be structural",
+             [b0 + "type: Required value: must be object if x-kubernetes-map-type is specified"]),
+            ("x-kubernetes-list-map-keys", ["a"], "must be empty to be structural",
+             [b0 + "x-kubernetes-list-type: Required value: must be map if x-kubernetes-list-map-keys is non-empty"]),
+            ("x-kubernetes-validations", [{"rule": "true"}], "must be empty to be structural", [])):
+        refused(d, crd(obj(a={"type": "integer", "anyOf": [{key: val, "minimum": 1}, {"maximum": 3}]})),
+                [b0 + "%s: Forbidden: %s" % (key, words)] + more)
+    # a property named only inside a junctor
+    refused(d, crd(obj(a={"type": "object", "properties": {"b": {"type": "string"}}}) |
+                   {"allOf": [{"properties": {"c": {"minLength": 1}}}]}),
+            [V + ".properties[c]: Required value: because it is defined in " + V + ".allOf[0].properties[c]"])
+    # value validations inside junctors are fine
+    accepted(d, crd(obj(a={"type": "integer", "anyOf": [{"minimum": 1}, {"maximum": -1}],
+                           "not": {"enum": [7]}, "oneOf": [{"multipleOf": 2}, {"multipleOf": 3}]})))
+
+
+def t_int_or_string(d):
+    ios = {"x-kubernetes-int-or-string": True}
+    accepted(d, crd(obj(a=dict(ios, anyOf=[{"type": "integer"}, {"type": "string"}]))))
+    accepted(d, crd(obj(a=dict(ios, allOf=[{"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                                           {"maxLength": 4}]))))
+    accepted(d, crd(obj(a=dict(ios, **{"anyOf": [{"type": "integer"}, {"type": "string"}],
+                                       "x-kubernetes-validations": [
+        {"rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')", "message": "m"}]}))))
+    # anything added to the two branches breaks the exception
+    refused(d, crd(obj(a=dict(ios, anyOf=[{"type": "integer", "minimum": 0}, {"type": "string"}]))),
+            [V + ".properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
+             V + ".properties[a].anyOf[1].type: Forbidden: must be empty to be structural"])
+    refused(d, crd(obj(a=dict(ios, anyOf=[{"type": "string"}, {"type": "integer"}]))),
+            [V + ".properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
+             V + ".properties[a].anyOf[1].type: Forbidden: must be empty to be structural"])
+    refused(d, crd(obj(a=dict(ios, allOf=[{"maxLength": 4}, {"anyOf": [{"type": "integer"}, {"type": "string"}]}]))),
+            [V + ".properties[a].allOf[1].anyOf[0].type: Forbidden: must be empty to be structural",
+             V + ".properties[a].allOf[1].anyOf[1].type: Forbidden: must be empty to be structural"])
+
+
+def t_metadata(d):
+    accepted(d, crd(obj(metadata={"type": "object"})))
+    accepted(d, crd(obj(metadata={"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 20}, "generateName": {"type": "string", "pattern": "^a"}}})))
+    refused(d, crd(obj(metadata={"type": "object", "properties": {"labels": {"type": "object"}}})),
+            [V + ".properties[metadata]: Forbidden: must not specify anything other than name and generateName, "
+                 "but metadata is implicitly specified"])
+    refused(d, crd(obj(metadata={"type": "object", "description": "x"})),
+            [V + ".properties[metadata]: Forbidden: must not specify anything other than name and generateName, "
+                 "but metadata is implicitly specified"])
+    refused(d, crd(obj(metadata={"type": "string"})),
+            [V + '.properties[metadata].type: Invalid value: "string": must be object'])
+    refused(d, crd(obj(kind={"type": "integer"}, apiVersion={"type": "number"})),
+            [V + '.properties[kind].type: Invalid value: "integer": must be string',
+             V + '.properties[apiVersion].type: Invalid value: "number": must be string'])
+    refused(d, crd(obj(metadata={"type": "object"}, a={"type": "object"}) |
+                   {"anyOf": [{"properties": {"metadata": {"maxProperties": 3}}}]}),
+            [V + ".anyOf[0].properties[metadata]: Forbidden: must not be specified in a nested context"])
+    refused(d, crd(obj(metadata={"type": "object", "default": {"name": "x"}},
+                       apiVersion={"type": "string", "default": "v1"})),
+            [V + ".properties[metadata].default: Forbidden: must not be set in top-level metadata",
+             V + ".properties[apiVersion].default: Forbidden: must not be set in top-level apiVersion"])
+
+
+def t_defaults(d):
+    refused(d, crd(obj(a={"type": "object", "properties": {"b": {"type": "string"}}, "default": {"b": "x", "c": 1}})),
+            [V + '.properties[a].default: Invalid value: map[string]interface {}{"b":"x", "c":1}: '
+                 'must not have unknown fields'])
+    # a default under x-kubernetes-preserve-unknown-fields keeps its fields
+    accepted(d, crd(obj(a={"type": "object", "x-kubernetes-preserve-unknown-fields": True, "default": {"c": 1}})))
+    refused(d, crd(obj(a={"type": "string", "enum": ["x", "y"], "default": "z"})),
+            [V + '.properties[a].default: Unsupported value: "z": supported values: "x", "y"'])
+    # kube-openapi names the default's own root differently; the path and words are checked
+    code, st = d.req("POST", CRDS, crd(obj(a={"type": "integer", "minimum": 1, "default": 0})))
+    check(code == 422 and [c["field"] for c in st["details"]["causes"]] == [V + ".properties[a].default"],
+          "minimum default: %r" % st)
+    check("Invalid value: 0: " in st["details"]["causes"][0]["message"] and
+          "should be greater than or equal to 1" in st["details"]["causes"][0]["message"], "words: %r" % st)
+    refused(d, crd(obj(a={"type": "object", "properties": {"b": {"type": "integer", "maximum": 3}},
+                          "default": {"b": 4}})),
+            [V + ".properties[a].default.b: Invalid value: 4: b in body should be less than or equal to 3"])
+    refused(d, crd(obj(a={"type": "integer", "anyOf": [{"default": 1, "minimum": 0}]})),
+            [V + ".properties[a].anyOf[0].default: Forbidden: must be undefined to be structural"])
+    # defaults are only judged once the schema is structural
+    refused(d, crd(obj(a={"type": "string", "enum": ["x"], "default": "z"}, b={})),
+            [V + ".properties[b].type: Required value: must not be empty for specified object fields"])
+    accepted(d, crd(obj(a={"type": "object", "default": {}, "properties": {"b": {"type": "integer", "default": 3}}})))
+
+
+def t_list_types(d):
+    def lst(**kw):
+        return crd(obj(a=dict({"type": "array"}, **kw)))
+    refused(d, lst(**{"x-kubernetes-list-type": "set", "items": {"type": "object"}}),
+            [V + '.properties[a].items.x-kubernetes-map-type: Invalid value: "null": '
+                 'must be atomic as item of a list with x-kubernetes-list-type=set'])
+    accepted(d, lst(**{"x-kubernetes-list-type": "set",
+                       "items": {"type": "object", "x-kubernetes-map-type": "atomic"}}))
+    accepted(d, lst(**{"x-kubernetes-list-type": "set", "items": {"type": "string"}}))
+    refused(d, lst(**{"x-kubernetes-list-type": "set", "items": {"type": "array", "x-kubernetes-list-type": "set",
+                                                                 "items": {"type": "string"}}}),
+            [V + '.properties[a].items.x-kubernetes-list-type: Invalid value: "set": '
+                 'must be atomic as item of a list with x-kubernetes-list-type=set'])
+    refused(d, lst(**{"x-kubernetes-list-type": "set", "items": {"type": "string", "nullable": True}}),
+            [V + ".properties[a].items.nullable: Forbidden: cannot be nullable when x-kubernetes-list-type is set"])
+    item = {"type": "object", "required": ["k"], "properties": {"k": {"type": "string"}, "v": {"type": "string"}}}
+    accepted(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"], "items": item}))
+    refused(d, lst(**{"x-kubernetes-list-type": "map", "items": item}),
+            [V + ".properties[a].x-kubernetes-list-map-keys: Required value: must not be empty if "
+                 "x-kubernetes-list-type is map"])
+    refused(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"], "items": {"type": "string"}}),
+            [V + '.properties[a].items.type: Invalid value: "string": must be object if parent array\'s '
+                 'x-kubernetes-list-type is map'])
+    refused(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["nope"], "items": item}),
+            [V + '.properties[a].x-kubernetes-list-map-keys: Invalid value: []string{"nope"}: entries must all be '
+                 'names of item properties'])
+    refused(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["v"], "items": item}),
+            [V + ".properties[a].items.properties[v].default: Required value: this property is in "
+                 "x-kubernetes-list-map-keys, so it must have a default or be a required property"])
+    accepted(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["v"],
+                       "items": copy.deepcopy(item) | {"properties": {"k": {"type": "string"},
+                                                                      "v": {"type": "string", "default": "d"}}}}))
+    obj_key = {"type": "object", "required": ["k"], "properties": {"k": {"type": "object"}}}
+    refused(d, lst(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"], "items": obj_key}),
+            [V + '.properties[a].items.properties[k].type: Invalid value: "object": must be a scalar type if '
+                 'parent array\'s x-kubernetes-list-type is map'])
+    refused(d, lst(**{"x-kubernetes-list-map-keys": ["k"], "items": item}),
+            [V + ".properties[a].x-kubernetes-list-type: Required value: must be map if "
+                 "x-kubernetes-list-map-keys is non-empty"])
+    refused(d, lst(**{"x-kubernetes-list-type": "atomic", "x-kubernetes-list-map-keys": ["k"], "items": item}),
+            [V + '.properties[a].x-kubernetes-list-type: Invalid value: "atomic": must be map if '
+                 'x-kubernetes-list-map-keys is non-empty'])
+    refused(d, lst(**{"x-kubernetes-list-type": "bag", "items": {"type": "string"}}),
+            [V + '.properties[a].x-kubernetes-list-type: Unsupported value: "bag": supported values: '
+                 '"atomic", "set", "map"'])
+    refused(d, crd(obj(a={"type": "string", "x-kubernetes-list-type": "set"})),
+            [V + '.properties[a].type: Invalid value: "string": must be array if x-kubernetes-list-type is specified'])
+    refused(d, lst(**{"uniqueItems": True, "items": {"type": "string"}}),
+            [V + ".properties[a].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime "
+                 "complexity becomes quadratic"])
+
+
+def t_list_type_objects(d):
+    """Objects: the items of a set, and the keys of a map, are unique."""
+    body = crd(obj(spec={"type": "object", "properties": {
+        "days": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "conds": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                  "items": {"type": "object", "required": ["type"],
+                            "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}}}}))
+    code, st = d.req("POST", CRDS, body)
+    check(code == 201, "create CRD: %d %r" % (code, st))
+    base = "/apis/test.hull.dev/v1/things"
+    code, st = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
+                                    "spec": {"days": ["Mon", "Tue", "Mon"],
+                                             "conds": [{"type": "A", "status": "x"}, {"type": "A", "status": "y"}]}})
+    check(code == 422, "duplicates accepted: %d" % code)
+    got = sorted((c["reason"], c["field"], c["message"]) for c in st["details"]["causes"])
+    want = sorted([("FieldValueDuplicate", "spec.days[2]", 'Duplicate value: "Mon"'),
+                   ("FieldValueDuplicate", "spec.conds[1]", 'Duplicate value: map[string]interface {}{"type":"A"}')])
+    check(got == want, "causes %r, want %r" % (got, want))
+    code, st = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
+                                    "spec": {"days": ["Mon", "Tue"], "conds": [{"type": "A"}, {"type": "B"}]}})
+    check(code == 201, "unique items refused: %d %r" % (code, st))
+    d.req("DELETE", CRDS + "/things.test.hull.dev")
+
+
+def t_validation_rules(d):
+    refused(d, crd(obj(a={"type": "integer", "x-kubernetes-validations": [{"rule": " "}]})),
+            [V + ".properties[a].x-kubernetes-validations[0].rule: Required value: rule is not specified"])
+    refused(d, crd(obj(a={"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0", "message": "a\nb"}]})),
+            [V + '.properties[a].x-kubernetes-validations[0].message: Invalid value: "a\\nb": must not contain line breaks'])
+    refused(d, crd(obj(a={"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0 &&\nself < 9"}]})),
+            [V + ".properties[a].x-kubernetes-validations[0].message: Required value: message must be specified "
+                 "if rule contains line breaks"])
+    refused(d, crd(obj(a={"type": "integer", "x-kubernetes-validations": [{"rule": "self > 0", "reason": "Nope"}]})),
+            [V + '.properties[a].x-kubernetes-validations[0].reason: Unsupported value: "Nope": supported values: '
+                 '"FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"'])
+
+
+def t_version_paths(d):
+    bad = obj(a={})
+    good = obj(a={"type": "string"})
+    two = [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": good}},
+           {"name": "v2", "served": True, "storage": False, "schema": {"openAPIV3Schema": bad}}]
+    refused(d, crd(None, versions=two),
+            ["spec.versions[1].schema.openAPIV3Schema.properties[a].type: Required value: must not be empty for "
+             "specified object fields"])
+    same = [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": bad}},
+            {"name": "v2", "served": True, "storage": False, "schema": {"openAPIV3Schema": bad}}]
+    refused(d, crd(None, versions=same),
+            [V + ".properties[a].type: Required value: must not be empty for specified object fields"])
+
+
+def t_update_refused(d):
+    body = crd(obj(a={"type": "string"}), name="updates")
+    code, st = d.req("POST", CRDS, body)
+    check(code == 201, "create: %d" % code)
+    st["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["a"] = {}
+    code, st2 = d.req("PUT", CRDS + "/updates.test.hull.dev", st)
+    check(code == 422, "non-structural update accepted: %d" % code)
+    check(texts(st2) == [V + ".properties[a].type: Required value: must not be empty for specified object fields"],
+          "causes %r" % texts(st2))
+    code, cur = d.req("GET", CRDS + "/updates.test.hull.dev")
+    check(cur["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["a"] == {"type": "string"},
+          "the refused update changed the CRD")
+    d.req("DELETE", CRDS + "/updates.test.hull.dev")
+
+
+def t_deploy_crds_accepted(d):
+    files = sorted(glob.glob(os.path.join(SRC, "deploy", "crds", "*.yaml")))
+    check(len(files) >= 2, "no CRDs under deploy/crds")
+    for f in files:
+        body = yaml_load(f)
+        code, st = d.req("POST", CRDS, body)
+        check(code == 201, "%s: HTTP %d %s" % (f, code, json.dumps(st)[:800]))
+
+
+OLD_OSES_WANT = [
+    V + ".properties[spec].properties[strategy].properties[batches].items.properties[nodes].anyOf[0].type: "
+        "Forbidden: must be empty to be structural",
+    V + ".properties[spec].properties[strategy].properties[batches].items.properties[nodes].anyOf[1].type: "
+        "Forbidden: must be empty to be structural",
+    V + ".properties[spec].properties[strategy].properties[maxUnavailable].anyOf[0].type: "
+        "Forbidden: must be empty to be structural",
+    V + ".properties[spec].properties[strategy].properties[maxUnavailable].anyOf[1].type: "
+        "Forbidden: must be empty to be structural"]
+
+
+def t_old_oses_refused(d):
+    body = yaml_load(os.path.join(SRC, "tests", "kube", "fixtures", "oses-crd-nonstructural.yaml"))
+    st = refused(d, body, OLD_OSES_WANT)
+    # the order of the real server (sorted), not just the same set
+    check(texts(st) == OLD_OSES_WANT, "order %r" % texts(st))
+
+
+def t_old_oses_at_start():
+    p = subprocess.run([sys.executable, APISERVER, "--port", "0", "--yaml2json", YAML2JSON, "--crd",
+                        os.path.join(SRC, "tests", "kube", "fixtures", "oses-crd-nonstructural.yaml")],
+                       capture_output=True, timeout=30)
+    check(p.returncode != 0, "the double started with a non-structural CRD")
+    check(b"must be empty to be structural" in p.stderr, "stderr: %r" % p.stderr[-400:])
+
+
+def t_cel_not_evaluated(d):
+    """Documented limit: the double does not evaluate x-kubernetes-validations,
+    so a value only a CEL rule refuses is stored. The operator refuses it."""
+    base = "/apis/hull.dev/v1alpha1/oses"
+    code, st = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel"},
+                                    "spec": {"version": "1", "operation": "rollback",
+                                             "strategy": {"maxUnavailable": "120%"}}})
+    check(code == 201, "HTTP %d %r" % (code, st))
+    check(st["spec"]["strategy"]["maxUnavailable"] == "120%", "stored %r" % st["spec"]["strategy"])
+    # what the OpenAPI schema itself checks is still refused
+    code, st = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel2"},
+                                    "spec": {"version": "1", "operation": "rollback",
+                                             "strategy": {"maxUnavailable": True}}})
+    check(code == 422, "a boolean maxUnavailable was accepted: %d" % code)
+    d.req("DELETE", base + "/cel")
+
+
+def t_cel_twins():
+    """Every CEL rule message in deploy/crds is also a message of the
+    operator's spec check (src/shared/osspec.c), word for word."""
+    src = open(os.path.join(SRC, "src", "shared", "osspec.c")).read()
+    # the C string literals, adjacent ones joined, escapes of '%' undone
+    literals = [re.sub(r'"\s*"', "", m).replace("%%", "%")
+                for m in re.findall(r'"(?:[^"\\\n]|\\.)*"(?:\s*"(?:[^"\\\n]|\\.)*")*', src)]
+    literals = [bytes(x[1:-1], "utf-8").decode("unicode_escape") for x in literals]
+    found = 0
+    for f in sorted(glob.glob(os.path.join(SRC, "deploy", "crds", "*.yaml"))):
+        stack = [yaml_load(f)]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, dict):
+                for r in x.get("x-kubernetes-validations") or []:
+                    found += 1
+                    m = r.get("message")
+                    check(m, "%s: rule %r has no message" % (f, r.get("rule")))
+                    check(any(m in lit for lit in literals),
+                          "%s: CEL message %r has no twin in src/shared/osspec.c" % (os.path.basename(f), m))
+                stack.extend(x.values())
+            elif isinstance(x, list):
+                stack.extend(x)
+    check(found >= 6, "only %d CEL rules found" % found)
+
+
+def main():
+    d = Double()
+    try:
+        run("type-required", t_type_required, d)
+        run("junctors-value-validations-only", t_junctors, d)
+        run("int-or-string-exception", t_int_or_string, d)
+        run("metadata-restrictions", t_metadata, d)
+        run("defaults", t_defaults, d)
+        run("list-type-schema-rules", t_list_types, d)
+        run("list-type-objects-unique", t_list_type_objects, d)
+        run("validation-rule-entries", t_validation_rules, d)
+        run("per-version-paths", t_version_paths, d)
+        run("update-refused", t_update_refused, d)
+        run("old-oses-crd-refused", t_old_oses_refused, d)
+        run("deploy-crds-accepted", t_deploy_crds_accepted, d)
+        run("cel-not-evaluated", t_cel_not_evaluated, d)
+    finally:
+        d.stop()
+    run("old-oses-crd-refused-at-start", t_old_oses_at_start)
+    run("cel-rules-have-operator-twins", t_cel_twins)
+    failed = [n for n, ok in RESULTS if not ok]
+    print("%d checks, %d failed%s" % (len(RESULTS), len(failed), (": " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
