@@ -162,8 +162,7 @@ static char *sdup(json_t *v) {
  * an agent that sends something else gets nothing passed on to the cluster
  * (where it could get the whole status write refused), and one warning per
  * distinct problem rather than one per pass. */
-static void view_components(json_t *slot, const char *name, Components *ret) {
-        static char *last_error = NULL;
+static void view_components(json_t *slot, const char *name, char **last_error, Components *ret) {
         _cleanup_free_ char *err = NULL;
         json_t *c = json_object_get(slot, "components");
 
@@ -172,14 +171,16 @@ static void view_components(json_t *slot, const char *name, Components *ret) {
                 return;
         if (components_from_json(c, ret, &err) >= 0)
                 return;
-        if (!last_error || !err || !streq(last_error, err))
+        if (!*last_error || !err || !streq(*last_error, err))
                 log_warning("The agent reports invalid components for slot %s, ignoring them: %s", name,
                             err ?: "out of memory");
-        free(last_error);
-        last_error = TAKE_PTR(err);
+        free(*last_error);
+        *last_error = TAKE_PTR(err);
 }
 
 int agent_view_fetch(AgentClient *c, AgentView *ret) {
+        /* hull-node runs one reconcile loop: no lock needed. */
+        static char *last_error_booted = NULL, *last_error_other = NULL;
         _cleanup_(agent_response_done) AgentResponse resp = {};
         AgentView v = {};
         int r;
@@ -204,7 +205,7 @@ int agent_view_fetch(AgentClient *c, AgentView *ret) {
         json_object_foreach(slots, key, s) {
                 if (v.booted_slot && streq(key, v.booted_slot)) {
                         v.booted_good = json_is_true(json_object_get(s, "good"));
-                        view_components(s, key, &v.booted_components);
+                        view_components(s, key, &last_error_booted, &v.booted_components);
                 } else {
                         free(v.other_slot);
                         free(v.other_state);
@@ -212,7 +213,7 @@ int agent_view_fetch(AgentClient *c, AgentView *ret) {
                         v.other_slot = strdup(key);
                         v.other_state = sdup(json_object_get(s, "state"));
                         v.other_version = sdup(json_object_get(s, "version"));
-                        view_components(s, key, &v.other_components);
+                        view_components(s, key, &last_error_other, &v.other_components);
                 }
         }
         json_t *gen = json_object_get(json_object_get(b, "config"), "generation");
