@@ -218,6 +218,157 @@ static int start_worker(Agent *a, void *(*fn)(void *), void *arg) {
         return 0;
 }
 
+/* ---- what the slots hold ---- */
+
+static char *slot_record_path(Agent *a, Slot s) {
+        return state_path(a, s == SLOT_A ? "slot-a.json" : "slot-b.json");
+}
+
+static void slot_record_done(SlotRecord *r) {
+        components_done(&r->components);
+        *r = (SlotRecord) {};
+}
+
+void agent_slot_record_clear(Agent *a, Slot s) {
+        _cleanup_free_ char *p = slot_record_path(a, s);
+
+        slot_record_done(&a->slot_record[s]);
+        if (!p)
+                return;
+        if (unlink(p) < 0) {
+                if (errno != ENOENT)
+                        log_warning_errno(errno, "Failed to remove %s, ignoring: %m", p);
+                return;
+        }
+        int r = fsync_parent_directory(p);
+        if (r < 0)
+                log_warning_errno(r, "Failed to sync the directory of %s, ignoring: %m", p);
+}
+
+void agent_slot_record_save(Agent *a, Slot s, const char *version, const Components *c) {
+        _cleanup_free_ char *p = slot_record_path(a, s), *data = NULL;
+        SlotRecord rec = { .known = true };
+        int r;
+
+        snprintf(rec.version, sizeof(rec.version), "%s", version);
+        r = components_copy(c, &rec.components);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        slot_record_done(&a->slot_record[s]);
+        a->slot_record[s] = rec;
+
+        _cleanup_(json_decrefp) json_t *j = json_pack("{s:s, s:o}", "version", version, "components",
+                                                      components_to_json(c));
+        data = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        r = !p || !data ? -ENOMEM : write_file_atomic(p, data, strlen(data), 0600);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save what slot %s holds to %s, ignoring: %m", slot_to_string(s),
+                                  p ?: "persist");
+}
+
+/* The record from persist; a missing one is no record, a malformed one is
+ * one warning and no record. */
+static void slot_record_load(Agent *a, Slot s) {
+        _cleanup_free_ char *p = slot_record_path(a, s), *data = NULL, *err = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_error_t jerr;
+        SlotRecord rec = { .known = true };
+        size_t len;
+        int r;
+
+        if (!p)
+                return;
+        r = read_full_file(p, COMPONENTS_FILE_MAX, &data, &len);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read %s, ignoring what it says slot %s holds: %m", p, slot_to_string(s));
+                return;
+        }
+        j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        const char *version = json_string_value(json_object_get(j, "version"));
+        json_t *comp = json_object_get(j, "components");
+        if (!j)
+                (void) asprintf(&err, "not JSON: %s", jerr.text);
+        else if (!json_is_object(j) || json_object_size(j) != 2 || !version || !comp ||
+                 strlen(version) >= sizeof(rec.version))
+                err = strdup("not an object of \"version\" and \"components\"");
+        else if (components_from_json(comp, &rec.components, &err) >= 0) {
+                snprintf(rec.version, sizeof(rec.version), "%s", version);
+                a->slot_record[s] = rec;
+                return;
+        }
+        log_warning("Ignoring %s, which is to say what slot %s holds: %s", p, slot_to_string(s),
+                    err ?: "out of memory");
+}
+
+/* The booted image's own record of its components. Read once: a malformed
+ * file is worth one warning, not one per status call. true if the file was
+ * valid or absent (an image without components), false if it says nothing. */
+static bool read_running_components(Agent *a) {
+        _cleanup_free_ char *data = NULL, *err = NULL;
+        const char *p = a->opt.components_file;
+        size_t len;
+        int r;
+
+        if (!p)
+                return false;
+        r = read_full_file(p, COMPONENTS_FILE_MAX, &data, &len);
+        if (r == -ENOENT) {
+                log_debug("%s does not exist: the image records no component versions.", p);
+                return true;
+        }
+        if (r >= 0)
+                r = components_parse(data, len, &a->running_components, &err);
+        if (r < 0) {
+                log_warning("Ignoring %s, the running image's component versions: %s; the status reports none "
+                            "for slot %s", p, err ?: strerror(-r), slot_to_string(a->target.booted));
+                return false;
+        }
+        return true;
+}
+
+static bool components_equal(const Components *x, const Components *y) {
+        for (size_t i = 0; i < _COMPONENT_MAX; i++) {
+                const char *p = x->version[i], *q = y->version[i];
+                if (p != q && (!p || !q || !streq(p, q)))
+                        return false;
+        }
+        return true;
+}
+
+/* Lock held. */
+static void slot_components_init(Agent *a) {
+        SlotInfo slots[_SLOT_MAX];
+        Slot booted = a->target.booted;
+
+        bool known = read_running_components(a);
+        for (Slot s = 0; s < _SLOT_MAX; s++)
+                slot_record_load(a, s);
+        if (update_read_slots(&a->target, slots) < 0 || isempty(slots[booted].version))
+                return;
+        /* Remember what the booted slot holds for when it is the other one
+         * (after an upgrade: the image a rollback returns to). A malformed
+         * file says nothing either way; the record stays as it is. */
+        const SlotRecord *rec = &a->slot_record[booted];
+        if (known && (!rec->known || !streq(rec->version, slots[booted].version) ||
+                     !components_equal(&rec->components, &a->running_components)))
+                agent_slot_record_save(a, booted, slots[booted].version, &a->running_components);
+}
+
+/* What the status reports for slot s; NULL: nothing. Lock held. */
+static const Components *slot_components(Agent *a, Slot s, const SlotInfo *info) {
+        if (s == a->target.booted)
+                return &a->running_components;
+        const SlotRecord *rec = &a->slot_record[s];
+        if (!rec->known || info->status == SLOT_STATUS_EMPTY || info->status == SLOT_STATUS_BAD ||
+            !streq(rec->version, info->version))
+                return NULL;
+        return &rec->components;
+}
+
 /* ---- status ---- */
 
 unsigned agent_get_status(Agent *a, char **ret_body) {
@@ -226,16 +377,19 @@ unsigned agent_get_status(Agent *a, char **ret_body) {
         if (r < 0)
                 return agent_error(500, "internal", r, ret_body, "cannot read the boot environment: %s", strerror(-r));
 
-        json_t *js = json_object();
-        for (Slot s = 0; s < _SLOT_MAX; s++)
-                json_object_set_new(js, slot_to_string(s),
-                                    json_pack("{s:s, s:o, s:i, s:i, s:b, s:b, s:s}", "state",
-                                              slot_status_to_string(slots[s].status), "version",
-                                              json_str_or_null(slots[s].version), "priority", (int) slots[s].priority,
-                                              "tries", (int) slots[s].tries, "good", slots[s].good, "booted",
-                                              slots[s].booted, "device", a->target.slot_device[s]));
-
         pthread_mutex_lock(&a->lock);
+        json_t *js = json_object();
+        for (Slot s = 0; s < _SLOT_MAX; s++) {
+                json_t *o = json_pack("{s:s, s:o, s:i, s:i, s:b, s:b, s:s}", "state",
+                                      slot_status_to_string(slots[s].status), "version",
+                                      json_str_or_null(slots[s].version), "priority", (int) slots[s].priority,
+                                      "tries", (int) slots[s].tries, "good", slots[s].good, "booted",
+                                      slots[s].booted, "device", a->target.slot_device[s]);
+                const Components *c = slot_components(a, s, &slots[s]);
+                if (o && !components_is_empty(c))
+                        json_object_set_new(o, "components", components_to_json(c));
+                json_object_set_new(js, slot_to_string(s), o);
+        }
         _cleanup_(json_decrefp) json_t *j = json_pack(
                 "{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:b, s:s, s:b}, s:o, s:{s:s, s:o}, s:{s:I}, s:b, s:o}", "api", "v1",
                 "os", "name", a->os_name, "version", a->os_version, "pretty_name", a->pretty_name, "boot", "slot",
@@ -282,12 +436,21 @@ static void *stage_thread(void *p) {
         Agent *a = j->agent;
         char *err = NULL, version[65] = "";
 
-        log_info("Staging %s into slot %s.", j->req.source, slot_to_string(slot_other(a->target.booted)));
-        int r = stage_worker_run(a, &j->req, version, &err);
+        Components comp = {};
+        Slot slot = slot_other(a->target.booted);
+
+        log_info("Staging %s into slot %s.", j->req.source, slot_to_string(slot));
+        int r = stage_worker_run(a, &j->req, slot, version, &comp, &err);
 
         pthread_mutex_lock(&a->lock);
-        if (r >= 0)
+        if (r >= 0) {
                 snprintf(a->op.version, sizeof(a->op.version), "%s", version);
+                /* Before the operation shows as done, so that nobody sees a
+                 * staged slot without what it holds (short of a crash
+                 * in between, which leaves no record: nothing reported). */
+                agent_slot_record_save(a, slot, version, &comp);
+        }
+        components_done(&comp);
         op_end(a, r, err);
         a->busy = false;
         pthread_mutex_unlock(&a->lock);
@@ -837,6 +1000,11 @@ void agent_request_reboot(Agent *a) {
 
 void agent_boot_tasks(Agent *a) {
         char failed[65] = "", *err = NULL;
+
+        pthread_mutex_lock(&a->lock);
+        slot_components_init(a);
+        pthread_mutex_unlock(&a->lock);
+
         int r = update_reconcile_boot(&a->target, failed, &err);
 
         pthread_mutex_lock(&a->lock);
@@ -855,6 +1023,7 @@ void agent_boot_tasks(Agent *a) {
                                 slot_to_string(a->target.booted), a->os_version,
                                 slot_to_string(slot_other(a->target.booted)));
                 snprintf(a->op.error_code, sizeof(a->op.error_code), "boot_failed");
+                agent_slot_record_clear(a, slot_other(a->target.booted));
                 op_end(a, -ECANCELED, msg);
         } else if (r < 0)
                 log_error("Checking for a fallback failed: %s", err ?: strerror(-r));
@@ -949,6 +1118,9 @@ void agent_done(Agent *a) {
         keyring_free(a->keyring);
         free(a->op.error_message);
         free(a->health_message);
+        components_done(&a->running_components);
+        for (Slot s = 0; s < _SLOT_MAX; s++)
+                slot_record_done(&a->slot_record[s]);
         free(a->esp_dir);
         free(a->slot_device[0]);
         free(a->slot_device[1]);

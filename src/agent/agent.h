@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "components.h"
 #include "nodeconfig.h"
 #include "sign.h"
 #include "update.h"
@@ -29,6 +30,7 @@ typedef struct AgentOptions {
         const char *boot_json;        /* /run/hull/boot.json */
         const char *keys_dir;         /* /usr/share/hull/keys */
         const char *os_release;       /* /usr/lib/os-release */
+        const char *components_file;  /* COMPONENTS_FILE: the running image's component versions */
         const char *reboot_command;   /* "systemctl reboot" */
         unsigned reboot_retry_sec;    /* 120: ask again while still running; 0: never */
         const char *config_root;      /* "/" */
@@ -59,6 +61,21 @@ typedef struct Operation {
         char *error_message;
 } Operation;
 
+/* What a slot holds, as far as the status reports it beyond the GRUB
+ * environment: the component versions of the image in it, kept on persist
+ * as state_dir/slot-<a|b>.json ({"version": ..., "components": {...}}).
+ * Written when a stage succeeds (from the verified manifest) and, for the
+ * booted slot, from the running image's COMPONENTS_FILE at start-up, so
+ * that the slot still says what it holds once it is the inactive one.
+ * Cleared when the slot starts being overwritten and when a fallback marks
+ * it bad. It only counts while the slot's version in the GRUB environment is
+ * the record's and the slot is neither empty nor bad. */
+typedef struct SlotRecord {
+        bool known;
+        char version[65];
+        Components components;
+} SlotRecord;
+
 typedef struct Agent {
         AgentOptions opt;
         UpdateTarget target;
@@ -68,6 +85,7 @@ typedef struct Agent {
         char os_name[65], os_version[65], pretty_name[256];
         char boot_id[40];
         bool degraded, first_boot;
+        Components running_components; /* the booted image's, from opt.components_file */
 
         pthread_mutex_t lock;
         Operation op;
@@ -80,6 +98,7 @@ typedef struct Agent {
 
         AuditLog *audit;
         NodeConfig *config;
+        SlotRecord slot_record[_SLOT_MAX];
         char health[16];              /* pending checking healthy unhealthy */
         char *health_message;
         bool reboot_required;
@@ -94,6 +113,12 @@ void agent_done(Agent *a);
 /* Called once before serving: detect a fallback and start the health checks
  * of an unconfirmed boot. */
 void agent_boot_tasks(Agent *a);
+
+/* The slot records (SlotRecord above), lock held. save: after a
+ * successful stage; clear: the slot is being overwritten. A failure to
+ * write persist is logged; the record still holds until the agent stops. */
+void agent_slot_record_save(Agent *a, Slot s, const char *version, const Components *c);
+void agent_slot_record_clear(Agent *a, Slot s);
 
 /* Request handlers used by agent-http.c. Each returns an HTTP status and a
  * JSON body (*ret_body, malloc'ed). */

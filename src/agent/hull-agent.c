@@ -44,6 +44,8 @@ static void help(void) {
                "Outside a Hull node (tests):\n"
                "  --esp DIR --slot-a DEV --slot-b DEV --booted-slot a|b --keys DIR\n"
                "  --boot-json FILE --os-release FILE --config-root DIR --proc-sys DIR\n"
+               "  --components-file FILE   the running image's components.json\n"
+               "                           (default " COMPONENTS_FILE ")\n"
                "  --no-systemd-check       skip waiting for systemd's default target\n"
                "  --offline                manage units with symlinks instead of systemctl\n\n"
                "API: docs/AGENT-API.md; see hull-agent(8).\n");
@@ -67,6 +69,7 @@ enum {
         ARG_KEYS,
         ARG_BOOT_JSON,
         ARG_OS_RELEASE,
+        ARG_COMPONENTS_FILE,
         ARG_CONFIG_ROOT,
         ARG_PROC_SYS,
         ARG_NO_SYSTEMD,
@@ -94,6 +97,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 { "keys", required_argument, NULL, ARG_KEYS },
                 { "boot-json", required_argument, NULL, ARG_BOOT_JSON },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
+                { "components-file", required_argument, NULL, ARG_COMPONENTS_FILE },
                 { "config-root", required_argument, NULL, ARG_CONFIG_ROOT },
                 { "proc-sys", required_argument, NULL, ARG_PROC_SYS },
                 { "no-systemd-check", no_argument, NULL, ARG_NO_SYSTEMD },
@@ -152,6 +156,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 case ARG_KEYS: o->keys_dir = optarg; break;
                 case ARG_BOOT_JSON: o->boot_json = optarg; break;
                 case ARG_OS_RELEASE: o->os_release = optarg; break;
+                case ARG_COMPONENTS_FILE: o->components_file = optarg; break;
                 case ARG_CONFIG_ROOT: o->config_root = optarg; break;
                 case ARG_PROC_SYS: o->proc_sys = optarg; break;
                 case ARG_NO_SYSTEMD: o->systemd_check = false; break;
@@ -296,6 +301,7 @@ int main(int argc, char **argv) {
                 .boot_json = "/run/hull/boot.json",
                 .keys_dir = "/usr/share/hull/keys",
                 .os_release = "/usr/lib/os-release",
+                .components_file = COMPONENTS_FILE,
                 .reboot_command = "systemctl reboot",
                 .reboot_retry_sec = 120,
                 .config_root = "/",

@@ -23,6 +23,9 @@
  * the node's management API. The child reports on its stdout, one line
  * each:
  *   P <phase> <done> <total>    progress
+ *   C <components JSON>         what the staged image holds (components.h),
+ *                               from the verified manifest; before V, and
+ *                               only if the manifest records any
  *   V <version>                 success (exit status 0)
  *   E <errno> <message>         failure (exit status 1) */
 
@@ -61,7 +64,7 @@ int stage_worker_main(const char *job) {
         _cleanup_(keyring_freep) Keyring *kr = NULL;
         _cleanup_free_ char *err = NULL;
         uint8_t sha[32];
-        StageResult res = {};
+        _cleanup_(stage_result_done) StageResult res = {};
         int r;
 
         if (!j || !jstr(j, "source") || !jstr(j, "esp") || !jstr(j, "keys") || !jstr(j, "booted")) {
@@ -106,6 +109,15 @@ int stage_worker_main(const char *job) {
                 printf("E %d %s\n", -r, err ?: strerror(-r));
                 return EXIT_FAILURE;
         }
+        if (!components_is_empty(&res.components)) {
+                _cleanup_free_ char *c = NULL;
+                r = components_format(&res.components, &c);
+                if (r < 0) {
+                        printf("E %d cannot format the staged image's components\n", -r);
+                        return EXIT_FAILURE;
+                }
+                printf("C %s", c);      /* one line, with its newline */
+        }
         printf("V %s\n", res.version);
         return EXIT_SUCCESS;
 }
@@ -125,7 +137,10 @@ static int make_job(Agent *a, const StageRequest *req, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 65], char **ret_error) {
+int stage_worker_run(Agent *a, const StageRequest *req, Slot slot, char ret_version[static 65],
+                     Components *ret_components, char **ret_error) {
+        _cleanup_(components_done) Components comp = {};
+        bool overwriting = false;
         _cleanup_free_ char *job = NULL, *line = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         int p[2], r, status;
@@ -187,12 +202,26 @@ int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 
                         uint64_t done, total;
                         if (sscanf(line, "P %23s %" SCNu64 " %" SCNu64, phase, &done, &total) == 3) {
                                 pthread_mutex_lock(&a->lock);
+                                /* Past the head the slot is marked bad and
+                                 * written: it no longer holds what it did. */
+                                if (!overwriting && !streq(phase, stage_phase_to_string(STAGE_PHASE_HEADER))) {
+                                        agent_slot_record_clear(a, slot);
+                                        overwriting = true;
+                                }
                                 snprintf(a->op.phase, sizeof(a->op.phase), "%s", phase);
                                 a->op.done = done;
                                 if (total > 0 || !streq(phase, "writing"))
                                         a->op.total = total;
                                 pthread_mutex_unlock(&a->lock);
                         }
+                } else if (line[0] == 'C' && line[1] == ' ') {
+                        _cleanup_free_ char *e = NULL;
+                        components_done(&comp);
+                        /* Our own child, but still checked: the status
+                         * passes it on to the cluster. */
+                        if (components_parse(line + 2, strlen(line + 2), &comp, &e) < 0)
+                                log_warning("The stage worker reported invalid components, ignoring: %s",
+                                            e ?: "out of memory");
                 } else if (line[0] == 'V' && line[1] == ' ') {
                         snprintf(ret_version, 65, "%s", line + 2);
                 } else if (line[0] == 'E' && line[1] == ' ') {
@@ -209,8 +238,11 @@ int stage_worker_run(Agent *a, const StageRequest *req, char ret_version[static 
         a->worker_pid = 0;
         pthread_mutex_unlock(&a->lock);
 
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && err == 0)
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && err == 0) {
+                *ret_components = comp;
+                comp = (Components) {};
                 return 0;
+        }
         if (err == 0) {
                 err = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && a->stopping ? -ECANCELED : -EIO;
                 free(msg);

@@ -163,6 +163,44 @@ int ctl_format_operation(json_t *op, unsigned indent, FILE *f) {
         return 0;
 }
 
+/* "kubelet v1.32.0, containerd 1.6.20, runc 1.1.5, kernel 6.1.0-28-amd64":
+ * the ones Kubernetes cares about first, then any this hullctl does not
+ * know yet, in the agent's order. */
+static void put_components(json_t *c, FILE *f) {
+        static const char *const order[] = { "kubelet", "containerd", "runc", "kernel" };
+        const char *key;
+        json_t *v;
+        bool first = true;
+
+        for (size_t i = 0; i < ELEMENTSOF(order); i++) {
+                const char *s = json_string_value(json_object_get(c, order[i]));
+                if (!s)
+                        continue;
+                (void) fprintf(f, "%s%s ", first ? "" : ", ", order[i]);
+                put_safe(f, s);
+                first = false;
+        }
+        json_object_foreach(c, key, v) {
+                bool known = false;
+                for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                        known = known || streq(key, order[i]);
+                if (known || !json_is_string(v))
+                        continue;
+                (void) fputs(first ? "" : ", ", f);
+                put_safe(f, key);
+                (void) fputc(' ', f);
+                put_safe(f, json_string_value(v));
+                first = false;
+        }
+        if (first)
+                (void) fputc('-', f);
+}
+
+static bool has_components(json_t *slot) {
+        json_t *c = json_object_get(slot, "components");
+        return json_is_object(c) && json_object_size(c) > 0;
+}
+
 static void format_slots(json_t *slots, FILE *f) {
         const char *keys[16];
         size_t n = 0, w_slot = 4, w_state = 5, w_version = 7;
@@ -195,6 +233,23 @@ static void format_slots(json_t *slots, FILE *f) {
                 (void) fprintf(f, "%8s  %5s%s\n", int_or_dash(s, "priority", prio, sizeof(prio)),
                                int_or_dash(s, "tries", tries, sizeof(tries)),
                                json_is_true(json_object_get(s, "booted")) ? "  *" : "");
+        }
+
+        /* What each slot's image holds, if the agent says (an older agent,
+         * or images built without the record, do not). */
+        bool any = false;
+        for (size_t i = 0; i < n; i++)
+                any = any || has_components(json_object_get(slots, keys[i]));
+        if (!any)
+                return;
+        (void) fputc('\n', f);
+        put_cell(f, "SLOT", w_slot + 2);
+        (void) fputs("COMPONENTS\n", f);
+        for (size_t i = 0; i < n; i++) {
+                json_t *s = json_object_get(slots, keys[i]);
+                put_cell(f, keys[i], w_slot + 2);
+                put_components(has_components(s) ? json_object_get(s, "components") : NULL, f);
+                (void) fputc('\n', f);
         }
 }
 

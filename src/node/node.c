@@ -144,6 +144,8 @@ void agent_view_done(AgentView *v) {
         free(v->other_slot);
         free(v->other_state);
         free(v->other_version);
+        components_done(&v->booted_components);
+        components_done(&v->other_components);
         free(v->health);
         free(v->op_type);
         free(v->op_state);
@@ -156,7 +158,29 @@ static char *sdup(json_t *v) {
         return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
 }
 
+/* A slot's "components", checked by the same rules as everywhere else:
+ * an agent that sends something else gets nothing passed on to the cluster
+ * (where it could get the whole status write refused), and one warning per
+ * distinct problem rather than one per pass. */
+static void view_components(json_t *slot, const char *name, char **last_error, Components *ret) {
+        _cleanup_free_ char *err = NULL;
+        json_t *c = json_object_get(slot, "components");
+
+        components_done(ret);
+        if (!c)
+                return;
+        if (components_from_json(c, ret, &err) >= 0)
+                return;
+        if (!*last_error || !err || !streq(*last_error, err))
+                log_warning("The agent reports invalid components for slot %s, ignoring them: %s", name,
+                            err ?: "out of memory");
+        free(*last_error);
+        *last_error = TAKE_PTR(err);
+}
+
 int agent_view_fetch(AgentClient *c, AgentView *ret) {
+        /* hull-node runs one reconcile loop: no lock needed. */
+        static char *last_error_booted = NULL, *last_error_other = NULL;
         _cleanup_(agent_response_done) AgentResponse resp = {};
         AgentView v = {};
         int r;
@@ -179,15 +203,17 @@ int agent_view_fetch(AgentClient *c, AgentView *ret) {
         const char *key;
         json_t *s;
         json_object_foreach(slots, key, s) {
-                if (v.booted_slot && streq(key, v.booted_slot))
+                if (v.booted_slot && streq(key, v.booted_slot)) {
                         v.booted_good = json_is_true(json_object_get(s, "good"));
-                else {
+                        view_components(s, key, &last_error_booted, &v.booted_components);
+                } else {
                         free(v.other_slot);
                         free(v.other_state);
                         free(v.other_version);
                         v.other_slot = strdup(key);
                         v.other_state = sdup(json_object_get(s, "state"));
                         v.other_version = sdup(json_object_get(s, "version"));
+                        view_components(s, key, &last_error_other, &v.other_components);
                 }
         }
         json_t *gen = json_object_get(json_object_get(b, "config"), "generation");
@@ -227,6 +253,50 @@ typedef struct StatusUpdate {
         const char *os;
         bool restart_phase;             /* a new phaseTime even when the phase stays */
 } StatusUpdate;
+
+/* status.components and status.staged.components as merge-patch values:
+ * every known key, null for a component the image does not have, so that
+ * the patch also removes one the previous image had; null for none at all,
+ * which removes the object. */
+static json_t *components_patch(const Components *c) {
+        if (components_is_empty(c))
+                return json_null();
+        json_t *o = json_object();
+        for (Component k = 0; o && k < _COMPONENT_MAX; k++)
+                if (json_object_set_new(o, component_to_string(k),
+                                        c->version[k] ? json_string(c->version[k]) : json_null()) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        return o;
+}
+
+/* status.staged: the image waiting in the other slot to be booted (staged,
+ * or activated and not booted yet); null (removed) when there is none. */
+static json_t *staged_patch(const AgentView *a) {
+        if (!a->other_slot || !a->other_version || !a->other_state ||
+            !(streq(a->other_state, "staged") || streq(a->other_state, "trying")))
+                return json_null();
+        return json_pack("{s:s, s:s, s:o*}", "slot", a->other_slot, "version", a->other_version, "components",
+                         components_patch(&a->other_components));
+}
+
+/* Whether applying the merge patch (RFC 7386) to cur would change it. */
+static bool merge_patch_changes(json_t *cur, json_t *patch) {
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(patch))
+                return !json_equal(cur, patch);
+        if (!json_is_object(cur))
+                return true;
+        json_object_foreach(patch, k, v) {
+                json_t *old = json_object_get(cur, k);
+                if (json_is_null(v) ? old != NULL : !old || merge_patch_changes(old, v))
+                        return true;
+        }
+        return false;
+}
 
 static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const StatusUpdate *u) {
         _cleanup_free_ char *path = NULL, *err = NULL;
@@ -274,6 +344,15 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
                 if (a->boot_id)
                         json_object_set_new(status, "bootId", json_string(a->boot_id));
                 json_object_set_new(status, "configGeneration", json_integer(a->config_generation));
+                json_t *comp = components_patch(&a->booted_components), *staged = staged_patch(a);
+                if (!comp || !staged) {
+                        json_decref(comp);
+                        json_decref(staged);
+                        json_decref(status);
+                        return -ENOMEM;
+                }
+                json_object_set_new(status, "components", comp);
+                json_object_set_new(status, "staged", staged);
         }
         /* Skip a write that changes nothing: status reports happen on every
          * pass, and 5,000 nodes writing unchanged status is load for no
@@ -286,7 +365,7 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
                 if (streq(k, "phaseTime"))
                         continue;
                 json_t *old = json_object_get(cur, k);
-                if (json_is_null(v) ? (old && !json_is_null(old)) : !json_equal(old, v))
+                if (json_is_null(v) ? (old && !json_is_null(old)) : merge_patch_changes(old, v))
                         changed = true;
         }
         if (!changed) {

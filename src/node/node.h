@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "agent-client.h"
+#include "components.h"
 #include "kube.h"
 #include "macro.h"
 #include "rollout.h"
@@ -58,6 +59,10 @@ typedef struct AgentView {
         char *other_slot;
         char *other_state;              /* empty, staged, bad, trying, exhausted, good */
         char *other_version;
+        /* What the agent says the images hold (docs/AGENT-API.md, slot
+         * "components"); empty when it says nothing or something invalid. */
+        Components booted_components;
+        Components other_components;
         int64_t config_generation;
         bool reboot_required;
         char *health;                   /* pending, checking, healthy, unhealthy */

@@ -649,6 +649,11 @@ int update_stage(const UpdateTarget *t, const StageOptions *o, UpdatePump pump, 
                 return stage_explain(&c, r);
         const Manifest *m = bundle_stream_manifest(c.stream);
         progress(&c, STAGE_PHASE_WRITING, bundle_stream_position(c.stream), c.total, true);
+        /* Copied now, so that nothing can fail once the slot is staged. */
+        _cleanup_(components_done) Components comp = {};
+        r = components_copy(&m->components, &comp);
+        if (r < 0)
+                return r;
 
         if (o && o->expect_sha256) {
                 uint8_t sha[32];
@@ -728,8 +733,15 @@ int update_stage(const UpdateTarget *t, const StageOptions *o, UpdatePump pump, 
         if (ret) {
                 ret->slot = c.slot;
                 snprintf(ret->version, sizeof(ret->version), "%s", m->version);
+                ret->components = comp;
+                comp = (Components) {};
         }
         return 0;
+}
+
+void stage_result_done(StageResult *r) {
+        if (r)
+                components_done(&r->components);
 }
 
 /* ---- activate, mark-good, rollback ---- */

@@ -7,6 +7,7 @@
 
 #include "bootcount.h"
 #include "bundle.h"
+#include "components.h"
 #include "macro.h"
 #include "sign.h"
 
@@ -108,7 +109,10 @@ typedef struct StageOptions {
 typedef struct StageResult {
         Slot slot;
         char version[65];
+        Components components;  /* from the verified manifest; empty if it records none */
 } StageResult;
+
+void stage_result_done(StageResult *r);
 
 /* Stage a bundle into the inactive slot. Before the first byte is written
  * the head is verified (signature, architecture, sizes, expectations): a

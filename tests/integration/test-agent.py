@@ -92,8 +92,25 @@ class Rig:
         for name, size in (("rootfs", 24), ("kernel", 2), ("initrd", 3)):
             with open(os.path.join(t, name), "wb") as f:
                 f.write(os.urandom(size << 20))
+        # v2 records its component versions (a format-2 manifest), v2-plain
+        # is the same image without them (format 1)
+        with open(t + "/components-v2.json", "w") as f:
+            json.dump(COMPONENTS_V2, f)
         sh(self.tool, "make-bundle", t + "/key.pem", t + "/v2.hullb", "2.0.0", "x86_64", t + "/rootfs",
+           t + "/kernel", t + "/initrd", t + "/components-v2.json")
+        sh(self.tool, "make-bundle", t + "/key.pem", t + "/v2-plain.hullb", "2.0.0", "x86_64", t + "/rootfs",
            t + "/kernel", t + "/initrd")
+        self.running_components(COMPONENTS_V1)
+
+    def running_components(self, c):
+        """The running image's /usr/lib/hull/components.json (None: absent, a str: written as is)."""
+        path = self.t + "/components.json"
+        if c is None:
+            if os.path.exists(path):
+                os.unlink(path)
+            return
+        with open(path, "w") as f:
+            f.write(c if isinstance(c, str) else json.dumps(c))
 
     def boot_json(self, slot):
         with open(self.t + "/boot.json", "w") as f:
@@ -108,7 +125,7 @@ class Rig:
                "--os-release", t + "/os-release", "--config-root", t + "/root", "--proc-sys", t + "/proc",
                "--health-dir", t + "/health", "--no-systemd-check", "--offline",
                "--reboot-command", "touch " + t + "/rebooted", "--reboot-retry", "0",
-               "--toolbox", t + "/toolbox"] + list(extra)
+               "--toolbox", t + "/toolbox", "--components-file", t + "/components.json"] + list(extra)
         if os.path.exists(self.sock):
             os.unlink(self.sock)  # left by a SIGKILL: wait for the new one below
         self.log = open(t + "/agent.log", "a")
@@ -145,6 +162,14 @@ class Rig:
         if self.loop:
             subprocess.run(["losetup", "-d", self.loop])
         shutil.rmtree(self.t, ignore_errors=True)
+
+
+COMPONENTS_V1 = {"containerd": "1.6.20", "kernel": "6.1.0-28-amd64", "kubelet": "v1.31.4", "runc": "1.1.5"}
+COMPONENTS_V2 = {"containerd": "1.7.24", "kernel": "6.1.0-31-amd64", "kubelet": "v1.32.0", "runc": "1.1.12"}
+
+
+def comps(st, slot):
+    return st["slots"][slot].get("components")
 
 
 def slots(st):
@@ -206,6 +231,12 @@ def main():
         check(code == 200 and st["api"] == "v1" and st["os"]["version"] == "1.0.0", "GET /v1/status answers")
         check(st["boot"]["slot"] == "a" and slots(st) == "a=good/1.0.0 b=empty/None", "status: " + slots(st))
         check(st["health"]["state"] == "healthy", "a good booted slot is healthy without checks")
+        check(comps(st, "a") == COMPONENTS_V1, "the booted slot's components come from the running image: %s" %
+              comps(st, "a"))
+        check("components" not in st["slots"]["b"], "an empty slot has no components key")
+        rec = json.load(open(r.t + "/state/slot-a.json"))
+        check(rec == {"version": "1.0.0", "components": COMPONENTS_V1},
+              "what the booted slot holds is kept on persist for later: %s" % rec)
         check(oct(os.stat(sock).st_mode & 0o777) == "0o600", "the socket is root-only without --socket-group")
 
         # routing and request errors
@@ -253,6 +284,59 @@ def main():
               "a missing file fails with ENOENT, naming it (%s)" % op.get("error"))
         st = r.status()
         check(slots(st) == "a=good/1.0.0 b=staged/2.0.0", "refusals before writing leave b staged: " + slots(st))
+        check(comps(st, "b") == COMPONENTS_V2, "... and what it holds: %s" % comps(st, "b"))
+
+        # components of what was staged survive an agent restart; hullctl shows them
+        r.stop()
+        r.start()
+        st = r.status()
+        check(comps(st, "b") == COMPONENTS_V2 and comps(st, "a") == COMPONENTS_V1,
+              "after a restart: a %s, b %s" % (comps(st, "a"), comps(st, "b")))
+        out = subprocess.run([r.hullctl, "--socket", sock, "status"], capture_output=True, text=True)
+        check("a     kubelet v1.31.4, containerd 1.6.20, runc 1.1.5, kernel 6.1.0-28-amd64" in out.stdout and
+              "b     kubelet v1.32.0, containerd 1.7.24, runc 1.1.12, kernel 6.1.0-31-amd64" in out.stdout,
+              "hullctl status lists each slot's components:\n" + out.stdout)
+        out = subprocess.run([r.hullctl, "--socket", sock, "--json", "status"], capture_output=True, text=True)
+        check(json.loads(out.stdout)["slots"]["b"].get("components") == COMPONENTS_V2,
+              "hullctl --json status passes them on")
+
+        # a bundle without components replaces the record; then v2 again
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2-plain.hullb"})
+        op = r.wait_op()
+        st = r.status()
+        check(op["state"] == "succeeded" and st["slots"]["b"]["state"] == "staged" and comps(st, "b") is None,
+              "a staged bundle without components: none reported (%s)" % comps(st, "b"))
+        check(json.load(open(r.t + "/state/slot-b.json")) == {"version": "2.0.0", "components": {}},
+              "the record on persist says so")
+        code, op = api(sock, "POST", "/v1/stage", {"source": r.t + "/v2.hullb"})
+        op = r.wait_op()
+        check(op["state"] == "succeeded" and comps(r.status(), "b") == COMPONENTS_V2, "v2 staged again")
+
+        # the running image's components.json: malformed or missing never fails status
+        r.stop()
+        r.running_components('{"kubelet": "1.31"}')
+        r.start()
+        code, st = api(sock, "GET", "/v1/status")
+        log = open(r.t + "/agent.log").read()
+        check(code == 200 and comps(st, "a") is None and comps(st, "b") == COMPONENTS_V2,
+              "a malformed components.json: status answers, none for the booted slot")
+        api(sock, "GET", "/v1/status")
+        warned = [l for l in log.splitlines() if "Ignoring %s/components.json" % r.t in l]
+        log = open(r.t + "/agent.log").read()
+        check(len(warned) == 1 and "not a Kubernetes version" in warned[0] and
+              log.count("Ignoring %s/components.json" % r.t) == 1,
+              "one warning naming the file and the problem: %s" % warned)
+        check(json.load(open(r.t + "/state/slot-a.json"))["components"] == COMPONENTS_V1,
+              "a malformed file does not overwrite what persist knows about the slot")
+        r.stop()
+        r.running_components(None)
+        r.start()
+        st = r.status()
+        check(comps(st, "a") is None and "Ignoring" not in open(r.t + "/agent.log").read()[len(log):],
+              "no components.json (an image without components): none, no warning")
+        r.stop()
+        r.running_components(COMPONENTS_V1)
+        r.start()
 
         # stage over HTTPS with a connection that drops every 5 MiB
         if shutil.which("openssl"):
@@ -281,8 +365,10 @@ def main():
         check(not os.path.exists(r.t + "/rebooted"), "no reboot when asked not to")
         st = r.status()
         check(slots(st) == "a=good/1.0.0 b=trying/2.0.0" and st["reboot_required"], "after activate: " + slots(st))
+        check(comps(st, "b") == COMPONENTS_V2, "an activated slot still reports its components")
         sh(r.tool, "--esp", r.t + "/esp", "grub-boot")  # what GRUB does at the reboot
         r.stop()
+        r.running_components(COMPONENTS_V2)  # the image in b
 
         # boot into b with a health check that fails: never marked good, reboots
         with open(r.t + "/health/10-fails", "w") as f:
@@ -315,6 +401,8 @@ def main():
         st = r.status()
         check(st["slots"]["b"]["state"] == "good" and st["health"]["state"] == "healthy",
               "healthy checks: b marked good by the agent (%s)" % slots(st))
+        check(comps(st, "b") == COMPONENTS_V2 and comps(st, "a") == COMPONENTS_V1,
+              "booted into b: b's components from its image, a's (the rollback target) from persist")
         code, op = api(sock, "POST", "/v1/mark-good", {"force": True})
         check(code == 200 and op["state"] == "succeeded", "mark-good on a good slot is a no-op success")
 
@@ -326,7 +414,11 @@ def main():
         out = sh(r.tool, "--esp", r.t + "/esp", "grub-boot").strip()
         check(out == "a", "after rollback GRUB boots a")
         r.stop()
+        r.running_components(COMPONENTS_V1)
         r.start(booted="a")
+        st = r.status()
+        check(comps(st, "a") == COMPONENTS_V1 and comps(st, "b") == COMPONENTS_V2 and
+              st["slots"]["b"]["state"] == "good", "after the rollback: " + slots(st))
 
         # config
         cfg = {"generation": 1, "sysctl": {"net.ipv4.ip_forward": "1"}, "kernel_args": ["mitigations=auto"],
@@ -498,6 +590,14 @@ def main():
               "after SIGKILL the stage shows as interrupted (or finished): %s" % op.get("error"))
         check(st["slots"]["b"]["state"] in ("bad", "staged") and st["slots"]["a"]["state"] == "good",
               "after SIGKILL: " + slots(st) + " (stage answer %s %s)" % (stage_code, stage_op))
+        # Killed while b was written: bad, and its record went when the
+        # writing began. Killed after it finished: staged, with them (or,
+        # in the instant between the environment and the record, without).
+        if st["slots"]["b"]["state"] == "bad":
+            check(comps(st, "b") is None and not os.path.exists(r.t + "/state/slot-b.json"),
+                  "a slot being overwritten loses its components and their record")
+        else:
+            check(comps(st, "b") in (COMPONENTS_V2, None), "a staged slot: %s" % comps(st, "b"))
 
         # resident memory when idle
         time.sleep(0.5)

@@ -2,7 +2,7 @@
 /* Test driver for the update library on real devices, with an I/O seam for
  * fault injection. Not installed.
  *
- *   update-tool make-bundle KEY.pem OUT VERSION ARCH ROOTFS KERNEL INITRD
+ *   update-tool make-bundle KEY.pem OUT VERSION ARCH ROOTFS KERNEL INITRD [COMPONENTS.json]
  *   update-tool [--esp DIR --slot-a DEV --slot-b DEV --booted a|b --keys DIR] CMD ...
  *     stage BUNDLE [--sha256 HEX] [--version V] [--key-id ID]
  *     activate [TRIES] | mark-good | rollback | reconcile | status
@@ -86,6 +86,20 @@ static int make_bundle(char **argv) {
         m->created = strdup("2026-11-22T00:00:00Z");
         m->rootfs_type = strdup("erofs");
         m->cmdline = strdup("rootfstype=erofs init=/usr/lib/hull/hull-init panic=10 console=ttyS0,115200");
+        if (argv[7]) {
+                /* A components.json as hull-build writes it: a format-2 manifest. */
+                _cleanup_free_ char *data = NULL, *err = NULL;
+                _cleanup_(components_done) Components c = {};
+                size_t len;
+                r = read_full_file(argv[7], COMPONENTS_FILE_MAX, &data, &len);
+                if (r < 0)
+                        return done(r, "cannot read the components file");
+                r = components_parse(data, len, &c, &err);
+                if (r >= 0)
+                        r = manifest_set_components(m, &c);
+                if (r < 0)
+                        return done(r, err ?: "invalid components");
+        }
         const BundleInput in[] = { { "rootfs", argv[4] }, { "kernel", argv[5] }, { "initrd", argv[6] } };
         r = bundle_create(argv[1], m, in, ELEMENTSOF(in), k);
         return done(r, "bundle_create failed");
@@ -127,7 +141,7 @@ int main(int argc, char **argv) {
         if (streq(cmd, "stage")) {
                 StageOptions so = { .progress = progress };
                 uint8_t sha[32];
-                StageResult res;
+                _cleanup_(stage_result_done) StageResult res = {};
                 if (i >= argc || !keys)
                         return 2;
                 const char *bundle = argv[i++];

@@ -16,12 +16,22 @@ tests/e2e test that).
 
 Usage: fake-hosts.py --dir DIR --api URL --nodes n1,n2,... [--version 1.0.0]
                      [--stage-seconds S] [--reboot-seconds S] [--health-seconds S]
+                     [--components FILE]
+
+--components FILE: {"<version>": {"kubelet": "v1.32.0", ...}, ...}, the
+component versions each image records (its components.json and its bundle
+manifest); a version not in it has none. Slots report them as the real agent
+does: the booted slot always (from "its image"), the other slot only while it
+holds a staged or good image (not empty, not bad), and a stage clears them
+when it starts writing.
 
 Per-node behaviour is read from DIR/<node>.json on every request (absent =
 normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
 | {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
 | {"activate": "busy-once"} (the first activate is a 409 busy, as while a health check runs)
-| {"stage_seconds": 5}. DIR/<node>.log gets one line per API call.
+| {"stage_seconds": 5}
+| {"components": {...}} (the booted image's components.json says this instead, valid or not).
+DIR/<node>.log gets one line per API call.
 """
 
 import argparse
@@ -64,8 +74,10 @@ class Host:
         self.sock = os.path.join(args.dir, name + ".sock")
         self.booted = "a"
         self.boot_id = uuid.uuid4().hex
-        self.slots = {"a": {"state": "good", "version": args.version, "priority": 10, "tries": 0, "good": True},
-                      "b": {"state": "empty", "version": None, "priority": 0, "tries": 0, "good": False}}
+        self.slots = {"a": {"state": "good", "version": args.version, "priority": 10, "tries": 0, "good": True,
+                            "components": components_of(args.version)},
+                      "b": {"state": "empty", "version": None, "priority": 0, "tries": 0, "good": False,
+                            "components": None}}
         self.config = {"generation": 0}
         self.reboot_required = False
         self.next_boot = None   # set by activate/rollback, like the GRUB environment
@@ -89,8 +101,17 @@ class Host:
 
     def status(self):
         slots = {}
+        b = self.behaviour()
         for k, s in self.slots.items():
-            slots[k] = dict(s, booted=(k == self.booted))
+            slots[k] = {f: v for f, v in s.items() if f != "components"}
+            slots[k]["booted"] = k == self.booted
+            comp = s["components"]
+            if k == self.booted and "components" in b:
+                comp = b["components"]
+            elif k != self.booted and s["state"] in ("empty", "bad"):
+                comp = None
+            if comp:
+                slots[k]["components"] = comp
         return {"api": "v1",
                 "os": {"name": "hull-sim", "version": self.slots[self.booted]["version"],
                        "pretty_name": "Hull simulated host"},
@@ -153,7 +174,7 @@ class Host:
             if path == "/v1/stage":
                 op = self.new_op("stage", body.get("version"))
                 other = self.other()
-                self.slots[other].update(state="empty", version=None, good=False, priority=0)
+                self.slots[other].update(state="empty", version=None, good=False, priority=0, components=None)
                 threading.Thread(target=self.do_stage, args=(op, body, b), daemon=True).start()
                 return 202, op
             if path == "/v1/activate" and b.get("activate") == "busy-once" and self.busy_answers == 0:
@@ -210,7 +231,8 @@ class Host:
                                  "errno": "EBADMSG"})
                 self.slots[other]["state"] = "bad"
                 return
-            self.slots[other].update(state="staged", version=body.get("version"), good=False, priority=0)
+            self.slots[other].update(state="staged", version=body.get("version"), good=False, priority=0,
+                                     components=components_of(body.get("version")))
             op.update(state="succeeded", finished=now_iso())
 
     def reboot(self, target, b):
@@ -228,7 +250,7 @@ class Host:
             self.next_boot = None
             self.reboot_required = False    # a new boot: a new agent process
             if fell_back:
-                self.slots[target].update(state="bad", priority=0, tries=0)
+                self.slots[target].update(state="bad", priority=0, tries=0, components=None)
                 self.op = {"id": self.next_op, "type": "fallback", "state": "failed", "phase": None, "done": 0,
                            "total": 0, "started": now_iso(), "finished": now_iso(), "version": self.slots[target]["version"],
                            "slot": target, "error": {"code": "boot_failed",
@@ -311,6 +333,10 @@ class Host:
             pass
 
 
+def components_of(version):
+    return (args.components_map or {}).get(version)
+
+
 def main():
     global args
     p = argparse.ArgumentParser()
@@ -321,7 +347,9 @@ def main():
     p.add_argument("--stage-seconds", type=float, default=0.5)
     p.add_argument("--reboot-seconds", type=float, default=1.0)
     p.add_argument("--health-seconds", type=float, default=0.5)
+    p.add_argument("--components")
     args = p.parse_args()
+    args.components_map = json.load(open(args.components)) if args.components else {}
     hosts = [Host(n) for n in args.nodes.split(",") if n]
     for h in hosts:
         h.start()

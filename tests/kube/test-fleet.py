@@ -42,7 +42,7 @@ def check(cond, what):
 
 class Fleet:
     def __init__(self, tmp, n, labels=None, version="1.0.0", pods=None, extra_nodes=(), crds=None,
-                 kube_version=None):
+                 kube_version=None, components=None):
         self.tmp = tmp
         crds = crds or A.crds
         self.procs = []
@@ -95,9 +95,14 @@ current-context: sim
                 "application/merge-patch+json")
         self.hostdir = os.path.join(tmp, "hosts")
         os.mkdir(self.hostdir)
+        extra = []
+        if components:
+            with open(os.path.join(tmp, "components.json"), "w") as f:
+                json.dump(components, f)
+            extra = ["--components", os.path.join(tmp, "components.json")]
         self.hosts = self.spawn("fake-hosts", [sys.executable, A.fake_hosts, "--dir", self.hostdir, "--api",
                                                self.api.base, "--nodes", ",".join(self.all_names),
-                                               "--version", version])
+                                               "--version", version] + extra)
         for _ in range(200):
             if os.path.exists(os.path.join(self.hostdir, "ready")):
                 break
@@ -693,6 +698,60 @@ def scenario_skew(tmp):
                    and f.condition("workers", "Degraded"))
         check(bool(c) and c.get("reason") == "AsExpected", f"Degraded False again ({c})")
         check(not f.watch.violations, f"maxUnavailable held ({f.watch.violations[:3]})")
+    finally:
+        f.close()
+
+
+COMPONENTS_V1 = {"containerd": "1.6.20", "kernel": "6.1.0-28-amd64", "kubelet": "v1.31.4", "runc": "1.1.5"}
+COMPONENTS_V2 = {"containerd": "1.7.24", "kernel": "6.1.0-31-amd64", "kubelet": "v1.32.0"}   # no runc
+
+
+def osnode_status(f, name):
+    with f.watch.lock:
+        return ((f.watch.osnodes.get(name) or {}).get("status") or {})
+
+
+def scenario_components(tmp):
+    """hull-node copies what the agent says the images hold into the OSNode
+    status: the running image's components, the staged one's while it
+    waits; a component the new image lacks goes; what the agent reports
+    invalid is not passed on; an unchanged status is not written again."""
+    f = Fleet(tmp, 3, components={"1.0.0": COMPONENTS_V1, "2.0.0": COMPONENTS_V2})
+    try:
+        f.behave("node-001", {"reboot": "never"})
+        f.behave("node-002", {"components": {"kubelet": "1.31", "runc": "1.1.5"}})
+        ok = f.wait("components in every OSNode", lambda: all(
+            osnode_status(f, n).get("components") == COMPONENTS_V1 for n in ("node-000", "node-001")) and
+            "slot" in osnode_status(f, "node-002"))
+        check(ok, "status.components is the running image's (%s)" % osnode_status(f, "node-000").get("components"))
+        check("staged" not in osnode_status(f, "node-000"), "nothing staged: no status.staged")
+        st = osnode_status(f, "node-002")
+        check("components" not in st, f"invalid components from the agent are not passed on ({st.get('components')})")
+        log_text = open(os.path.join(tmp, "hull-node-node-002.log"), errors="replace").read()
+        check(log_text.count("The agent reports invalid components for slot a") == 1 and
+              "not a Kubernetes version" in log_text, "... and hull-node warns once")
+
+        f.start_operator()
+        f.watch.track("workers", f.names, 3)
+        f.apply_os("workers", upgrade_spec(max_unavailable=3, selector={"pool": "workers"}))
+        # node-001 never comes back from its reboot: its last status, written
+        # before the reboot, shows the staged image waiting
+        ok = f.wait("node-001 Rebooting with the staged image", lambda: osnode_status(f, "node-001").get("phase") ==
+                    "Rebooting" and osnode_status(f, "node-001").get("staged"))
+        st = osnode_status(f, "node-001")
+        check(ok and st.get("staged") == {"slot": "b", "version": "2.0.0", "components": COMPONENTS_V2} and
+              st.get("components") == COMPONENTS_V1,
+              f"status.staged has the staged bundle's components ({st.get('staged')}, running {st.get('components')})")
+        check(f.wait("node-000 at 2.0.0", lambda: all_at(f, ["node-000"], "2.0.0"), timeout=120), "node-000 upgraded")
+        f.wait("node-000 components", lambda: osnode_status(f, "node-000").get("components") == COMPONENTS_V2)
+        st = osnode_status(f, "node-000")
+        check(st.get("components") == COMPONENTS_V2 and "runc" not in st.get("components", {}),
+              f"after the upgrade: the new image's components, runc gone ({st.get('components')})")
+        check("staged" not in st, f"booted into it: no status.staged any more ({st.get('staged')})")
+        rv = f.api.get("/apis/hull.dev/v1alpha1/osnodes/node-000")["metadata"]["resourceVersion"]
+        time.sleep(5)  # several passes of hull-node
+        rv2 = f.api.get("/apis/hull.dev/v1alpha1/osnodes/node-000")["metadata"]["resourceVersion"]
+        check(rv == rv2, f"an unchanged status is not written again ({rv} -> {rv2})")
     finally:
         f.close()
 

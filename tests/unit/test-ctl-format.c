@@ -87,6 +87,75 @@ static void test_status_running(void) {
               "Last operation:  #7 stage (version 2.0.0, slot b): running, phase writing, 34% (118.0/345.1 MiB)\n");
 }
 
+/* Slots with the components of their images: printed in Kubernetes'
+ * order, a slot without them as "-", a component this hullctl does not
+ * know after the known ones, control characters defused, a mistyped
+ * "components" ignored. */
+static void test_status_components(void) {
+        check(STATUS,
+              "{\"os\": {\"name\": \"hull-demo\", \"version\": \"1.0.0\"},"
+              " \"boot\": {\"slot\": \"a\"},"
+              " \"slots\": {"
+              "   \"a\": {\"state\": \"good\", \"version\": \"1.0.0\", \"priority\": 10, \"tries\": 0, \"booted\": true,"
+              "           \"components\": {\"containerd\": \"1.6.20\", \"kernel\": \"6.1.0-28-amd64\", \"kubelet\": \"v1.32.0\", \"runc\": \"1.1.5\"}},"
+              "   \"b\": {\"state\": \"staged\", \"version\": \"2.0.0\", \"priority\": 0, \"tries\": 0, \"booted\": false,"
+              "           \"components\": {\"crun\": \"1.8\\u001b[2J\", \"kernel\": \"6.1.0-31-amd64\"}}},"
+              " \"health\": {\"state\": \"healthy\", \"message\": null},"
+              " \"config\": {\"generation\": 0}, \"reboot_required\": false, \"operation\": null}",
+              "OS:              hull-demo 1.0.0\n"
+              "Booted slot:     a\n"
+              "Health:          healthy\n"
+              "Config:          none applied (generation 0)\n"
+              "Reboot required: no\n"
+              "\n"
+              "SLOT  STATE   VERSION  PRIORITY  TRIES  BOOTED\n"
+              "a     good    1.0.0          10      0  *\n"
+              "b     staged  2.0.0           0      0\n"
+              "\n"
+              "SLOT  COMPONENTS\n"
+              "a     kubelet v1.32.0, containerd 1.6.20, runc 1.1.5, kernel 6.1.0-28-amd64\n"
+              "b     kernel 6.1.0-31-amd64, crun 1.8?[2J\n"
+              "\n"
+              "Last operation:  none\n");
+
+        check(STATUS,
+              "{\"slots\": {"
+              "   \"a\": {\"state\": \"good\", \"version\": \"1.0.0\", \"priority\": 10, \"tries\": 0, \"booted\": true,"
+              "           \"components\": {\"kubelet\": \"v1.32.0\"}},"
+              "   \"b\": {\"state\": \"empty\", \"version\": null, \"priority\": 0, \"tries\": 0, \"booted\": false,"
+              "           \"components\": \"v1.33.0\"}}}",
+              "OS:              - -\n"
+              "Booted slot:     -\n"
+              "Health:          -\n"
+              "Config:          -\n"
+              "Reboot required: -\n"
+              "\n"
+              "SLOT  STATE  VERSION  PRIORITY  TRIES  BOOTED\n"
+              "a     good   1.0.0          10      0  *\n"
+              "b     empty  -               0      0\n"
+              "\n"
+              "SLOT  COMPONENTS\n"
+              "a     kubelet v1.32.0\n"
+              "b     -\n"
+              "\n"
+              "Last operation:  -\n");
+
+        /* Components that are all empty objects: no section at all. */
+        check(STATUS,
+              "{\"slots\": {\"a\": {\"state\": \"good\", \"version\": \"1\", \"priority\": 1, \"tries\": 0,"
+              " \"components\": {}}}}",
+              "OS:              - -\n"
+              "Booted slot:     -\n"
+              "Health:          -\n"
+              "Config:          -\n"
+              "Reboot required: -\n"
+              "\n"
+              "SLOT  STATE  VERSION  PRIORITY  TRIES  BOOTED\n"
+              "a     good   1               1      0\n"
+              "\n"
+              "Last operation:  -\n");
+}
+
 /* After a fallback: booted from b while it was trying, a was rolled away
  * from, the health check failed and the last stage failed verification. */
 static void test_status_failed(void) {
@@ -247,6 +316,7 @@ static void test_audit(void) {
 int main(void) {
         TEST_RUN(test_status_running);
         TEST_RUN(test_status_failed);
+        TEST_RUN(test_status_components);
         TEST_RUN(test_status_sparse);
         TEST_RUN(test_operation);
         TEST_RUN(test_progress);
