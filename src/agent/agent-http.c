@@ -349,12 +349,13 @@ static int make_socket(Agent *a) {
 
 static void do_reboot(Agent *a) {
         _cleanup_free_ char *cmd = strdup(a->opt.reboot_command);
-        char *argv[16];
+        char *argv[16], *save = NULL;
         size_t n = 0;
 
         if (!cmd)
                 return;
-        for (char *tok = strtok(cmd, " "); tok && n < ELEMENTSOF(argv) - 1; tok = strtok(NULL, " "))
+        /* strtok_r: the agent's HTTP threads run concurrently. */
+        for (char *tok = strtok_r(cmd, " ", &save); tok && n < ELEMENTSOF(argv) - 1; tok = strtok_r(NULL, " ", &save))
                 argv[n++] = tok;
         argv[n] = NULL;
         if (n == 0)

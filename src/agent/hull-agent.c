@@ -188,7 +188,8 @@ static void read_os_release(Agent *a) {
         snprintf(a->os_version, sizeof(a->os_version), "unknown");
         if (read_full_file(a->opt.os_release, 64 * 1024, &data, NULL) < 0)
                 return;
-        for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n"))
+        char *save = NULL;
+        for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
                 for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                         if (string_has_prefix(line, keys[i].key)) {
                                 char *v = line + strlen(keys[i].key);
@@ -250,8 +251,8 @@ static int find_partition(const char *persist_device, const char *name, char **r
                         continue;
                 if (read_full_file(uevent, 16 * 1024, &data, NULL) < 0)
                         continue;
-                char *devname = NULL, *partname = NULL;
-                for (char *l = strtok(data, "\n"); l; l = strtok(NULL, "\n")) {
+                char *devname = NULL, *partname = NULL, *save = NULL;
+                for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                         if (string_has_prefix(l, "DEVNAME="))
                                 devname = l + 8;
                         else if (string_has_prefix(l, "PARTNAME="))
