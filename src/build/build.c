@@ -1351,9 +1351,16 @@ int build_run(BuildContext *c) {
                 _cleanup_free_ char *disk_tmp = NULL;
                 if (asprintf(&disk_tmp, "%s/%s-%s.img.tmp", c->output_dir, c->spec->name, c->spec->version) >= 0)
                         (void) unlink(disk_tmp);
-                fprintf(stderr, "\nhull-build: stage '%s' failed. Last lines of %s:\n", c->stage ?: "setup", c->log_path);
-                char *tail[] = { (char *) "tail", (char *) "-n", (char *) "15", c->log_path, NULL };
-                (void) spawn_run(tail, &(SpawnOptions) { .output_fd = STDERR_FILENO });
+                struct stat lst;
+                if (fstat(c->log_fd, &lst) >= 0 && lst.st_size == 0)
+                        /* nothing ran yet: the error above is all there is */
+                        fprintf(stderr, "hull-build: stage '%s' failed; nothing was built\n", c->stage ?: "setup");
+                else {
+                        fprintf(stderr, "\nhull-build: stage '%s' failed. Last lines of %s:\n", c->stage ?: "setup",
+                                c->log_path);
+                        char *tail[] = { (char *) "tail", (char *) "-n", (char *) "15", c->log_path, NULL };
+                        (void) spawn_run(tail, &(SpawnOptions) { .output_fd = STDERR_FILENO });
+                }
                 return r;
         }
 
