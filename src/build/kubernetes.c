@@ -146,6 +146,15 @@ int build_kubernetes_check_sources(BuildContext *c) {
                 r = check_digest(field, src, k->kubelet_sha256, got);
                 if (r < 0)
                         return r;
+                if (k->kubelet_source == KUBELET_SOURCE_BINARY) {
+                        char magic[4] = {};
+                        _cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
+                        if (fd < 0 || read(fd, magic, sizeof(magic)) != (ssize_t) sizeof(magic) ||
+                            memcmp(magic, "\177ELF", 4) != 0)
+                                return log_error_errno(fd < 0 ? errno : ENOEXEC,
+                                                       "%s: '%s' is not a kubelet binary (an ELF executable)%s", field,
+                                                       src, fd < 0 ? ": %m" : "; a .deb goes under kubernetes.kubelet.deb");
+                }
         }
         for (size_t i = 0; i < c->spec->n_images; i++) {
                 _cleanup_free_ char *src = NULL;
@@ -185,17 +194,12 @@ int build_kubernetes_stage_deb(BuildContext *c, char **ret_in_root) {
 static int install_kubelet_binary(BuildContext *c) {
         const SpecKubernetes *k = &c->spec->kubernetes;
         _cleanup_free_ char *src = NULL;
-        char got[65], magic[4] = {};
+        char got[65];
         int r;
 
         r = build_resolve_source(c, k->kubelet_path, &src);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || read(fd, magic, sizeof(magic)) != (ssize_t) sizeof(magic) || memcmp(magic, "\177ELF", 4) != 0)
-                return log_error_errno(fd < 0 ? errno : ENOEXEC,
-                                       "kubernetes.kubelet.file: '%s' is not a kubelet binary (an ELF executable)%s", src,
-                                       fd < 0 ? ": %m" : "; a .deb goes under kubernetes.kubelet.deb");
         r = copy_pinned(c, "kubernetes.kubelet.file", src, "usr/bin/kubelet", 0755, k->kubelet_sha256, got);
         if (r < 0)
                 return r;
