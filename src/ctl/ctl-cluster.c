@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bundle.h"
 #include "ctl-cluster.h"
 #include "kube-version.h"
 #include "kube.h"
 #include "log.h"
+#include "sign.h"
 #include "strutil.h"
 
 #define OS_PATH "/apis/hull.dev/v1alpha1/oses"
@@ -29,6 +31,11 @@ static const char *arg_image_url = NULL;
 static const char *arg_sha256 = NULL;
 static const char *arg_key_id = NULL;
 static const char *arg_kubelet_version = NULL;
+static const char *arg_bundle = NULL;
+static const char *arg_trust = NULL;
+/* What --bundle read, for the arg_* above that point into it. */
+static char bundle_sha256[65];
+static char *bundle_version = NULL, *bundle_key_id = NULL, *bundle_kubelet = NULL;
 static const char *arg_max_unavailable = NULL;
 static const char *arg_batches = NULL;
 
@@ -39,6 +46,8 @@ static void cluster_help(void) {
                "  hullctl cluster [OPTIONS] nodes              every node's OS state (OSNode objects)\n"
                "  hullctl cluster [OPTIONS] upgrade OS --version V --image-url URL --sha256 HEX\n"
                "                   [--key-id ID] [--kubelet-version vX.Y.Z]\n"
+               "  hullctl cluster [OPTIONS] upgrade OS --bundle FILE --trust PUBLIC.pem --image-url URL\n"
+               "                   (version, sha256, key id and kubelet version from the verified bundle)\n"
                "                   [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
                "  hullctl cluster [OPTIONS] rollback OS --version V\n"
                "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n\n"
@@ -296,11 +305,79 @@ static int patch_os(KubeClient *k, const char *name, json_t *spec_patch, const c
         return 0;
 }
 
+/* A flag given together with --bundle must agree with the bundle: a
+ * mismatch means the wrong file or the wrong flag, never something to pick
+ * one of silently. */
+static int agree(const char *flag, const char **arg, const char *from_bundle) {
+        if (*arg && from_bundle && !streq(*arg, from_bundle))
+                return log_error_errno(EINVAL, "%s is '%s', but the bundle says '%s'; leave %s out with --bundle", flag,
+                                       *arg, from_bundle, flag);
+        if (!*arg)
+                *arg = from_bundle;
+        return 0;
+}
+
+/* --bundle: the values the OS object pins are read from the bundle the
+ * nodes will download, after its signature and every payload digest are
+ * checked against --trust, so that what is rolled out is what was tested. */
+static int fill_from_bundle(void) {
+        _cleanup_(keyring_freep) Keyring *kr = NULL;
+        _cleanup_(key_freep) HullKey *key = NULL;
+        _cleanup_(bundle_freep) Bundle *b = NULL;
+        int r;
+
+        if (!arg_bundle)
+                return 0;
+        if (!arg_trust)
+                return log_error_errno(EINVAL, "--bundle needs --trust PUBLIC.pem: what is read from a bundle is only "
+                                               "as good as its signature");
+        r = key_load_public(arg_trust, &key);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the public key '%s': %m", arg_trust);
+        r = keyring_new(&kr);
+        if (r >= 0 && (r = keyring_add(kr, key)) >= 0)
+                key = NULL;
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the keyring: %m");
+        r = bundle_open(arg_bundle, kr, &b);
+        if (r == -ENOKEY || r == -EKEYREJECTED)
+                return log_error_errno(r, "'%s' is not signed by the key in '%s'", arg_bundle, arg_trust);
+        if (r < 0)
+                return log_error_errno(r, "'%s' is not a valid Hull bundle: %m", arg_bundle);
+        r = bundle_verify_payloads(b, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "'%s' is damaged (a payload does not match its signed digest): %m", arg_bundle);
+        r = sha256_file(arg_bundle, bundle_sha256);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read '%s': %m", arg_bundle);
+
+        const Manifest *m = bundle_manifest(b);
+        if (!(bundle_version = strdup(m->version)) || !(bundle_key_id = strdup(m->key_id)))
+                return log_oom();
+        if (m->components.version[COMPONENT_KUBELET] &&
+            !(bundle_kubelet = strdup(m->components.version[COMPONENT_KUBELET])))
+                return log_oom();
+        if ((r = agree("--version", &arg_version, bundle_version)) < 0 ||
+            (r = agree("--sha256", &arg_sha256, bundle_sha256)) < 0 ||
+            (r = agree("--key-id", &arg_key_id, bundle_key_id)) < 0)
+                return r;
+        if (arg_kubelet_version && !bundle_kubelet)
+                return log_error_errno(EINVAL, "--kubelet-version is '%s', but the bundle records no kubelet",
+                                       arg_kubelet_version);
+        r = agree("--kubelet-version", &arg_kubelet_version, bundle_kubelet);
+        if (r < 0)
+                return r;
+        printf("Bundle %s: %s %s, signed by %s, sha256 %s, kubelet %s\n", arg_bundle, m->name, m->version, m->key_id,
+               bundle_sha256, bundle_kubelet ?: "none");
+        return 0;
+}
+
 static int check_upgrade_args(void) {
         OsIntOrPercentText v;
         if (!arg_version || !arg_image_url || !arg_sha256)
-                return log_error_errno(EINVAL, "upgrade needs --version, --image-url and --sha256 (the SHA-256 of "
-                                               "the bundle file, as 'sha256sum' prints it)");
+                return log_error_errno(EINVAL, "upgrade needs --image-url, and --bundle FILE --trust PUBLIC.pem or "
+                                               "--version and --sha256 (the SHA-256 of the bundle file, as "
+                                               "'sha256sum' prints it)");
         if (strlen(arg_sha256) != 64 || strspn(arg_sha256, "0123456789abcdef") != 64)
                 return log_error_errno(EINVAL, "--sha256 wants 64 lowercase hex digits, not '%s'", arg_sha256);
         if (!string_has_prefix(arg_image_url, "https://") && !string_has_prefix(arg_image_url, "http://"))
@@ -309,7 +386,7 @@ static int check_upgrade_args(void) {
                 return log_error_errno(EINVAL, "--kubelet-version wants a Kubernetes version such as v1.32.0 (the "
                                                "bundle's components.kubelet, as 'hull-build verify' prints it), not "
                                                "'%s'", arg_kubelet_version);
-        if (!arg_kubelet_version)
+        if (!arg_kubelet_version && !arg_bundle)
                 log_warning("No --kubelet-version: hull-operator makes no kubelet version-skew check for this "
                             "upgrade. Give the bundle's kubelet version if the image has a kubelet.");
         if (arg_max_unavailable && parse_ip(arg_max_unavailable, &v) < 0)
@@ -412,7 +489,7 @@ static int cmd_approve(KubeClient *k, const char *name) {
 
 int cluster_main(int argc, char **argv) {
         enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
-               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES };
+               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST };
         static const struct option opts[] = {
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "context", required_argument, NULL, ARG_CONTEXT },
@@ -424,6 +501,8 @@ int cluster_main(int argc, char **argv) {
                 { "kubelet-version", required_argument, NULL, ARG_KUBELET_VERSION },
                 { "max-unavailable", required_argument, NULL, ARG_MAX_UNAVAILABLE },
                 { "batches", required_argument, NULL, ARG_BATCHES },
+                { "bundle", required_argument, NULL, ARG_BUNDLE },
+                { "trust", required_argument, NULL, ARG_TRUST },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -465,6 +544,12 @@ int cluster_main(int argc, char **argv) {
                 case ARG_BATCHES:
                         arg_batches = optarg;
                         break;
+                case ARG_BUNDLE:
+                        arg_bundle = optarg;
+                        break;
+                case ARG_TRUST:
+                        arg_trust = optarg;
+                        break;
                 case 'h':
                         cluster_help();
                         return 0;
@@ -493,8 +578,12 @@ int cluster_main(int argc, char **argv) {
 
         /* Check what can be checked before connecting: a typo in a flag
          * should not wait for (or depend on) the cluster. */
-        if (streq(verb, "upgrade") && (r = check_upgrade_args()) < 0)
+        if (streq(verb, "upgrade") && ((r = fill_from_bundle()) < 0 || (r = check_upgrade_args()) < 0))
                 return 2;
+        if (!streq(verb, "upgrade") && (arg_bundle || arg_trust)) {
+                log_error("--bundle and --trust are for upgrade");
+                return 2;
+        }
         if (streq(verb, "rollback") && !arg_version) {
                 log_error("rollback needs --version: the version the nodes go back to (it must be in their "
                           "other slot)");

@@ -389,3 +389,42 @@ size_t keyring_size(const Keyring *kr) {
 const HullKey *keyring_get(const Keyring *kr, size_t i) {
         return kr && i < kr->n_keys ? kr->keys[i] : NULL;
 }
+
+int sha256_file(const char *path, char ret_hex[static 65]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_free_ uint8_t *buf = malloc(1U << 20);
+        uint8_t md[32];
+        unsigned mdlen = 0;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (!buf)
+                return -ENOMEM;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return -ENOMEM;
+        }
+        for (;;) {
+                ssize_t n = read(fd, buf, 1U << 20);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0)
+                        break;
+                if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1) {
+                        r = -EIO;
+                        break;
+                }
+        }
+        if (r >= 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+                r = -EIO;
+        EVP_MD_CTX_free(ctx);
+        if (r >= 0)
+                hex_encode(md, 32, ret_hex);
+        return r;
+}

@@ -55,3 +55,7 @@ size_t keyring_size(const Keyring *kr);
 const HullKey *keyring_get(const Keyring *kr, size_t i);
 Keyring *keyring_free(Keyring *kr);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Keyring *, keyring_free);
+
+/* SHA-256 of a whole file as lower-case hex (what sha256sum prints), read
+ * in 1 MiB pieces. -errno from open/read. */
+int sha256_file(const char *path, char ret_hex[static 65]) _warn_unused_result_;

@@ -9,6 +9,8 @@
 set -uo pipefail
 HULLCTL=$1
 CANNED=$2
+UPDATE_TOOL=${3:-}
+HULL_BUILD=${4:-}
 
 command -v python3 >/dev/null || { echo "SKIP: needs python3"; exit 77; }
 WORK=$(mktemp -d /tmp/hullctl-cli.XXXXXX)
@@ -307,6 +309,42 @@ expect huge 1 err "response body larger than 16 MiB"
 echo garbage >"$WORK/agent/mode"
 run garbage status
 expect garbage 1 err "hull-agent sent a response that is not JSON (HTTP 200)"
+
+# cluster upgrade --bundle: version, sha256, key id and kubelet from the
+# verified bundle, checked before any cluster is contacted (the kubeconfig
+# does not exist, so a run that gets that far stops there).
+if [ -n "$UPDATE_TOOL" ] && [ -n "$HULL_BUILD" ]; then
+        "$HULL_BUILD" keygen "$WORK/rel.key" "$WORK/rel.pub" >/dev/null &&
+                "$HULL_BUILD" keygen "$WORK/other.key" "$WORK/other.pub" >/dev/null || fail "keygen"
+        head -c 300000 /dev/urandom >"$WORK/rootfs"; head -c 5000 /dev/urandom >"$WORK/kernel"; head -c 3000 /dev/urandom >"$WORK/initrd"
+        printf '{"containerd":"1.6.20","kernel":"6.1.0-28-amd64","kubelet":"v1.32.0","runc":"1.1.5"}' >"$WORK/components.json"
+        "$UPDATE_TOOL" make-bundle "$WORK/rel.key" "$WORK/b.hullb" 2.1.0 x86_64 "$WORK/rootfs" "$WORK/kernel" "$WORK/initrd" \
+                "$WORK/components.json" >/dev/null || fail "make-bundle"
+        sum=$(sha256sum "$WORK/b.hullb" | cut -d' ' -f1)
+        up() { run "$1" cluster --kubeconfig "$WORK/no-kubeconfig" upgrade workers --image-url https://u.example/b.hullb "${@:2}"; }
+        up bundle-ok --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub"
+        expect bundle-ok 1 out "Bundle $WORK/b.hullb: hull-test 2.1.0" "sha256 $sum, kubelet v1.32.0"
+        expect bundle-ok 1 err "kubeconfig"
+        up bundle-agree --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --version 2.1.0 --sha256 "$sum" --kubelet-version v1.32.0
+        expect bundle-agree 1 err "kubeconfig"
+        up bundle-version --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --version 2.2.0
+        expect bundle-version 2 err "--version is '2.2.0', but the bundle says '2.1.0'"
+        up bundle-kubelet --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --kubelet-version v1.31.0
+        expect bundle-kubelet 2 err "--kubelet-version is 'v1.31.0', but the bundle says 'v1.32.0'"
+        up bundle-notrust --bundle "$WORK/b.hullb"
+        expect bundle-notrust 2 err "--bundle needs --trust"
+        up bundle-otherkey --bundle "$WORK/b.hullb" --trust "$WORK/other.pub"
+        expect bundle-otherkey 2 err "is not signed by the key in"
+        cp "$WORK/b.hullb" "$WORK/bad.hullb"
+        printf 'X' | dd of="$WORK/bad.hullb" bs=1 seek=$(( $(stat -c %s "$WORK/bad.hullb") - 10 )) conv=notrunc 2>/dev/null
+        up bundle-damaged --bundle "$WORK/bad.hullb" --trust "$WORK/rel.pub"
+        expect bundle-damaged 2 err "is damaged"
+        printf 'not a bundle' >"$WORK/nb.hullb"
+        up bundle-garbage --bundle "$WORK/nb.hullb" --trust "$WORK/rel.pub"
+        expect bundle-garbage 2 err "is not a valid Hull bundle"
+        run bundle-rollback cluster --kubeconfig "$WORK/no-kubeconfig" rollback workers --version 1 --bundle "$WORK/b.hullb"
+        expect bundle-rollback 2 err "--bundle and --trust are for upgrade"
+fi
 
 if [ $failures -gt 0 ]; then
         echo "$failures failure(s)"
