@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "kubernetes.h"
 #include "log.h"
+#include "sign.h"
 #include "strutil.h"
 
 const char *const build_kubernetes_packages[] = {
@@ -53,13 +54,11 @@ int build_copy_file_sha256(const char *src, const char *dst, mode_t mode, char r
                 return -EISDIR;
         if (!buf)
                 return -ENOMEM;
-        if (dst) {
-                if (asprintf(&tmp, "%s.hull-tmp", dst) < 0)
-                        return -ENOMEM;
-                out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-                if (out < 0)
-                        return -errno;
-        }
+        if (asprintf(&tmp, "%s.hull-tmp", dst) < 0)
+                return -ENOMEM;
+        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (out < 0)
+                return -errno;
         ctx = EVP_MD_CTX_new();
         if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
                 r = -ENOMEM;
@@ -79,24 +78,22 @@ int build_copy_file_sha256(const char *src, const char *dst, mode_t mode, char r
                         r = -EIO;
                         goto out;
                 }
-                if (out >= 0) {
-                        r = loop_write(out, buf, (size_t) n);
-                        if (r < 0)
-                                goto out;
-                }
+                r = loop_write(out, buf, (size_t) n);
+                if (r < 0)
+                        goto out;
         }
         if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
                 r = -EIO;
                 goto out;
         }
-        if (out >= 0 && (fchmod(out, mode) < 0 || fsync(out) < 0 || rename(tmp, dst) < 0)) {
+        if ((fchmod(out, mode) < 0 || fsync(out) < 0 || rename(tmp, dst) < 0)) {
                 r = -errno;
                 goto out;
         }
         hex_encode(md, 32, ret_hex);
 out:
         EVP_MD_CTX_free(ctx);
-        if (r < 0 && tmp)
+        if (r < 0)
                 (void) unlink(tmp);
         return r;
 }
@@ -140,7 +137,7 @@ int build_kubernetes_check_sources(BuildContext *c) {
                 r = build_resolve_source(c, k->kubelet_path, &src);
                 if (r < 0)
                         return r;
-                r = build_copy_file_sha256(src, NULL, 0, got);
+                r = sha256_file(src, got);
                 if (r < 0)
                         return log_error_errno(r, "%s: cannot read '%s': %m", field, src);
                 r = check_digest(field, src, k->kubelet_sha256, got);
@@ -161,7 +158,7 @@ int build_kubernetes_check_sources(BuildContext *c) {
                 r = build_resolve_source(c, c->spec->images[i].source, &src);
                 if (r < 0)
                         return r;
-                r = build_copy_file_sha256(src, NULL, 0, got);
+                r = sha256_file(src, got);
                 if (r < 0)
                         return log_error_errno(r, "images[%zu]: cannot read '%s': %m", i, src);
                 r = check_digest("images", src, c->spec->images[i].sha256, got);

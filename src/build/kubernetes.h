@@ -10,8 +10,9 @@
  * spec's (docs/KUBERNETES.md). NULL-terminated. */
 extern const char *const build_kubernetes_packages[];
 
-/* Copy src to dst (atomically, with mode; dst NULL: only read) and return
- * the SHA-256 of what was read as lower-case hex. */
+/* Copy src to dst (atomically, with mode) and return the SHA-256 of what
+ * was read as lower-case hex: the bytes checked are the bytes written.
+ * Hashing alone is sha256_file() (sign.h). */
 int build_copy_file_sha256(const char *src, const char *dst, mode_t mode, char ret_hex[static 65]) _warn_unused_result_;
 
 /* Before anything is built: every local file the spec pins (the kubelet,
