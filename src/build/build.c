@@ -18,6 +18,7 @@
 #include "bootcount.h"
 #include "build.h"
 #include "bundle.h"
+#include "chunkindex.h"
 #include "distro.h"
 #include "fileio.h"
 #include "gpt.h"
@@ -1171,11 +1172,24 @@ static int make_bundle(BuildContext *c, char **ret_path) {
         if (asprintf(&path, "%s/%s-%s.hullb", c->output_dir, c->spec->name, c->spec->version) < 0)
                 return -ENOMEM;
 
-        const BundleInput in[] = {
+        _cleanup_free_ char *index_path = NULL;
+        if (asprintf(&index_path, "%s/chunk-index", c->work_dir) < 0)
+                return -ENOMEM;
+        BundleInput in[] = {
                 { "rootfs", c->rootfs_image },
                 { "kernel", c->kernel_path },
                 { "initrd", c->initrd_path },
+                { CHUNK_INDEX_PAYLOAD, index_path },
         };
+        /* Nodes fetch only the chunks they lack (docs/DELTA.md). */
+        _cleanup_(chunk_index_freep) ChunkIndex *x = NULL;
+        r = chunk_index_new(NULL, &x);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(in) - 1; i++)
+                r = chunk_index_add_file(x, in[i].name, in[i].path);
+        if (r >= 0)
+                r = chunk_index_write_file(x, index_path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write the bundle's chunk index: %m");
         r = bundle_create(path, m, in, ELEMENTSOF(in), c->key);
         if (r < 0)
                 return log_error_errno(r, "Failed to write the update bundle '%s': %m", path);

@@ -408,6 +408,32 @@ static int verify_head(const uint8_t *head, uint32_t mlen, const Keyring *keyrin
         return 0;
 }
 
+int bundle_head_size(const void *data, size_t len, size_t *ret_size, uint64_t *ret_payload_area) {
+        uint32_t mlen;
+
+        if (len < HEADER_SIZE)
+                return -EAGAIN;
+        int r = check_header(data, &mlen);
+        if (r < 0)
+                return r;
+        *ret_size = HEADER_SIZE + (size_t) mlen + SIGNATURE_SIZE;
+        if (ret_payload_area)
+                *ret_payload_area = payload_area_offset(mlen);
+        return 0;
+}
+
+int bundle_verify_head(const void *head, size_t len, const Keyring *keyring, Manifest **ret) {
+        size_t size;
+        int r = bundle_head_size(head, len, &size, NULL);
+        if (r == -EAGAIN)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        if (len != size)
+                return -EBADMSG;
+        return verify_head(head, (uint32_t) (size - HEADER_SIZE - SIGNATURE_SIZE), keyring, ret);
+}
+
 int bundle_open(const char *path, const Keyring *keyring, Bundle **ret) {
         _cleanup_(bundle_freep) Bundle *b = NULL;
         _cleanup_(manifest_freep) Manifest *m = NULL;

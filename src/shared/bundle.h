@@ -40,6 +40,15 @@ typedef struct BundleInput {
 int bundle_create(const char *path, Manifest *m, const BundleInput *inputs, size_t n_inputs,
                   const HullKey *key) _warn_unused_result_;
 
+/* For readers that fetch a bundle in pieces (delta updates): the size of
+ * the head (header, manifest and signature) from its first 24 bytes, and
+ * where the payload area starts. -EAGAIN if 'len' < 24; else the header
+ * errors of bundle_open(). */
+int bundle_head_size(const void *data, size_t len, size_t *ret_size, uint64_t *ret_payload_area) _warn_unused_result_;
+/* The checks of bundle_open() on a head in memory, exactly
+ * bundle_head_size() bytes; the same errors. */
+int bundle_verify_head(const void *head, size_t len, const Keyring *keyring, Manifest **ret) _warn_unused_result_;
+
 typedef struct Bundle Bundle;
 
 /* Read the header and manifest and check the signature against 'keyring'.

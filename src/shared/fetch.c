@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 
+#include "fetch-internal.h"
 #include "fetch.h"
 #include "strutil.h"
 
@@ -34,7 +35,7 @@
 /* Longer ETags are not compared; no real server makes them this long. */
 #define ETAG_MAX 128
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
+
 
 typedef struct Fetch {
         const FetchOptions *o;
@@ -560,7 +561,9 @@ static int check_file(const char *what, const char *path, const char *url, char 
                         return -EINVAL;                         \
         } while (0)
 
-static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
+/* What every transfer of this module sets: protocols, redirects, TLS,
+ * timeouts (fetch-internal.h). */
+int fetch_setup_common(CURL *curl, const FetchOptions *o, char *errbuf) {
         SETOPT(curl, CURLOPT_URL, o->url);
         SETOPT(curl, CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
         SETOPT(curl, CURLOPT_REDIR_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
@@ -587,6 +590,42 @@ static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
         SETOPT(curl, CURLOPT_BUFFERSIZE, (long) RECEIVE_BUFFER_SIZE);
         /* A proxy's "200 Connection established" must not pass for ours. */
         SETOPT(curl, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+        if (o->headers) {
+                struct curl_slist *l = NULL;
+                /* Kept for the handle's lifetime: fetch_curl_cleanup() frees it. */
+                for (const char *const *h = o->headers; *h; h++) {
+                        struct curl_slist *n = curl_slist_append(l, *h);
+                        if (!n) {
+                                curl_slist_free_all(l);
+                                return -ENOMEM;
+                        }
+                        l = n;
+                }
+                if (curl_easy_setopt(curl, CURLOPT_HTTPHEADER, l) != CURLE_OK) {
+                        curl_slist_free_all(l);
+                        return -EINVAL;
+                }
+                if (curl_easy_setopt(curl, CURLOPT_PRIVATE, l) != CURLE_OK) {
+                        curl_slist_free_all(l);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+void fetch_curl_cleanup(CURL *curl) {
+        struct curl_slist *l = NULL;
+        if (!curl)
+                return;
+        (void) curl_easy_getinfo(curl, CURLINFO_PRIVATE, (char **) &l);
+        curl_easy_cleanup(curl);
+        curl_slist_free_all(l);
+}
+
+static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
+        int r = fetch_setup_common(curl, o, errbuf);
+        if (r < 0)
+                return r;
         /* Only for a clearer error; a libcurl on another TLS library lacks
          * it (CURLE_NOT_BUILT_IN) and works as well. */
         (void) curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
@@ -601,13 +640,10 @@ static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
         return 0;
 }
 
-int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_cb, void *userdata, char **ret_error) {
-        _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
-        char errbuf[CURL_ERROR_SIZE], why[CURL_ERROR_SIZE + 256] = "";
-        unsigned failures = 0;
+int fetch_check_options(const FetchOptions *o, char **ret_error) {
         int r;
 
-        if (!o || !sink || isempty(o->url))
+        if (isempty(o->url))
                 return fail(ret_error, -EINVAL, "no URL to download");
         if (strncasecmp(o->url, "https://", 8) != 0 && !(o->allow_http && strncasecmp(o->url, "http://", 7) == 0))
                 return fail(ret_error, -EINVAL, "cannot download %s: only https:// URLs are allowed", o->url);
@@ -620,6 +656,20 @@ int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_c
         if (o->client_cert && (r = check_file("client certificate", o->client_cert, o->url, ret_error)) < 0)
                 return r;
         if (o->client_key && (r = check_file("client key", o->client_key, o->url, ret_error)) < 0)
+                return r;
+        return 0;
+}
+
+int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_cb, void *userdata, char **ret_error) {
+        _cleanup_(fetch_curl_cleanupp) CURL *curl = NULL;
+        char errbuf[CURL_ERROR_SIZE], why[CURL_ERROR_SIZE + 256] = "";
+        unsigned failures = 0;
+        int r;
+
+        if (!o || !sink)
+                return -EINVAL;
+        r = fetch_check_options(o, ret_error);
+        if (r < 0)
                 return r;
 
         Fetch f = {

@@ -22,6 +22,7 @@ typedef struct FetchOptions {
         unsigned connect_timeout_sec;   /* 0: 30 */
         unsigned stall_timeout_sec;     /* < 1 byte/s for this long is a dropped connection; 0: 60 */
         bool allow_http;
+        const char *const *headers;     /* extra request headers ("Name: value"), NULL-terminated; NULL: none */
         const volatile int *cancel;     /* if non-NULL and it becomes non-zero: -ECANCELED */
 } FetchOptions;
 
@@ -77,3 +78,28 @@ int fetch_global_init(void) _warn_unused_result_;
  * what its own sink failed at. Bytes already given to the sink stay given. */
 int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_cb, void *userdata,
                  char **ret_error) _warn_unused_result_;
+
+/* A byte range [start, start + length) of a resource. */
+typedef struct FetchRange {
+        uint64_t start, length;
+} FetchRange;
+
+/* Bytes of range 'i' at 'offset' within it. Each byte of each range comes
+ * exactly once and, within a range, in order; ranges may interleave. */
+typedef int (*FetchRangeSink)(size_t i, uint64_t offset, const void *data, size_t len, void *userdata);
+
+/* Fetch several ranges of o->url (o->offset is ignored). With 'multi', up
+ * to FETCH_RANGES_PER_REQUEST ranges go into one request ("Range: bytes=
+ * a-b,c-d,...") and the multipart/byteranges answer is taken apart; a
+ * server may also answer with one range that covers several. Without it,
+ * one request per range. A dropped connection is retried like
+ * fetch_stream() for the bytes still missing. 'total' is the size the
+ * resource must have (0: not checked): a Content-Range that says otherwise
+ * is -ESTALE.
+ *
+ * Returns 0 when every byte arrived, -ERANGE if the server answered with
+ * the whole resource (it ignores Range, or does not serve several ranges
+ * at once: retry without 'multi'), or the errors of fetch_stream(). */
+#define FETCH_RANGES_PER_REQUEST 64
+int fetch_ranges(const FetchOptions *o, const FetchRange *ranges, size_t n, bool multi, uint64_t total,
+                 FetchRangeSink sink, void *userdata, char **ret_error) _warn_unused_result_;

@@ -64,7 +64,7 @@ static bool ascii_alnum(char c) {
 
 /* [A-Za-z0-9._+~-], starting with a letter or digit, so that the value is
  * neither "." nor ".." nor an option ("-x") wherever it ends up. */
-static bool token_ok(const char *s, size_t max) {
+bool manifest_token_ok(const char *s, size_t max) {
         if (!s || !ascii_alnum(s[0]))
                 return false;
         size_t l = strnlen(s, max + 1);
@@ -148,7 +148,7 @@ static bool payloads_ok(const Manifest *m) {
         for (size_t i = 0; i < m->n_payloads; i++) {
                 const ManifestPayload *p = m->payloads + i;
 
-                if (!token_ok(p->name, PAYLOAD_NAME_MAX_LEN))
+                if (!manifest_token_ok(p->name, PAYLOAD_NAME_MAX_LEN))
                         return false;
                 if (p->offset % 4096 != 0 || p->size == 0)
                         return false;
@@ -185,8 +185,8 @@ static bool manifest_ok(const Manifest *m) {
                 return false;
         if (!components_ok(m))
                 return false;
-        if (!token_ok(m->name, NAME_MAX_LEN) || !token_ok(m->version, VERSION_MAX_LEN) ||
-            !token_ok(m->arch, ARCH_MAX_LEN))
+        if (!manifest_token_ok(m->name, NAME_MAX_LEN) || !manifest_token_ok(m->version, VERSION_MAX_LEN) ||
+            !manifest_token_ok(m->arch, ARCH_MAX_LEN))
                 return false;
         if (!hex_ok(m->key_id, 16) || !created_ok(m->created) || !rootfs_type_ok(m->rootfs_type))
                 return false;
@@ -514,7 +514,7 @@ int manifest_set_components(Manifest *m, const Components *c) {
 int manifest_add_payload(Manifest *m, const char *name, uint64_t size, const uint8_t sha256[static 32]) {
         if (!m || !sha256)
                 return -EINVAL;
-        if (!token_ok(name, PAYLOAD_NAME_MAX_LEN) || size == 0 || !size_ok(size))
+        if (!manifest_token_ok(name, PAYLOAD_NAME_MAX_LEN) || size == 0 || !size_ok(size))
                 return -EINVAL;
         if (manifest_find_payload(m, name))
                 return -EEXIST;

@@ -73,3 +73,7 @@ const ManifestPayload *manifest_find_payload(const Manifest *m, const char *name
  * them when c is empty or NULL. -EINVAL for an invalid value. */
 int manifest_set_components(Manifest *m, const Components *c) _warn_unused_result_;
 int manifest_add_payload(Manifest *m, const char *name, uint64_t size, const uint8_t sha256[static 32]) _warn_unused_result_;
+
+/* A token: 1 to 'max' characters of [A-Za-z0-9._+~-], the first a letter or
+ * digit (names and versions in manifests, payload names). */
+bool manifest_token_ok(const char *s, size_t max);

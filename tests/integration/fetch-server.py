@@ -29,6 +29,12 @@ Faults are path prefixes, applied in order, before the file's path:
                       which drops after N bytes (same size, other file)
   /redirect/...       302 to the rest of the path
   /redirect-http/...  302 to the rest of the path over plain http://
+  /no-multirange/...  a request for several ranges gets 200 and the whole
+                      file (as some object stores do); one range works
+  /first-range-only/... a request for several ranges gets only the first
+  /tamper/N/...       the byte at file offset N is served flipped
+Several ranges in one request ("bytes=a-b,c-d") are answered with a
+multipart/byteranges body; the log line then says "parts=K bytes=B".
 "Exact URL" includes the query, so a test can make a fresh one with ?t=...
 """
 
@@ -108,7 +114,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path, _, _ = url.partition("?")
         segs = [s for s in path.split("/") if s]
         drop_at = stall_at = None
-        no_range = chunked = False
+        no_range = chunked = no_multi = first_only = False
+        tamper = None
         extra = b""
         etag = None
         try:
@@ -149,6 +156,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 elif s == "no-range":
                     no_range = True
                     segs = segs[1:]
+                elif s == "no-multirange":
+                    no_multi = True
+                    segs = segs[1:]
+                elif s == "first-range-only":
+                    first_only = True
+                    segs = segs[1:]
+                elif s == "tamper" and len(segs) > 1:
+                    tamper = int(segs[1])
+                    segs = segs[2:]
                 elif s == "chunked":
                     chunked = True
                     segs = segs[1:]
@@ -168,11 +184,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(404, body=b"not found\n")
         with open(full, "rb") as f:
             data = f.read() + extra
+        if tamper is not None and tamper < len(data):
+            data = data[:tamper] + bytes([data[tamper] ^ 0xff]) + data[tamper + 1:]
         size = len(data)
 
         start, end, code = 0, size - 1, 200
         rng = self.headers.get("Range")
-        if rng and not no_range:
+        ctype = None
+        if rng and not no_range and "," in rng:
+            specs = []
+            for spec in rng.strip()[len("bytes="):].split(","):
+                m = re.fullmatch(r"(\d+)-(\d+)", spec.strip())
+                if not rng.strip().startswith("bytes=") or not m:
+                    return self.answer(400, body=b"bad range\n")
+                specs.append((int(m.group(1)), min(int(m.group(2)), size - 1)))
+            if no_multi:
+                pass                            # 200, the whole file
+            elif first_only:
+                start, end = specs[0]
+                code = 206
+            else:
+                boundary = "HULL_TEST_BOUNDARY_0123"
+                body = b""
+                for a, b in specs:
+                    body += (f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+                             f"Content-Range: bytes {a}-{b}/{size}\r\n\r\n").encode() + data[a:b + 1]
+                body += f"\r\n--{boundary}--\r\n".encode()
+                log(f"GET {url} range={rng} status=206 parts={len(specs)} bytes={sum(b - a + 1 for a, b in specs)}")
+                data, size, start, end, code = body, len(body), 0, len(body) - 1, 206
+                ctype = f"multipart/byteranges; boundary={boundary}"
+        elif rng and not no_range:
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if not m:
                 return self.answer(400, body=b"bad range\n")
@@ -184,7 +225,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code = 206
 
         self.send_response(code)
-        if code == 206:
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        elif code == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         if etag:
             self.send_header("ETag", etag)
@@ -193,7 +236,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
-        log(f"GET {url} range={rng or '-'} status={code}")
+        if not ctype:
+            log(f"GET {url} range={rng or '-'} status={code} bytes={end - start + 1}")
 
         sent, pos = 0, start
         try:

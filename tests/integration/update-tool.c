@@ -3,8 +3,12 @@
  * fault injection. Not installed.
  *
  *   update-tool make-bundle KEY.pem OUT VERSION ARCH ROOTFS KERNEL INITRD [COMPONENTS.json]
+ *     (HULL_CHUNK_INDEX=1: with a chunk index, as hull-build writes bundles)
  *   update-tool [--esp DIR --slot-a DEV --slot-b DEV --booted a|b --keys DIR] CMD ...
  *     stage BUNDLE [--sha256 HEX] [--version V] [--key-id ID]
+ *     stage-delta URL [--source PATH]... [--checkpoint FILE] [--ca FILE] [--sha256 HEX]
+ *                  delta download over http(s); prints "notice: ..." and
+ *                  "stats size=N fetched=N reused=N resumed=N ranges=N full=0|1"
  *     activate [TRIES] | mark-good | rollback | reconcile | status
  *     grub-boot     run GRUB's selection (bootcount model) and print the slot
  *
@@ -13,6 +17,7 @@
  * "fsync-eio", "slow" (20 ms per write, to widen SIGKILL windows). Exits with
  * the errno of a failure and prints "error: <errno name>: <message>". */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,8 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "chunkindex.h"
+#include "delta.h"
 #include "fileio.h"
 #include "grubenv.h"
 #include "strutil.h"
@@ -71,6 +78,10 @@ static void progress(StagePhase p, uint64_t done_bytes, uint64_t total, void *us
         last = p;
 }
 
+static void notice(const char *m, void *userdata) {
+        printf("notice: %s\n", m);
+}
+
 static int make_bundle(char **argv) {
         _cleanup_(key_freep) HullKey *k = NULL;
         _cleanup_(manifest_freep) Manifest *m = NULL;
@@ -100,8 +111,27 @@ static int make_bundle(char **argv) {
                 if (r < 0)
                         return done(r, err ?: "invalid components");
         }
-        const BundleInput in[] = { { "rootfs", argv[4] }, { "kernel", argv[5] }, { "initrd", argv[6] } };
-        r = bundle_create(argv[1], m, in, ELEMENTSOF(in), k);
+        _cleanup_free_ char *index = NULL;
+        const BundleInput in[] = { { "rootfs", argv[4] }, { "kernel", argv[5] }, { "initrd", argv[6] },
+                                   { CHUNK_INDEX_PAYLOAD, NULL } };
+        size_t n = 3;
+        if (getenv("HULL_CHUNK_INDEX")) {
+                _cleanup_(chunk_index_freep) ChunkIndex *x = NULL;
+                if (asprintf(&index, "%s.chunk-index", argv[1]) < 0)
+                        return done(-ENOMEM, NULL);
+                r = chunk_index_new(NULL, &x);
+                for (size_t i = 0; r >= 0 && i < 3; i++)
+                        r = chunk_index_add_file(x, in[i].name, in[i].path);
+                if (r >= 0)
+                        r = chunk_index_write_file(x, index);
+                if (r < 0)
+                        return done(r, "cannot write the chunk index");
+                ((BundleInput *) in)[3].path = index;
+                n = 4;
+        }
+        r = bundle_create(argv[1], m, in, n, k);
+        if (index)
+                (void) unlink(index);
         return done(r, "bundle_create failed");
 }
 
@@ -162,6 +192,50 @@ int main(int argc, char **argv) {
                 r = update_stage(&t, &so, update_pump_file, (void *) bundle, &res, &err);
                 if (r >= 0)
                         printf("staged %s into slot %s\n", res.version, slot_to_string(res.slot));
+                return done(r, err);
+        }
+        if (streq(cmd, "stage-delta")) {
+                StageOptions so = { .progress = progress };
+                _cleanup_(stage_result_done) StageResult res = {};
+                const char *sources[16] = {};
+                size_t ns = 0;
+                uint8_t sha[32];
+                DeltaStats st = {};
+                DeltaOptions d = {
+                        .fetch = { .allow_http = true, .max_retries = 3 },
+                        .notice = notice,
+                        .stats = &st,
+                        .target_device = t.slot_device[slot_other(t.booted)],
+                };
+                if (i >= argc || !keys)
+                        return 2;
+                d.fetch.url = argv[i++];
+                for (; i + 1 < argc; i += 2) {
+                        if (streq(argv[i], "--source") && ns + 1 < ELEMENTSOF(sources))
+                                sources[ns++] = argv[i + 1];
+                        else if (streq(argv[i], "--checkpoint"))
+                                d.checkpoint = argv[i + 1];
+                        else if (streq(argv[i], "--ca"))
+                                d.fetch.ca_file = argv[i + 1];
+                        else if (streq(argv[i], "--sha256") && hex_decode(argv[i + 1], sha, 32) >= 0)
+                                so.expect_sha256 = sha;
+                        else
+                                return 2;
+                }
+                d.sources = sources;
+                r = keyring_load_dir(keys, &kr);
+                if (r < 0)
+                        return done(r, "cannot load keys");
+                t.keyring = kr;
+                d.keyring = kr;
+                r = update_stage(&t, &so, delta_pump, &d, &res, &err);
+                printf("stats size=%" PRIu64 " fetched=%" PRIu64 " reused=%" PRIu64 " resumed=%" PRIu64 " ranges=%" PRIu64
+                       " full=%d\n",
+                       st.bundle_size, st.fetched, st.reused, st.resumed, st.ranges, st.full);
+                if (r >= 0) {
+                        (void) delta_checkpoint_remove(d.checkpoint);
+                        printf("staged %s into slot %s\n", res.version, slot_to_string(res.slot));
+                }
                 return done(r, err);
         }
         if (streq(cmd, "activate")) {

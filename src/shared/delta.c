@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "bundle.h"
+#include "chunkindex.h"
+#include "delta.h"
+#include "fileio.h"
+#include "strutil.h"
+
+/* Missing chunks are fetched a window at a time: the window's ranges go
+ * out in as few requests as the server allows, land in memory, are checked
+ * and handed on in bundle order. Bounded, so a stage worker's memory does
+ * not grow with the update. */
+#define WINDOW_BYTES (8U << 20)
+#define WINDOW_CHUNKS 2048
+/* Ranges closer than this are fetched as one: a request per 4 KiB gap
+ * costs more than the gap. */
+#define COALESCE_GAP 4096
+/* How much of the slot is written between two checkpoints. */
+#define CHECKPOINT_EVERY (64ULL << 20)
+#define CHECKPOINT_FORMAT 1
+#define ZEROS_SIZE 65536
+
+static const uint8_t zeros[ZEROS_SIZE];
+
+
+typedef struct Delta {
+        const DeltaOptions *o;
+        DeltaStats stats;
+        UpdateSink sink;
+        void *sink_userdata;
+        char **error;
+        bool multi;             /* the server takes several ranges per request */
+
+        uint8_t *head;
+        size_t head_size;
+        uint64_t area;
+        char head_sha[65];      /* names the bundle in the checkpoint */
+        Manifest *m;
+        uint8_t *index_data;
+        size_t index_size;
+        ChunkIndex *index;
+
+        int src_fd[8];
+        size_t n_src;
+        ChunkStore *store;
+
+        int target_fd;          /* the slot, read for resuming and synced for checkpoints */
+        uint64_t resume_upto;   /* rootfs bytes the checkpoint vouches for */
+        uint64_t last_checkpoint;
+
+        uint64_t pos;           /* bundle bytes handed on */
+} Delta;
+
+_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        if (!ret_error || *ret_error)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        *ret_error = m;
+        return r;
+}
+
+static void delta_done(Delta *d) {
+        free(d->head);
+        manifest_free(d->m);
+        free(d->index_data);
+        chunk_index_free(d->index);
+        for (size_t i = 0; i < d->n_src; i++)
+                safe_close(d->src_fd[i]);
+        chunk_store_free(d->store);
+        safe_close(d->target_fd);
+}
+
+_printf_(2, 3) static void notice(Delta *d, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        if (!d->o->notice)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) >= 0)
+                d->o->notice(m, d->o->userdata);
+        va_end(ap);
+        free(m);
+}
+
+static int emit(Delta *d, const void *data, size_t len) {
+        int r = d->sink(data, len, d->sink_userdata);
+        if (r < 0)
+                return r;
+        d->pos += len;
+        return 0;
+}
+
+static int emit_zeros(Delta *d, uint64_t upto) {
+        while (d->pos < upto) {
+                int r = emit(d, zeros, (size_t) MIN((uint64_t) ZEROS_SIZE, upto - d->pos));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- fetching ---- */
+
+typedef struct Buffer {
+        uint8_t *data;
+        const uint64_t *dest;   /* where each range goes in data */
+} Buffer;
+
+static int buffer_sink(size_t i, uint64_t offset, const void *data, size_t len, void *userdata) {
+        Buffer *b = userdata;
+        memcpy(b->data + b->dest[i] + offset, data, len);
+        return 0;
+}
+
+/* Fetch ranges (bundle offsets) into data, range i at dest[i]. -ERANGE if
+ * the server ignores Range even for one range at a time. */
+static int fetch_into(Delta *d, const FetchRange *r, size_t n, const uint64_t *dest, uint8_t *data) {
+        Buffer b = { data, dest };
+        int k;
+
+        for (;;) {
+                _cleanup_free_ char *err = NULL;
+                k = fetch_ranges(&d->o->fetch, r, n, d->multi, d->stats.bundle_size, buffer_sink, &b, &err);
+                if (k == -ERANGE && d->multi && n > 1) {
+                        d->multi = false;
+                        notice(d, "the server does not serve several ranges in one request: asking for one range at a time");
+                        continue;
+                }
+                if (k < 0 && k != -ERANGE && d->error && !*d->error)
+                        *d->error = TAKE_PTR(err);
+                break;
+        }
+        if (k >= 0) {
+                for (size_t i = 0; i < n; i++)
+                        d->stats.fetched += r[i].length;
+                d->stats.ranges += n;
+        }
+        return k;
+}
+
+static int fetch_one(Delta *d, uint64_t start, uint64_t length, uint8_t *data) {
+        const FetchRange r = { start, length };
+        const uint64_t dest = 0;
+        return fetch_into(d, &r, 1, &dest, data);
+}
+
+static int full_sink(const void *data, size_t len, void *userdata) {
+        return emit(userdata, data, len);
+}
+
+/* What is left, in one download from d->pos: the server ignores Range, or
+ * the bundle has no index. fetch_stream() skips what the sink already has
+ * when a server answers with the whole file. */
+static int full_download(Delta *d) {
+        FetchOptions fo = d->o->fetch;
+        uint64_t start = d->pos;
+
+        d->stats.full = true;
+        fo.offset = d->pos;
+        int r = fetch_stream(&fo, full_sink, NULL, d, d->error);
+        d->stats.fetched += d->pos - start;
+        return r;
+}
+
+/* ---- head, index, checkpoint ---- */
+
+static int read_head(Delta *d) {
+        uint8_t first[4096];
+        size_t size;
+        int r;
+
+        r = fetch_one(d, 0, sizeof(first), first);
+        if (r < 0)
+                return r;
+        r = bundle_head_size(first, sizeof(first), &size, &d->area);
+        if (r < 0)
+                return r;
+        d->head = malloc(size);
+        if (!d->head)
+                return -ENOMEM;
+        memcpy(d->head, first, MIN(size, sizeof(first)));
+        if (size > sizeof(first)) {
+                r = fetch_one(d, sizeof(first), size - sizeof(first), d->head + sizeof(first));
+                if (r < 0)
+                        return r;
+        }
+        d->head_size = size;
+        return 0;
+}
+
+static int sha256_hex(const void *data, size_t len, char ret[static 65]) {
+        uint8_t md[32];
+        unsigned l = 0;
+        if (EVP_Digest(data, len, md, &l, EVP_sha256(), NULL) != 1 || l != 32)
+                return -EIO;
+        hex_encode(md, 32, ret);
+        return 0;
+}
+
+static bool digest_matches(const void *data, size_t len, const uint8_t want[static 32]) {
+        uint8_t md[32];
+        unsigned l = 0;
+        return EVP_Digest(data, len, md, &l, EVP_sha256(), NULL) == 1 && l == 32 && CRYPTO_memcmp(md, want, 32) == 0;
+}
+
+static int read_index(Delta *d, const ManifestPayload *p) {
+        int r;
+
+        if (p->size > CHUNK_INDEX_SIZE_MAX)
+                return fail(d->error, -EBADMSG, "the bundle's chunk index is too large (%" PRIu64 " bytes)", p->size);
+        d->index_data = malloc((size_t) p->size);
+        if (!d->index_data)
+                return -ENOMEM;
+        d->index_size = (size_t) p->size;
+        r = fetch_one(d, d->area + p->offset, p->size, d->index_data);
+        if (r < 0)
+                return r;
+        if (!digest_matches(d->index_data, d->index_size, p->sha256))
+                return fail(d->error, -EBADMSG, "the chunk index does not match its signed digest: the bundle is corrupt or was tampered with");
+        r = chunk_index_parse(d->index_data, d->index_size, &d->index);
+        if (r == -EPROTONOSUPPORT)
+                return r;
+        if (r < 0)
+                return fail(d->error, -EBADMSG, "the bundle's chunk index is malformed");
+        return chunk_index_check_manifest(d->index, d->m, d->error);
+}
+
+static void load_checkpoint(Delta *d) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        const DeltaOptions *o = d->o;
+
+        if (!o->checkpoint || !o->target_device)
+                return;
+        j = json_load_file(o->checkpoint, JSON_REJECT_DUPLICATES, NULL);
+        if (!j)
+                return;
+        json_t *v = json_object_get(j, "verified");
+        const char *bundle = json_string_value(json_object_get(j, "bundle"));
+        const char *dev = json_string_value(json_object_get(j, "device"));
+        if (json_integer_value(json_object_get(j, "format")) == CHECKPOINT_FORMAT && bundle && dev &&
+            json_is_integer(v) && json_integer_value(v) > 0 && streq(bundle, d->head_sha) &&
+            streq(dev, o->target_device)) {
+                d->resume_upto = (uint64_t) json_integer_value(v);
+                d->last_checkpoint = d->resume_upto;
+                return;
+        }
+        /* Another bundle, or another slot: start clean. */
+        (void) delta_checkpoint_remove(o->checkpoint);
+}
+
+static int save_checkpoint(Delta *d, uint64_t verified) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_free_ char *s = NULL;
+
+        if (!d->o->checkpoint || d->target_fd < 0)
+                return 0;
+        /* What the checkpoint vouches for must be on the medium first. */
+        if (fsync(d->target_fd) < 0)
+                return fail(d->error, -errno, "syncing %s failed: %m", d->o->target_device);
+        j = json_pack("{s:i, s:s, s:s, s:s, s:I}", "format", CHECKPOINT_FORMAT, "bundle", d->head_sha, "device",
+                      d->o->target_device, "payload", "rootfs", "verified", (json_int_t) verified);
+        if (!j || !(s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)))
+                return -ENOMEM;
+        int r = write_file_atomic(d->o->checkpoint, s, strlen(s), 0600);
+        if (r < 0)
+                return fail(d->error, r, "cannot write the stage checkpoint %s: %s", d->o->checkpoint, strerror(-r));
+        d->last_checkpoint = verified;
+        return 0;
+}
+
+int delta_checkpoint_remove(const char *path) {
+        if (!path)
+                return 0;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+static int fd_size(int fd, uint64_t *ret) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISBLK(st.st_mode))
+                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? -errno : 0;
+        if (!S_ISREG(st.st_mode))
+                return -ENOTBLK;
+        *ret = (uint64_t) st.st_size;
+        return 0;
+}
+
+static int scan_sources(Delta *d) {
+        int r = chunk_store_new(&d->store);
+        if (r < 0)
+                return r;
+        for (const char *const *s = d->o->sources; s && *s && d->n_src < ELEMENTSOF(d->src_fd); s++) {
+                uint64_t size;
+                int fd = open(*s, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        continue; /* e.g. no kernel file yet: nothing to reuse from it */
+                if (fd_size(fd, &size) < 0) {
+                        safe_close(fd);
+                        continue;
+                }
+                d->src_fd[d->n_src] = fd;
+                r = chunk_store_scan(d->store, (unsigned) d->n_src, fd, size - size % d->index->params.block_size,
+                                     &d->index->params);
+                if (r < 0)
+                        return fail(d->error, r, "cannot read %s to find chunks to reuse: %s", *s, strerror(-r));
+                d->n_src++;
+        }
+        return 0;
+}
+
+/* ---- payloads ---- */
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = pread(fd, (uint8_t *) buf + got, len - got, (off_t) (off + got));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -ENODATA;
+                got += (size_t) n;
+        }
+        return 0;
+}
+
+typedef enum Where { FROM_NET, FROM_SOURCE, FROM_TARGET } Where;
+
+/* A chunk from this machine, read and checked now, right before it is
+ * handed on: what was on the disk when the store was built may have
+ * changed since. false: fetch it instead. */
+static bool read_local(Delta *d, const Chunk *c, Where w, uint8_t *buf) {
+        if (w == FROM_TARGET)
+                return pread_all(d->target_fd, buf, c->size, c->offset) >= 0 && digest_matches(buf, c->size, c->sha256);
+        const ChunkLocation *l = chunk_store_find(d->store, c->sha256);
+        return l && l->size == c->size && pread_all(d->src_fd[l->source], buf, c->size, l->offset) >= 0 &&
+               digest_matches(buf, c->size, c->sha256);
+}
+
+static int do_payload(Delta *d, const ManifestPayload *p) {
+        const ChunkList *l = chunk_index_find(d->index, p->name);
+        bool rootfs = streq(p->name, "rootfs");
+        _cleanup_free_ uint8_t *win = malloc(WINDOW_BYTES), *one = NULL;
+        _cleanup_free_ Where *where = calloc(WINDOW_CHUNKS, sizeof(Where));
+        _cleanup_free_ uint64_t *at = calloc(WINDOW_CHUNKS, sizeof(uint64_t)), *dest = calloc(WINDOW_CHUNKS, sizeof(uint64_t));
+        _cleanup_free_ FetchRange *ranges = calloc(WINDOW_CHUNKS, sizeof(FetchRange));
+        uint64_t base = d->area + p->offset;
+        int r;
+
+        one = malloc((size_t) d->index->params.max_blocks * d->index->params.block_size);
+        if (!win || !where || !at || !dest || !ranges || !one)
+                return -ENOMEM;
+
+        for (size_t j = 0; j < l->n_chunks;) {
+                size_t n = 0, nr = 0;
+                uint64_t used = 0;
+
+                /* Plan the window: where each chunk comes from, and the
+                 * coalesced ranges of the ones to fetch. */
+                for (; j + n < l->n_chunks && n < WINDOW_CHUNKS; n++) {
+                        const Chunk *c = &l->chunks[j + n];
+                        if (rootfs && d->target_fd >= 0 && c->offset + c->size <= d->resume_upto)
+                                where[n] = FROM_TARGET;
+                        else if (chunk_store_find(d->store, c->sha256))
+                                where[n] = FROM_SOURCE;
+                        else {
+                                if (used + c->size > WINDOW_BYTES)
+                                        break;
+                                where[n] = FROM_NET;
+                                uint64_t start = base + c->offset;
+                                FetchRange *last = nr > 0 ? &ranges[nr - 1] : NULL;
+                                if (last && start >= last->start + last->length &&
+                                    start - (last->start + last->length) <= COALESCE_GAP &&
+                                    used + (start - (last->start + last->length)) + c->size <= WINDOW_BYTES) {
+                                        /* The gap's bytes come too, and are dropped. */
+                                        uint64_t gap = start - (last->start + last->length);
+                                        used += gap;
+                                        last->length += gap + c->size;
+                                } else {
+                                        ranges[nr] = (FetchRange) { start, c->size };
+                                        dest[nr] = used;
+                                        nr++;
+                                }
+                                at[n] = used;
+                                used += c->size;
+                        }
+                }
+                if (nr > 0) {
+                        r = fetch_into(d, ranges, nr, dest, win);
+                        if (r < 0)
+                                return r;
+                }
+
+                for (size_t k = 0; k < n; k++) {
+                        const Chunk *c = &l->chunks[j + k];
+                        const uint8_t *data;
+
+                        if (where[k] == FROM_NET) {
+                                data = win + at[k];
+                                if (!digest_matches(data, c->size, c->sha256))
+                                        return fail(d->error, -EBADMSG,
+                                                    "chunk %zu of payload '%s' (bytes %" PRIu64 "-%" PRIu64 ") does not match the signed chunk index: the server sent other bytes",
+                                                    j + k, p->name, c->offset, c->offset + c->size - 1);
+                        } else if (read_local(d, c, where[k], one)) {
+                                data = one;
+                                d->stats.reused += c->size;
+                                if (where[k] == FROM_TARGET)
+                                        d->stats.resumed += c->size;
+                        } else {
+                                r = fetch_one(d, base + c->offset, c->size, one);
+                                if (r < 0)
+                                        return r;
+                                if (!digest_matches(one, c->size, c->sha256))
+                                        return fail(d->error, -EBADMSG,
+                                                    "chunk %zu of payload '%s' does not match the signed chunk index: the server sent other bytes",
+                                                    j + k, p->name);
+                                data = one;
+                        }
+                        r = emit(d, data, c->size);
+                        if (r < 0)
+                                return r;
+                }
+                j += n;
+                if (rootfs && j < l->n_chunks) {
+                        uint64_t written = l->chunks[j].offset;
+                        if (written >= d->last_checkpoint + CHECKPOINT_EVERY) {
+                                r = save_checkpoint(d, written);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        if (rootfs)
+                return save_checkpoint(d, p->size);
+        return 0;
+}
+
+static int cmp_offset(const void *a, const void *b) {
+        const ManifestPayload *x = *(const ManifestPayload *const *) a, *y = *(const ManifestPayload *const *) b;
+        return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int run(Delta *d) {
+        const ManifestPayload *idx;
+        int r;
+
+        r = read_head(d);
+        if (r == -ERANGE) {
+                notice(d, "the server ignores HTTP Range requests: downloading the whole bundle");
+                return full_download(d);
+        }
+        if (r < 0)
+                return r;
+        r = bundle_verify_head(d->head, d->head_size, d->o->keyring, &d->m);
+        if (r < 0)
+                return r; /* update_stage() explains these */
+        r = sha256_hex(d->head, d->head_size, d->head_sha);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->m->n_payloads; i++)
+                d->stats.bundle_size = MAX(d->stats.bundle_size, d->area + d->m->payloads[i].offset + d->m->payloads[i].size);
+
+        idx = manifest_find_payload(d->m, CHUNK_INDEX_PAYLOAD);
+        if (!idx) {
+                notice(d, "the bundle has no chunk index: downloading all of it");
+                return full_download(d);
+        }
+        r = read_index(d, idx);
+        if (r < 0)
+                return r;
+
+        if (d->o->target_device) {
+                d->target_fd = open(d->o->target_device, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (d->target_fd < 0)
+                        return fail(d->error, -errno, "cannot open %s: %m", d->o->target_device);
+        }
+        load_checkpoint(d);
+        r = scan_sources(d);
+        if (r < 0)
+                return r;
+
+        r = emit(d, d->head, d->head_size);
+        if (r < 0)
+                return r;
+        _cleanup_free_ const ManifestPayload **order = calloc(d->m->n_payloads, sizeof(*order));
+        if (!order)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->m->n_payloads; i++)
+                order[i] = &d->m->payloads[i];
+        qsort(order, d->m->n_payloads, sizeof(*order), cmp_offset);
+
+        for (size_t i = 0; i < d->m->n_payloads; i++) {
+                const ManifestPayload *p = order[i];
+                r = emit_zeros(d, d->area + p->offset);
+                if (r < 0)
+                        return r;
+                if (p == idx)
+                        r = emit(d, d->index_data, d->index_size);
+                else
+                        r = do_payload(d, p);
+                if (r == -ERANGE) {
+                        notice(d, "the server stopped answering HTTP Range requests: downloading the rest of the bundle");
+                        return full_download(d);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int delta_pump(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) {
+        const DeltaOptions *o = pump_userdata;
+        Delta d = {
+                .o = o, .sink = sink, .sink_userdata = sink_userdata, .error = ret_error, .multi = true,
+                .target_fd = -EBADF,
+        };
+
+        if (!o || !sink || !o->keyring)
+                return -EINVAL;
+        int r = fetch_global_init();
+        if (r < 0)
+                return r;
+        r = run(&d);
+        if (o->stats)
+                *o->stats = d.stats;
+        delta_done(&d);
+        return r;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fetch.h"
+#include "macro.h"
+#include "sign.h"
+#include "update.h"
+
+/* Delta downloads (docs/DELTA.md). delta_pump() is an UpdatePump: it hands
+ * update_stage() the exact bytes of the remote bundle, in order, but takes
+ * every chunk the node already has from its own disks and downloads only
+ * the others, with HTTP Range requests. So the stage path, and everything
+ * it verifies (signature, payload digests, read-back), is the same as for
+ * a full download; on top, each chunk is checked against the signed chunk
+ * index before it is handed on.
+ *
+ * It falls back to downloading the whole bundle, and says so through
+ * 'notice', when the bundle has no chunk index or the server ignores Range
+ * requests. */
+
+typedef struct DeltaStats {
+        uint64_t bundle_size;   /* to the end of the last payload */
+        uint64_t fetched;       /* bytes downloaded (head, index, chunks; all of it after a fallback) */
+        uint64_t reused;        /* chunk bytes taken from this machine's disks */
+        uint64_t resumed;       /* of those, re-verified in the slot after an interrupted stage */
+        uint64_t ranges;        /* byte ranges requested */
+        bool full;              /* the whole bundle was downloaded */
+} DeltaStats;
+
+typedef void (*DeltaNotice)(const char *message, void *userdata);
+
+typedef struct DeltaOptions {
+        FetchOptions fetch;             /* the bundle's URL, TLS, headers, retries, cancel */
+        const Keyring *keyring;         /* to read the head; update_stage() checks it again */
+        const char *const *sources;     /* files and devices that may hold chunks (the running slot,
+                                         * its kernel and initrd), NULL-terminated; missing ones are skipped */
+        const char *target_device;      /* the slot being written, for resuming */
+        const char *checkpoint;         /* checkpoint file on persist; NULL: no resume */
+        DeltaNotice notice;
+        void *userdata;
+        DeltaStats *stats;              /* optional */
+} DeltaOptions;
+
+/* pump_userdata is a DeltaOptions. Errors: those of fetch_ranges() and
+ * fetch_stream(), the bundle's head errors (bundle_open()), -EBADMSG for
+ * a chunk index or chunk that does not match what the manifest signs. */
+int delta_pump(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) _warn_unused_result_;
+
+/* The slot is written; the checkpoint has served (or the stage failed
+ * for good). */
+int delta_checkpoint_remove(const char *path);

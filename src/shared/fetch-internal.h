@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <curl/curl.h>
+
+#include "fetch.h"
+#include "macro.h"
+
+/* Shared by fetch.c and fetch-ranges.c, not part of the library's API. */
+
+/* -EINVAL with a message for a URL or TLS files that cannot work. */
+int fetch_check_options(const FetchOptions *o, char **ret_error) _warn_unused_result_;
+/* URL, protocols, redirects, TLS, timeouts and o->headers on a new handle. */
+int fetch_setup_common(CURL *curl, const FetchOptions *o, char *errbuf) _warn_unused_result_;
+/* curl_easy_cleanup() plus what fetch_setup_common() attached. */
+void fetch_curl_cleanup(CURL *curl);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, fetch_curl_cleanup);
