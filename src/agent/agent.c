@@ -84,12 +84,18 @@ static json_t *operation_json(const Operation *op) {
                                 op->error_message ?: strerror(-op->error_errno), "errno",
                                 api_errno_name(op->error_errno, name));
         }
-        return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t) op->id, "type",
-                         op->type, "state", op->state, "phase", json_str_or_null(op->phase), "done",
+        json_t *transfer = op->have_transfer
+                ? json_pack("{s:I, s:I, s:I, s:I, s:b}", "bundle", (json_int_t) op->bundle_bytes, "fetched",
+                            (json_int_t) op->fetched_bytes, "reused", (json_int_t) op->reused_bytes, "resumed",
+                            (json_int_t) op->resumed_bytes, "full", op->full_download)
+                : json_null();
+        return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t) op->id,
+                         "type", op->type, "state", op->state, "phase", json_str_or_null(op->phase), "done",
                          (json_int_t) op->done, "total", (json_int_t) op->total, "started", json_time(op->started),
                          "finished", json_time(op->finished), "error", err ?: json_null(), "version",
                          json_str_or_null(op->version), "slot",
-                         op->slot >= 0 ? json_string(slot_to_string((Slot) op->slot)) : json_null());
+                         op->slot >= 0 ? json_string(slot_to_string((Slot) op->slot)) : json_null(), "notice",
+                         json_str_or_null(op->notice), "transfer", transfer ?: json_null());
 }
 
 static char *state_path(Agent *a, const char *name) {
@@ -130,6 +136,16 @@ static void load_state(Agent *a) {
         snprintf(a->op.version, sizeof(a->op.version), "%s", json_string_value(json_object_get(op, "version")) ?: "");
         const char *slot = json_string_value(json_object_get(op, "slot"));
         a->op.slot = slot ? slot_from_string(slot) : -1;
+        snprintf(a->op.notice, sizeof(a->op.notice), "%s", json_string_value(json_object_get(op, "notice")) ?: "");
+        json_t *tr = json_object_get(op, "transfer");
+        if (json_is_object(tr)) {
+                a->op.have_transfer = true;
+                a->op.bundle_bytes = (uint64_t) json_integer_value(json_object_get(tr, "bundle"));
+                a->op.fetched_bytes = (uint64_t) json_integer_value(json_object_get(tr, "fetched"));
+                a->op.reused_bytes = (uint64_t) json_integer_value(json_object_get(tr, "reused"));
+                a->op.resumed_bytes = (uint64_t) json_integer_value(json_object_get(tr, "resumed"));
+                a->op.full_download = json_is_true(json_object_get(tr, "full"));
+        }
         json_t *err = json_object_get(op, "error");
         if (json_is_object(err)) {
                 /* The errno itself is only needed for the code, which is kept. */
@@ -142,7 +158,8 @@ static void load_state(Agent *a) {
                 a->op.error_errno = -EINTR;
                 snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
                 a->op.error_message = strdup("the agent stopped (crash, kill or power loss) while this operation ran; "
-                                             "the slot it was writing stays marked bad");
+                                             "the slot it was writing stays marked bad; staging the same bundle again "
+                                             "resumes a download where it stopped");
         }
 }
 

@@ -59,6 +59,10 @@ typedef struct Operation {
         char error_code[24];          /* "" = derived from error_errno */
         bool background;              /* ends after its request: audit the outcome separately */
         char *error_message;
+        char notice[256];             /* the last thing a stage said it did differently (full download, ...) */
+        bool have_transfer;           /* a download: what it fetched and reused (delta.h) */
+        uint64_t bundle_bytes, fetched_bytes, reused_bytes, resumed_bytes;
+        bool full_download;
 } Operation;
 
 /* What a slot holds, as far as the status reports it beyond the GRUB

@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "fetch.h"
+#include "delta.h"
+#include "fileio.h"
 #include "log.h"
 #include "stage-worker.h"
 #include "strutil.h"
@@ -26,8 +27,17 @@
  *   C <components JSON>         what the staged image holds (components.h),
  *                               from the verified manifest; before V, and
  *                               only if the manifest records any
+ *   N <message>                 a notice: the stage does something other
+ *                               than asked for (a full download, ...)
+ *   S <bundle> <fetched> <reused> <resumed> <full>
+ *                               bytes of a download (delta.h), before V or E
  *   V <version>                 success (exit status 0)
- *   E <errno> <message>         failure (exit status 1) */
+ *   E <errno> <message>         failure (exit status 1)
+ *
+ * An https:// bundle is fetched through delta_pump(): the chunks that the
+ * running slot and its kernel and initrd already hold are read from there,
+ * the rest is downloaded with Range requests, and a checkpoint on persist
+ * lets the next stage of the same bundle continue where this one stopped. */
 
 /* ---- child ---- */
 
@@ -35,24 +45,17 @@ typedef struct WorkerJob {
         const char *source, *ca_file, *client_cert, *client_key;
 } WorkerJob;
 
-static void child_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
-        printf("P %s %" PRIu64 " %" PRIu64 "\n", stage_phase_to_string(phase), done, total);
+static void child_notice(const char *message, void *userdata) {
+        printf("N ");
+        for (const char *c = message; *c; c++)
+                putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
+        putchar('\n');
         fflush(stdout);
 }
 
-static int child_pump_url(UpdateSink sink, void *sink_userdata, void *pump_userdata, char **ret_error) {
-        const WorkerJob *j = pump_userdata;
-        FetchOptions fo = {
-                .url = j->source,
-                .ca_file = j->ca_file,
-                .client_cert = j->client_cert,
-                .client_key = j->client_key,
-                .max_retries = 8,
-        };
-        int r = fetch_global_init();
-        if (r < 0)
-                return r;
-        return fetch_stream(&fo, sink, NULL, sink_userdata, ret_error);
+static void child_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
+        printf("P %s %" PRIu64 " %" PRIu64 "\n", stage_phase_to_string(phase), done, total);
+        fflush(stdout);
 }
 
 static const char *jstr(json_t *j, const char *k) {
@@ -99,8 +102,42 @@ int stage_worker_main(const char *job) {
         t.keyring = kr;
 
         bool url = string_has_prefix(w.source, "https://") || string_has_prefix(w.source, "http://");
-        r = update_stage(&t, &so, url ? child_pump_url : update_pump_file, url ? (void *) &w : (void *) w.source,
-                         &res, &err);
+        const char *checkpoint = jstr(j, "checkpoint");
+        if (url) {
+                /* The booted slot and its kernel files hold most chunks. */
+                _cleanup_free_ char *kernel = NULL, *initrd = NULL;
+                const char *booted = slot_to_string(t.booted);
+                if (asprintf(&kernel, "%s/EFI/hull/%s/vmlinuz", t.esp_dir, booted) < 0 ||
+                    asprintf(&initrd, "%s/EFI/hull/%s/initrd.img", t.esp_dir, booted) < 0)
+                        return EXIT_FAILURE;
+                const char *sources[] = { t.slot_device[t.booted], kernel, initrd, NULL };
+                DeltaStats st = {};
+                DeltaOptions d = {
+                        .fetch = {
+                                .url = w.source,
+                                .ca_file = w.ca_file,
+                                .client_cert = w.client_cert,
+                                .client_key = w.client_key,
+                                .max_retries = 8,
+                        },
+                        .keyring = kr,
+                        .sources = sources,
+                        .target_device = t.slot_device[slot_other(t.booted)],
+                        .checkpoint = checkpoint,
+                        .notice = child_notice,
+                        .stats = &st,
+                };
+                r = update_stage(&t, &so, delta_pump, &d, &res, &err);
+                printf("S %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", st.bundle_size, st.fetched, st.reused,
+                       st.resumed, st.full);
+        } else {
+                /* A local bundle overwrites the slot without checkpoints:
+                 * an earlier one no longer describes it. */
+                (void) delta_checkpoint_remove(checkpoint);
+                r = update_stage(&t, &so, update_pump_file, (void *) w.source, &res, &err);
+        }
+        if (r >= 0)
+                (void) delta_checkpoint_remove(checkpoint);
         if (r < 0) {
                 /* One line: the message must not break the protocol. */
                 for (char *c = err; c && *c; c++)
@@ -125,12 +162,13 @@ int stage_worker_main(const char *job) {
 /* ---- parent ---- */
 
 static int make_job(Agent *a, const StageRequest *req, char **ret) {
+        _cleanup_free_ char *checkpoint = a->opt.state_dir ? path_join(a->opt.state_dir, "stage-checkpoint.json") : NULL;
         _cleanup_(json_decrefp) json_t *j = json_pack(
-                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s}", "source", req->source,
+                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "source", req->source,
                 "sha256", req->sha256, "version", req->version, "key_id", req->key_id, "ca_file", req->ca_file,
                 "client_cert", req->client_cert, "client_key", req->client_key, "esp", a->target.esp_dir, "slot_a",
                 a->target.slot_device[SLOT_A], "slot_b", a->target.slot_device[SLOT_B], "booted",
-                slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch);
+                slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch, "checkpoint", checkpoint);
         if (!j)
                 return -ENOMEM;
         *ret = json_dumps(j, JSON_COMPACT);
@@ -222,6 +260,25 @@ int stage_worker_run(Agent *a, const StageRequest *req, Slot slot, char ret_vers
                         if (components_parse(line + 2, strlen(line + 2), &comp, &e) < 0)
                                 log_warning("The stage worker reported invalid components, ignoring: %s",
                                             e ?: "out of memory");
+                } else if (line[0] == 'N' && line[1] == ' ') {
+                        pthread_mutex_lock(&a->lock);
+                        snprintf(a->op.notice, sizeof(a->op.notice), "%s", line + 2);
+                        pthread_mutex_unlock(&a->lock);
+                        log_notice("Stage: %s", line + 2);
+                } else if (line[0] == 'S' && line[1] == ' ') {
+                        uint64_t v[4];
+                        int full;
+                        if (sscanf(line, "S %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %d", &v[0], &v[1], &v[2],
+                                   &v[3], &full) == 5) {
+                                pthread_mutex_lock(&a->lock);
+                                a->op.have_transfer = true;
+                                a->op.bundle_bytes = v[0];
+                                a->op.fetched_bytes = v[1];
+                                a->op.reused_bytes = v[2];
+                                a->op.resumed_bytes = v[3];
+                                a->op.full_download = full != 0;
+                                pthread_mutex_unlock(&a->lock);
+                        }
                 } else if (line[0] == 'V' && line[1] == ' ') {
                         snprintf(ret_version, 65, "%s", line + 2);
                 } else if (line[0] == 'E' && line[1] == ' ') {
