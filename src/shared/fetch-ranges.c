@@ -48,6 +48,7 @@ typedef struct Ranges {
         long status;
         bool headers_done, body_ok, multipart, have_range;
         unsigned retry_after;
+        uint64_t seen_total;    /* the size a Content-Range gave, when it was not 'total' */
         char boundary[BOUNDARY_MAX + 1];
         uint64_t pos, end;      /* resource offsets: next body byte, end of the current part */
 
@@ -108,8 +109,10 @@ static int parse_content_range(Ranges *g, const char *v) {
         else {
                 if (parse_u64(&v, &total) < 0 || last >= total)
                         return -EINVAL;
-                if (g->total > 0 && total != g->total)
+                if (g->total > 0 && total != g->total) {
+                        g->seen_total = total;
                         return -ESTALE;
+                }
         }
         if (*v != '\0' || last == UINT64_MAX)
                 return -EINVAL;
@@ -212,8 +215,8 @@ static int part_line(Ranges *g) {
                 const char *v = colon + 1 + strspn(colon + 1, " \t");
                 int r = parse_content_range(g, v);
                 if (r == -ESTALE)
-                        return fail(g->ret_error, r, "downloading %s failed: the file changed on the server (now not %" PRIu64 " bytes)",
-                                    g->o->url, g->total);
+                        return fail(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
+                                    g->o->url, g->seen_total, g->total);
                 if (r < 0)
                         return fail(g->ret_error, -ECOMM, "downloading %s failed: a malformed Content-Range in a multipart part",
                                     g->o->url);
@@ -310,8 +313,8 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
         if (strcasecmp(line, "Content-Range") == 0) {
                 int r = parse_content_range(g, v);
                 if (r == -ESTALE) {
-                        g->error = fail(g->ret_error, r, "downloading %s failed: the file changed on the server (now not %" PRIu64 " bytes)",
-                                        g->o->url, g->total);
+                        g->error = fail(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
+                                        g->o->url, g->seen_total, g->total);
                         return 0;
                 }
                 g->have_range = r >= 0;

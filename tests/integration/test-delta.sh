@@ -153,7 +153,7 @@ cp "$T/www/v2.hullb" "$T/www/trunc.hullb"
 truncate -s $((V2_SIZE - 100000)) "$T/www/trunc.hullb"
 wipe_b
 D trunc "$URL/trunc.hullb"
-check "a truncated bundle on the server is refused" "[ $(rc trunc) != 0 ] && grep -q '^error: ' '$T/trunc.out' && ! U status | grep -q '^b staged'"
+check "a truncated bundle on the server is refused" "[ $(rc trunc) != 0 ] && grep -q '^error: ESTALE: .*truncated or replaced' '$T/trunc.out' && ! U status | grep -q '^b staged'"
 echo "  $(grep '^error' "$T/trunc.out")"
 wipe_b
 D missing "$URL/nope.hullb"
