@@ -35,6 +35,7 @@
 #define ETAG_MAX 128
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
 
 typedef struct Fetch {
         const FetchOptions *o;
@@ -560,8 +561,13 @@ static int check_file(const char *what, const char *path, const char *url, char 
                         return -EINVAL;                         \
         } while (0)
 
-static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
+static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf, struct curl_slist *headers) {
         SETOPT(curl, CURLOPT_URL, o->url);
+        if (headers)
+                SETOPT(curl, CURLOPT_HTTPHEADER, headers);
+        /* Never send the headers above (credentials) to another host after
+         * a redirect; this is libcurl's default, stated here on purpose. */
+        SETOPT(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
         SETOPT(curl, CURLOPT_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
         SETOPT(curl, CURLOPT_REDIR_PROTOCOLS_STR, o->allow_http ? "https,http" : "https");
         SETOPT(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -603,6 +609,7 @@ static int setup(CURL *curl, const FetchOptions *o, Fetch *f, char *errbuf) {
 
 int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_cb, void *userdata, char **ret_error) {
         _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
+        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
         char errbuf[CURL_ERROR_SIZE], why[CURL_ERROR_SIZE + 256] = "";
         unsigned failures = 0;
         int r;
@@ -634,7 +641,10 @@ int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_c
         curl = curl_easy_init();
         if (!curl)
                 return -ENOMEM;
-        r = setup(curl, o, &f, errbuf);
+        for (const char *const *h = o->headers; h && *h; h++)
+                if (!(headers = curl_slist_append(headers, *h)))
+                        return -ENOMEM;
+        r = setup(curl, o, &f, errbuf, headers);
         if (r < 0)
                 return fail(ret_error, r, "cannot download %s: libcurl refused an option", o->url);
 
