@@ -1216,6 +1216,11 @@ static int request(OciClient *c, const Request *q, Response *resp, const char *w
                 registry_error_text(resp, detail, sizeof(detail));
                 long s = resp->status;
                 if (s == 401) {
+                        if (!same_origin(c, q->url))
+                                return error_set(ret_error, -EACCES,
+                                                 WHERE_FMT ": authentication failed: %s is not on the registry's host, and "
+                                                 "credentials are only sent there",
+                                                 WHERE(c), q->url);
                         if (authed)
                                 return error_set(ret_error, -EACCES,
                                                  WHERE_FMT ": authentication failed: %s refused the credentials (HTTP 401%s)",
