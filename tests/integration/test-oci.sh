@@ -6,7 +6,7 @@
 # nothing; oci-fault-proxy.py injects 403, 429 and 503 and a redirect to
 # another host name (blob storage), which must not see the credentials.
 set -uo pipefail
-TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4
+TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4 HULL_AGENT=${5:-}
 REGISTRY=${REGISTRY:-/usr/bin/docker-registry}
 for t in openssl htpasswd python3 "$REGISTRY"; do
         command -v "$t" >/dev/null || { echo "SKIP: $t missing"; exit 77; }
@@ -181,6 +181,36 @@ O putother --auth "$T/auth.json" --ca "$T/ca.pem" put-manifest "$REG/hull/os:oth
 ODIGEST=$(cat "$T/putother.out")
 O other --auth "$T/auth.json" --ca "$T/ca.pem" pull "oci://$REG/hull/os@$ODIGEST" "$T/other.hullb"
 check "another artifactType is refused" '[ "$(rc other)" = 124 ] && has other "not a Hull bundle" && nothing other'
+
+# --- the agent's stage worker stages straight from the registry (slots are
+# plain files here; the real partitions are covered by test-update.sh).
+if [ -n "$HULL_AGENT" ]; then
+        mkdir -p "$T/node/esp/EFI/hull/a" "$T/node/keys"
+        cp "$T/rel.pub" "$T/node/keys/trusted.pem"
+        grub-editenv "$T/node/esp/EFI/hull/grubenv" create
+        grub-editenv "$T/node/esp/EFI/hull/grubenv" set hull_a_prio=10 hull_a_tries=0 hull_a_good=1 hull_b_prio=0 \
+                hull_b_tries=0 hull_b_good=0 hull_a_version=1.0.0 hull_new_tries=3 hull_cmdline=
+        head -c 8M /dev/zero >"$T/node/slot-a"
+        head -c 8M /dev/zero >"$T/node/slot-b"
+        job() {  # SOURCE [SHA256]
+                python3 -c 'import json,sys; d=dict(source=sys.argv[1], esp=sys.argv[2]+"/esp", slot_a=sys.argv[2]+"/slot-a",
+slot_b=sys.argv[2]+"/slot-b", booted="a", keys=sys.argv[2]+"/keys", arch="x86_64", registry_auth=sys.argv[3], ca_file=sys.argv[4])
+if len(sys.argv) > 5: d["sha256"] = sys.argv[5]
+print(json.dumps(d))' "$1" "$T/node" "$T/auth.json" "$T/ca.pem" "${@:2}"
+        }
+        W() { local n=$1; shift; "$HULL_AGENT" --stage-worker "$(job "$@")" >"$T/$n.out" 2>"$T/$n.err"; echo $? >"$T/$n.rc"; }
+        W sw "oci://$REG/hull/os@$DIGEST" "${DIGEST#sha256:}"
+        check "the stage worker stages oci://REG/REPO@DIGEST" \
+                '[ "$(rc sw)" = 0 ] && grep -qx "V 2.0.0" "$T/sw.out" && cmp -n 3145728 "$T/node/slot-b" "$T/rootfs"'
+        cp "$T/node/esp/EFI/hull/grubenv" "$T/env.before"
+        W swtampered "oci://$REG/hull/os@$TDIGEST"
+        check "the stage worker refuses the tampered OCI manifest before writing" \
+                '[ "$(rc swtampered)" = 1 ] && grep -q "^E 74 .*layer for payload kernel" "$T/swtampered.out" &&
+                 cmp -s "$T/env.before" "$T/node/esp/EFI/hull/grubenv"'
+        W swother "oci://$REG/hull/os@$ODIGEST"
+        check "the stage worker refuses another artifactType" \
+                '[ "$(rc swother)" = 1 ] && grep -q "^E 124 .*not a Hull bundle" "$T/swother.out"'
+fi
 
 # --- faults through the proxy.
 printf '{"auths":{"127.0.0.1:PROXYPORT":{"auth":"%s"}}}' "$(b64 hull:s3cret)" >"$T/proxyauth.tmpl"
