@@ -6,7 +6,7 @@
 # nothing; oci-fault-proxy.py injects 403, 429 and 503 and a redirect to
 # another host name (blob storage), which must not see the credentials.
 set -uo pipefail
-TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4 HULL_AGENT=${5:-}
+TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4 HULL_AGENT=${5:-} HULLCTL=${6:-}
 REGISTRY=${REGISTRY:-/usr/bin/docker-registry}
 for t in openssl htpasswd python3 "$REGISTRY"; do
         command -v "$t" >/dev/null || { echo "SKIP: $t missing"; exit 77; }
@@ -210,6 +210,29 @@ print(json.dumps(d))' "$1" "$T/node" "$T/auth.json" "$T/ca.pem" "${@:2}"
         W swother "oci://$REG/hull/os@$ODIGEST"
         check "the stage worker refuses another artifactType" \
                 '[ "$(rc swother)" = 1 ] && grep -q "^E 124 .*not a Hull bundle" "$T/swother.out"'
+fi
+
+# --- hullctl cluster upgrade pins a tag by digest before writing the OS
+# object (there is no cluster here: the run stops at the kubeconfig).
+if [ -n "$HULLCTL" ]; then
+        U() { local n=$1; shift; "$HULLCTL" cluster --kubeconfig "$T/no-kubeconfig" upgrade workers "$@" \
+                --registry-auth "$T/auth.json" --registry-ca "$T/ca.pem" >"$T/$n.out" 2>"$T/$n.err"; echo $? >"$T/$n.rc"; }
+        U up "--image-url" "oci://$REG/hull/os:2.0.0"
+        check "cluster upgrade resolves the tag and says so" \
+                'has up "Resolved oci://$REG/hull/os:2.0.0 to oci://$REG/hull/os@$DIGEST (version 2.0.0)" && has up "kubeconfig"'
+        U upbundle --image-url "oci://$REG/hull/os:2.0.0" --bundle "$T/b.hullb" --trust "$T/rel.pub"
+        check "cluster upgrade --bundle: the registry holds that bundle" '[ "$(rc upbundle)" = 1 ] && has upbundle "Resolved" && has upbundle "kubeconfig"'
+        "$UPDATE_TOOL" make-bundle "$T/rel.key" "$T/b3.hullb" 3.0.0 x86_64 "$T/kernel" "$T/initrd" "$T/initrd" >/dev/null
+        U upother --image-url "oci://$REG/hull/os:2.0.0" --bundle "$T/b3.hullb" --trust "$T/rel.pub"
+        check "cluster upgrade --bundle of another bundle is refused" '[ "$(rc upother)" = 2 ] && has upother "does not hold the bundle"'
+        U upver --image-url "oci://$REG/hull/os:2.0.0" --version 2.0.1
+        check "cluster upgrade --version that the artifact does not hold is refused" '[ "$(rc upver)" = 2 ] && has upver "holds version '"'"'2.0.0'"'"'"'
+        U upsha --image-url "oci://$REG/hull/os:2.0.0" --sha256 "${ZERO#sha256:}"
+        check "cluster upgrade --sha256 that is not the digest is refused" '[ "$(rc upsha)" = 2 ] && has upsha "resolves to $DIGEST"'
+        U upmissing --image-url "oci://$REG/hull/os:7.7.7"
+        check "cluster upgrade of a missing tag fails before the cluster" '[ "$(rc upmissing)" = 2 ] && has upmissing "not found" && ! has upmissing kubeconfig'
+        U upforeign --image-url "oci://$REG/hull/os:other"
+        check "cluster upgrade of a foreign artifact is refused" '[ "$(rc upforeign)" = 2 ] && has upforeign "not a Hull bundle"'
 fi
 
 # --- faults through the proxy.
