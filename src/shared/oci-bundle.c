@@ -162,7 +162,7 @@ int oci_bundle_layers_match(const char *json, size_t len, const Manifest *m, cha
 
         if (!json_is_array(layers) || json_array_size(layers) != m->n_payloads + 1)
                 return error_set(ret_error, -EBADMSG,
-                                 "the OCI manifest has %zu payload layers, the signed bundle manifest %zu payloads",
+                                 "the OCI manifest has %zu payload layers, the signed manifest %zu payloads",
                                  json_is_array(layers) ? json_array_size(layers) - 1 : 0, m->n_payloads);
         for (size_t i = 0; i < m->n_payloads; i++) {
                 const ManifestPayload *p = &m->payloads[i];
