@@ -82,9 +82,16 @@ static int child_pump_oci(UpdateSink sink, void *sink_userdata, void *pump_userd
         if (r < 0)
                 return r;
         r = oci_bundle_resolve(c, ref.digest, &b, ret_error);
-        if (r < 0)
-                return r;
-        return oci_bundle_stream(b, c, NULL, sink, sink_userdata, ret_error);
+        if (r >= 0)
+                r = oci_bundle_stream(b, c, NULL, sink, sink_userdata, ret_error);
+        /* The registry's "too many requests" is a failed download here (the
+         * API's "busy" means the agent's own operation), and a credential
+         * helper in the node's file is a credentials problem. */
+        if (r == -EBUSY)
+                r = -ECOMM;
+        else if (r == -EOPNOTSUPP)
+                r = -EACCES;
+        return r;
 }
 
 static const char *jstr(json_t *j, const char *k) {

@@ -557,6 +557,7 @@ static const struct {
         const char *code; /* NULL: named, but "internal" */
 } errno_table[] = {
         { EBADMSG, "EBADMSG", 422, "bad_bundle" },
+        { EMEDIUMTYPE, "EMEDIUMTYPE", 422, "bad_bundle" },   /* an OCI artifact that is no Hull bundle */
         { EKEYREJECTED, "EKEYREJECTED", 422, "bad_signature" },
         { ENOKEY, "ENOKEY", 422, "unknown_key" },
         { EPROTONOSUPPORT, "EPROTONOSUPPORT", 422, "unsupported_format" },
