@@ -13,6 +13,9 @@ Listens on 127.0.0.1 and writes its port to --port-file. Each request reads
   500:N         the next N requests answer 503
   redirect      blob GETs answer 307 to https://localhost:PORT/direct/...,
                 which this proxy serves from upstream without credentials
+  strip@N       the N-th request that carries an Authorization header goes
+                upstream without it (an expired or revoked token: upstream
+                answers 401 with its challenge)
 Every request is logged as "METHOD PATH auth=yes|no status=CODE".
 """
 
@@ -29,12 +32,22 @@ args = None
 log_file = None
 
 
-def take_mode():
+authorized = 0
+
+
+def take_mode(has_auth):
     """The mode for this request; counts N down in the file."""
+    global authorized
     with lock:
         try:
             mode = open(args.mode_file).read().strip()
         except FileNotFoundError:
+            return ""
+        if mode.startswith("strip@"):
+            if has_auth:
+                authorized += 1
+                if authorized == int(mode[6:]):
+                    return "strip"
             return ""
         if ":" in mode:
             kind, n = mode.split(":", 1)
@@ -76,7 +89,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         direct = path.startswith("/direct/")
         if direct:
             path = path[len("/direct"):]
-        mode = "" if direct else take_mode()
+        mode = "" if direct else take_mode(bool(self.headers.get("Authorization")))
         if mode == "403":
             return self.reply(403, [("Content-Type", "application/json")],
                               b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}')
@@ -96,6 +109,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # Host stays the proxy's, so that the registry's upload locations
         # point back here.
         headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        if mode == "strip":
+            headers.pop("Authorization", None)
         if direct:
             # What blob storage would see: no registry credentials. The
             # upstream still wants them, so this stands in for a storage

@@ -6,7 +6,7 @@
 # nothing; oci-fault-proxy.py injects 403, 429 and 503 and a redirect to
 # another host name (blob storage), which must not see the credentials.
 set -uo pipefail
-TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4 HULL_AGENT=${5:-} HULLCTL=${6:-}
+TOOL=$1 HULL_BUILD=$2 UPDATE_TOOL=$3 PROXY=$4 HULL_AGENT=${5:-} HULLCTL=${6:-} TOKEN_SERVER=${7:-}
 REGISTRY=${REGISTRY:-/usr/bin/docker-registry}
 for t in openssl htpasswd python3 "$REGISTRY"; do
         command -v "$t" >/dev/null || { echo "SKIP: $t missing"; exit 77; }
@@ -233,6 +233,82 @@ if [ -n "$HULLCTL" ]; then
         check "cluster upgrade of a missing tag fails before the cluster" '[ "$(rc upmissing)" = 2 ] && has upmissing "not found" && ! has upmissing kubeconfig'
         U upforeign --image-url "oci://$REG/hull/os:other"
         check "cluster upgrade of a foreign artifact is refused" '[ "$(rc upforeign)" = 2 ] && has upforeign "not a Hull bundle"'
+fi
+
+# --- the Bearer token flow: a second registry with "auth: token", the
+# token server signing RS256 JWTs with its certificate in "x5c".
+if [ -n "$TOKEN_SERVER" ]; then
+        ssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$T/token.key" -out "$T/token.crt" -subj "/CN=hull test token signer"
+        python3 "$TOKEN_SERVER" --cert "$T/server.pem" --key "$T/server.key" --sign-key "$T/token.key" \
+                --sign-cert "$T/token.crt" --issuer hull-test-issuer --service hull-test-registry --user hull:s3cret \
+                --port-file "$T/token.port" --log "$T/token.log" 2>"$T/token.err" &
+        PIDS+=($!)
+        for _ in $(seq 100); do [ -s "$T/token.port" ] && break; sleep 0.1; done
+        TPORT=$(cat "$T/token.port")
+        BPORT=$(free_port)
+        BREG=127.0.0.1:$BPORT
+        cat >"$T/bearer.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $T/bearer-storage
+http:
+  addr: 127.0.0.1:$BPORT
+  tls:
+    certificate: $T/server.pem
+    key: $T/server.key
+auth:
+  token:
+    realm: https://127.0.0.1:$TPORT/token
+    service: hull-test-registry
+    issuer: hull-test-issuer
+    rootcertbundle: $T/token.crt
+EOF
+        "$REGISTRY" serve "$T/bearer.yml" >"$T/bearer.log" 2>&1 &
+        PIDS+=($!)
+        for _ in $(seq 100); do
+                curl -s --cacert "$T/ca.pem" -o /dev/null "https://$BREG/v2/" && break
+                sleep 0.1
+        done
+        printf '{"auths":{"%s":{"auth":"%s"}}}' "$BREG" "$(b64 hull:s3cret)" >"$T/bearerauth.json"
+        printf '{"auths":{"%s":{"auth":"%s"}}}' "$BREG" "$(b64 hull:nope)" >"$T/bearerbad.json"
+        P bpush "$T/b.hullb" "$BREG/hull/os:2.0.0" --auth "$T/bearerauth.json" --ca "$T/ca.pem"
+        check "bearer: push gets a token (pull,push scope) and succeeds" \
+                '[ "$(rc bpush)" = 0 ] && [ "$(tail -n1 "$T/bpush.out")" = "$DIGEST" ] &&
+                 grep -q "scope=repository:hull/os:pull,push user=hull status=200" "$T/token.log"'
+        : >"$T/token.log"
+        O bpull --auth "$T/bearerauth.json" --ca "$T/ca.pem" pull "oci://$BREG/hull/os@$DIGEST" "$T/bpull.hullb"
+        check "bearer: pull (\"token\" field) rebuilds the bundle" \
+                '[ "$(rc bpull)" = 0 ] && cmp -s "$T/bpull.hullb" "$T/b.hullb" &&
+                 grep -q "scope=repository:hull/os:pull user=hull status=200" "$T/token.log"'
+        check "bearer: one token for the whole pull (no token per blob)" \
+                '[ "$(grep -c "scope=repository:hull/os:pull user=hull" "$T/token.log")" = 1 ]'
+        # A token that stops working in the middle of a pull (expired,
+        # revoked): the 3rd authorized request (the first payload blob,
+        # streamed by fetch.c) reaches the registry without it; the client
+        # gets a new token once and resumes.
+        python3 "$PROXY" --upstream "$BREG" --upstream-ca "$T/ca.pem" --direct-auth none \
+                --cert "$T/server.pem" --key "$T/server.key" --port-file "$T/bproxy.port" --log "$T/bproxy.log" \
+                --mode-file "$T/bmode" 2>"$T/bproxy.err" &
+        PIDS+=($!)
+        for _ in $(seq 100); do [ -s "$T/bproxy.port" ] && break; sleep 0.1; done
+        BPX=127.0.0.1:$(cat "$T/bproxy.port")
+        printf '{"auths":{"%s":{"auth":"%s"}}}' "$BPX" "$(b64 hull:s3cret)" >"$T/bproxyauth.json"
+        echo strip@3 >"$T/bmode"
+        : >"$T/token.log"
+        O bexpire --auth "$T/bproxyauth.json" --ca "$T/ca.pem" pull "oci://$BPX/hull/os@$DIGEST" "$T/bexpire.hullb"
+        check "bearer: a token refused mid-pull is renewed once and the pull completes" \
+                '[ "$(rc bexpire)" = 0 ] && cmp -s "$T/bexpire.hullb" "$T/b.hullb" &&
+                 [ "$(grep -c "scope=repository:hull/os:pull user=hull status=200" "$T/token.log")" = 2 ] &&
+                 grep -q "blobs/sha256:.* auth=yes status=401" "$T/bproxy.log"'
+        O bbad --auth "$T/bearerbad.json" --ca "$T/ca.pem" pull "oci://$BREG/hull/os@$DIGEST" "$T/bbad.hullb"
+        check "bearer: wrong password: EACCES from the token service" \
+                '[ "$(rc bbad)" = 13 ] && has bbad "authentication failed: the token service" && nothing bbad'
+        O banon --ca "$T/ca.pem" pull "oci://$BREG/hull/os@$DIGEST" "$T/banon.hullb"
+        check "bearer: anonymous gets a token without access: EACCES" \
+                '[ "$(rc banon)" = 13 ] && has banon "authentication failed" && nothing banon'
 fi
 
 # --- faults through the proxy.
