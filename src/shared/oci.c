@@ -738,10 +738,18 @@ static void response_done(Response *r) {
         *r = (Response) {};
 }
 
+/* A new response in the same transfer (interim, or the next one after a
+ * redirect): forget the last one's headers and body, but not how far the
+ * request body was read. */
 static void response_reset(Response *r) {
         const Request *req = r->req;
+        uint64_t read_pos = r->read_pos;
+        int read_error = r->read_error;
+
         response_done(r);
         r->req = req;
+        r->read_pos = read_pos;
+        r->read_error = read_error;
         r->retry_after = -1;
 }
 
