@@ -24,6 +24,9 @@ packages=(
         # container images of the controllers: checked and pushed
         # (scripts/build-oci.py, tests/kube/test-oci.sh, docs/DEPLOY.md)
         skopeo
+        # OS updates through an OCI registry: a real registry with TLS and
+        # htpasswd auth on loopback (tests/integration/test-oci.sh)
+        docker-registry apache2-utils
 )
 missing=()
 for p in "${packages[@]}"; do

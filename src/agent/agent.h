@@ -29,6 +29,7 @@ typedef struct AgentOptions {
         const char *booted_slot;      /* NULL: from boot.json */
         const char *boot_json;        /* /run/hull/boot.json */
         const char *keys_dir;         /* /usr/share/hull/keys */
+        const char *registry_auth;    /* OCI_AUTH_FILE_NODE: docker config.json for oci:// sources */
         const char *os_release;       /* /usr/lib/os-release */
         const char *components_file;  /* COMPONENTS_FILE: the running image's component versions */
         const char *reboot_command;   /* "systemctl reboot" */

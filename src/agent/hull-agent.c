@@ -17,6 +17,7 @@
 #include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
+#include "oci.h"
 #include "strutil.h"
 
 static void closedirp_agent(DIR **d) {
@@ -39,6 +40,9 @@ static void help(void) {
                "  --reboot-command CMD     how to reboot (default \"systemctl reboot\")\n"
                "  --reboot-retry SEC       run it again while still up SEC seconds after a\n"
                "                           reboot was asked for (default 120; 0: never)\n"
+               "  --registry-auth FILE     registry credentials for oci:// sources, docker\n"
+               "                           config.json format (default /etc/hull/registry-auth.json;\n"
+               "                           missing: anonymous)\n"
                "  --toolbox DIR            the admin container's root file system\n"
                "                           (default /persist/hull/toolbox)\n"
                "Outside a Hull node (tests):\n"
@@ -67,6 +71,7 @@ enum {
         ARG_SLOT_B,
         ARG_BOOTED,
         ARG_KEYS,
+        ARG_REGISTRY_AUTH,
         ARG_BOOT_JSON,
         ARG_OS_RELEASE,
         ARG_COMPONENTS_FILE,
@@ -95,6 +100,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 { "slot-b", required_argument, NULL, ARG_SLOT_B },
                 { "booted-slot", required_argument, NULL, ARG_BOOTED },
                 { "keys", required_argument, NULL, ARG_KEYS },
+                { "registry-auth", required_argument, NULL, ARG_REGISTRY_AUTH },
                 { "boot-json", required_argument, NULL, ARG_BOOT_JSON },
                 { "os-release", required_argument, NULL, ARG_OS_RELEASE },
                 { "components-file", required_argument, NULL, ARG_COMPONENTS_FILE },
@@ -154,6 +160,7 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                         o->booted_slot = optarg;
                         break;
                 case ARG_KEYS: o->keys_dir = optarg; break;
+                case ARG_REGISTRY_AUTH: o->registry_auth = optarg; break;
                 case ARG_BOOT_JSON: o->boot_json = optarg; break;
                 case ARG_OS_RELEASE: o->os_release = optarg; break;
                 case ARG_COMPONENTS_FILE: o->components_file = optarg; break;
@@ -301,6 +308,7 @@ int main(int argc, char **argv) {
                 .state_dir = "/persist/hull/agent",
                 .boot_json = "/run/hull/boot.json",
                 .keys_dir = "/usr/share/hull/keys",
+                .registry_auth = OCI_AUTH_FILE_NODE,
                 .os_release = "/usr/lib/os-release",
                 .components_file = COMPONENTS_FILE,
                 .reboot_command = "systemctl reboot",

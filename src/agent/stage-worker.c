@@ -14,6 +14,8 @@
 #include "delta.h"
 #include "fileio.h"
 #include "log.h"
+#include "oci-bundle.h"
+#include "oci.h"
 #include "stage-worker.h"
 #include "strutil.h"
 
@@ -42,7 +44,7 @@
 /* ---- child ---- */
 
 typedef struct WorkerJob {
-        const char *source, *ca_file, *client_cert, *client_key;
+        const char *source, *ca_file, *client_cert, *client_key, *registry_auth;
 } WorkerJob;
 
 static void child_notice(const char *message, void *userdata) {
@@ -56,6 +58,63 @@ static void child_notice(const char *message, void *userdata) {
 static void child_progress(StagePhase phase, uint64_t done, uint64_t total, void *userdata) {
         printf("P %s %" PRIu64 " %" PRIu64 "\n", stage_phase_to_string(phase), done, total);
         fflush(stdout);
+}
+
+/* oci://HOST/REPO@sha256:D (docs/OCI.md): the OCI manifest must hash to
+ * D and list exactly the head and payloads the head's manifest names; the
+ * bundle's bytes are taken from the blobs and go through the same
+ * verifying parser as a download (signature first, then every digest). */
+static int open_oci(const WorkerJob *j, OciRef *ref, OciClient **ret_client, OciBundle **ret_bundle, char **ret_error) {
+        int r = fetch_global_init();
+        if (r < 0)
+                return r;
+        r = oci_url_parse(j->source, ref, ret_error);
+        if (r < 0)
+                return r;
+        if (!oci_ref_is_pinned(ref))
+                return error_set(ret_error, -EINVAL, "%s is not pinned by digest", j->source);
+        /* A missing credentials file means anonymous access. */
+        OciClientOptions o = { .auth_file = j->registry_auth, .ca_file = j->ca_file, .max_retries = 5 };
+        r = oci_client_new(ref->registry, ref->repository, &o, ret_client, ret_error);
+        if (r < 0)
+                return r;
+        return oci_bundle_resolve(*ret_client, ref->digest, ret_bundle, ret_error);
+}
+
+static void child_notice(const char *message, void *userdata);
+
+/* A download through the delta pump (delta.h): the booted slot and its
+ * kernel files hold most chunks. */
+static int stage_delta(const UpdateTarget *t, const StageOptions *so, const WorkerJob *w, const Keyring *kr,
+                       const char *checkpoint, OciBundle *ob, OciClient *oc, StageResult *res, char **err) {
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL;
+        const char *booted = slot_to_string(t->booted);
+        if (asprintf(&kernel, "%s/EFI/hull/%s/vmlinuz", t->esp_dir, booted) < 0 ||
+            asprintf(&initrd, "%s/EFI/hull/%s/initrd.img", t->esp_dir, booted) < 0)
+                return -ENOMEM;
+        const char *sources[] = { t->slot_device[t->booted], kernel, initrd, NULL };
+        DeltaStats st = {};
+        DeltaOptions d = {
+                .fetch = {
+                        .url = w->source,
+                        .ca_file = w->ca_file,
+                        .client_cert = w->client_cert,
+                        .client_key = w->client_key,
+                        .max_retries = 8,
+                },
+                .oci = ob,
+                .oci_client = oc,
+                .keyring = kr,
+                .sources = sources,
+                .target_device = t->slot_device[slot_other(t->booted)],
+                .checkpoint = checkpoint,
+                .notice = child_notice,
+                .stats = &st,
+        };
+        int r = update_stage(t, so, delta_pump, &d, res, err);
+        printf("S %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", st.bundle_size, st.fetched, st.reused, st.resumed,
+               st.full);
+        return r;
 }
 
 static const char *jstr(json_t *j, const char *k) {
@@ -85,13 +144,17 @@ int stage_worker_main(const char *job) {
                 .ca_file = jstr(j, "ca_file"),
                 .client_cert = jstr(j, "client_cert"),
                 .client_key = jstr(j, "client_key"),
+                .registry_auth = jstr(j, "registry_auth"),
         };
         StageOptions so = {
                 .expect_version = jstr(j, "version"),
                 .expect_key_id = jstr(j, "key_id"),
                 .progress = child_progress,
         };
-        if (jstr(j, "sha256") && hex_decode(jstr(j, "sha256"), sha, sizeof(sha)) >= 0)
+        bool oci = oci_url_is_oci(w.source);
+        /* An oci:// source's sha256 is its OCI manifest's digest (checked by
+         * the API to equal the reference's), not the bundle file's. */
+        if (!oci && jstr(j, "sha256") && hex_decode(jstr(j, "sha256"), sha, sizeof(sha)) >= 0)
                 so.expect_sha256 = sha;
 
         r = keyring_load_dir(jstr(j, "keys"), &kr);
@@ -103,33 +166,21 @@ int stage_worker_main(const char *job) {
 
         bool url = string_has_prefix(w.source, "https://") || string_has_prefix(w.source, "http://");
         const char *checkpoint = jstr(j, "checkpoint");
-        if (url) {
-                /* The booted slot and its kernel files hold most chunks. */
-                _cleanup_free_ char *kernel = NULL, *initrd = NULL;
-                const char *booted = slot_to_string(t.booted);
-                if (asprintf(&kernel, "%s/EFI/hull/%s/vmlinuz", t.esp_dir, booted) < 0 ||
-                    asprintf(&initrd, "%s/EFI/hull/%s/initrd.img", t.esp_dir, booted) < 0)
-                        return EXIT_FAILURE;
-                const char *sources[] = { t.slot_device[t.booted], kernel, initrd, NULL };
-                DeltaStats st = {};
-                DeltaOptions d = {
-                        .fetch = {
-                                .url = w.source,
-                                .ca_file = w.ca_file,
-                                .client_cert = w.client_cert,
-                                .client_key = w.client_key,
-                                .max_retries = 8,
-                        },
-                        .keyring = kr,
-                        .sources = sources,
-                        .target_device = t.slot_device[slot_other(t.booted)],
-                        .checkpoint = checkpoint,
-                        .notice = child_notice,
-                        .stats = &st,
-                };
-                r = update_stage(&t, &so, delta_pump, &d, &res, &err);
-                printf("S %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", st.bundle_size, st.fetched, st.reused,
-                       st.resumed, st.full);
+        if (oci || url) {
+                _cleanup_(oci_ref_done) OciRef ref = {};
+                _cleanup_(oci_client_freep) OciClient *c = NULL;
+                _cleanup_(oci_bundle_freep) OciBundle *b = NULL;
+                r = oci ? open_oci(&w, &ref, &c, &b, &err) : 0;
+                if (r >= 0)
+                        r = stage_delta(&t, &so, &w, kr, checkpoint, b, c, &res, &err);
+                /* The registry's "too many requests" is a failed download
+                 * here (the API's "busy" means the agent's own operation),
+                 * and a credential helper in the node's file is a
+                 * credentials problem. */
+                if (oci && r == -EBUSY)
+                        r = -ECOMM;
+                else if (oci && r == -EOPNOTSUPP)
+                        r = -EACCES;
         } else {
                 /* A local bundle overwrites the slot without checkpoints:
                  * an earlier one no longer describes it. */
@@ -164,11 +215,12 @@ int stage_worker_main(const char *job) {
 static int make_job(Agent *a, const StageRequest *req, char **ret) {
         _cleanup_free_ char *checkpoint = a->opt.state_dir ? path_join(a->opt.state_dir, "stage-checkpoint.json") : NULL;
         _cleanup_(json_decrefp) json_t *j = json_pack(
-                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "source", req->source,
+                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "source", req->source,
                 "sha256", req->sha256, "version", req->version, "key_id", req->key_id, "ca_file", req->ca_file,
                 "client_cert", req->client_cert, "client_key", req->client_key, "esp", a->target.esp_dir, "slot_a",
                 a->target.slot_device[SLOT_A], "slot_b", a->target.slot_device[SLOT_B], "booted",
-                slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch, "checkpoint", checkpoint);
+                slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch, "checkpoint", checkpoint,
+                "registry_auth", a->opt.registry_auth);
         if (!j)
                 return -ENOMEM;
         *ret = json_dumps(j, JSON_COMPACT);

@@ -14,6 +14,9 @@
 #include "fileio.h"
 #include "installer.h"
 #include "log.h"
+#include "oci-bundle.h"
+#include "oci.h"
+#include "fetch.h"
 #include "sign.h"
 #include "spec.h"
 #include "strutil.h"
@@ -35,6 +38,8 @@ static void help(void) {
                "  hull-build keygen PRIVATE.pem PUBLIC.pem\n"
                "  hull-build sign --key NEW.pem --trust OLD.pub IN.hullb OUT.hullb\n"
                "  hull-build verify --trust PUBLIC.pem|--keyring DIR BUNDLE.hullb\n"
+               "  hull-build push BUNDLE.hullb HOST[:PORT]/REPO[:TAG] [--auth FILE] [--ca FILE]\n"
+               "             [--chunk-size SIZE] [--plain-http]   publish to an OCI registry (docs/OCI.md)\n"
                "  hull-build config INPUT.yaml [-o OUT.json]   provisioning config (docs/PROVISION.md)\n"
                "  hull-build config --check FILE.json\n"
                "  hull-build installer --image OUT/NAME-VER.img [--config MACHINE.json] [-o DIR]\n"
@@ -71,6 +76,11 @@ static bool arg_keep_work = false;
 static const char *arg_stop_after = NULL;
 static bool arg_output_set = false;
 static bool arg_check = false;
+/* hull-build push */
+static const char *arg_auth = NULL;
+static const char *arg_ca = NULL;
+static bool arg_plain_http = false;
+static uint64_t arg_chunk_size = OCI_CHUNK_SIZE_DEFAULT;
 
 static const char *pick_dir(const char *arg, const char *installed, const char *build_tree, const char *probe) {
         if (arg)
@@ -192,6 +202,85 @@ static int cmd_verify(int argc, char **argv) {
                 printf("  payload %-7s %10s  sha256:%s\n", m->payloads[i].name,
                        format_bytes(sz, sizeof(sz), m->payloads[i].size), hex);
         }
+        return 0;
+}
+
+/* The docker convention (and podman's variable first). */
+static int default_auth_file(char **ret) {
+        const char *e = getenv("REGISTRY_AUTH_FILE");
+        char *p = NULL;
+
+        *ret = NULL;
+        if (!isempty(e))
+                return (*ret = strdup(e)) ? 0 : -ENOMEM;
+        e = getenv("DOCKER_CONFIG");
+        if (!isempty(e))
+                p = path_join(e, "config.json");
+        else if (!isempty(getenv("HOME")))
+                p = path_join(getenv("HOME"), ".docker/config.json");
+        else
+                return 0;
+        if (!p)
+                return -ENOMEM;
+        if (access(p, F_OK) < 0) {
+                free(p);
+                return 0;
+        }
+        *ret = p;
+        return 0;
+}
+
+static void push_progress(const char *what, const char *digest, uint64_t size, bool existed, void *userdata) {
+        char sz[32];
+        printf("%-9s %s %10s  %s\n", existed ? "exists" : "uploaded", digest, format_bytes(sz, sizeof(sz), size), what);
+        fflush(stdout);
+}
+
+static int cmd_push(int argc, char **argv) {
+        _cleanup_(oci_client_freep) OciClient *c = NULL;
+        _cleanup_free_ char *auth = NULL, *err = NULL, *pinned = NULL;
+        _cleanup_(oci_ref_done) OciRef ref = {};
+        char digest[OCI_DIGEST_SIZE];
+        int r;
+
+        if (argc != 2)
+                return log_error_errno(EINVAL, "Usage: hull-build push BUNDLE.hullb HOST[:PORT]/REPO[:TAG] [--auth FILE] [--ca FILE]");
+        r = oci_ref_parse(oci_url_is_oci(argv[1]) ? argv[1] + strlen(OCI_URL_PREFIX) : argv[1], &ref, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err);
+        if (!ref.tag && !ref.digest)
+                return log_error_errno(EINVAL, "Image reference '%s' needs a tag (or a digest) to push to", argv[1]);
+        if (ref.tag && ref.digest)
+                return log_error_errno(EINVAL, "Image reference '%s' has both a tag and a digest: push under one of them",
+                                       argv[1]);
+        if (arg_auth)
+                auth = strdup(arg_auth);
+        else if (default_auth_file(&auth) < 0)
+                return log_oom();
+        if (arg_auth && !auth)
+                return log_oom();
+        if (arg_auth && access(arg_auth, R_OK) < 0)
+                return log_error_errno(errno, "Cannot read the registry credentials file '%s': %m", arg_auth);
+        r = fetch_global_init();
+        if (r < 0)
+                return log_error_errno(r, "Cannot initialise libcurl");
+        OciClientOptions o = { .auth_file = auth, .ca_file = arg_ca, .plain_http = arg_plain_http };
+        r = oci_client_new(ref.registry, ref.repository, &o, &c, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Cannot set up the registry client");
+        if (auth)
+                log_debug("Registry credentials from %s", auth);
+        r = oci_bundle_push(c, argv[0], ref.tag ?: ref.digest, arg_chunk_size, push_progress, NULL, digest, &err);
+        if (r < 0)
+                return log_error_errno(r, "Pushing '%s' failed: %s", argv[0], err ?: strerror(-r));
+        if (ref.digest && !streq(ref.digest, digest))
+                return log_error_errno(EINVAL, "Pushed as %s, not as %s", digest, ref.digest);
+        free(ref.digest);
+        ref.digest = strdup(digest);
+        if (!ref.digest || oci_ref_format(&ref, true, &pinned) < 0)
+                return log_oom();
+        printf("pinned: %s%s\n", OCI_URL_PREFIX, pinned);
+        printf("%s\n", digest);
         return 0;
 }
 
@@ -332,7 +421,8 @@ static int cmd_installer(int argc, char **argv) {
 
 int main(int argc, char **argv) {
         enum { ARG_CACHE = 0x100, ARG_NO_CACHE, ARG_TRUST, ARG_KEYRING, ARG_KEEP_WORK, ARG_STOP_AFTER, ARG_PROGRAMS, ARG_DATA, ARG_VERSION, ARG_CHECK,
-               ARG_IMAGE, ARG_CONFIG, ARG_DISK, ARG_ROOT_SIZE, ARG_PERSIST_MIN, ARG_FORCE };
+               ARG_IMAGE, ARG_CONFIG, ARG_DISK, ARG_ROOT_SIZE, ARG_PERSIST_MIN, ARG_FORCE,
+               ARG_AUTH, ARG_CA, ARG_PLAIN_HTTP, ARG_CHUNK_SIZE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "verbose", no_argument, NULL, 'v' },
@@ -354,6 +444,10 @@ int main(int argc, char **argv) {
                 { "root-size", required_argument, NULL, ARG_ROOT_SIZE },
                 { "persist-min", required_argument, NULL, ARG_PERSIST_MIN },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "auth", required_argument, NULL, ARG_AUTH },
+                { "ca", required_argument, NULL, ARG_CA },
+                { "plain-http", no_argument, NULL, ARG_PLAIN_HTTP },
+                { "chunk-size", required_argument, NULL, ARG_CHUNK_SIZE },
                 {},
         };
         int c, r;
@@ -430,6 +524,21 @@ int main(int argc, char **argv) {
                 case ARG_FORCE:
                         arg_installer.force = true;
                         break;
+                case ARG_AUTH:
+                        arg_auth = optarg;
+                        break;
+                case ARG_CA:
+                        arg_ca = optarg;
+                        break;
+                case ARG_PLAIN_HTTP:
+                        arg_plain_http = true;
+                        break;
+                case ARG_CHUNK_SIZE:
+                        if (parse_size(optarg, &arg_chunk_size) < 0 || arg_chunk_size < 4096)
+                                return log_error_errno(EINVAL, "--chunk-size %s: expected a size of at least 4K, such as 16M",
+                                                       optarg),
+                                       EXIT_FAILURE;
+                        break;
                 default:
                         return EXIT_FAILURE;
                 }
@@ -454,8 +563,10 @@ int main(int argc, char **argv) {
                 r = cmd_config(n, rest, arg_output_set ? arg_output : NULL, arg_check);
         else if (streq(verb, "installer"))
                 r = cmd_installer(n, rest);
+        else if (streq(verb, "push"))
+                r = cmd_push(n, rest);
         else
-                r = log_error_errno(EINVAL, "Unknown command '%s' (commands: build, config, keygen, sign, verify; see --help)", verb);
+                r = log_error_errno(EINVAL, "Unknown command '%s' (commands: build, config, installer, keygen, push, sign, verify; see --help)", verb);
 
         strv_free(arg_trust);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

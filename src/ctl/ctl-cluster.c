@@ -6,6 +6,8 @@
  * decisions stay with hull-operator. */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +15,10 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "fetch.h"
+#include "fileio.h"
+#include "oci-bundle.h"
+#include "oci.h"
 #include "ctl-cluster.h"
 #include "kube-version.h"
 #include "kube.h"
@@ -36,6 +42,12 @@ static const char *arg_trust = NULL;
 /* What --bundle read, for the arg_* above that point into it. */
 static char bundle_sha256[65];
 static char *bundle_version = NULL, *bundle_key_id = NULL, *bundle_kubelet = NULL;
+static const char *arg_registry_auth = NULL;
+static const char *arg_registry_ca = NULL;
+/* What an oci:// --image-url resolved to. */
+static char *oci_pinned_url = NULL;
+static char oci_sha256[65];
+static char *oci_version = NULL;
 static const char *arg_max_unavailable = NULL;
 static const char *arg_batches = NULL;
 
@@ -49,6 +61,9 @@ static void cluster_help(void) {
                "  hullctl cluster [OPTIONS] upgrade OS --bundle FILE --trust PUBLIC.pem --image-url URL\n"
                "                   (version, sha256, key id and kubelet version from the verified bundle)\n"
                "                   [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
+               "                   --image-url oci://HOST/REPO:TAG resolves the tag to its digest (HEAD\n"
+               "                   on the registry) and pins oci://HOST/REPO@sha256:D, with sha256 = D\n"
+               "                   [--registry-auth config.json] [--registry-ca CA.pem]\n"
                "  hullctl cluster [OPTIONS] rollback OS --version V\n"
                "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n\n"
                "Options:\n"
@@ -358,7 +373,7 @@ static int fill_from_bundle(void) {
             !(bundle_kubelet = strdup(m->components.version[COMPONENT_KUBELET])))
                 return log_oom();
         if ((r = agree("--version", &arg_version, bundle_version)) < 0 ||
-            (r = agree("--sha256", &arg_sha256, bundle_sha256)) < 0 ||
+            (!oci_url_is_oci(arg_image_url) && (r = agree("--sha256", &arg_sha256, bundle_sha256)) < 0) ||
             (r = agree("--key-id", &arg_key_id, bundle_key_id)) < 0)
                 return r;
         if (arg_kubelet_version && !bundle_kubelet)
@@ -372,6 +387,111 @@ static int fill_from_bundle(void) {
         return 0;
 }
 
+/* The docker convention, as hull-build push. */
+static int registry_auth_file(char **ret) {
+        const char *e = getenv("REGISTRY_AUTH_FILE");
+        char *p = NULL;
+
+        *ret = NULL;
+        if (arg_registry_auth)
+                return (*ret = strdup(arg_registry_auth)) ? 0 : -ENOMEM;
+        if (!isempty(e))
+                return (*ret = strdup(e)) ? 0 : -ENOMEM;
+        e = getenv("DOCKER_CONFIG");
+        if (!isempty(e))
+                p = path_join(e, "config.json");
+        else if (!isempty(getenv("HOME")))
+                p = path_join(getenv("HOME"), ".docker/config.json");
+        else
+                return 0;
+        if (!p)
+                return -ENOMEM;
+        if (access(p, F_OK) < 0) {
+                free(p);
+                return 0;
+        }
+        *ret = p;
+        return 0;
+}
+
+/* --image-url oci://...: what the OS object gets is pinned by digest, so
+ * that moving the tag later never changes what nodes install. With
+ * --bundle, the registry's artifact must hold that very bundle (the same
+ * signed head). */
+static int resolve_oci_image(void) {
+        _cleanup_(oci_ref_done) OciRef ref = {};
+        _cleanup_(oci_client_freep) OciClient *c = NULL;
+        _cleanup_free_ char *err = NULL, *auth = NULL, *pinned = NULL;
+        char digest[OCI_DIGEST_SIZE];
+        int r;
+
+        if (!arg_image_url || !oci_url_is_oci(arg_image_url))
+                return 0;
+        const char *original = arg_image_url;
+        r = oci_url_parse(arg_image_url, &ref, &err);
+        if (r < 0)
+                return log_error_errno(r, "--image-url: %s", err);
+        if (!ref.tag && !ref.digest)
+                return log_error_errno(EINVAL, "--image-url %s names neither a tag nor a digest", arg_image_url);
+        r = registry_auth_file(&auth);
+        if (r < 0)
+                return log_oom();
+        r = fetch_global_init();
+        if (r < 0)
+                return log_error_errno(r, "Cannot initialise libcurl");
+        OciClientOptions o = { .auth_file = auth, .ca_file = arg_registry_ca };
+        r = oci_client_new(ref.registry, ref.repository, &o, &c, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err ?: "Cannot set up the registry client");
+        r = oci_manifest_resolve(c, ref.digest ?: ref.tag, digest, &err);
+        if (r < 0)
+                return log_error_errno(r, "Cannot resolve %s: %s", arg_image_url, err ?: strerror(-r));
+
+        /* Only a Hull bundle gets into the OS object (the nodes would
+         * refuse anything else, one by one). */
+        _cleanup_(oci_bundle_freep) OciBundle *b = NULL;
+        r = oci_bundle_resolve(c, digest, &b, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s is not a usable Hull bundle: %s", arg_image_url, err ?: strerror(-r));
+        if (arg_bundle) {
+                _cleanup_free_ uint8_t *mine = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                size_t size;
+                const void *head = oci_bundle_head(b, &size);
+
+                mine = malloc(size);
+                fd = open(arg_bundle, O_RDONLY | O_CLOEXEC);
+                if (!mine)
+                        return log_oom();
+                if (fd < 0 || pread(fd, mine, size, 0) != (ssize_t) size || memcmp(mine, head, size) != 0)
+                        return log_error_errno(EINVAL, "%s (%s) does not hold the bundle '%s': its signed head differs",
+                                               arg_image_url, digest, arg_bundle);
+        } else if (arg_version && !streq(arg_version, oci_bundle_manifest(b)->version))
+                return log_error_errno(EINVAL, "--version is '%s', but %s holds version '%s'", arg_version, arg_image_url,
+                                       oci_bundle_manifest(b)->version);
+        /* Read from the artifact's signed manifest without checking the
+         * signature here: every node checks it, and a version that does
+         * not match what they verify makes them refuse the bundle. */
+        if (!arg_version) {
+                if (!(oci_version = strdup(oci_bundle_manifest(b)->version)))
+                        return log_oom();
+                arg_version = oci_version;
+        }
+
+        snprintf(oci_sha256, sizeof(oci_sha256), "%s", digest + strlen("sha256:"));
+        if (arg_sha256 && !streq(arg_sha256, oci_sha256))
+                return log_error_errno(EINVAL, "--sha256 is '%s', but %s resolves to %s", arg_sha256, arg_image_url, digest);
+        arg_sha256 = oci_sha256;
+        free(ref.digest);
+        ref.digest = strdup(digest);
+        if (!ref.digest || oci_ref_format(&ref, true, &pinned) < 0 ||
+            asprintf(&oci_pinned_url, "%s%s", OCI_URL_PREFIX, pinned) < 0)
+                return log_oom();
+        arg_image_url = oci_pinned_url;
+        printf("Resolved %s to %s (version %s)\n", original, oci_pinned_url, oci_bundle_manifest(b)->version);
+        return 0;
+}
+
 static int check_upgrade_args(void) {
         OsIntOrPercentText v;
         if (!arg_version || !arg_image_url || !arg_sha256)
@@ -380,8 +500,10 @@ static int check_upgrade_args(void) {
                                                "'sha256sum' prints it)");
         if (strlen(arg_sha256) != 64 || strspn(arg_sha256, "0123456789abcdef") != 64)
                 return log_error_errno(EINVAL, "--sha256 wants 64 lowercase hex digits, not '%s'", arg_sha256);
-        if (!string_has_prefix(arg_image_url, "https://") && !string_has_prefix(arg_image_url, "http://"))
-                return log_error_errno(EINVAL, "--image-url wants an http(s) URL, not '%s'", arg_image_url);
+        if (!string_has_prefix(arg_image_url, "https://") && !string_has_prefix(arg_image_url, "http://") &&
+            !oci_url_is_oci(arg_image_url))
+                return log_error_errno(EINVAL, "--image-url wants an http(s) URL or oci://HOST/REPO:TAG, not '%s'",
+                                       arg_image_url);
         if (arg_kubelet_version && kube_version_parse(arg_kubelet_version, NULL) < 0)
                 return log_error_errno(EINVAL, "--kubelet-version wants a Kubernetes version such as v1.32.0 (the "
                                                "bundle's components.kubelet, as 'hull-build verify' prints it), not "
@@ -489,7 +611,8 @@ static int cmd_approve(KubeClient *k, const char *name) {
 
 int cluster_main(int argc, char **argv) {
         enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
-               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST };
+               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST, ARG_REGISTRY_AUTH,
+               ARG_REGISTRY_CA };
         static const struct option opts[] = {
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "context", required_argument, NULL, ARG_CONTEXT },
@@ -503,6 +626,8 @@ int cluster_main(int argc, char **argv) {
                 { "batches", required_argument, NULL, ARG_BATCHES },
                 { "bundle", required_argument, NULL, ARG_BUNDLE },
                 { "trust", required_argument, NULL, ARG_TRUST },
+                { "registry-auth", required_argument, NULL, ARG_REGISTRY_AUTH },
+                { "registry-ca", required_argument, NULL, ARG_REGISTRY_CA },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -550,6 +675,12 @@ int cluster_main(int argc, char **argv) {
                 case ARG_TRUST:
                         arg_trust = optarg;
                         break;
+                case ARG_REGISTRY_AUTH:
+                        arg_registry_auth = optarg;
+                        break;
+                case ARG_REGISTRY_CA:
+                        arg_registry_ca = optarg;
+                        break;
                 case 'h':
                         cluster_help();
                         return 0;
@@ -578,7 +709,8 @@ int cluster_main(int argc, char **argv) {
 
         /* Check what can be checked before connecting: a typo in a flag
          * should not wait for (or depend on) the cluster. */
-        if (streq(verb, "upgrade") && ((r = fill_from_bundle()) < 0 || (r = check_upgrade_args()) < 0))
+        if (streq(verb, "upgrade") &&
+            ((r = fill_from_bundle()) < 0 || (r = resolve_oci_image()) < 0 || (r = check_upgrade_args()) < 0))
                 return 2;
         if (!streq(verb, "upgrade") && (arg_bundle || arg_trust)) {
                 log_error("--bundle and --trust are for upgrade");

@@ -58,6 +58,8 @@ static void help(void) {
                "  hullctl [OPTIONS] status\n"
                "  hullctl [OPTIONS] stage SOURCE [--sha256 HEX] [--version V] [--key-id ID]\n"
                "                    [--ca-file F] [--client-cert F --client-key F] [--no-wait]\n"
+               "                    SOURCE: a bundle file, an https:// URL, or\n"
+               "                    oci://HOST/REPO@sha256:D (a registry; docs/OCI.md)\n"
                "  hullctl [OPTIONS] activate [--tries N] [--no-reboot]\n"
                "  hullctl [OPTIONS] rollback [--no-reboot]\n"
                "  hullctl [OPTIONS] mark-good [--force]\n"

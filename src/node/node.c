@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "oci.h"
 
 void task_done(Task *t) {
         if (!t)
@@ -673,11 +674,15 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                         if (r <= 0)
                                 return r < 0 ? fail_task(ctx, node, osnode, a, t, "Failed", err ?: "config refused") : 0;
                         /* "s*": an unset option is left out; the agent refuses
-                         * null for a string field. */
+                         * null for a string field. A registry (oci://) gets
+                         * the CA but no client certificate: it authenticates
+                         * with the node's registry-auth.json (docs/OCI.md). */
+                        bool oci = oci_url_is_oci(t->image_url);
                         json_t *body = json_pack("{s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:s*}", "source", t->image_url,
                                                  "version", t->version, "sha256", t->image_sha256, "key_id",
                                                  t->image_key_id, "ca_file", ctx->image_ca_file, "client_cert",
-                                                 ctx->image_client_cert, "client_key", ctx->image_client_key);
+                                                 oci ? NULL : ctx->image_client_cert, "client_key",
+                                                 oci ? NULL : ctx->image_client_key);
                         if (!body)
                                 return -ENOMEM;
                         r = agent_post(ctx, "/v1/stage", body, &status, &err);

@@ -12,6 +12,7 @@
 
 #include "agent-api.h"
 #include "bootcount.h"
+#include "oci.h"
 #include "strutil.h"
 
 /* Error messages quote at most this much of something the client sent (a
@@ -263,6 +264,23 @@ static const char *url_problem(const char *u) {
 static int check_source(const char *s, char **ret_error) {
         const char *problem;
 
+        if (oci_url_is_oci(s)) {
+                _cleanup_(oci_ref_done) OciRef ref = {};
+                _cleanup_free_ char *err = NULL;
+                int r = oci_url_parse(s, &ref, &err);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return error_set(ret_error, -EBADMSG, "'source' is not a valid oci:// reference: %s",
+                                         err ?: "malformed");
+                if (!oci_ref_is_pinned(&ref))
+                        return error_set(ret_error, -EBADMSG,
+                                         "'source' oci://%s/%s:%s names a tag, which can move: "
+                                         "pin it by digest: hullctl cluster upgrade resolves tags "
+                                         "(oci://HOST/REPO@sha256:HEX)",
+                                         ref.registry, ref.repository, ref.tag ?: "latest");
+                return 0;
+        }
         if (s[0] == '/')
                 problem = path_problem(s);
         else if (strncasecmp(s, "https://", strlen("https://")) == 0)
@@ -270,7 +288,7 @@ static int check_source(const char *s, char **ret_error) {
         else if (strncasecmp(s, "http://", strlen("http://")) == 0)
                 problem = "must not use plain http://; use https:// (or an absolute local path)";
         else
-                problem = "must be an absolute local path or an https:// URL";
+                problem = "must be an absolute local path, an https:// URL or an oci:// reference pinned by digest";
 
         return problem ? error_set(ret_error, -EBADMSG, "'source' %s", problem) : 0;
 }
@@ -365,7 +383,8 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
         r = check_source(source, ret_error);
         if (r < 0)
                 return r;
-        bool https = source[0] != '/';
+        bool oci = oci_url_is_oci(source);
+        bool https = source[0] != '/' && !oci;
 
         if (sha256 && !hex_ok(sha256, 64))
                 return error_set(ret_error, -EBADMSG, "'sha256' must be 64 hexadecimal digits");
@@ -376,6 +395,14 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
                             API_VERSION_MAX);
         if (key_id && !hex_ok(key_id, 16))
                 return error_set(ret_error, -EBADMSG, "'key_id' must be 16 hexadecimal digits");
+        /* For a registry, the pin is the OCI manifest's digest, which the
+         * reference carries; a second, different one is a contradiction. */
+        if (oci && sha256) {
+                const char *d = strstr(source, "@sha256:") + strlen("@sha256:");
+                if (strcasecmp(d, sha256) != 0)
+                        return error_set(ret_error, -EBADMSG,
+                                         "'sha256' must be the digest the oci:// source is pinned by (%s)", d);
+        }
 
         const struct {
                 const char *key, *value;
@@ -383,8 +410,11 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
         for (size_t i = 0; i < ELEMENTSOF(tls); i++) {
                 if (!tls[i].value)
                         continue;
-                if (!https)
-                        return error_set(ret_error, -EBADMSG, "'%s' is only valid with an https:// source", tls[i].key);
+                if (oci && i == 0)
+                        ; /* the registry's CA */
+                else if (!https)
+                        return error_set(ret_error, -EBADMSG, "'%s' is only valid with an https:// source%s", tls[i].key,
+                                         i == 0 ? " or an oci:// one" : "");
                 r = check_path(tls[i].key, tls[i].value, ret_error);
                 if (r < 0)
                         return r;
@@ -395,7 +425,7 @@ int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_
                 return error_set(ret_error, -EBADMSG, "'client_cert' requires 'client_key'");
 
         _cleanup_(stage_request_done) StageRequest req = {};
-        if ((r = dup_lower(source, https ? strlen("https") : 0, &req.source)) < 0 ||
+        if ((r = dup_lower(source, https ? strlen("https") : oci ? strlen("oci") : 0, &req.source)) < 0 ||
             (r = dup_lower(sha256, SIZE_MAX, &req.sha256)) < 0 ||
             (r = dup_lower(version, 0, &req.version)) < 0 ||
             (r = dup_lower(key_id, SIZE_MAX, &req.key_id)) < 0 ||
@@ -527,6 +557,7 @@ static const struct {
         const char *code; /* NULL: named, but "internal" */
 } errno_table[] = {
         { EBADMSG, "EBADMSG", 422, "bad_bundle" },
+        { EMEDIUMTYPE, "EMEDIUMTYPE", 422, "bad_bundle" },   /* an OCI artifact that is no Hull bundle */
         { EKEYREJECTED, "EKEYREJECTED", 422, "bad_signature" },
         { ENOKEY, "ENOKEY", 422, "unknown_key" },
         { EPROTONOSUPPORT, "EPROTONOSUPPORT", 422, "unsupported_format" },

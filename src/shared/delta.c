@@ -134,6 +134,105 @@ static int buffer_sink(size_t i, uint64_t offset, const void *data, size_t len, 
         return 0;
 }
 
+/* A registry holds the bundle as blobs: the head, and each payload on its
+ * own (docs/OCI.md). A range of the bundle is taken from the head blob
+ * (which the OCI client already has), zeros (the padding), or ranges of a
+ * payload blob, with the registry's credentials; a refused token is
+ * renewed once. */
+static int oci_blob_ranges(Delta *d, const ManifestPayload *p, const FetchRange *r, size_t n, bool multi,
+                           FetchRangeSink sink, void *userdata, char **ret_error) {
+        _cleanup_free_ char *url = NULL;
+        int k = oci_bundle_payload_url(d->o->oci, d->o->oci_client, p->name, &url);
+        if (k < 0)
+                return k;
+        for (bool refreshed = false;;) {
+                _cleanup_free_ char *auth = NULL, *err = NULL;
+                k = oci_client_auth_header(d->o->oci_client, &auth);
+                if (k < 0)
+                        return k;
+                const char *headers[] = { auth, NULL };
+                FetchOptions fo = d->o->fetch;
+                fo.url = url;
+                fo.headers = headers;
+                fo.ca_file = oci_client_ca_file(d->o->oci_client);
+                fo.allow_http = oci_client_plain_http(d->o->oci_client);
+                k = fetch_ranges(&fo, r, n, multi, p->size, sink, userdata, &err);
+                if (auth)
+                        explicit_bzero(auth, strlen(auth));
+                if (k == -EACCES && !refreshed) {
+                        refreshed = true;
+                        k = oci_client_refresh_auth(d->o->oci_client, ret_error);
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                if (k < 0 && ret_error && !*ret_error)
+                        *ret_error = TAKE_PTR(err);
+                return k;
+        }
+}
+
+typedef struct Shift {
+        Buffer *b;
+        const size_t *map;      /* sub-range -> caller's range */
+        const uint64_t *skip;   /* where the sub-range starts within the caller's range */
+} Shift;
+
+static int shift_sink(size_t i, uint64_t offset, const void *data, size_t len, void *userdata) {
+        Shift *s = userdata;
+        return buffer_sink(s->map[i], s->skip[i] + offset, data, len, s->b);
+}
+
+static int oci_ranges(Delta *d, const FetchRange *r, size_t n, bool multi, Buffer *b, char **ret_error) {
+        const OciBundle *ob = d->o->oci;
+        const Manifest *m = oci_bundle_manifest(ob);
+        size_t head_size;
+        const uint8_t *head = oci_bundle_head(ob, &head_size);
+        uint64_t area = oci_bundle_payload_area(ob);
+        _cleanup_free_ FetchRange *sub = calloc(n, sizeof(FetchRange));
+        _cleanup_free_ size_t *map = calloc(n, sizeof(size_t));
+        _cleanup_free_ uint64_t *skip = calloc(n, sizeof(uint64_t));
+        int k;
+
+        if (!sub || !map || !skip)
+                return -ENOMEM;
+        /* Payload by payload, each with the parts of the ranges inside it. */
+        for (size_t pi = 0; pi <= m->n_payloads; pi++) {
+                const ManifestPayload *p = pi < m->n_payloads ? &m->payloads[pi] : NULL;
+                size_t ns = 0;
+                for (size_t i = 0; i < n; i++) {
+                        uint64_t a = r[i].start, e = r[i].start + r[i].length;
+                        if (!p) {
+                                /* Bytes in no payload: the head, or zeros. */
+                                for (uint64_t x = a; x < e; x++) {
+                                        bool in_payload = false;
+                                        for (size_t q = 0; q < m->n_payloads && !in_payload; q++)
+                                                in_payload = x >= area + m->payloads[q].offset &&
+                                                             x < area + m->payloads[q].offset + m->payloads[q].size;
+                                        if (!in_payload)
+                                                b->data[b->dest[i] + (x - a)] = x < head_size ? head[x] : 0;
+                                }
+                                continue;
+                        }
+                        uint64_t ps = area + p->offset, pe = ps + p->size;
+                        if (e <= ps || a >= pe)
+                                continue;
+                        uint64_t s0 = MAX(a, ps), s1 = MIN(e, pe);
+                        sub[ns] = (FetchRange) { s0 - ps, s1 - s0 };
+                        map[ns] = i;
+                        skip[ns] = s0 - a;
+                        ns++;
+                }
+                if (ns == 0)
+                        continue;
+                Shift sh = { b, map, skip };
+                k = oci_blob_ranges(d, p, sub, ns, multi, shift_sink, &sh, ret_error);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
 /* Fetch ranges (bundle offsets) into data, range i at dest[i]. -ERANGE if
  * the server ignores Range even for one range at a time. */
 static int fetch_into(Delta *d, const FetchRange *r, size_t n, const uint64_t *dest, uint8_t *data) {
@@ -142,7 +241,10 @@ static int fetch_into(Delta *d, const FetchRange *r, size_t n, const uint64_t *d
 
         for (;;) {
                 _cleanup_free_ char *err = NULL;
-                k = fetch_ranges(&d->o->fetch, r, n, d->multi, d->stats.bundle_size, buffer_sink, &b, &err);
+                if (d->o->oci)
+                        k = oci_ranges(d, r, n, d->multi, &b, &err);
+                else
+                        k = fetch_ranges(&d->o->fetch, r, n, d->multi, d->stats.bundle_size, buffer_sink, &b, &err);
                 if (k == -ERANGE && d->multi && n > 1) {
                         d->multi = false;
                         notice(d, "the server does not serve several ranges in one request: asking for one range at a time");
@@ -173,13 +275,33 @@ static int full_sink(const void *data, size_t len, void *userdata) {
 /* What is left, in one download from d->pos: the server ignores Range, or
  * the bundle has no index. fetch_stream() skips what the sink already has
  * when a server answers with the whole file. */
+typedef struct Skip {
+        Delta *d;
+        uint64_t skip;
+} Skip;
+
+static int skip_sink(const void *data, size_t len, void *userdata) {
+        Skip *k = userdata;
+        size_t s = (size_t) MIN((uint64_t) len, k->skip);
+        k->skip -= s;
+        return s == len ? 0 : emit(k->d, (const uint8_t *) data + s, len - s);
+}
+
 static int full_download(Delta *d) {
         FetchOptions fo = d->o->fetch;
         uint64_t start = d->pos;
+        int r;
 
         d->stats.full = true;
+        if (d->o->oci) {
+                /* From the start; what the slot already has is skipped. */
+                Skip k = { d, d->pos };
+                r = oci_bundle_stream(d->o->oci, d->o->oci_client, d->o->fetch.cancel, skip_sink, &k, d->error);
+                d->stats.fetched += d->pos - start;
+                return r;
+        }
         fo.offset = d->pos;
-        int r = fetch_stream(&fo, full_sink, NULL, d, d->error);
+        r = fetch_stream(&fo, full_sink, NULL, d, d->error);
         d->stats.fetched += d->pos - start;
         return r;
 }
@@ -542,7 +664,7 @@ int delta_pump(UpdateSink sink, void *sink_userdata, void *pump_userdata, char *
                 .target_fd = -EBADF,
         };
 
-        if (!o || !sink || !o->keyring)
+        if (!o || !sink || !o->keyring || (!o->oci != !o->oci_client))
                 return -EINVAL;
         int r = fetch_global_init();
         if (r < 0)

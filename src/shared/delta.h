@@ -6,6 +6,8 @@
 
 #include "fetch.h"
 #include "macro.h"
+#include "oci-bundle.h"
+#include "oci.h"
 #include "sign.h"
 #include "update.h"
 
@@ -34,6 +36,8 @@ typedef void (*DeltaNotice)(const char *message, void *userdata);
 
 typedef struct DeltaOptions {
         FetchOptions fetch;             /* the bundle's URL, TLS, headers, retries, cancel */
+        OciBundle *oci;                 /* instead of fetch.url: the bundle's blobs in a registry (docs/OCI.md), */
+        OciClient *oci_client;          /* resolved by oci_bundle_resolve(); byte ranges go to the payload blobs */
         const Keyring *keyring;         /* to read the head; update_stage() checks it again */
         const char *const *sources;     /* files and devices that may hold chunks (the running slot,
                                          * its kernel and initrd), NULL-terminated; missing ones are skipped */

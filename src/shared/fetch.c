@@ -590,6 +590,8 @@ int fetch_setup_common(CURL *curl, const FetchOptions *o, char *errbuf) {
         SETOPT(curl, CURLOPT_BUFFERSIZE, (long) RECEIVE_BUFFER_SIZE);
         /* A proxy's "200 Connection established" must not pass for ours. */
         SETOPT(curl, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+        /* The headers (credentials) are never sent to another host after a
+         * redirect: libcurl's default, relied on for registry tokens. */
         if (o->headers) {
                 struct curl_slist *l = NULL;
                 /* Kept for the handle's lifetime: fetch_curl_cleanup() frees it. */

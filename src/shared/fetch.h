@@ -22,8 +22,12 @@ typedef struct FetchOptions {
         unsigned connect_timeout_sec;   /* 0: 30 */
         unsigned stall_timeout_sec;     /* < 1 byte/s for this long is a dropped connection; 0: 60 */
         bool allow_http;
-        const char *const *headers;     /* extra request headers ("Name: value"), NULL-terminated; NULL: none */
         const volatile int *cancel;     /* if non-NULL and it becomes non-zero: -ECANCELED */
+        /* Extra request header lines ("Authorization: Bearer ..."), NULL-
+         * terminated; NULL: none. libcurl sends a custom Authorization
+         * header only to the original host, never after a redirect to
+         * another one (blob storage). */
+        const char *const *headers;
 } FetchOptions;
 
 /* Called with each chunk in order. Return < 0 to abort; fetch_stream()

@@ -9,6 +9,7 @@
 
 #include "nodeconfig.h"
 #include "kube-version.h"
+#include "oci.h"
 #include "osspec.h"
 #include "strutil.h"
 #include "tzfile.h"
@@ -36,6 +37,7 @@
 #define CEL_MSG_MAX_UNAVAILABLE "must be a count from 0 to 1000000000 or a percentage from 0% to 100%"
 #define CEL_MSG_BATCH_NODES "must be a count from 1 to 1000000000 or a percentage from 0% to 100%"
 #define CEL_MSG_GATE_OR_PAUSE "manualGate and pauseSeconds exclude each other"
+#define CEL_MSG_OCI_SHA256 "for an oci:// url, sha256 must be the digest the url is pinned by"
 #define CEL_MSG_EMPTY_WINDOW "start and end must differ: an empty window never opens (leave the window out for always)"
 
 static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
@@ -298,11 +300,29 @@ static bool hex_ok(const char *s, size_t len) {
         return true;
 }
 
+/* oci://HOST/REPO[:TAG]@sha256:HEX: the CRD's pattern, and oci.h's
+ * grammar on top (the operator may be stricter than the schema, never
+ * looser). */
+static bool oci_url_ok(const char *s) {
+        _cleanup_(oci_ref_done) OciRef ref = {};
+
+        return strlen(s) <= URL_MAX && string_has_prefix(s, OCI_URL_PREFIX) && oci_url_parse(s, &ref, NULL) >= 0 &&
+                oci_ref_is_pinned(&ref);
+}
+
+/* Whether s ends with infix + tail (the CEL endsWith). */
+static bool string_has_suffix_after(const char *s, const char *infix, const char *tail) {
+        size_t ls = strlen(s), li = strlen(infix), lt = strlen(tail);
+        return ls >= li + lt && memcmp(s + ls - li - lt, infix, li) == 0 && memcmp(s + ls - lt, tail, lt) == 0;
+}
+
 static bool url_ok(const char *s) {
         size_t l = strlen(s);
 
         if (l > URL_MAX)
                 return false;
+        if (string_has_prefix(s, OCI_URL_PREFIX))
+                return oci_url_ok(s);
         if (!string_has_prefix(s, "https://") && !string_has_prefix(s, "http://"))
                 return false;
         if (s[strcspn(s, ":") + 3] == '\0') /* nothing after the scheme */
@@ -474,9 +494,16 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
             (r = get_string(img, "kubeletVersion", "spec.image", false, &kubelet, error)) < 0)
                 return r;
         if (url && !url_ok(url))
-                return fail(error, "spec.image.url: %s is not an http:// or https:// URL", string_quote(q, url));
+                return fail(error,
+                            "spec.image.url: %s is not an http:// or https:// URL or an oci:// reference pinned by "
+                            "digest (oci://HOST/REPO@sha256:HEX)",
+                            string_quote(q, url));
         if (sha && !hex_ok(sha, 64))
                 return fail(error, "spec.image.sha256: %s is not 64 lowercase hexadecimal digits", string_quote(q, sha));
+        /* The CEL rule on spec.image. */
+        if (url && string_has_prefix(url, OCI_URL_PREFIX) &&
+            (!sha || !string_has_suffix_after(url, "@sha256:", sha)))
+                return fail(error, "spec.image: " CEL_MSG_OCI_SHA256);
         if (key && !hex_ok(key, 16))
                 return fail(error, "spec.image.keyId: %s is not 16 lowercase hexadecimal digits", string_quote(q, key));
         if (kubelet && kube_version_parse(kubelet, NULL) < 0)

@@ -11,6 +11,7 @@
 #include "tests.h"
 
 #define DIGEST "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define DIGEST_OTHER "0f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define DIGEST_UPPER "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
 /* A literal and its length, for the parsers' (body, len) pairs. */
 #define SL(s) (s), strlen(s)
@@ -140,6 +141,14 @@ static void test_stage_valid(void) {
         ASSERT_STREQ(req.client_key, "/etc/hull/client.key");
         stage_request_done(&req);
 
+        /* A pinned oci:// reference, its digest repeated as sha256, a CA. */
+        req = stage_ok("{\"source\":\"OCI://reg.example.com:5000/hull/os:2.0@sha256:" DIGEST "\",\"sha256\":\"" DIGEST_UPPER
+                       "\",\"ca_file\":\"/etc/hull/registry-ca.pem\"}");
+        ASSERT_STREQ(req.source, "oci://reg.example.com:5000/hull/os:2.0@sha256:" DIGEST);
+        ASSERT_STREQ(req.sha256, DIGEST);
+        ASSERT_STREQ(req.ca_file, "/etc/hull/registry-ca.pem");
+        stage_request_done(&req);
+
         /* The scheme is lower-cased, nothing else. */
         req = stage_ok("{\"source\":\"HTTPS://Updates.Example.COM/B.hullb\"}");
         ASSERT_STREQ(req.source, "https://Updates.Example.COM/B.hullb");
@@ -229,8 +238,24 @@ static void test_stage_invalid(void) {
         };
         for (size_t i = 0; i < ELEMENTSOF(neither); i++) {
                 _cleanup_free_ char *b = source_body("source", neither[i]);
-                reject("stage", b, "'source' must be an absolute local path or an https:// URL");
+                reject("stage", b, "'source' must be an absolute local path, an https:// URL or an oci:// reference");
         }
+
+        /* oci:// references: pinned by digest, with a registry host. */
+        reject("stage", "{\"source\":\"oci://reg.example.com/hull/os:2.0.0\"}",
+               "'source' oci://reg.example.com/hull/os:2.0.0 names a tag, which can move: pin it by digest: "
+               "hullctl cluster upgrade resolves tags");
+        reject("stage", "{\"source\":\"oci://reg.example.com/hull/os\"}", "'source' oci://reg.example.com/hull/os:latest names a tag");
+        reject("stage", "{\"source\":\"oci://hull/os@sha256:" DIGEST "\"}",
+               "'source' is not a valid oci:// reference: image reference \"hull/os@sha256:");
+        reject("stage", "{\"source\":\"oci://reg.example.com/Hull/os@sha256:" DIGEST "\"}",
+               "'source' is not a valid oci:// reference: image reference");
+        reject("stage", "{\"source\":\"oci://reg.example.com/hull/os@sha256:" DIGEST_UPPER "\"}",
+               "'source' is not a valid oci:// reference");
+        reject("stage", "{\"source\":\"oci://reg.example.com/hull/os@sha256:" DIGEST "\",\"sha256\":\"" DIGEST_OTHER "\"}",
+               "'sha256' must be the digest the oci:// source is pinned by (" DIGEST ")");
+        reject("stage", "{\"source\":\"oci://reg.example.com/h@sha256:" DIGEST "\",\"client_cert\":\"/c\",\"client_key\":\"/k\"}",
+               "'client_cert' is only valid with an https:// source");
         reject("stage", "{\"source\":\"http://h/b\"}", "'source' must not use plain http://; use https://");
         reject("stage", "{\"source\":\"HTTP://localhost/b\"}", "'source' must not use plain http://");
         reject("stage", "{\"source\":\"http://127.0.0.1/b\"}", "'source' must not use plain http://");

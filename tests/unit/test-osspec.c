@@ -198,6 +198,25 @@ static void test_errors(void) {
                    "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\"}}",
                    "spec.image.sha256");
         expect_bad_extra("\"x\":1", "spec: unknown field \"x\"");
+
+        /* oci:// references: pinned by digest, and sha256 is that digest (the
+         * twin of the CEL rule on spec.image). */
+#define UP(url, sha) "{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"" url "\",\"sha256\":\"" sha "\"}}"
+        {
+                OsSpec o = {};
+                expect_ok(UP("oci://registry.example.com:5000/hull/os@sha256:" SHA, SHA), &o);
+                ASSERT_STREQ(o.image.url, "oci://registry.example.com:5000/hull/os@sha256:" SHA);
+                os_spec_done(&o);
+                expect_ok(UP("oci://registry.example.com/hull/os:2.0.0@sha256:" SHA, SHA), &o);
+                os_spec_done(&o);
+        }
+        expect_bad(UP("oci://registry.example.com/hull/os:2.0.0", SHA), "spec.image.url: \"oci://registry.example.com/hull/os:2.0.0\" is not an http:// or https:// URL or an oci:// reference pinned by digest");
+        expect_bad(UP("oci://hull/os@sha256:" SHA, SHA), "spec.image.url");
+        expect_bad(UP("oci://registry.example.com/Hull@sha256:" SHA, SHA), "spec.image.url");
+        expect_bad(UP("oci://registry.example.com/hull/os@sha256:" SHA,
+                      "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+                   "spec.image: for an oci:// url, sha256 must be the digest the url is pinned by");
+#undef UP
         expect_bad("{\"version\":\"1\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://x/y\",\"sha256\":\"" SHA
                    "\",\"keyId\":\"00112233\"}}",
                    "spec.image.keyId: \"00112233\" is not 16");
