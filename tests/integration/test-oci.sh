@@ -207,6 +207,23 @@ print(json.dumps(d))' "$1" "$T/node" "$T/auth.json" "$T/ca.pem" "${@:2}"
         check "the stage worker refuses the tampered OCI manifest before writing" \
                 '[ "$(rc swtampered)" = 1 ] && grep -q "^E 74 .*layer for payload kernel" "$T/swtampered.out" &&
                  cmp -s "$T/env.before" "$T/node/esp/EFI/hull/grubenv"'
+        # A delta from the registry: the running slot a holds this rootfs;
+        # version 3 changes 8 KiB of it. Only the changed chunks, the head
+        # and the chunk index come over, as byte ranges of the blobs.
+        cp "$T/rootfs" "$T/rootfs3"
+        dd if=/dev/urandom of="$T/rootfs3" bs=4096 seek=300 count=2 conv=notrunc status=none
+        HULL_CHUNK_INDEX=1 "$UPDATE_TOOL" make-bundle "$T/rel.key" "$T/d3.hullb" 3.0.0 x86_64 "$T/rootfs3" "$T/kernel" \
+                "$T/initrd" >/dev/null
+        P pushd3 --auth "$T/auth.json" --ca "$T/ca.pem" "$T/d3.hullb" "$REG/hull/os:3.0.0"
+        D3=$(tail -n 1 "$T/pushd3.out")
+        dd if="$T/rootfs" of="$T/node/slot-a" conv=notrunc status=none
+        cp "$T/kernel" "$T/node/esp/EFI/hull/a/vmlinuz"
+        cp "$T/initrd" "$T/node/esp/EFI/hull/a/initrd.img"
+        W swdelta "oci://$REG/hull/os@$D3"
+        read -r _ dsize dfetched _ < <(grep "^S " "$T/swdelta.out")
+        check "a delta from the registry: ${dfetched:-?} of ${dsize:-?} bytes fetched, slot b is version 3" \
+                '[ "$(rc swdelta)" = 0 ] && grep -qx "V 3.0.0" "$T/swdelta.out" && cmp -n 3145728 "$T/node/slot-b" "$T/rootfs3" &&
+                 [ "${dfetched:-0}" -gt 8192 ] && [ "$dfetched" -lt 300000 ]'
         W swother "oci://$REG/hull/os@$ODIGEST"
         check "the stage worker refuses another artifactType" \
                 '[ "$(rc swother)" = 1 ] && grep -q "^E 124 .*not a Hull bundle" "$T/swother.out"'
