@@ -916,6 +916,7 @@ static int pick_epoch(BuildContext *c, const DistroBackend *be) {
         char when[32], num[32];
         int r;
 
+        c->stage = "customise";
         if (!c->source_date_epoch_given) {
                 r = be->package_epoch(c, &c->source_date_epoch);
                 if (r < 0)

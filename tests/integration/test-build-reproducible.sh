@@ -101,10 +101,25 @@ elif [ "$created" != "$(date -u -d "@$e1" +%Y-%m-%dT%H:%M:%SZ)" ]; then
 else
         pass "SOURCE_DATE_EPOCH=$e1 ($created) in both builds, from the packages"
 fi
-if [ "$(stat -c %Y "$WORK/mnt1/etc/machine-id")" = "$e1" ] && [ "$(stat -c %Y "$WORK/mnt1/usr/lib/os-release")" = "$e1" ]; then
-        pass "files the build made carry that date"
-else
-        fail "files the build made do not carry the date $e1: $(stat -c '%n %Y' "$WORK/mnt1/etc/machine-id" "$WORK/mnt1/usr/lib/os-release")"
+if [ -n "$e1" ]; then
+        if [ "$(stat -c %Y "$WORK/mnt1/etc/machine-id")" = "$e1" ] && [ "$(stat -c %Y "$WORK/mnt1/usr/lib/os-release")" = "$e1" ]; then
+                pass "files the build made carry that date"
+        else
+                fail "files the build made do not carry the date $e1: $(stat -c '%n %Y' "$WORK/mnt1/etc/machine-id" "$WORK/mnt1/usr/lib/os-release")"
+        fi
+        newer=$(find "$WORK/mnt1" -xdev -newermt "@$e1" | head -n 5)
+        [ -z "$newer" ] && pass "no file in the image is newer than that date" ||
+                fail "files newer than SOURCE_DATE_EPOCH: $newer"
+        # Users that mmdebstrap's maintainer scripts created today: their
+        # password-change day is clamped to the date's day.
+        day=$((e1 / 86400))
+        days=$(awk -F: '$3 ~ /^[0-9]+$/ && $3 != 0 {print $3}' "$WORK/mnt1/etc/shadow" | sort -un | tr '\n' ' ')
+        max=$(echo $days | tr ' ' '\n' | sort -n | tail -n 1)
+        if [ -n "$max" ] && [ "$max" -le "$day" ]; then
+                pass "/etc/shadow password-change days ($days) are not after day $day"
+        else
+                fail "/etc/shadow has password-change days ($days) after day $day of SOURCE_DATE_EPOCH"
+        fi
 fi
 
 # 4. The root image, byte for byte (file system, verity tree), and the root hash.
