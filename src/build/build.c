@@ -902,8 +902,12 @@ static int epoch_from_environment(BuildContext *c) {
 
         if (isempty(sde))
                 return 0;
-        if (safe_atou64(sde, &v) < 0 || v > (uint64_t) INT32_MAX * 2)
-                return log_error_errno(EINVAL, "SOURCE_DATE_EPOCH='%s' is not a number of seconds since 1970-01-01", sde);
+        /* The manifest's "created" has a four-digit year. */
+        if (safe_atou64(sde, &v) < 0 || v > UINT64_C(253402300799))
+                return log_error_errno(EINVAL,
+                                       "SOURCE_DATE_EPOCH='%s' is not a number of seconds since 1970-01-01 (before the "
+                                       "year 10000)",
+                                       sde);
         c->source_date_epoch = v;
         c->source_date_epoch_given = true;
         return 0;
@@ -943,7 +947,7 @@ static int clamp_times_at(int dfd, time_t epoch, unsigned depth) {
 
         if (!d) {
                 r = -errno;
-                safe_close(dfd);
+                (void) safe_close(dfd);
                 return r;
         }
         while (r >= 0 && (de = readdir(d))) {
@@ -1000,7 +1004,7 @@ static int clamp_shadow(BuildContext *c, const char *rel) {
         FILE *f = open_memstream(&out, &out_size);
         if (!f)
                 return -ENOMEM;
-        for (char *line = data, *next; line && *line; line = next) {
+        for (char *line = data, *next; line && line < data + sz; line = next) {
                 next = strchr(line, '\n');
                 if (next)
                         *next++ = '\0';
@@ -1086,8 +1090,8 @@ static int tree_digest(BuildContext *c) {
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
-                safe_close(pfd[0]);
-                safe_close(pfd[1]);
+                (void) safe_close(pfd[0]);
+                (void) safe_close(pfd[1]);
                 return r;
         }
         if (pid == 0) {
@@ -1102,7 +1106,7 @@ static int tree_digest(BuildContext *c) {
                 execvp(argv[0], argv);
                 _exit(127);
         }
-        safe_close(pfd[1]);
+        (void) safe_close(pfd[1]);
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
         for (;;) {
@@ -1117,7 +1121,7 @@ static int tree_digest(BuildContext *c) {
                         break;
                 ok = ok && EVP_DigestUpdate(ctx, buf, (size_t) n);
         }
-        safe_close(pfd[0]);
+        (void) safe_close(pfd[0]);
         ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
         EVP_MD_CTX_free(ctx);
         while (waitpid(pid, &status, 0) < 0)
@@ -1597,6 +1601,9 @@ int build_run(BuildContext *c) {
         r = layout_compute(c->spec->esp_size, c->spec->root_size, c->spec->persist_size, &c->layout);
         if (r < 0)
                 return log_error_errno(r, "Invalid partition sizes: %m");
+        r = epoch_from_environment(c);
+        if (r < 0)
+                return r;
 
         if ((r = mkdir_p(c->output_dir, 0755)) < 0)
                 return log_error_errno(r, "Failed to create output directory '%s': %m", c->output_dir);
@@ -1623,9 +1630,7 @@ int build_run(BuildContext *c) {
 
         /* Pinned local files are checked before minutes of bootstrap. */
         c->stage = "setup";
-        r = epoch_from_environment(c);
-        if (r >= 0)
-                r = build_kubernetes_check_sources(c);
+        r = build_kubernetes_check_sources(c);
         if (r >= 0)
                 r = stage_bootstrap_and_packages(c, be);
         if (r >= 0 && !stopping_after(c, "packages"))

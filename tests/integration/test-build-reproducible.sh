@@ -3,8 +3,8 @@
 # Reproducible images (docs/BUILDER.md, "Reproducible images"): one spec
 # (erofs root with dm-verity) built twice from scratch, each time with its
 # own mmdebstrap run and no cached layer, gives a byte-identical root image
-# (file system, hash tree and root hash) and the same kernel and initramfs
-# payloads in the two signed bundles. Without SOURCE_DATE_EPOCH the build
+# (file system, hash tree and root hash), the same kernel and initramfs
+# payloads and, signed with the same key, the same bundle. Without SOURCE_DATE_EPOCH the build
 # dates itself by its newest package, not by the clock. A bad
 # SOURCE_DATE_EPOCH is refused before anything is built.
 #
@@ -49,7 +49,7 @@ EOS
 if SOURCE_DATE_EPOCH=yesterday "$HULL_BUILD" build "$WORK/spec.yaml" --key "$WORK/k.key" -o "$WORK/out-bad" \
         --no-cache >/dev/null 2>"$WORK/bad.stderr"; then
         fail "bad SOURCE_DATE_EPOCH: the build succeeded"
-elif grep -q "SOURCE_DATE_EPOCH='yesterday' is not a number" "$WORK/bad.stderr" && ! grep -q mmdebstrap "$WORK/out-bad/build.log"; then
+elif grep -q "SOURCE_DATE_EPOCH='yesterday' is not a number" "$WORK/bad.stderr" && [ ! -e "$WORK/out-bad" ]; then
         pass "bad SOURCE_DATE_EPOCH: $(grep -m1 SOURCE_DATE_EPOCH "$WORK/bad.stderr")"
 else
         fail "bad SOURCE_DATE_EPOCH: unexpected outcome:"
@@ -145,13 +145,20 @@ else
         fail "dm-verity root hashes: '$h1' and '$h2'"
 fi
 
-# 5. The bundles: signed anew each time, but every payload has the same digest.
+# 5. The bundles: every payload has the same digest, and as the manifest is
+# the same and Ed25519 signatures are deterministic, the signed bundles are
+# the same file.
 payloads() { grep '^  payload ' "$1"; }
 if [ "$(payloads "$WORK/verify1.txt" | wc -l)" -eq 3 ] && diff <(payloads "$WORK/verify1.txt") <(payloads "$WORK/verify2.txt") >/dev/null; then
         pass "bundle payload digests are identical (rootfs, kernel, initrd)"
 else
         fail "bundle payloads differ:"
         diff <(payloads "$WORK/verify1.txt") <(payloads "$WORK/verify2.txt")
+fi
+if cmp -s "$WORK/out1/repro-1.0.0.hullb" "$WORK/out2/repro-1.0.0.hullb"; then
+        pass "signed bundles are byte-identical"
+else
+        fail "signed bundles differ: $(cmp "$WORK/out1/repro-1.0.0.hullb" "$WORK/out2/repro-1.0.0.hullb" | head -n 1)"
 fi
 
 echo "build-reproducible: $failures failure(s) ($(($(date +%s) - started)) s for the two builds and the checks)"
