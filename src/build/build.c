@@ -1322,18 +1322,6 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
 }
 
 /* The ESP image is filled with mtools, so no loop device or mount is needed. */
-static int esp_mkdir(BuildContext *c, const char *esp, const char *dir) {
-        char *argv[] = { (char *) "mmd", (char *) "-i", (char *) esp, (char *) dir, NULL };
-        int r = build_host_run(c, argv);
-        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to create '%s' on the ESP", dir);
-}
-
-static int esp_copy(BuildContext *c, const char *esp, const char *src, const char *dest) {
-        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-i", (char *) esp, (char *) src, (char *) dest, NULL };
-        int r = build_host_run(c, argv);
-        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to copy '%s' to the ESP", src);
-}
-
 static int make_esp(BuildContext *c, const char *esp) {
         _cleanup_free_ char *stub = NULL, *efi = NULL, *cfg_path = NULL, *env_path = NULL, *cfg = NULL, *kib = NULL;
         _cleanup_free_ char *stub_arg = NULL;
@@ -1414,23 +1402,64 @@ static int make_esp(BuildContext *c, const char *esp) {
         if (r < 0)
                 return log_error_errno(r, "Failed to write the GRUB environment (kernel.cmdline too long?): %m");
 
+        /* The ESP's tree is laid out in a directory first, its times set
+         * to the build's date, and copied in one mcopy that keeps them:
+         * mmd and mcopy would otherwise stamp every entry with the clock. */
+        static const char *const dirs[] = { "EFI/BOOT", "EFI/hull/a", "EFI/hull/b", NULL };
+        static const struct {
+                const char *dest;
+                size_t src; /* index into srcs[] */
+        } files[] = {
+                { "EFI/BOOT/BOOTX64.EFI", 0 }, { "EFI/hull/grub.cfg", 1 }, { "EFI/hull/grubenv", 2 },
+                { "EFI/hull/a/vmlinuz", 3 },   { "EFI/hull/a/initrd.img", 4 },
+        };
+        const char *srcs[] = { efi, cfg_path, env_path, c->kernel_path, c->initrd_path };
+        _cleanup_free_ char *tree = NULL, *tree_efi = NULL;
+        if (asprintf(&tree, "%s/esp-tree", c->work_dir) < 0 || !(tree_efi = path_join(tree, "EFI")))
+                return -ENOMEM;
+        for (const char *const *d = dirs; *d; d++) {
+                _cleanup_free_ char *p = path_join(tree, *d);
+                if (!p)
+                        return -ENOMEM;
+                if ((r = mkdir_p(p, 0755)) < 0)
+                        return log_error_errno(r, "Failed to create '%s': %m", p);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = path_join(tree, files[i].dest), *data = NULL;
+                size_t sz;
+                if (!p)
+                        return -ENOMEM;
+                r = read_full_file(srcs[files[i].src], 256 << 20, &data, &sz);
+                if (r >= 0)
+                        r = write_file_atomic(p, data, sz, 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to copy '%s' for the ESP: %m", srcs[files[i].src]);
+        }
+        int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (tfd < 0)
+                return log_error_errno(errno, "Failed to open '%s': %m", tree);
+        r = clamp_times_at(tfd, (time_t) c->source_date_epoch, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the times of the ESP's files: %m");
+
+        /* --invariant: no clock in the boot sector or the label's entry;
+         * -i: a volume ID from the tree digest instead of its constant. */
+        char volid[65];
+        r = derive_hex(c, "esp-volume-id", volid);
+        if (r < 0)
+                return r;
+        volid[8] = '\0';
         (void) unlink(esp);
-        char *mkfs[] = { (char *) "mkfs.vfat", (char *) "-F", (char *) "32", (char *) "-n", (char *) "HULL-ESP",
-                         (char *) "-C", (char *) esp, kib, NULL };
+        char *mkfs[] = { (char *) "mkfs.vfat", (char *) "--invariant", (char *) "-i", volid, (char *) "-F", (char *) "32",
+                         (char *) "-n", (char *) "HULL-ESP", (char *) "-C", (char *) esp, kib, NULL };
         r = build_host_run(c, mkfs);
         if (r != 0)
                 return log_error_errno(r < 0 ? r : EPROTO, "mkfs.vfat for the ESP failed");
-
-        static const char *const dirs[] = { "::/EFI", "::/EFI/BOOT", "::/EFI/hull", "::/EFI/hull/a", "::/EFI/hull/b", NULL };
-        for (const char *const *d = dirs; *d; d++)
-                if ((r = esp_mkdir(c, esp, *d)) < 0)
-                        return r;
-        if ((r = esp_copy(c, esp, efi, "::/EFI/BOOT/BOOTX64.EFI")) < 0 ||
-            (r = esp_copy(c, esp, cfg_path, "::/EFI/hull/grub.cfg")) < 0 ||
-            (r = esp_copy(c, esp, env_path, "::/EFI/hull/grubenv")) < 0 ||
-            (r = esp_copy(c, esp, c->kernel_path, "::/EFI/hull/a/vmlinuz")) < 0 ||
-            (r = esp_copy(c, esp, c->initrd_path, "::/EFI/hull/a/initrd.img")) < 0)
-                return r;
+        char *copy[] = { (char *) "mcopy", (char *) "-s", (char *) "-m", (char *) "-i", (char *) esp, tree_efi, (char *) "::/",
+                         NULL };
+        r = build_host_run(c, copy);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EIO, "Failed to copy the boot files to the ESP (mcopy)");
         return 0;
 }
 
@@ -1518,9 +1547,17 @@ static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
         if (pfd < 0 || ftruncate(pfd, (off_t) c->layout.part[PART_PERSIST].size) < 0)
                 return log_error_errno(errno, "Failed to create '%s': %m", persist);
         pfd = safe_close(pfd);
+        char persist_uuid[37], persist_seed[37];
+        _cleanup_free_ char *persist_opts = NULL, *fake_time = NULL;
+        if ((r = derive_uuid(c, "persist-uuid", persist_uuid)) < 0 || (r = derive_uuid(c, "persist-hash-seed", persist_seed)) < 0)
+                return r;
+        if (asprintf(&persist_opts, "lazy_itable_init=0,hash_seed=%s", persist_seed) < 0 ||
+            asprintf(&fake_time, "E2FSPROGS_FAKE_TIME=%llu", (unsigned long long) c->source_date_epoch) < 0)
+                return -ENOMEM;
+        char *persist_env[] = { fake_time, NULL };
         char *mkfs[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "hull-persist",
-                         (char *) "-E", (char *) "lazy_itable_init=0", persist, NULL };
-        r = build_host_run(c, mkfs);
+                         (char *) "-U", persist_uuid, (char *) "-E", persist_opts, persist, NULL };
+        r = host_run_env(c, mkfs, persist_env);
         if (r != 0)
                 return log_error_errno(r < 0 ? r : EPROTO, "mkfs.ext4 for the persist partition failed");
 
@@ -1529,7 +1566,23 @@ static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
         _cleanup_close_ int dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (dfd < 0 || ftruncate(dfd, (off_t) c->layout.disk_size) < 0)
                 return log_error_errno(errno, "Failed to create '%s': %m", tmp);
+        /* GUIDs from the tree digest, not random ones. */
+        char disk_guid[37], part_guid[_PART_MAX][37];
+        if ((r = derive_uuid(c, "disk-guid", disk_guid)) < 0)
+                return r;
+        c->layout.disk_guid = disk_guid;
+        for (PartitionRole p = 0; p < _PART_MAX; p++) {
+                _cleanup_free_ char *purpose = NULL;
+                if (asprintf(&purpose, "partition-guid-%s", partition_role_to_string(p)) < 0)
+                        return -ENOMEM;
+                if ((r = derive_uuid(c, purpose, part_guid[p])) < 0)
+                        return r;
+                c->layout.part[p].uuid = part_guid[p];
+        }
         r = gpt_write_layout(tmp, &c->layout);
+        c->layout.disk_guid = NULL;
+        for (PartitionRole p = 0; p < _PART_MAX; p++)
+                c->layout.part[p].uuid = NULL;
         if (r < 0)
                 return log_error_errno(r, "Failed to write the GPT to '%s': %m", tmp);
         if ((r = copy_file_to_offset(esp, dfd, c->layout.part[PART_ESP].offset)) < 0 ||
