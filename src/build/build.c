@@ -1076,7 +1076,9 @@ static int tree_digest(BuildContext *c) {
                          (char *) "--sort=name", (char *) "--format=posix",
                          (char *) "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
                          (char *) "--numeric-owner", (char *) "--xattrs", (char *) "--xattrs-include=*",
-                         (char *) "--one-file-system", (char *) ".", NULL };
+                         (char *) "--one-file-system",
+                         /* O_NOATIME: reading must not undo the clamped atimes ext4 stores */
+                         (char *) "--atime-preserve=system", (char *) ".", NULL };
         _cleanup_free_ uint8_t *buf = malloc(1 << 20);
         uint8_t md[32];
         unsigned mdlen = 0;
