@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -125,14 +126,18 @@ static void log_command(BuildContext *c, const char *where, char * const *argv) 
         (void) dprintf(c->log_fd, "\n");
 }
 
-int build_host_run(BuildContext *c, char * const *argv) {
+static int host_run_env(BuildContext *c, char * const *argv, char * const *env) {
         log_command(c, "", argv);
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                exec_child(c, argv, NULL);
+                exec_child(c, argv, env);
         return wait_with_progress(c, pid);
+}
+
+int build_host_run(BuildContext *c, char * const *argv) {
+        return host_run_env(c, argv, NULL);
 }
 
 static int mount_in_root(const char *root, const char *what, const char *where, const char *type, unsigned long flags) {
@@ -888,6 +893,272 @@ static int make_cmdline(BuildContext *c) {
         return 0;
 }
 
+/* ---- reproducible images (docs/BUILDER.md, "Reproducible images") ------- */
+
+/* SOURCE_DATE_EPOCH from the environment, checked before minutes of
+ * bootstrap; an empty value counts as unset, as for other tools. */
+static int epoch_from_environment(BuildContext *c) {
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        uint64_t v;
+
+        if (isempty(sde))
+                return 0;
+        /* The manifest's "created" has a four-digit year. */
+        if (safe_atou64(sde, &v) < 0 || v > UINT64_C(253402300799))
+                return log_error_errno(EINVAL,
+                                       "SOURCE_DATE_EPOCH='%s' is not a number of seconds since 1970-01-01 (before the "
+                                       "year 10000)",
+                                       sde);
+        c->source_date_epoch = v;
+        c->source_date_epoch_given = true;
+        return 0;
+}
+
+/* Without SOURCE_DATE_EPOCH the build dates itself by its newest package,
+ * and exports the date to everything it runs after this point (hooks,
+ * update-initramfs, mkfs), as if it had been given. */
+static int pick_epoch(BuildContext *c, const DistroBackend *be) {
+        char when[32], num[32];
+        int r;
+
+        c->stage = "customise";
+        if (!c->source_date_epoch_given) {
+                r = be->package_epoch(c, &c->source_date_epoch);
+                if (r < 0)
+                        return r;
+        }
+        (void) snprintf(num, sizeof(num), "%llu", (unsigned long long) c->source_date_epoch);
+        if (setenv("SOURCE_DATE_EPOCH", num, 1) < 0)
+                return -errno;
+        time_t t = (time_t) c->source_date_epoch;
+        (void) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+        build_progress(c, "SOURCE_DATE_EPOCH=%s (%s), %s", num, when,
+                       c->source_date_epoch_given ? "from the environment" : "the newest package's date");
+        return 0;
+}
+
+/* Every time newer than the build's date becomes that date, so files made
+ * during the build (by maintainer scripts, hooks, hull-build itself) look
+ * the same in every build; older ones, the packages' files, keep theirs.
+ * atime follows mtime, for ext4, which stores it. Takes ownership of dfd. */
+static int clamp_times_at(int dfd, time_t epoch, unsigned depth) {
+        DIR *d = fdopendir(dfd);
+        struct dirent *de;
+        int r = 0;
+
+        if (!d) {
+                r = -errno;
+                (void) safe_close(dfd);
+                return r;
+        }
+        while (r >= 0 && (de = readdir(d))) {
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        int sub = depth < 256 ? openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                              : -ELOOP;
+                        if (sub < 0) {
+                                r = sub == -ELOOP ? -ELOOP : -errno;
+                                break;
+                        }
+                        r = clamp_times_at(sub, epoch, depth + 1);
+                        if (r < 0)
+                                break;
+                }
+                struct timespec ts = st.st_mtim;
+                if (ts.tv_sec > epoch || (ts.tv_sec == epoch && ts.tv_nsec > 0))
+                        ts = (struct timespec) { .tv_sec = epoch };
+                struct timespec times[2] = { ts, ts };
+                if (utimensat(dirfd(d), de->d_name, times, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = -errno;
+        }
+        closedir(d);
+        return r;
+}
+
+/* /etc/shadow's third field is the day of the last password change, which
+ * useradd and systemd-sysusers set to the day they ran: clamp it like the
+ * mtimes. "0" (change at next login) and empty fields stay. */
+static int clamp_shadow(BuildContext *c, const char *rel) {
+        _cleanup_free_ char *path = path_join(c->root, rel), *data = NULL, *out = NULL;
+        size_t sz, out_size = 0;
+        struct stat st;
+        unsigned long long today = c->source_date_epoch / 86400;
+        bool changed = false;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : log_error_errno(errno, "Failed to read '%s': %m", path);
+        if (!S_ISREG(st.st_mode))
+                return 0;
+        r = read_full_file(path, 16 << 20, &data, &sz);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read '%s': %m", path);
+        FILE *f = open_memstream(&out, &out_size);
+        if (!f)
+                return -ENOMEM;
+        for (char *line = data, *next; line && line < data + sz; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                char *f1 = strchr(line, ':'), *f2 = f1 ? strchr(f1 + 1, ':') : NULL, *f3 = f2 ? strchr(f2 + 1, ':') : NULL;
+                uint64_t day;
+                if (f3) {
+                        _cleanup_free_ char *field = strndup(f2 + 1, (size_t) (f3 - f2 - 1));
+                        if (!field) {
+                                fclose(f);
+                                return -ENOMEM;
+                        }
+                        if (safe_atou64(field, &day) >= 0 && day > today) {
+                                fprintf(f, "%.*s%llu%s\n", (int) (f2 + 1 - line), line, today, f3);
+                                changed = true;
+                                continue;
+                        }
+                }
+                fprintf(f, "%s\n", line);
+        }
+        if (fclose(f) != 0 || !out)
+                return -ENOMEM;
+        if (!changed)
+                return 0;
+        r = write_file_atomic(path, out, out_size, st.st_mode & 07777);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write '%s': %m", path);
+        if (chown(path, st.st_uid, st.st_gid) < 0)
+                return log_error_errno(errno, "Failed to restore the owner of '%s': %m", path);
+        return 0;
+}
+
+/* What differs between two builds of the same inputs, removed or fixed
+ * before the file system is made. */
+static int normalise_tree(BuildContext *c) {
+        /* ldconfig's cache of what it scanned: inode numbers and ctimes of
+         * this build's tree (ld.so.cache itself is sorted and stays). */
+        static const char *const volatile_files[] = { "var/cache/ldconfig/aux-cache", NULL };
+        int r;
+
+        for (const char *const *p = volatile_files; *p; p++) {
+                _cleanup_free_ char *f = path_join(c->root, *p);
+                if (!f)
+                        return -ENOMEM;
+                if (unlink(f) < 0 && errno != ENOENT)
+                        return log_error_errno(errno, "Failed to remove '%s': %m", f);
+        }
+        if ((r = clamp_shadow(c, "etc/shadow")) < 0 || (r = clamp_shadow(c, "etc/shadow-")) < 0)
+                return r;
+
+        int fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to open '%s': %m", c->root);
+        r = clamp_times_at(fd, (time_t) c->source_date_epoch, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to clamp the times in the image tree to SOURCE_DATE_EPOCH: %m");
+        struct timespec root_ts[2] = { { .tv_sec = (time_t) c->source_date_epoch }, { .tv_sec = (time_t) c->source_date_epoch } };
+        if (utimensat(AT_FDCWD, c->root, root_ts, 0) < 0)
+                return log_error_errno(errno, "Failed to set the time of '%s': %m", c->root);
+        return 0;
+}
+
+/* A SHA-256 over the sealed tree: names in sorted order, contents, modes,
+ * owners, xattrs, link targets and (clamped) mtimes, as a POSIX tar stream
+ * without atime, ctime or the PID that GNU tar puts in extended header names.
+ * The same tree gives the same digest; the UUIDs and the verity salt below
+ * are derived from it, so they change exactly when the content does. */
+static int tree_digest(BuildContext *c) {
+        char *argv[] = { (char *) "tar", (char *) "--create", (char *) "--file=-", (char *) "--directory", c->root,
+                         (char *) "--sort=name", (char *) "--format=posix",
+                         (char *) "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+                         (char *) "--numeric-owner", (char *) "--xattrs", (char *) "--xattrs-include=*",
+                         (char *) "--one-file-system",
+                         /* O_NOATIME: reading must not undo the clamped atimes ext4 stores */
+                         (char *) "--atime-preserve=system", (char *) ".", NULL };
+        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        uint8_t md[32];
+        unsigned mdlen = 0;
+        int pfd[2], status, r = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        log_command(c, "", argv);
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                (void) safe_close(pfd[0]);
+                (void) safe_close(pfd[1]);
+                return r;
+        }
+        if (pid == 0) {
+                if (dup2(pfd[1], STDOUT_FILENO) < 0)
+                        _exit(127);
+                if (c->log_fd >= 0)
+                        (void) dup2(c->log_fd, STDERR_FILENO);
+                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (null >= 0)
+                        (void) dup2(null, STDIN_FILENO);
+                (void) signal(SIGPIPE, SIG_DFL);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        (void) safe_close(pfd[1]);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        for (;;) {
+                ssize_t n = read(pfd[0], buf, 1 << 20);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0)
+                        break;
+                ok = ok && EVP_DigestUpdate(ctx, buf, (size_t) n);
+        }
+        (void) safe_close(pfd[0]);
+        ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+        EVP_MD_CTX_free(ctx);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (r < 0)
+                return r;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return log_error_errno(EPROTO, "tar could not read the image tree to digest it (see the log)");
+        if (!ok)
+                return -EIO;
+        hex_encode(md, 32, c->tree_digest);
+        return 0;
+}
+
+/* A value for one purpose ("rootfs-uuid", ...) derived from the tree digest:
+ * 64 hex digits. */
+static int derive_hex(BuildContext *c, const char *purpose, char ret[static 65]) {
+        const char *parts[] = { "hull-build-derived-v1", purpose, c->tree_digest, NULL };
+        return build_cache_key(parts, ret);
+}
+
+/* A UUID (RFC 9562 version 8, "custom") derived from the tree digest. */
+static int derive_uuid(BuildContext *c, const char *purpose, char ret[static 37]) {
+        char h[65];
+        int r = derive_hex(c, purpose, h);
+        if (r < 0)
+                return r;
+        h[12] = '8';
+        h[16] = "89ab"[(h[16] >= 'a' ? h[16] - 'a' + 10 : h[16] - '0') & 3];
+        (void) snprintf(ret, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+        return 0;
+}
+
 static int dir_usage(BuildContext *c, uint64_t *ret) {
         _cleanup_free_ char *out = NULL;
         char *argv[] = { (char *) "du", (char *) "-sxb", c->root, NULL };
@@ -910,6 +1181,21 @@ static int make_rootfs(BuildContext *c) {
                 return -ENOMEM;
         (void) unlink(c->rootfs_image);
 
+        build_progress(c, "digesting the tree (file system UUID, verity salt)");
+        r = tree_digest(c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to digest the image tree: %m");
+        char uuid[37], hash_seed[37];
+        _cleanup_free_ char *hash_seed_arg = NULL, *sde_env = NULL, *fake_time_env = NULL;
+        if ((r = derive_uuid(c, "rootfs-uuid", uuid)) < 0 || (r = derive_uuid(c, "rootfs-hash-seed", hash_seed)) < 0)
+                return r;
+        if (asprintf(&hash_seed_arg, "hash_seed=%s", hash_seed) < 0 ||
+            asprintf(&sde_env, "SOURCE_DATE_EPOCH=%llu", (unsigned long long) c->source_date_epoch) < 0 ||
+            asprintf(&fake_time_env, "E2FSPROGS_FAKE_TIME=%llu", (unsigned long long) c->source_date_epoch) < 0)
+                return -ENOMEM;
+        char *env[] = { sde_env, fake_time_env, NULL };
+        build_progress(c, "tree digest %.16s..., file system UUID %s", c->tree_digest, uuid);
+
         uint64_t usage = 0;
         r = dir_usage(c, &usage);
         if (r < 0)
@@ -926,14 +1212,20 @@ static int make_rootfs(BuildContext *c) {
                 _cleanup_free_ char *size_arg = NULL;
                 if (asprintf(&size_arg, "%lluk", (unsigned long long) (want / 1024)) < 0)
                         return -ENOMEM;
+                /* UUID and directory hash seed from the tree; the times
+                 * mke2fs sets itself from E2FSPROGS_FAKE_TIME. */
                 char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "hull-root",
                                  (char *) "-b", (char *) "4096", (char *) "-m", (char *) "0", (char *) "-O",
-                                 (char *) "^has_journal", (char *) "-d", c->root, c->rootfs_image, size_arg, NULL };
-                r = build_host_run(c, argv);
+                                 (char *) "^has_journal", (char *) "-U", uuid, (char *) "-E", hash_seed_arg,
+                                 (char *) "-d", c->root, c->rootfs_image, size_arg, NULL };
+                r = host_run_env(c, argv, env);
         } else {
-                char *argv[] = { (char *) "mkfs.erofs", (char *) "--quiet", (char *) "-zlz4hc", c->rootfs_image, c->root,
-                                 NULL };
-                r = build_host_run(c, argv);
+                /* With SOURCE_DATE_EPOCH, mkfs.erofs clamps mtimes to it,
+                 * dates the superblock with it and writes extended inodes
+                 * (which keep every file's own mtime). */
+                char *argv[] = { (char *) "mkfs.erofs", (char *) "--quiet", (char *) "-zlz4hc", (char *) "-U", uuid,
+                                 c->rootfs_image, c->root, NULL };
+                r = host_run_env(c, argv, env);
         }
         if (r != 0)
                 return log_error_errno(r < 0 ? r : EPROTO, "mkfs for the %s root file system failed",
@@ -946,11 +1238,19 @@ static int make_rootfs(BuildContext *c) {
                 return -errno;
 
         if (c->spec->verity) {
-                _cleanup_free_ char *out = NULL, *off_arg = NULL;
-                if (asprintf(&off_arg, "--hash-offset=%llu", (unsigned long long) c->rootfs_fs_size) < 0)
+                _cleanup_free_ char *out = NULL, *off_arg = NULL, *salt_arg = NULL, *uuid_arg = NULL;
+                char salt[65], vuuid[37];
+                /* veritysetup picks a random salt and UUID; these come from
+                 * the tree, so the hash tree and root hash are the same for
+                 * the same tree and differ for every other one. */
+                if ((r = derive_hex(c, "verity-salt", salt)) < 0 || (r = derive_uuid(c, "verity-uuid", vuuid)) < 0)
+                        return r;
+                if (asprintf(&off_arg, "--hash-offset=%llu", (unsigned long long) c->rootfs_fs_size) < 0 ||
+                    asprintf(&salt_arg, "--salt=%s", salt) < 0 || asprintf(&uuid_arg, "--uuid=%s", vuuid) < 0)
                         return -ENOMEM;
                 char *argv[] = { (char *) "veritysetup", (char *) "format", off_arg, (char *) "--data-block-size=4096",
-                                 (char *) "--hash-block-size=4096", c->rootfs_image, c->rootfs_image, NULL };
+                                 (char *) "--hash-block-size=4096", salt_arg, uuid_arg, c->rootfs_image, c->rootfs_image,
+                                 NULL };
                 r = spawn_capture(argv, &(SpawnOptions) { .output_fd = c->log_fd }, 1 << 16, &out);
                 if (r != 0)
                         return log_error_errno(r < 0 ? r : EPROTO, "veritysetup format failed");
@@ -1018,22 +1318,13 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
         if (r < 0)
                 return r;
 
+        r = normalise_tree(c);
+        if (r < 0)
+                return r;
         return make_rootfs(c);
 }
 
 /* The ESP image is filled with mtools, so no loop device or mount is needed. */
-static int esp_mkdir(BuildContext *c, const char *esp, const char *dir) {
-        char *argv[] = { (char *) "mmd", (char *) "-i", (char *) esp, (char *) dir, NULL };
-        int r = build_host_run(c, argv);
-        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to create '%s' on the ESP", dir);
-}
-
-static int esp_copy(BuildContext *c, const char *esp, const char *src, const char *dest) {
-        char *argv[] = { (char *) "mcopy", (char *) "-o", (char *) "-i", (char *) esp, (char *) src, (char *) dest, NULL };
-        int r = build_host_run(c, argv);
-        return r == 0 ? 0 : log_error_errno(r < 0 ? r : EIO, "Failed to copy '%s' to the ESP", src);
-}
-
 static int make_esp(BuildContext *c, const char *esp) {
         _cleanup_free_ char *stub = NULL, *efi = NULL, *cfg_path = NULL, *env_path = NULL, *cfg = NULL, *kib = NULL;
         _cleanup_free_ char *stub_arg = NULL;
@@ -1114,23 +1405,64 @@ static int make_esp(BuildContext *c, const char *esp) {
         if (r < 0)
                 return log_error_errno(r, "Failed to write the GRUB environment (kernel.cmdline too long?): %m");
 
+        /* The ESP's tree is laid out in a directory first, its times set
+         * to the build's date, and copied in one mcopy that keeps them:
+         * mmd and mcopy would otherwise stamp every entry with the clock. */
+        static const char *const dirs[] = { "EFI/BOOT", "EFI/hull/a", "EFI/hull/b", NULL };
+        static const struct {
+                const char *dest;
+                size_t src; /* index into srcs[] */
+        } files[] = {
+                { "EFI/BOOT/BOOTX64.EFI", 0 }, { "EFI/hull/grub.cfg", 1 }, { "EFI/hull/grubenv", 2 },
+                { "EFI/hull/a/vmlinuz", 3 },   { "EFI/hull/a/initrd.img", 4 },
+        };
+        const char *srcs[] = { efi, cfg_path, env_path, c->kernel_path, c->initrd_path };
+        _cleanup_free_ char *tree = NULL, *tree_efi = NULL;
+        if (asprintf(&tree, "%s/esp-tree", c->work_dir) < 0 || !(tree_efi = path_join(tree, "EFI")))
+                return -ENOMEM;
+        for (const char *const *d = dirs; *d; d++) {
+                _cleanup_free_ char *p = path_join(tree, *d);
+                if (!p)
+                        return -ENOMEM;
+                if ((r = mkdir_p(p, 0755)) < 0)
+                        return log_error_errno(r, "Failed to create '%s': %m", p);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = path_join(tree, files[i].dest), *data = NULL;
+                size_t sz;
+                if (!p)
+                        return -ENOMEM;
+                r = read_full_file(srcs[files[i].src], 256 << 20, &data, &sz);
+                if (r >= 0)
+                        r = write_file_atomic(p, data, sz, 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to copy '%s' for the ESP: %m", srcs[files[i].src]);
+        }
+        int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (tfd < 0)
+                return log_error_errno(errno, "Failed to open '%s': %m", tree);
+        r = clamp_times_at(tfd, (time_t) c->source_date_epoch, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the times of the ESP's files: %m");
+
+        /* --invariant: no clock in the boot sector or the label's entry;
+         * -i: a volume ID from the tree digest instead of its constant. */
+        char volid[65];
+        r = derive_hex(c, "esp-volume-id", volid);
+        if (r < 0)
+                return r;
+        volid[8] = '\0';
         (void) unlink(esp);
-        char *mkfs[] = { (char *) "mkfs.vfat", (char *) "-F", (char *) "32", (char *) "-n", (char *) "HULL-ESP",
-                         (char *) "-C", (char *) esp, kib, NULL };
+        char *mkfs[] = { (char *) "mkfs.vfat", (char *) "--invariant", (char *) "-i", volid, (char *) "-F", (char *) "32",
+                         (char *) "-n", (char *) "HULL-ESP", (char *) "-C", (char *) esp, kib, NULL };
         r = build_host_run(c, mkfs);
         if (r != 0)
                 return log_error_errno(r < 0 ? r : EPROTO, "mkfs.vfat for the ESP failed");
-
-        static const char *const dirs[] = { "::/EFI", "::/EFI/BOOT", "::/EFI/hull", "::/EFI/hull/a", "::/EFI/hull/b", NULL };
-        for (const char *const *d = dirs; *d; d++)
-                if ((r = esp_mkdir(c, esp, *d)) < 0)
-                        return r;
-        if ((r = esp_copy(c, esp, efi, "::/EFI/BOOT/BOOTX64.EFI")) < 0 ||
-            (r = esp_copy(c, esp, cfg_path, "::/EFI/hull/grub.cfg")) < 0 ||
-            (r = esp_copy(c, esp, env_path, "::/EFI/hull/grubenv")) < 0 ||
-            (r = esp_copy(c, esp, c->kernel_path, "::/EFI/hull/a/vmlinuz")) < 0 ||
-            (r = esp_copy(c, esp, c->initrd_path, "::/EFI/hull/a/initrd.img")) < 0)
-                return r;
+        char *copy[] = { (char *) "mcopy", (char *) "-s", (char *) "-m", (char *) "-i", (char *) esp, tree_efi, (char *) "::/",
+                         NULL };
+        r = build_host_run(c, copy);
+        if (r != 0)
+                return log_error_errno(r < 0 ? r : EIO, "Failed to copy the boot files to the ESP (mcopy)");
         return 0;
 }
 
@@ -1146,16 +1478,13 @@ static int make_bundle(BuildContext *c, char **ret_path) {
         _cleanup_(manifest_freep) Manifest *m = NULL;
         _cleanup_free_ char *path = NULL;
         char created[32];
-        time_t now = time(NULL);
-        const char *sde = getenv("SOURCE_DATE_EPOCH");
-        uint64_t v;
+        /* The build's date, not the clock's: the same inputs give the same manifest. */
+        time_t when = (time_t) c->source_date_epoch;
 
         int r = manifest_new(&m);
         if (r < 0)
                 return r;
-        if (sde && safe_atou64(sde, &v) >= 0)
-                now = (time_t) v;
-        (void) strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        (void) strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&when));
 
         if (!(m->name = strdup(c->spec->name)) || !(m->version = strdup(c->spec->version)) ||
             !(m->arch = strdup(c->spec->arch)) || !(m->created = strdup(created)) ||
@@ -1234,9 +1563,17 @@ static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
         if (pfd < 0 || ftruncate(pfd, (off_t) c->layout.part[PART_PERSIST].size) < 0)
                 return log_error_errno(errno, "Failed to create '%s': %m", persist);
         pfd = safe_close(pfd);
+        char persist_uuid[37], persist_seed[37];
+        _cleanup_free_ char *persist_opts = NULL, *fake_time = NULL;
+        if ((r = derive_uuid(c, "persist-uuid", persist_uuid)) < 0 || (r = derive_uuid(c, "persist-hash-seed", persist_seed)) < 0)
+                return r;
+        if (asprintf(&persist_opts, "lazy_itable_init=0,hash_seed=%s", persist_seed) < 0 ||
+            asprintf(&fake_time, "E2FSPROGS_FAKE_TIME=%llu", (unsigned long long) c->source_date_epoch) < 0)
+                return -ENOMEM;
+        char *persist_env[] = { fake_time, NULL };
         char *mkfs[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "hull-persist",
-                         (char *) "-E", (char *) "lazy_itable_init=0", persist, NULL };
-        r = build_host_run(c, mkfs);
+                         (char *) "-U", persist_uuid, (char *) "-E", persist_opts, persist, NULL };
+        r = host_run_env(c, mkfs, persist_env);
         if (r != 0)
                 return log_error_errno(r < 0 ? r : EPROTO, "mkfs.ext4 for the persist partition failed");
 
@@ -1245,7 +1582,23 @@ static int stage_assemble(BuildContext *c, char **ret_bundle, char **ret_disk) {
         _cleanup_close_ int dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (dfd < 0 || ftruncate(dfd, (off_t) c->layout.disk_size) < 0)
                 return log_error_errno(errno, "Failed to create '%s': %m", tmp);
+        /* GUIDs from the tree digest, not random ones. */
+        char disk_guid[37], part_guid[_PART_MAX][37];
+        if ((r = derive_uuid(c, "disk-guid", disk_guid)) < 0)
+                return r;
+        c->layout.disk_guid = disk_guid;
+        for (PartitionRole p = 0; p < _PART_MAX; p++) {
+                _cleanup_free_ char *purpose = NULL;
+                if (asprintf(&purpose, "partition-guid-%s", partition_role_to_string(p)) < 0)
+                        return -ENOMEM;
+                if ((r = derive_uuid(c, purpose, part_guid[p])) < 0)
+                        return r;
+                c->layout.part[p].uuid = part_guid[p];
+        }
         r = gpt_write_layout(tmp, &c->layout);
+        c->layout.disk_guid = NULL;
+        for (PartitionRole p = 0; p < _PART_MAX; p++)
+                c->layout.part[p].uuid = NULL;
         if (r < 0)
                 return log_error_errno(r, "Failed to write the GPT to '%s': %m", tmp);
         if ((r = copy_file_to_offset(esp, dfd, c->layout.part[PART_ESP].offset)) < 0 ||
@@ -1317,6 +1670,9 @@ int build_run(BuildContext *c) {
         r = layout_compute(c->spec->esp_size, c->spec->root_size, c->spec->persist_size, &c->layout);
         if (r < 0)
                 return log_error_errno(r, "Invalid partition sizes: %m");
+        r = epoch_from_environment(c);
+        if (r < 0)
+                return r;
 
         if ((r = mkdir_p(c->output_dir, 0755)) < 0)
                 return log_error_errno(r, "Failed to create output directory '%s': %m", c->output_dir);
@@ -1346,6 +1702,8 @@ int build_run(BuildContext *c) {
         r = build_kubernetes_check_sources(c);
         if (r >= 0)
                 r = stage_bootstrap_and_packages(c, be);
+        if (r >= 0 && !stopping_after(c, "packages"))
+                r = pick_epoch(c, be);
         if (r >= 0 && !stopping_after(c, "packages"))
                 r = stage_customise(c);
         if (r >= 0 && !stopping_after(c, "packages") && !stopping_after(c, "customise"))

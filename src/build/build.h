@@ -42,6 +42,14 @@ typedef struct BuildContext {
         DiskLayout layout;
         unsigned package_count;
 
+        /* Reproducible output (docs/BUILDER.md, "Reproducible images"):
+         * SOURCE_DATE_EPOCH, from the environment or the newest package's
+         * date; and a SHA-256 over the sealed tree, from which the file
+         * system UUIDs and the dm-verity salt are derived. */
+        uint64_t source_date_epoch;
+        bool source_date_epoch_given;
+        char tree_digest[65];
+
         /* Host directories bind-mounted read-only into build_chroot_run():
          * pairs of host path and absolute path under /run inside the tree
          * (/run is a tmpfs private to each run, so nothing is left in the

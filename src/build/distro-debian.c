@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +560,50 @@ static int debian_remove_package_manager(BuildContext *c) {
         return r == 0 ? 0 : log_error_errno(r < 0 ? r : EPROTO, "Failed to remove the package manager from the image");
 }
 
+/* Every Debian package ships /usr/share/doc/PKG/copyright (policy 12.5; the
+ * bootstrap keeps these files while it drops the rest of the docs), and dpkg
+ * unpacks it with the mtime it has in the .deb: the package build's date,
+ * clamped by debhelper to the changelog's. Nothing rewrites it afterwards,
+ * unlike conffiles or files that maintainer scripts touch, so the newest one
+ * dates the newest package and depends only on the versions installed. */
+static int debian_package_epoch(BuildContext *c, uint64_t *ret) {
+        _cleanup_free_ char *docs = path_join(c->root, "usr/share/doc");
+        uint64_t newest = 0;
+        unsigned n = 0;
+        struct dirent *de;
+
+        if (!docs)
+                return -ENOMEM;
+        DIR *d = opendir(docs);
+        if (!d)
+                return log_error_errno(errno, "Cannot date the packages: no '%s' (%m); set SOURCE_DATE_EPOCH", docs);
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (de->d_name[0] == '.')
+                        continue;
+                /* A doc directory may be a symlink to another package's,
+                 * possibly absolute: never follow it out of the tree. */
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                _cleanup_free_ char *rel = path_join(de->d_name, "copyright");
+                if (!rel) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                if (fstatat(dirfd(d), rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                n++;
+                if (st.st_mtime > 0 && (uint64_t) st.st_mtime > newest)
+                        newest = (uint64_t) st.st_mtime;
+        }
+        closedir(d);
+        if (n == 0 || newest == 0)
+                return log_error_errno(ENOENT, "Cannot date the packages: no /usr/share/doc/*/copyright in the image; "
+                                               "set SOURCE_DATE_EPOCH");
+        *ret = newest;
+        return 0;
+}
+
 static const DistroBackend debian_backend = {
         .name = "debian",
         .base_packages = debian_base_packages,
@@ -567,6 +612,7 @@ static const DistroBackend debian_backend = {
         .prepare_boot = debian_prepare_boot,
         .record_packages = debian_record_packages,
         .remove_package_manager = debian_remove_package_manager,
+        .package_epoch = debian_package_epoch,
 };
 
 const DistroBackend *distro_backend_find(const char *name) {

@@ -25,6 +25,12 @@ typedef struct DistroBackend {
         int (*record_packages)(BuildContext *c);
         /* Remove the package manager and its caches from the tree. */
         int (*remove_package_manager)(BuildContext *c);
+        /* The date of the newest installed package (seconds since the epoch),
+         * read from what the packages put in c->root: the build's
+         * SOURCE_DATE_EPOCH when none is given, so that the same package
+         * versions give the same date (docs/BUILDER.md, "Reproducible
+         * images"). Logs what failed. */
+        int (*package_epoch)(BuildContext *c, uint64_t *ret);
 } DistroBackend;
 
 const DistroBackend *distro_backend_find(const char *name);

@@ -26,6 +26,8 @@ static int add_partition(struct fdisk_context *ctx, size_t partno, const Partiti
             (r = fdisk_partition_set_size(pa, p->size / LAYOUT_SECTOR)) < 0 ||
             (r = fdisk_partition_set_partno(pa, partno)) < 0 || (r = fdisk_partition_set_name(pa, p->label)) < 0)
                 return r;
+        if (p->uuid && (r = fdisk_partition_set_uuid(pa, p->uuid)) < 0)
+                return r;
         return fdisk_add_partition(ctx, pa, NULL);
 }
 
@@ -53,6 +55,8 @@ int gpt_write_layout(const char *device, const DiskLayout *l) {
                 return -ENOSPC;
         }
         r = fdisk_create_disklabel(ctx, "gpt");
+        if (r >= 0 && l->disk_guid)
+                r = fdisk_set_disklabel_id_from_string(ctx, l->disk_guid);
         for (size_t i = 0; r >= 0 && i < _PART_MAX; i++)
                 r = add_partition(ctx, i, &l->part[i]);
         if (r >= 0)

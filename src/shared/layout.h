@@ -30,11 +30,15 @@ typedef struct Partition {
         const char *type_uuid;
         uint64_t offset;      /* bytes from the start of the disk */
         uint64_t size;        /* bytes */
+        const char *uuid;     /* the partition's unique GUID; NULL: a random one */
 } Partition;
 
 typedef struct DiskLayout {
         Partition part[_PART_MAX];
         uint64_t disk_size;
+        /* The disk GUID; NULL: a random one. hull-build fixes both kinds for
+         * reproducible disk images; on a node every disk gets random ones. */
+        const char *disk_guid;
 } DiskLayout;
 
 /* Well-known GPT type GUIDs: the UEFI ESP, and from the Discoverable

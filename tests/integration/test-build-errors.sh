@@ -101,6 +101,15 @@ expect_failure root-too-small "$WORK/small.yaml" "partitions.root is only 64.0 M
 { base; printf 'rootfs: {type: ext4}\npartitions:\n  root: 64M\n'; } >"$WORK/small4.yaml"
 expect_failure root-too-small-ext4 "$WORK/small4.yaml" "partitions.root is 64.0 MiB" "raise partitions.root"
 
+# 7. No package date to derive SOURCE_DATE_EPOCH from (a hook removed every
+# /usr/share/doc/*/copyright): the build says so and how to go on.
+printf '#!/bin/sh\nrm -rf /usr/share/doc\n' >"$WORK/hooks/nodocs.sh"
+chmod +x "$WORK/hooks/nodocs.sh"
+{ base; printf 'hooks:\n  post-bootstrap: [hooks/nodocs.sh]\n'; } >"$WORK/nodocs.yaml"
+unset SOURCE_DATE_EPOCH
+expect_failure no-package-date "$WORK/nodocs.yaml" "stage 'customise' failed" "Cannot date the packages" \
+        "set SOURCE_DATE_EPOCH"
+
 rm -rf "$WORK"
 echo "build-errors: $failures failure(s)"
 [ $failures -eq 0 ]
