@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctl-format.h"
+#include "strutil.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -158,6 +159,32 @@ int ctl_format_operation(json_t *op, unsigned indent, FILE *f) {
         if (json_is_object(error) || json_is_string(error)) {
                 (void) fprintf(f, "%*serror: ", (int) indent, "");
                 put_error(f, error);
+                (void) fputc('\n', f);
+        }
+        const char *notice = json_string_value(json_object_get(op, "notice"));
+        if (notice) {
+                (void) fprintf(f, "%*snotice: ", (int) indent, "");
+                put_safe(f, notice);
+                (void) fputc('\n', f);
+        }
+        /* What a download cost (docs/DELTA.md). */
+        json_t *t = json_object_get(op, "transfer");
+        json_int_t bundle = json_integer_value(json_object_get(t, "bundle")),
+                   fetched = json_integer_value(json_object_get(t, "fetched")),
+                   reused = json_integer_value(json_object_get(t, "reused")),
+                   resumed = json_integer_value(json_object_get(t, "resumed"));
+        if (json_is_object(t) && bundle > 0 && fetched >= 0 && reused >= 0 && resumed >= 0) {
+                char a[32], b[32], c[32];
+                (void) fprintf(f, "%*sdownload: %s of %s (%.1f%%)", (int) indent, "",
+                               format_bytes(a, sizeof(a), (uint64_t) fetched), format_bytes(b, sizeof(b), (uint64_t) bundle),
+                               100.0 * (double) fetched / (double) bundle);
+                if (json_is_true(json_object_get(t, "full")))
+                        (void) fputs(", the whole bundle", f);
+                else
+                        (void) fprintf(f, ", %s already on this node", format_bytes(c, sizeof(c), (uint64_t) reused));
+                if (resumed > 0)
+                        (void) fprintf(f, " (%s of it from an interrupted stage)",
+                                       format_bytes(a, sizeof(a), (uint64_t) resumed));
                 (void) fputc('\n', f);
         }
         return 0;

@@ -245,6 +245,20 @@ static void test_operation(void) {
         check(OPERATION,
               "{\"type\": \"stage\", \"state\": \"running\", \"phase\": \"fetching-header\", \"done\": 1048576, \"total\": 0}",
               "stage: running, phase fetching-header (1.0 MiB)\n");
+        /* A delta download, and a fallback with its notice. */
+        check(OPERATION,
+              "{\"id\": 10, \"type\": \"stage\", \"state\": \"succeeded\", \"version\": \"2.0.0\", \"slot\": \"b\","
+              " \"notice\": null, \"transfer\": {\"bundle\": 379584512, \"fetched\": 4194304, \"reused\": 375390208,"
+              " \"resumed\": 104857600, \"full\": false}}",
+              "#10 stage (version 2.0.0, slot b): succeeded\n"
+              "    download: 4.0 MiB of 362.0 MiB (1.1%), 358.0 MiB already on this node (100.0 MiB of it from an interrupted stage)\n");
+        check(OPERATION,
+              "{\"id\": 11, \"type\": \"stage\", \"state\": \"succeeded\", \"notice\": \"the server ignores HTTP Range requests:"
+              " downloading the whole bundle\", \"transfer\": {\"bundle\": 1048576, \"fetched\": 1048576, \"reused\": 0,"
+              " \"resumed\": 0, \"full\": true}}",
+              "#11 stage: succeeded\n"
+              "    notice: the server ignores HTTP Range requests: downloading the whole bundle\n"
+              "    download: 1.0 MiB of 1.0 MiB (100.0%), the whole bundle\n");
         check(OPERATION, "null", "none\n");
         /* Whatever the agent passes on from elsewhere cannot drive the terminal. */
         check(OPERATION,
