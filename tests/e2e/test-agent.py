@@ -3,8 +3,12 @@
 """End-to-end test of hull-agent in QEMU (TCG, OVMF):
 
   1. boot v1 (slot a);
-  2. stage v2 from a second virtual disk (bad bundles first: refused, the
-     boot configuration unchanged);
+  2. bad bundles from a second virtual disk (refused, the boot
+     configuration unchanged); then v2 as a delta from a registry on the
+     host (hull-build push to Debian's docker-registry, TLS and htpasswd;
+     oci://...@sha256:...): a power cut in the middle, a SIGKILLed agent
+     in the middle, the registry down when the last attempt starts; each
+     next stage resumes from the checkpoint instead of downloading again;
   3. activate, reboot into v2, watch the agent mark it good by itself;
   4. roll back to v1;
   5. stage a deliberately broken v3 (a health check that always fails),
@@ -28,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2etest  # noqa: E402
 from e2etest import check  # noqa: E402
 from hullvm import VM  # noqa: E402
+from registry import Registry  # noqa: E402
 
 BROKEN_FILES = """  - source: files/50-e2e-broken
     path: /usr/lib/hull/health.d/50-e2e-broken
@@ -83,7 +88,7 @@ class Node:
     def boot(self, timeout=600):
         if self.vm:
             self.vm.stop()
-        self.vm = VM(self.disk, self.log, no_reboot=True, channel=True, extra_disks=self.extra)
+        self.vm = VM(self.disk, self.log, no_reboot=True, channel=True, extra_disks=self.extra, net=True)
         self.vm.start()
         line = self.vm.expect("hull: ready", timeout)
         print("booted after %.1f s: %s" % (self.vm.elapsed(), line), flush=True)
@@ -158,8 +163,14 @@ def main():
         g.write(f.read(8 << 20))
     disk = os.path.join(work, "node.img")
     shutil.copy(v1 + ".img", disk)
+    reg = Registry(work)
+    reg.start()
+    digest = reg.push(hull_build, v2 + ".hullb", "hull/os:2.0.0")
+    check(digest.startswith("sha256:"), "hull-build push puts v2 into the registry: %s" % digest)
+    v2_oci = "oci://%s/hull/os@%s" % (reg.guest_host, digest)
     extra = [bundle_disk(work, {"v2.hullb": v2 + ".hullb", "v3.hullb": v3 + ".hullb",
-                                "foreign.hullb": foreign, "truncated.hullb": truncated})]
+                                "foreign.hullb": foreign, "truncated.hullb": truncated,
+                                "registry-ca.pem": reg.ca, "registry-auth.json": reg.auth})]
     log = e2etest.fresh_console_log(work)
     node = Node(disk, log, extra)
     t0 = time.monotonic()
@@ -211,19 +222,39 @@ def main():
         st = node.status()
         check(st["boot"]["slot"] == "a" and slot(st, "a")["state"] == "good" and slot(st, "a")["priority"] == 10,
               "after the refusals slot a is still good and preferred")
+        # v2 from the registry, as a delta: the node's credentials file is
+        # node-local (/etc/hull/registry-auth.json), never in a request.
+        rc, out = node.sh("mkdir -p /etc/hull && cp /run/bundles/registry-auth.json /etc/hull/registry-auth.json")
+        check(rc == 0, "the registry credentials are put on the node")
+        stage_oci = "stage --no-wait --ca-file /run/bundles/registry-ca.pem " + v2_oci
+
+        def checkpoint():
+            rc, out = node.sh("cat /persist/hull/agent/stage-checkpoint.json 2>/dev/null || echo '{}'")
+            try:
+                return json.loads(out[out.index("{"):]).get("verified", 0)
+            except ValueError:
+                return 0
+
+        def wait_checkpoint(above, what, timeout=240):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                v = checkpoint()
+                if v > above:
+                    return v
+                op = node.status().get("operation") or {}
+                if op.get("state") != "running":
+                    check(False, "%s: the stage ended first: %s" % (what, json.dumps(op)))
+                    return v
+                time.sleep(0.5)
+            check(False, "%s: no checkpoint beyond %d bytes" % (what, above))
+            return 0
+
         # Power cut in the middle of staging: the node boots the old slot
         # with its data, and the half-written slot is never booted.
-        rc, op, out = node.ctl("stage --no-wait /run/bundles/v2.hullb")
-        check(rc == 0 and op and op.get("state") == "running", "a stage starts (--no-wait)")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            rc, op, out = node.ctl("status")
-            o = (op or {}).get("operation") or {}
-            if o.get("phase") == "writing" and o.get("done", 0) > (64 << 20):
-                break
-            time.sleep(1)
-        check(o.get("phase") == "writing", "the stage is writing slot b (%d MiB) when the power goes" %
-              (o.get("done", 0) >> 20))
+        rc, op, out = node.ctl(stage_oci)
+        check(rc == 0 and op and op.get("state") == "running", "a stage from the registry starts (--no-wait)")
+        cut_at = wait_checkpoint(0, "power cut")
+        check(cut_at > 0, "the stage checkpointed %d MiB of slot b when the power goes" % (cut_at >> 20))
         node.vm.proc.kill()  # power cut
         node.vm.proc.wait()
         node.boot()
@@ -234,15 +265,46 @@ def main():
         check(slot(st, "b")["state"] == "bad", "the half-written slot b is marked bad, never booted")
         check((st["operation"] or {}).get("error", {}).get("code") == "interrupted",
               "the cut stage is reported as interrupted")
+        check(checkpoint() == cut_at, "the checkpoint survived the power cut")
         rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
         check("time.example.com" in out, "the /etc change survived the power cut")
 
+        # The agent is SIGKILLed in the middle of the next attempt; systemd
+        # starts it again and it reports the stage as interrupted.
+        rc, op, out = node.ctl(stage_oci)
+        check(rc == 0 and op and op.get("state") == "running", "the stage starts again")
+        killed_at = wait_checkpoint(cut_at, "agent kill")
+        rc, out = node.sh("systemctl kill -s KILL hull-agent.service")
+        check(rc == 0, "hull-agent is SIGKILLed with %d MiB checkpointed" % (killed_at >> 20))
+        st = node.wait_status(lambda s: (s.get("operation") or {}).get("state") == "failed",
+                              "the restarted agent reports the killed stage", timeout=120)
+        check(((st.get("operation") or {}).get("error") or {}).get("code") == "interrupted",
+              "the restarted agent reports the killed stage as interrupted")
+
+        # The last attempt starts while the registry is down; it comes back
+        # within the download's retries. The stage resumes from the
+        # checkpoint and fetches only what this node does not have.
+        reg.stop()
         t_stage = time.monotonic()
-        rc, op, out = node.ctl("stage /run/bundles/v2.hullb --version 2.0.0")
-        print("BENCH stage-v2-in-guest %.1f s for %d MiB (TCG)" % (time.monotonic() - t_stage,
-              os.path.getsize(v2 + ".hullb") >> 20), flush=True)
-        check(rc == 0 and op and op.get("state") == "succeeded", "v2 stages from the second disk: %s" %
-              (op or {}).get("error"))
+        rc, op, out = node.ctl(stage_oci + " --version 2.0.0")
+        time.sleep(4)
+        reg.start()
+        st = node.wait_status(lambda s: (s.get("operation") or {}).get("state") != "running",
+                              "the resumed stage ends", timeout=600)
+        op = st.get("operation") or {}
+        tr = op.get("transfer") or {}
+        print("BENCH stage-v2-delta-in-guest %.1f s: fetched %d of %d bytes, reused %d, resumed %d (TCG)" % (
+              time.monotonic() - t_stage, tr.get("fetched", -1), tr.get("bundle", -1), tr.get("reused", -1),
+              tr.get("resumed", -1)), flush=True)
+        check(op.get("state") == "succeeded", "v2 stages from the registry: %s" % op.get("error"))
+        check(tr.get("resumed", 0) >= killed_at - (64 << 20),
+              "the stage resumed: %d MiB re-verified in slot b, not downloaded" % (tr.get("resumed", 0) >> 20))
+        check(0 < tr.get("fetched", 0) < tr.get("bundle", 0) // 10 and not tr.get("full"),
+              "a delta: %d KiB fetched of a %d MiB bundle" % (tr.get("fetched", 0) >> 10, tr.get("bundle", 0) >> 20))
+        check(checkpoint() == 0, "the checkpoint is gone once the stage succeeded")
+        rc, out = node.sh("hullctl status | grep -E 'download|notice'")
+        print("  " + out.strip().replace("\n", "\n  "))
+        check("download:" in out, "hullctl status says what the stage downloaded")
         st = node.status()
         print("  " + describe(st))
         check(slot(st, "b")["state"] == "staged" and slot(st, "b")["version"] == "2.0.0", "slot b holds v2, staged")
@@ -318,6 +380,7 @@ def main():
     except (TimeoutError, RuntimeError) as e:
         check(False, "%s (console log: %s)" % (e, log))
     finally:
+        reg.stop()
         if node.vm:
             node.vm.stop()
     return 1 if e2etest.failures else 0

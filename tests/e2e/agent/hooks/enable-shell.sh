@@ -1,3 +1,3 @@
 #!/bin/sh
 set -eu
-systemctl enable hull-e2e-shell.service
+systemctl enable hull-e2e-shell.service systemd-networkd.service
