@@ -193,6 +193,45 @@ D drop "$URL/drop-after/200000/v2.hullb"
 check "a server that keeps dropping: the stage fails, b is not staged" "[ $(rc drop) != 0 ] && ! U status | grep -q '^b staged'"
 echo "  $(grep '^error' "$T/drop.out")"
 
+# 8. SIGKILL at random points of delta stages (the power-cut harness's
+# share of delta staging; test-update.sh has full stages and activation):
+# after each, slot b is bad or staged, never bootable half-written, slot a
+# and its boot entry untouched; the next stage resumes from whatever
+# checkpoint the killed one left and, at the end, slot b is exactly v2.
+kills=${HULL_TEST_DELTA_KILLS:-40}
+wipe_b
+a_entry() { grub-editenv "$ENV" list | grep -E '^hull_a_' | sort | tr '\n' ';'; }
+a_before=$(a_entry)
+bad=0 n_bad=0 n_staged=0 n_resumed=0
+for i in $(seq 1 "$kills"); do
+        "$TOOL" --esp "$T/esp" --slot-a "$A" --slot-b "$B" --keys "$T/keys" --booted a stage-delta "$URL/v2.hullb" \
+                "${SRC[@]}" --checkpoint "$T/checkpoint" >"$T/kill.out" 2>/dev/null &
+        pid=$!
+        ms=$((RANDOM % 700))
+        sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        grep -q 'resumed=[1-9]' "$T/kill.out" && n_resumed=$((n_resumed + 1))
+        st=$(status)
+        case "$st" in
+        "a good 1.0.0 10 0;b bad 2.0.0 0 0;" | "a good 1.0.0 10 0;b empty - 0 0;") n_bad=$((n_bad + 1)) ;;
+        "a good 1.0.0 10 0;b staged 2.0.0 0 0;")
+                n_staged=$((n_staged + 1))
+                slot_b_is "$T/v2.rootfs" || { echo "  after kill $i: staged but slot b is not v2"; bad=$((bad + 1)); }
+                # Start over, so that later kills land in a stage again.
+                reset_env ;;
+        *) echo "  after kill $i: $st"; bad=$((bad + 1)) ;;
+        esac
+        [ "$(a_entry)" = "$a_before" ] || { echo "  after kill $i: slot a's boot entry changed"; bad=$((bad + 1)); }
+        [ "$(U grub-boot)" = a ] || { echo "  after kill $i: GRUB would not boot a"; bad=$((bad + 1)); }
+        reset_env
+done
+echo "  after $kills kills: b not bootable $n_bad times, staged (and exactly v2) $n_staged times, $n_resumed stages resumed"
+check "$kills SIGKILLs of delta stages: a untouched and booted, b never bootable half-written" \
+        "[ $bad -eq 0 ] && [ '$(sha256sum <"$A")' = '$a_sum' ]"
+D final "$URL/v2.hullb"
+check "a delta stage after the kills completes with slot b exactly v2" "[ $(rc final) = 0 ] && staged_v2"
+
 echo "requests: $(grep -c 'v2.hullb' "$T/server.log")"
 [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
 echo "all delta checks passed"

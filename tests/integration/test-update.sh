@@ -130,7 +130,7 @@ expect_err "inactive slot mounted" EBUSY U stage "$T/v2.hullb"
 umount "$T/mnt"
 
 # 5. SIGKILL at random points during staging.
-kills=${HULL_TEST_KILLS:-25}
+kills=${HULL_TEST_KILLS:-40}
 bad=0
 for i in $(seq 1 "$kills"); do
         # The tool itself in the background (not a shell function, whose
@@ -158,6 +158,38 @@ check "$kills SIGKILLs: GRUB's own tool reads the env, a untouched, b never boot
 check "GRUB boots a after the kills" "[ \"\$(U grub-boot)\" = a ]"
 U stage "$T/v2.hullb" >/dev/null 2>&1
 check "a stage after the kills completes" "U status | grep -q '^b staged 2.0.0' && cmp -s -n $((40 << 20)) '$T/rootfs' '$B'"
+
+# 5b. SIGKILL at random points of activation (the update tool's process
+# start included, so some kills land before, some during, some after the
+# environment is replaced): GRUB then boots a, or b if the activation was
+# complete, and whichever it boots holds exactly its image.
+akills=${HULL_TEST_ACTIVATE_KILLS:-20}
+cp "$ENV" "$T/env.staged"
+bad=0 n_before=0 n_after=0
+for i in $(seq 1 "$akills"); do
+        cp "$T/env.staged" "$ENV"
+        "$TOOL" --esp "$T/esp" --slot-a "$A" --slot-b "$B" --keys "$T/keys" --booted a activate >/dev/null 2>&1 &
+        pid=$!
+        us=$((RANDOM % 20000))
+        sleep "0.$(printf '%06d' $us)"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        grub-editenv "$ENV" list >/dev/null || { echo "  after kill $i: GRUB cannot read the env"; bad=$((bad + 1)); }
+        booted=$(U grub-boot)
+        case "$(status)" in
+        "a good 1.0.0 12 0;b staged 2.0.0 0 0;")
+                n_before=$((n_before + 1))
+                [ "$booted" = a ] || { echo "  after kill $i: staged, but GRUB picks $booted"; bad=$((bad + 1)); } ;;
+        "a good 1.0.0 "*";b trying 2.0.0 "*)
+                n_after=$((n_after + 1))
+                [ "$booted" = b ] && cmp -s -n $((40 << 20)) "$T/rootfs" "$B" ||
+                        { echo "  after kill $i: activated, but GRUB picks $booted or b is not v2"; bad=$((bad + 1)); } ;;
+        *) echo "  after kill $i: $(status)"; bad=$((bad + 1)) ;;
+        esac
+done
+cp "$T/env.staged" "$ENV"
+echo "  after $akills kills of activate: not yet activated $n_before times, activated $n_after times"
+check "$akills SIGKILLs of activation: GRUB boots a, or b complete and verified" "[ $bad -eq 0 ]"
 
 # 6. Fallback: an activated slot that never gets marked good.
 U activate 2 >/dev/null
