@@ -756,6 +756,24 @@ def scenario_components(tmp):
         f.close()
 
 
+def scenario_oci(tmp):
+    """An OS object pinned to an OCI registry (oci://HOST/REPO@sha256:D, sha256
+    the same digest, as hullctl cluster upgrade writes it) rolls out like an
+    https one through the CRD, the operator and every hull-node."""
+    f = Fleet(tmp, 6)
+    digest = "5d" * 32
+    ref = f"oci://registry.example.com:5000/hull/os@sha256:{digest}"
+    try:
+        f.start_operator()
+        f.watch.track("workers", f.names, 2)
+        f.apply_os("workers", upgrade_spec(max_unavailable=2, image={"url": ref, "sha256": digest}))
+        ok = f.wait("all 6 nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=300)
+        check(ok, "every node reached 2.0.0 from the registry reference")
+        check(not f.watch.violations, "maxUnavailable 2 never exceeded")
+    finally:
+        f.close()
+
+
 def scenario_config(tmp):
     """A config-only change goes out without a reboot and without a cordon."""
     f = Fleet(tmp, 4)
