@@ -180,6 +180,20 @@ int error_set(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
+int error_set_first(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        if (!ret_error || *ret_error)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        *ret_error = m;
+        return r;
+}
+
 const char *string_quote(char buf[static STRING_QUOTE_SIZE], const char *s) {
         size_t n = 0;
 

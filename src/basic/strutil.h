@@ -34,6 +34,10 @@ char **strv_append(char **l, const char *s);
  * freeing one it held, and returns r; -ENOMEM if the message cannot be
  * made. */
 int error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+/* The same, but a message already there is kept: the first failure is the
+ * most specific one, callers up the stack only add generic ones. Out of
+ * memory for the message leaves none. */
+int error_set_first(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 
 /* A user-supplied string, quoted, escaped (", \ and anything outside
  * printable ASCII as \xNN) and cut after STRING_QUOTE_CHARS characters, so

@@ -66,20 +66,6 @@ typedef struct Delta {
         uint64_t pos;           /* bundle bytes handed on */
 } Delta;
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!ret_error || *ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        *ret_error = m;
-        return r;
-}
-
 static void delta_done(Delta *d) {
         free(d->head);
         manifest_free(d->m);
@@ -351,7 +337,7 @@ static int read_index(Delta *d, const ManifestPayload *p) {
         int r;
 
         if (p->size > CHUNK_INDEX_SIZE_MAX)
-                return fail(d->error, -EBADMSG, "the bundle's chunk index is too large (%" PRIu64 " bytes)", p->size);
+                return error_set_first(d->error, -EBADMSG, "the bundle's chunk index is too large (%" PRIu64 " bytes)", p->size);
         d->index_data = malloc((size_t) p->size);
         if (!d->index_data)
                 return -ENOMEM;
@@ -360,12 +346,12 @@ static int read_index(Delta *d, const ManifestPayload *p) {
         if (r < 0)
                 return r;
         if (!digest_matches(d->index_data, d->index_size, p->sha256))
-                return fail(d->error, -EBADMSG, "the chunk index does not match its signed digest: the bundle is corrupt or was tampered with");
+                return error_set_first(d->error, -EBADMSG, "the chunk index does not match its signed digest: the bundle is corrupt or was tampered with");
         r = chunk_index_parse(d->index_data, d->index_size, &d->index);
         if (r == -EPROTONOSUPPORT)
                 return r;
         if (r < 0)
-                return fail(d->error, -EBADMSG, "the bundle's chunk index is malformed");
+                return error_set_first(d->error, -EBADMSG, "the bundle's chunk index is malformed");
         return chunk_index_check_manifest(d->index, d->m, d->error);
 }
 
@@ -400,14 +386,14 @@ static int save_checkpoint(Delta *d, uint64_t verified) {
                 return 0;
         /* What the checkpoint vouches for must be on the medium first. */
         if (fsync(d->target_fd) < 0)
-                return fail(d->error, -errno, "syncing %s failed: %m", d->o->target_device);
+                return error_set_first(d->error, -errno, "syncing %s failed: %m", d->o->target_device);
         j = json_pack("{s:i, s:s, s:s, s:s, s:I}", "format", CHECKPOINT_FORMAT, "bundle", d->head_sha, "device",
                       d->o->target_device, "payload", "rootfs", "verified", (json_int_t) verified);
         if (!j || !(s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS)))
                 return -ENOMEM;
         int r = write_file_atomic(d->o->checkpoint, s, strlen(s), 0600);
         if (r < 0)
-                return fail(d->error, r, "cannot write the stage checkpoint %s: %s", d->o->checkpoint, strerror(-r));
+                return error_set_first(d->error, r, "cannot write the stage checkpoint %s: %s", d->o->checkpoint, strerror(-r));
         d->last_checkpoint = verified;
         return 0;
 }
@@ -449,7 +435,7 @@ static int scan_sources(Delta *d) {
                 r = chunk_store_scan(d->store, (unsigned) d->n_src, fd, size - size % d->index->params.block_size,
                                      &d->index->params);
                 if (r < 0)
-                        return fail(d->error, r, "cannot read %s to find chunks to reuse: %s", *s, strerror(-r));
+                        return error_set_first(d->error, r, "cannot read %s to find chunks to reuse: %s", *s, strerror(-r));
                 d->n_src++;
         }
         return 0;
@@ -547,7 +533,7 @@ static int do_payload(Delta *d, const ManifestPayload *p) {
                         if (where[k] == FROM_NET) {
                                 data = win + at[k];
                                 if (!digest_matches(data, c->size, c->sha256))
-                                        return fail(d->error, -EBADMSG,
+                                        return error_set_first(d->error, -EBADMSG,
                                                     "chunk %zu of payload '%s' (bytes %" PRIu64 "-%" PRIu64 ") does not match the signed chunk index: the server sent other bytes",
                                                     j + k, p->name, c->offset, c->offset + c->size - 1);
                         } else if (read_local(d, c, where[k], one)) {
@@ -560,7 +546,7 @@ static int do_payload(Delta *d, const ManifestPayload *p) {
                                 if (r < 0)
                                         return r;
                                 if (!digest_matches(one, c->size, c->sha256))
-                                        return fail(d->error, -EBADMSG,
+                                        return error_set_first(d->error, -EBADMSG,
                                                     "chunk %zu of payload '%s' does not match the signed chunk index: the server sent other bytes",
                                                     j + k, p->name);
                                 data = one;
@@ -621,7 +607,7 @@ static int run(Delta *d) {
         if (d->o->target_device) {
                 d->target_fd = open(d->o->target_device, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (d->target_fd < 0)
-                        return fail(d->error, -errno, "cannot open %s: %m", d->o->target_device);
+                        return error_set_first(d->error, -errno, "cannot open %s: %m", d->o->target_device);
         }
         load_checkpoint(d);
         r = scan_sources(d);

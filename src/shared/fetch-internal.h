@@ -15,3 +15,7 @@ int fetch_setup_common(CURL *curl, const FetchOptions *o, char *errbuf) _warn_un
 /* curl_easy_cleanup() plus what fetch_setup_common() attached. */
 void fetch_curl_cleanup(CURL *curl);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, fetch_curl_cleanup);
+/* Digits only, no sign, no overflow; *p is left after the number. */
+int fetch_parse_u64(const char **p, uint64_t *ret) _warn_unused_result_;
+/* Sleep between retries, but notice *cancel within 100 ms: -ECANCELED. */
+int fetch_sleep(const volatile int *cancel, unsigned msec) _warn_unused_result_;

@@ -60,38 +60,8 @@ typedef struct Ranges {
         int error;
 } Ranges;
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!ret_error || *ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        *ret_error = m;
-        return r;
-}
-
 static bool cancelled(const Ranges *g) {
         return g->o->cancel && *g->o->cancel != 0;
-}
-
-static int parse_u64(const char **p, uint64_t *ret) {
-        const char *s = *p;
-        uint64_t v = 0;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        for (; *s >= '0' && *s <= '9'; s++) {
-                if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *p = s;
-        *ret = v;
-        return 0;
 }
 
 /* "bytes S-E/T" or "bytes S-E/(star)": sets pos and end. */
@@ -102,12 +72,12 @@ static int parse_content_range(Ranges *g, const char *v) {
                 return -EINVAL;
         v += 5;
         v += strspn(v, " ");
-        if (parse_u64(&v, &start) < 0 || *v++ != '-' || parse_u64(&v, &last) < 0 || last < start || *v++ != '/')
+        if (fetch_parse_u64(&v, &start) < 0 || *v++ != '-' || fetch_parse_u64(&v, &last) < 0 || last < start || *v++ != '/')
                 return -EINVAL;
         if (*v == '*')
                 v++;
         else {
-                if (parse_u64(&v, &total) < 0 || last >= total)
+                if (fetch_parse_u64(&v, &total) < 0 || last >= total)
                         return -EINVAL;
                 if (g->total > 0 && total != g->total) {
                         g->seen_total = total;
@@ -205,7 +175,7 @@ static int part_line(Ranges *g) {
         /* PART_HEADERS */
         if (n == 0) {
                 if (!g->part_has_range)
-                        return fail(g->ret_error, -ECOMM, "downloading %s failed: a part of the multipart answer has no Content-Range",
+                        return error_set_first(g->ret_error, -ECOMM, "downloading %s failed: a part of the multipart answer has no Content-Range",
                                     g->o->url);
                 g->state = PART_DATA;
                 return 0;
@@ -215,10 +185,10 @@ static int part_line(Ranges *g) {
                 const char *v = colon + 1 + strspn(colon + 1, " \t");
                 int r = parse_content_range(g, v);
                 if (r == -ESTALE)
-                        return fail(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
+                        return error_set_first(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
                                     g->o->url, g->seen_total, g->total);
                 if (r < 0)
-                        return fail(g->ret_error, -ECOMM, "downloading %s failed: a malformed Content-Range in a multipart part",
+                        return error_set_first(g->ret_error, -ECOMM, "downloading %s failed: a malformed Content-Range in a multipart part",
                                     g->o->url);
                 g->part_has_range = true;
         }
@@ -244,7 +214,7 @@ static int multipart_feed(Ranges *g, const uint8_t *p, size_t len) {
                 const uint8_t *nl = memchr(p, '\n', len);
                 size_t take = nl ? (size_t) (nl - p) + 1 : len;
                 if (g->line_len + take >= sizeof(g->line))
-                        return fail(g->ret_error, -ECOMM, "downloading %s failed: a malformed multipart answer", g->o->url);
+                        return error_set_first(g->ret_error, -ECOMM, "downloading %s failed: a malformed multipart answer", g->o->url);
                 memcpy(g->line + g->line_len, p, take);
                 g->line_len += take;
                 p += take;
@@ -276,7 +246,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
                 response_reset(g);
                 snprintf(line, sizeof(line), "%.*s", (int) MIN(l, sizeof(line) - 1), buf);
                 p = strchr(line, ' ');
-                if (p && (p++, parse_u64(&p, &code) >= 0) && code < 1000)
+                if (p && (p++, fetch_parse_u64(&p, &code) >= 0) && code < 1000)
                         g->status = (long) code;
                 return len;
         }
@@ -292,7 +262,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
                 if (g->status != 206)
                         return len;
                 if (!g->multipart && !g->have_range) {
-                        g->error = fail(g->ret_error, -ECOMM, "downloading %s failed: HTTP 206 without a valid Content-Range",
+                        g->error = error_set_first(g->ret_error, -ECOMM, "downloading %s failed: HTTP 206 without a valid Content-Range",
                                         g->o->url);
                         return 0;
                 }
@@ -313,14 +283,14 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
         if (strcasecmp(line, "Content-Range") == 0) {
                 int r = parse_content_range(g, v);
                 if (r == -ESTALE) {
-                        g->error = fail(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
+                        g->error = error_set_first(g->ret_error, r, "downloading %s failed: the file on the server has %" PRIu64 " bytes, not %" PRIu64 ": it was truncated or replaced",
                                         g->o->url, g->seen_total, g->total);
                         return 0;
                 }
                 g->have_range = r >= 0;
         } else if (strcasecmp(line, "Content-Type") == 0 && strncasecmp(v, "multipart/byteranges", 20) == 0) {
                 if (parse_boundary(g, v) < 0) {
-                        g->error = fail(g->ret_error, -ECOMM, "downloading %s failed: a multipart answer without a usable boundary",
+                        g->error = error_set_first(g->ret_error, -ECOMM, "downloading %s failed: a multipart answer without a usable boundary",
                                         g->o->url);
                         return 0;
                 }
@@ -328,7 +298,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
         } else if (strcasecmp(line, "Retry-After") == 0) {
                 const char *p = v;
                 uint64_t s;
-                if (parse_u64(&p, &s) >= 0)
+                if (fetch_parse_u64(&p, &s) >= 0)
                         g->retry_after = (unsigned) MIN(s, (uint64_t) RETRY_AFTER_MAX_SEC);
         }
         return len;
@@ -349,7 +319,7 @@ static size_t write_cb(char *data, size_t size, size_t nitems, void *userdata) {
                 r = multipart_feed(g, (const uint8_t *) data, len);
         else {
                 if ((uint64_t) len > g->end - g->pos) {
-                        g->error = fail(g->ret_error, -ECOMM, "downloading %s failed: the server sent more than the range it announced",
+                        g->error = error_set_first(g->ret_error, -ECOMM, "downloading %s failed: the server sent more than the range it announced",
                                         g->o->url);
                         return 0;
                 }
@@ -361,17 +331,6 @@ static size_t write_cb(char *data, size_t size, size_t nitems, void *userdata) {
                 return 0;
         }
         return len;
-}
-
-static int backoff_sleep(const Ranges *g, unsigned msec) {
-        while (msec > 0) {
-                unsigned step = MIN(msec, 100u);
-                if (cancelled(g))
-                        return -ECANCELED;
-                (void) nanosleep(&(struct timespec) { .tv_nsec = (long) step * 1000000L }, NULL);
-                msec -= step;
-        }
-        return cancelled(g) ? -ECANCELED : 0;
 }
 
 /* "a-b,c-d,..." for up to 'max' of the ranges still missing, from *next on. */
@@ -410,24 +369,24 @@ static Verdict judge(Ranges *g, CURLcode c, const char *errbuf, int *ret_r, char
         if (g->error < 0) {
                 *ret_r = g->error;
                 if (g->error == -ECANCELED)
-                        (void) fail(g->ret_error, -ECANCELED, "downloading %s was cancelled", url);
+                        (void) error_set_first(g->ret_error, -ECANCELED, "downloading %s was cancelled", url);
                 return VERDICT_FAIL;
         }
         if (g->status >= 400) {
                 long s = g->status;
                 if (s == 404 || s == 410)
-                        *ret_r = fail(g->ret_error, -ENOENT, "downloading %s failed: HTTP %ld (not found)", url, s);
+                        *ret_r = error_set_first(g->ret_error, -ENOENT, "downloading %s failed: HTTP %ld (not found)", url, s);
                 else if (s == 401 || s == 403)
-                        *ret_r = fail(g->ret_error, -EACCES, "downloading %s failed: HTTP %ld (access denied)", url, s);
+                        *ret_r = error_set_first(g->ret_error, -EACCES, "downloading %s failed: HTTP %ld (access denied)", url, s);
                 else if (s == 416)
-                        *ret_r = fail(g->ret_error, -ESTALE, "downloading %s failed: HTTP 416, the file on the server is shorter than expected",
+                        *ret_r = error_set_first(g->ret_error, -ESTALE, "downloading %s failed: HTTP 416, the file on the server is shorter than expected",
                                       url);
                 else if (s == 408 || s == 429 || s >= 500) {
                         *ret_r = -ECOMM;
                         snprintf(why, why_size, "HTTP %ld", s);
                         return VERDICT_RETRY;
                 } else
-                        *ret_r = fail(g->ret_error, -ECOMM, "downloading %s failed: HTTP %ld", url, s);
+                        *ret_r = error_set_first(g->ret_error, -ECOMM, "downloading %s failed: HTTP %ld", url, s);
                 return VERDICT_FAIL;
         }
         if (c != CURLE_OK) {
@@ -438,13 +397,13 @@ static Verdict judge(Ranges *g, CURLcode c, const char *errbuf, int *ret_r, char
                 case CURLE_SSL_CIPHER:
                 case CURLE_SSL_CACERT_BADFILE:
                 case CURLE_UNSUPPORTED_PROTOCOL:
-                        *ret_r = fail(g->ret_error, -EPROTO, "downloading %s failed: %s", url, msg);
+                        *ret_r = error_set_first(g->ret_error, -EPROTO, "downloading %s failed: %s", url, msg);
                         return VERDICT_FAIL;
                 case CURLE_OUT_OF_MEMORY:
                         *ret_r = -ENOMEM;
                         return VERDICT_FAIL;
                 case CURLE_URL_MALFORMAT:
-                        *ret_r = fail(g->ret_error, -EINVAL, "cannot download %s: %s", url, msg);
+                        *ret_r = error_set_first(g->ret_error, -EINVAL, "cannot download %s: %s", url, msg);
                         return VERDICT_FAIL;
                 default:
                         *ret_r = c == CURLE_PARTIAL_FILE ? -ENODATA : -ECOMM;
@@ -453,7 +412,7 @@ static Verdict judge(Ranges *g, CURLcode c, const char *errbuf, int *ret_r, char
                 }
         }
         if (g->status != 206) {
-                *ret_r = fail(g->ret_error, -ECOMM, "downloading %s failed: unexpected HTTP status %ld", url, g->status);
+                *ret_r = error_set_first(g->ret_error, -ECOMM, "downloading %s failed: unexpected HTTP status %ld", url, g->status);
                 return VERDICT_FAIL;
         }
         return VERDICT_OK;
@@ -476,7 +435,7 @@ int fetch_ranges(const FetchOptions *o, const FetchRange *ranges, size_t n, bool
                 if (ranges[i].length == 0 || ranges[i].start > UINT64_MAX - ranges[i].length ||
                     (i > 0 && ranges[i].start < ranges[i - 1].start + ranges[i - 1].length) ||
                     (total > 0 && ranges[i].start + ranges[i].length > total))
-                        return fail(ret_error, -EINVAL, "cannot download %s: the ranges are not sorted, disjoint and inside the file",
+                        return error_set_first(ret_error, -EINVAL, "cannot download %s: the ranges are not sorted, disjoint and inside the file",
                                     o->url);
         if (n == 0)
                 return 0;
@@ -498,7 +457,7 @@ int fetch_ranges(const FetchOptions *o, const FetchRange *ranges, size_t n, bool
                        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &g) != CURLE_OK))
                 r = -EINVAL;
         if (r < 0)
-                return fail(ret_error, r, "cannot download %s: libcurl refused an option", o->url);
+                return error_set_first(ret_error, r, "cannot download %s: libcurl refused an option", o->url);
 
         for (unsigned attempt = 1;;) {
                 size_t next = 0;
@@ -515,7 +474,7 @@ int fetch_ranges(const FetchOptions *o, const FetchRange *ranges, size_t n, bool
                         if (count == 0)
                                 break;
                         if (cancelled(&g))
-                                return fail(ret_error, -ECANCELED, "downloading %s was cancelled", o->url);
+                                return error_set_first(ret_error, -ECANCELED, "downloading %s was cancelled", o->url);
                         response_reset(&g);
                         g.error = 0;
                         errbuf[0] = '\0';
@@ -548,14 +507,14 @@ int fetch_ranges(const FetchOptions *o, const FetchRange *ranges, size_t n, bool
                 if (g.delivered >= PROGRESS_RESETS_RETRIES)
                         failures = 0;
                 if (failures >= o->max_retries)
-                        return fail(ret_error, err, "downloading %s failed: %s (%u attempt%s)", o->url, why, attempt,
+                        return error_set_first(ret_error, err, "downloading %s failed: %s (%u attempt%s)", o->url, why, attempt,
                                     attempt == 1 ? "" : "s");
                 unsigned msec = g.retry_after > 0 ? g.retry_after * 1000U
                                                   : MIN((unsigned) BACKOFF_FIRST_MSEC << MIN(failures, 5u),
                                                         (unsigned) BACKOFF_MAX_MSEC);
-                r = backoff_sleep(&g, msec);
+                r = fetch_sleep(o->cancel, msec);
                 if (r < 0)
-                        return fail(ret_error, r, "downloading %s was cancelled", o->url);
+                        return error_set_first(ret_error, r, "downloading %s was cancelled", o->url);
                 failures++;
                 attempt++;
         }

@@ -69,20 +69,6 @@ typedef struct Fetch {
         char **ret_error;
 } Fetch;
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-        char *m = NULL;
-
-        if (!ret_error || *ret_error) /* keep the first, most specific message */
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        *ret_error = m;
-        return r;
-}
-
 int fetch_global_init(void) {
         return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
@@ -92,7 +78,7 @@ static bool cancelled(const Fetch *f) {
 }
 
 /* Digits only, no sign, no overflow; *p is left after the number. */
-static int parse_u64(const char **p, uint64_t *ret) {
+int fetch_parse_u64(const char **p, uint64_t *ret) {
         const char *s = *p;
         uint64_t v = 0;
 
@@ -119,7 +105,7 @@ static int parse_content_range(Fetch *f, const char *v) {
                 v++;
         if (*v == '*') {
                 v++;
-                if (*v++ != '/' || parse_u64(&v, &total) < 0 || *v != '\0')
+                if (*v++ != '/' || fetch_parse_u64(&v, &total) < 0 || *v != '\0')
                         return -EINVAL;
                 f->range_unsatisfied = true;
                 f->range_total_known = true;
@@ -127,13 +113,13 @@ static int parse_content_range(Fetch *f, const char *v) {
                 f->have_range = true;
                 return 0;
         }
-        if (parse_u64(&v, &start) < 0 || *v++ != '-' || parse_u64(&v, &end) < 0 || end < start || *v++ != '/')
+        if (fetch_parse_u64(&v, &start) < 0 || *v++ != '-' || fetch_parse_u64(&v, &end) < 0 || end < start || *v++ != '/')
                 return -EINVAL;
         if (*v == '*') {
                 v++;
                 f->range_total_known = false;
         } else {
-                if (parse_u64(&v, &total) < 0 || end >= total)
+                if (fetch_parse_u64(&v, &total) < 0 || end >= total)
                         return -EINVAL;
                 f->range_total_known = true;
                 f->range_total = total;
@@ -175,11 +161,11 @@ static int response_begin(Fetch *f) {
 
         if (f->status == 206) {
                 if (!f->have_range || f->range_unsatisfied)
-                        return fail(f->ret_error, -ECOMM,
+                        return error_set_first(f->ret_error, -ECOMM,
                                     "downloading %s failed: HTTP 206 without a valid Content-Range", f->o->url);
                 start = f->range_start;
                 if (start != f->next)
-                        return fail(f->ret_error, -ECOMM,
+                        return error_set_first(f->ret_error, -ECOMM,
                                     "downloading %s failed: asked for bytes from %" PRIu64 ", the server sent them from %" PRIu64,
                                     f->o->url, f->next, start);
                 if (f->range_total_known)
@@ -196,15 +182,15 @@ static int response_begin(Fetch *f) {
 
         if (f->have_first && etag_is_strong(f->etag) && etag_is_strong(f->resp_etag) &&
             !streq(f->etag, f->resp_etag))
-                return fail(f->ret_error, -ESTALE, "downloading %s failed: the file changed on the server (ETag %s, now %s)",
+                return error_set_first(f->ret_error, -ESTALE, "downloading %s failed: the file changed on the server (ETag %s, now %s)",
                             f->o->url, f->etag, f->resp_etag);
         if (total > 0) {
                 if (f->total > 0 && total != f->total)
-                        return fail(f->ret_error, -ESTALE,
+                        return error_set_first(f->ret_error, -ESTALE,
                                     "downloading %s failed: the file changed on the server (%" PRIu64 " bytes, now %" PRIu64 ")",
                                     f->o->url, f->total, total);
                 if (f->next > total)
-                        return fail(f->ret_error, -ECOMM,
+                        return error_set_first(f->ret_error, -ECOMM,
                                     "downloading %s failed: offset %" PRIu64 " is beyond its end (%" PRIu64 " bytes)",
                                     f->o->url, f->next, total);
                 f->total = total;
@@ -243,7 +229,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata) {
                 p = strchr(line, ' ');
                 if (p) {
                         p++;
-                        if (parse_u64(&p, &code) >= 0 && code < 1000)
+                        if (fetch_parse_u64(&p, &code) >= 0 && code < 1000)
                                 f->status = (long) code;
                 }
                 return len;
@@ -275,7 +261,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata) {
         if (strcasecmp(line, "Content-Length") == 0) {
                 const char *p = v;
                 uint64_t cl;
-                if (parse_u64(&p, &cl) >= 0 && *p == '\0' && cl <= INT64_MAX)
+                if (fetch_parse_u64(&p, &cl) >= 0 && *p == '\0' && cl <= INT64_MAX)
                         f->content_length = (int64_t) cl;
         } else if (strcasecmp(line, "Content-Range") == 0) {
                 /* A malformed one is remembered as missing, which a 206 may not be. */
@@ -311,7 +297,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
          * the total in its Content-Range: a sink must never see more bytes
          * than the file has, so check here. */
         if (f->total > 0 && (uint64_t) left > f->total - f->next) {
-                f->error = fail(f->ret_error, -ECOMM, "downloading %s failed: the server sent more than the %" PRIu64 " bytes it announced",
+                f->error = error_set_first(f->ret_error, -ECOMM, "downloading %s failed: the server sent more than the %" PRIu64 " bytes it announced",
                                 f->o->url, f->total);
                 return 0;
         }
@@ -433,11 +419,11 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
         if (f->error < 0) {
                 *ret_r = f->error;
                 if (f->error == -ECANCELED)
-                        (void) fail(f->ret_error, -ECANCELED, "downloading %s was cancelled", url);
+                        (void) error_set_first(f->ret_error, -ECANCELED, "downloading %s was cancelled", url);
                 return OUTCOME_FAILED;
         }
         if (c == CURLE_ABORTED_BY_CALLBACK) {
-                *ret_r = fail(f->ret_error, -ECANCELED, "downloading %s was cancelled", url);
+                *ret_r = error_set_first(f->ret_error, -ECANCELED, "downloading %s was cancelled", url);
                 return OUTCOME_FAILED;
         }
 
@@ -446,9 +432,9 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                 long s = f->status;
 
                 if (s == 404 || s == 410)
-                        *ret_r = fail(f->ret_error, -ENOENT, "downloading %s failed: HTTP %ld (not found)", url, s);
+                        *ret_r = error_set_first(f->ret_error, -ENOENT, "downloading %s failed: HTTP %ld (not found)", url, s);
                 else if (s == 401 || s == 403)
-                        *ret_r = fail(f->ret_error, -EACCES, "downloading %s failed: HTTP %ld (access denied)", url, s);
+                        *ret_r = error_set_first(f->ret_error, -EACCES, "downloading %s failed: HTTP %ld (access denied)", url, s);
                 else if (s == 408 || s == 429 || s >= 500) {
                         *ret_r = -ECOMM;
                         snprintf(why, why_size, "HTTP %ld", s);
@@ -457,7 +443,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                         /* We asked for the bytes after the last one: the
                          * earlier connection died right at the end. */
                         if (f->total > 0 && f->total != f->range_total) {
-                                *ret_r = fail(f->ret_error, -ESTALE,
+                                *ret_r = error_set_first(f->ret_error, -ESTALE,
                                               "downloading %s failed: the file changed on the server (%" PRIu64 " bytes, now %" PRIu64 ")",
                                               url, f->total, f->range_total);
                                 return OUTCOME_FAILED;
@@ -466,7 +452,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                                 f->size_cb(f->range_total, f->userdata);
                         return OUTCOME_DONE;
                 } else
-                        *ret_r = fail(f->ret_error, -ECOMM, "downloading %s failed: HTTP %ld", url, s);
+                        *ret_r = error_set_first(f->ret_error, -ECOMM, "downloading %s failed: HTTP %ld", url, s);
                 return OUTCOME_FAILED;
         }
 
@@ -474,17 +460,17 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                 if (c == CURLE_RECV_ERROR && recv_error_is_tls_alert(errbuf))
                         c = CURLE_SSL_CONNECT_ERROR;
                 if (curl_code_is_tls(c)) {
-                        *ret_r = fail(f->ret_error, -EPROTO, "downloading %s failed: TLS: %s", url, curl_msg);
+                        *ret_r = error_set_first(f->ret_error, -EPROTO, "downloading %s failed: TLS: %s", url, curl_msg);
                         return OUTCOME_FAILED;
                 }
                 if (c == CURLE_UNSUPPORTED_PROTOCOL) {
                         /* fetch_stream() checked the URL's scheme: this is a
                          * redirect to one we refuse, e.g. https -> http. */
-                        *ret_r = fail(f->ret_error, -EPROTO, "downloading %s failed: %s", url, curl_msg);
+                        *ret_r = error_set_first(f->ret_error, -EPROTO, "downloading %s failed: %s", url, curl_msg);
                         return OUTCOME_FAILED;
                 }
                 if (c == CURLE_URL_MALFORMAT) {
-                        *ret_r = fail(f->ret_error, -EINVAL, "cannot download %s: %s", url, curl_msg);
+                        *ret_r = error_set_first(f->ret_error, -EINVAL, "cannot download %s: %s", url, curl_msg);
                         return OUTCOME_FAILED;
                 }
                 if (c == CURLE_OUT_OF_MEMORY) {
@@ -514,7 +500,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                         snprintf(why, why_size, "%s", curl_msg);
                         return OUTCOME_RETRY;
                 }
-                *ret_r = fail(f->ret_error, -ECOMM, "downloading %s failed: %s", url, curl_msg);
+                *ret_r = error_set_first(f->ret_error, -ECOMM, "downloading %s failed: %s", url, curl_msg);
                 return OUTCOME_FAILED;
         }
 
@@ -522,7 +508,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                 long s = f->status;
                 if (s == 0)
                         (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &s);
-                *ret_r = fail(f->ret_error, -ECOMM, "downloading %s failed: unexpected HTTP status %ld", url, s);
+                *ret_r = error_set_first(f->ret_error, -ECOMM, "downloading %s failed: unexpected HTTP status %ld", url, s);
                 return OUTCOME_FAILED;
         }
         /* A chunked body or a short 206 can end cleanly before the end. */
@@ -535,22 +521,22 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
 }
 
 /* Sleep, but notice a cancellation within 100 ms. */
-static int backoff_sleep(const Fetch *f, unsigned msec) {
+int fetch_sleep(const volatile int *cancel, unsigned msec) {
         while (msec > 0) {
                 unsigned step = MIN(msec, 100u);
 
-                if (cancelled(f))
+                if (cancel && *cancel)
                         return -ECANCELED;
                 (void) nanosleep(&(struct timespec) { .tv_nsec = (long) step * 1000000L }, NULL);
                 msec -= step;
         }
-        return cancelled(f) ? -ECANCELED : 0;
+        return cancel && *cancel ? -ECANCELED : 0;
 }
 
 static int check_file(const char *what, const char *path, const char *url, char **ret_error) {
         if (access(path, R_OK) < 0) {
                 errno = errno > 0 ? errno : EIO;
-                return fail(ret_error, -EINVAL, "cannot download %s: the %s %s is not readable: %m", url, what, path);
+                return error_set_first(ret_error, -EINVAL, "cannot download %s: the %s %s is not readable: %m", url, what, path);
         }
         return 0;
 }
@@ -646,11 +632,11 @@ int fetch_check_options(const FetchOptions *o, char **ret_error) {
         int r;
 
         if (isempty(o->url))
-                return fail(ret_error, -EINVAL, "no URL to download");
+                return error_set_first(ret_error, -EINVAL, "no URL to download");
         if (strncasecmp(o->url, "https://", 8) != 0 && !(o->allow_http && strncasecmp(o->url, "http://", 7) == 0))
-                return fail(ret_error, -EINVAL, "cannot download %s: only https:// URLs are allowed", o->url);
+                return error_set_first(ret_error, -EINVAL, "cannot download %s: only https:// URLs are allowed", o->url);
         if (!o->client_cert != !o->client_key)
-                return fail(ret_error, -EINVAL, "cannot download %s: a client certificate needs its key and vice versa",
+                return error_set_first(ret_error, -EINVAL, "cannot download %s: a client certificate needs its key and vice versa",
                             o->url);
         /* Tell a missing file from a TLS failure: curl reports both alike. */
         if (o->ca_file && (r = check_file("CA file", o->ca_file, o->url, ret_error)) < 0)
@@ -688,7 +674,7 @@ int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_c
                 return -ENOMEM;
         r = setup(curl, o, &f, errbuf);
         if (r < 0)
-                return fail(ret_error, r, "cannot download %s: libcurl refused an option", o->url);
+                return error_set_first(ret_error, r, "cannot download %s: libcurl refused an option", o->url);
 
         for (unsigned attempt = 1;; attempt++) {
                 uint64_t before = f.next;
@@ -697,7 +683,7 @@ int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_c
                 int err = 0;
 
                 if (cancelled(&f))
-                        return fail(ret_error, -ECANCELED, "downloading %s was cancelled", o->url);
+                        return error_set_first(ret_error, -ECANCELED, "downloading %s was cancelled", o->url);
 
                 response_reset(&f);
                 f.error = 0;
@@ -726,11 +712,11 @@ int fetch_stream(const FetchOptions *o, FetchSink sink, FetchSizeCallback size_c
                 if (f.next - before >= PROGRESS_RESETS_RETRIES)
                         failures = 0;
                 if (failures >= o->max_retries)
-                        return fail(ret_error, err, "downloading %s failed: %s (%u attempt%s, at byte %" PRIu64 ")", o->url,
+                        return error_set_first(ret_error, err, "downloading %s failed: %s (%u attempt%s, at byte %" PRIu64 ")", o->url,
                                     why, attempt, attempt == 1 ? "" : "s", f.next);
-                r = backoff_sleep(&f, MIN((unsigned) BACKOFF_FIRST_MSEC << MIN(failures, 5u), (unsigned) BACKOFF_MAX_MSEC));
+                r = fetch_sleep(o->cancel, MIN((unsigned) BACKOFF_FIRST_MSEC << MIN(failures, 5u), (unsigned) BACKOFF_MAX_MSEC));
                 if (r < 0)
-                        return fail(ret_error, r, "downloading %s was cancelled", o->url);
+                        return error_set_first(ret_error, r, "downloading %s was cancelled", o->url);
                 failures++;
         }
 }
