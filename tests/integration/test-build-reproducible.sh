@@ -158,8 +158,8 @@ fi
 # the same and Ed25519 signatures are deterministic, the signed bundles are
 # the same file.
 payloads() { grep '^  payload ' "$1"; }
-if [ "$(payloads "$WORK/verify1.txt" | wc -l)" -eq 3 ] && diff <(payloads "$WORK/verify1.txt") <(payloads "$WORK/verify2.txt") >/dev/null; then
-        pass "bundle payload digests are identical (rootfs, kernel, initrd)"
+if [ "$(payloads "$WORK/verify1.txt" | wc -l)" -eq 4 ] && diff <(payloads "$WORK/verify1.txt") <(payloads "$WORK/verify2.txt") >/dev/null; then
+        pass "bundle payload digests are identical (rootfs, kernel, initrd, chunk-index)"
 else
         fail "bundle payloads differ:"
         diff <(payloads "$WORK/verify1.txt") <(payloads "$WORK/verify2.txt")
