@@ -80,8 +80,8 @@ stage() { # URL -> "seconds fetched"
         local t0 t1 out
         t0=$(date +%s.%N)
         out=$($tool --esp "$w/esp" --slot-a "$w/slot-a" --slot-b "$w/slot-b" --keys "$w/keys" --booted b \
-                stage-delta "$1" --source "$w/slot-b" --source "$w/esp/EFI/hull/b/vmlinuz" \
-                --source "$w/esp/EFI/hull/b/initrd.img" 2>/dev/null)
+                stage-delta "$1" --source "rootfs=$w/slot-b" --source "kernel=$w/esp/EFI/hull/b/vmlinuz" \
+                --source "initrd=$w/esp/EFI/hull/b/initrd.img" 2>/dev/null)
         t1=$(date +%s.%N)
         echo "$out" | grep -q '^staged' || { echo "stage of $1 failed: $out" >&2; exit 1; }
         echo "$(echo "$t1 - $t0" | bc) $(echo "$out" | sed -n 's/^stats .*fetched=\([0-9]*\).*/\1/p')"

@@ -86,13 +86,18 @@ static void child_notice(const char *message, void *userdata);
 /* A download through the delta pump (delta.h): the booted slot and its
  * kernel files hold most chunks. */
 static int stage_delta(const UpdateTarget *t, const StageOptions *so, const WorkerJob *w, const Keyring *kr,
-                       const char *checkpoint, OciBundle *ob, OciClient *oc, StageResult *res, char **err) {
+                       const char *checkpoint, const char *index_cache, OciBundle *ob, OciClient *oc,
+                       StageResult *res, char **err) {
         _cleanup_free_ char *kernel = NULL, *initrd = NULL;
         const char *booted = slot_to_string(t->booted);
         if (asprintf(&kernel, "%s/EFI/hull/%s/vmlinuz", t->esp_dir, booted) < 0 ||
             asprintf(&initrd, "%s/EFI/hull/%s/initrd.img", t->esp_dir, booted) < 0)
                 return -ENOMEM;
-        const char *sources[] = { t->slot_device[t->booted], kernel, initrd, NULL };
+        const DeltaSource sources[] = {
+                { t->slot_device[t->booted], "rootfs" },
+                { kernel, "kernel" },
+                { initrd, "initrd" },
+        };
         DeltaStats st = {};
         DeltaOptions d = {
                 .fetch = {
@@ -106,6 +111,8 @@ static int stage_delta(const UpdateTarget *t, const StageOptions *so, const Work
                 .oci_client = oc,
                 .keyring = kr,
                 .sources = sources,
+                .n_sources = ELEMENTSOF(sources),
+                .index_cache = index_cache,
                 .target_device = t->slot_device[slot_other(t->booted)],
                 .checkpoint = checkpoint,
                 .notice = child_notice,
@@ -172,7 +179,7 @@ int stage_worker_main(const char *job) {
                 _cleanup_(oci_bundle_freep) OciBundle *b = NULL;
                 r = oci ? open_oci(&w, &ref, &c, &b, &err) : 0;
                 if (r >= 0)
-                        r = stage_delta(&t, &so, &w, kr, checkpoint, b, c, &res, &err);
+                        r = stage_delta(&t, &so, &w, kr, checkpoint, jstr(j, "index_cache"), b, c, &res, &err);
                 /* The registry's "too many requests" is a failed download
                  * here (the API's "busy" means the agent's own operation),
                  * and a credential helper in the node's file is a
@@ -213,14 +220,15 @@ int stage_worker_main(const char *job) {
 /* ---- parent ---- */
 
 static int make_job(Agent *a, const StageRequest *req, char **ret) {
-        _cleanup_free_ char *checkpoint = a->opt.state_dir ? path_join(a->opt.state_dir, "stage-checkpoint.json") : NULL;
+        _cleanup_free_ char *checkpoint = a->opt.state_dir ? path_join(a->opt.state_dir, "stage-checkpoint.json") : NULL,
+                            *index_cache = a->opt.state_dir ? path_join(a->opt.state_dir, "chunk-index") : NULL;
         _cleanup_(json_decrefp) json_t *j = json_pack(
-                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "source", req->source,
+                "{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "source", req->source,
                 "sha256", req->sha256, "version", req->version, "key_id", req->key_id, "ca_file", req->ca_file,
                 "client_cert", req->client_cert, "client_key", req->client_key, "esp", a->target.esp_dir, "slot_a",
                 a->target.slot_device[SLOT_A], "slot_b", a->target.slot_device[SLOT_B], "booted",
                 slot_to_string(a->target.booted), "keys", a->opt.keys_dir, "arch", a->target.arch, "checkpoint", checkpoint,
-                "registry_auth", a->opt.registry_auth);
+                "registry_auth", a->opt.registry_auth, "index_cache", index_cache);
         if (!j)
                 return -ENOMEM;
         *ret = json_dumps(j, JSON_COMPACT);

@@ -13,13 +13,14 @@
 #include "fileio.h"
 #include "strutil.h"
 
-/* 16 KiB on average, 64 KiB at most. Smaller chunks waste less around each
- * change; each costs 36 bytes of index, which every node downloads even
- * when nothing changed. At 16 KiB the index is 0.2 % of what it describes. */
+/* 8 KiB on average, 32 KiB at most. Smaller chunks waste less around each
+ * change (erofs rewrites many small pieces of metadata when files move);
+ * each costs 36 bytes of index: 0.4 % of what it describes, downloaded
+ * only when the index changed (docs/DELTA.md, bench/README.md). */
 const ChunkParams chunk_params_default = {
         .block_size = 4096,
-        .avg_blocks = 4,
-        .max_blocks = 16,
+        .avg_blocks = 2,
+        .max_blocks = 8,
 };
 
 #define HEADER_SIZE 32

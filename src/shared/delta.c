@@ -21,12 +21,13 @@
 #include "fileio.h"
 #include "strutil.h"
 
-/* Missing chunks are fetched a window at a time: the window's ranges go
- * out in as few requests as the server allows, land in memory, are checked
- * and handed on in bundle order. Bounded, so a stage worker's memory does
- * not grow with the update. */
+/* Missing chunks are fetched a window at a time (8 MiB of them, however
+ * many chunks the node has in between): the window's ranges go out in as
+ * few requests as the server allows, land in memory, are checked and
+ * handed on in bundle order. Bounded, so a stage worker's memory does not
+ * grow with the update. */
 #define WINDOW_BYTES (8U << 20)
-#define WINDOW_CHUNKS 2048
+#define WINDOW_CHUNKS 65536
 /* Ranges closer than this are fetched as one: a request per 4 KiB gap
  * costs more than the gap. */
 #define COALESCE_GAP 4096
@@ -56,6 +57,8 @@ typedef struct Delta {
         ChunkIndex *index;
 
         int src_fd[8];
+        uint64_t src_size[8];
+        const char *src_name[8], *src_path[8];
         size_t n_src;
         ChunkStore *store;
 
@@ -334,19 +337,37 @@ static bool digest_matches(const void *data, size_t len, const uint8_t want[stat
 }
 
 static int read_index(Delta *d, const ManifestPayload *p) {
+        bool local = false;
         int r;
 
         if (p->size > CHUNK_INDEX_SIZE_MAX)
                 return error_set_first(d->error, -EBADMSG, "the bundle's chunk index is too large (%" PRIu64 " bytes)", p->size);
-        d->index_data = malloc((size_t) p->size);
-        if (!d->index_data)
-                return -ENOMEM;
         d->index_size = (size_t) p->size;
-        r = fetch_one(d, d->area + p->offset, p->size, d->index_data);
-        if (r < 0)
-                return r;
+        /* The index of the last stage is kept: unchanged, it is not
+         * downloaded again (checked against the signed digest like one
+         * that was). */
+        if (d->o->index_cache) {
+                _cleanup_free_ char *data = NULL;
+                size_t len;
+                if (read_full_file(d->o->index_cache, CHUNK_INDEX_SIZE_MAX, &data, &len) >= 0 && len == p->size &&
+                    digest_matches(data, len, p->sha256)) {
+                        d->index_data = (uint8_t *) TAKE_PTR(data);
+                        local = true;
+                }
+        }
+        if (!local) {
+                d->index_data = malloc((size_t) p->size);
+                if (!d->index_data)
+                        return -ENOMEM;
+                r = fetch_one(d, d->area + p->offset, p->size, d->index_data);
+                if (r < 0)
+                        return r;
+        }
         if (!digest_matches(d->index_data, d->index_size, p->sha256))
                 return error_set_first(d->error, -EBADMSG, "the chunk index does not match its signed digest: the bundle is corrupt or was tampered with");
+        if (!local && d->o->index_cache && write_file_atomic(d->o->index_cache, d->index_data, d->index_size, 0644) < 0) {
+                /* Only a cache: the next stage downloads the index again. */
+        }
         r = chunk_index_parse(d->index_data, d->index_size, &d->index);
         if (r == -EPROTONOSUPPORT)
                 return r;
@@ -418,31 +439,6 @@ static int fd_size(int fd, uint64_t *ret) {
         return 0;
 }
 
-static int scan_sources(Delta *d) {
-        int r = chunk_store_new(&d->store);
-        if (r < 0)
-                return r;
-        for (const char *const *s = d->o->sources; s && *s && d->n_src < ELEMENTSOF(d->src_fd); s++) {
-                uint64_t size;
-                int fd = open(*s, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0)
-                        continue; /* e.g. no kernel file yet: nothing to reuse from it */
-                if (fd_size(fd, &size) < 0) {
-                        safe_close(fd);
-                        continue;
-                }
-                d->src_fd[d->n_src] = fd;
-                r = chunk_store_scan(d->store, (unsigned) d->n_src, fd, size - size % d->index->params.block_size,
-                                     &d->index->params);
-                if (r < 0)
-                        return error_set_first(d->error, r, "cannot read %s to find chunks to reuse: %s", *s, strerror(-r));
-                d->n_src++;
-        }
-        return 0;
-}
-
-/* ---- payloads ---- */
-
 static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
         size_t got = 0;
         while (got < len) {
@@ -458,6 +454,88 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
         }
         return 0;
 }
+
+static int open_sources(Delta *d) {
+        for (size_t i = 0; i < d->o->n_sources && d->n_src < ELEMENTSOF(d->src_fd); i++) {
+                int fd = open(d->o->sources[i].path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        continue; /* e.g. no kernel file yet: nothing to reuse from it */
+                if (fd_size(fd, &d->src_size[d->n_src]) < 0) {
+                        safe_close(fd);
+                        continue;
+                }
+                d->src_name[d->n_src] = d->o->sources[i].payload;
+                d->src_path[d->n_src] = d->o->sources[i].path;
+                d->src_fd[d->n_src++] = fd;
+        }
+        return 0;
+}
+
+static int scan_sources(Delta *d) {
+        int r = chunk_store_new(&d->store);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n_src; i++) {
+                r = chunk_store_scan(d->store, (unsigned) i, d->src_fd[i],
+                                     d->src_size[i] - d->src_size[i] % d->index->params.block_size, &d->index->params);
+                if (r < 0)
+                        return error_set_first(d->error, r, "cannot read %s to find chunks to reuse: %s", d->src_path[i],
+                                               strerror(-r));
+        }
+        return 0;
+}
+
+/* Whether the first 'size' bytes of fd hash to 'want'. */
+static bool fd_matches(int fd, uint64_t size, const uint8_t want[static 32]) {
+        _cleanup_free_ uint8_t *buf = malloc(1U << 20);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        uint8_t md[32];
+        unsigned l = 0;
+        bool ok = buf && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+
+        for (uint64_t off = 0; ok && off < size;) {
+                size_t n = (size_t) MIN((uint64_t) 1U << 20, size - off);
+                ok = pread_all(fd, buf, n, off) >= 0 && EVP_DigestUpdate(ctx, buf, n) == 1;
+                off += n;
+        }
+        ok = ok && EVP_DigestFinal_ex(ctx, md, &l) == 1 && l == 32 && CRYPTO_memcmp(md, want, 32) == 0;
+        EVP_MD_CTX_free(ctx);
+        return ok;
+}
+
+/* A payload this machine holds whole: a no-change rebuild (builds are
+ * reproducible) or an unchanged kernel costs no download and no chunk
+ * scan. -1 if none. */
+static int whole_source(Delta *d, const ManifestPayload *p) {
+        for (size_t i = 0; i < d->n_src; i++) {
+                if (!d->src_name[i] || !streq(d->src_name[i], p->name) || d->src_size[i] < p->size)
+                        continue;
+                if (fd_matches(d->src_fd[i], p->size, p->sha256))
+                        return (int) i;
+        }
+        return -1;
+}
+
+static int copy_whole(Delta *d, int src, uint64_t size) {
+        _cleanup_free_ uint8_t *buf = malloc(1U << 20);
+        if (!buf)
+                return -ENOMEM;
+        for (uint64_t off = 0; off < size;) {
+                size_t n = (size_t) MIN((uint64_t) 1U << 20, size - off);
+                int r = pread_all(d->src_fd[src], buf, n, off);
+                if (r < 0)
+                        return error_set_first(d->error, r, "cannot read %s: %s", d->src_path[src], strerror(-r));
+                r = emit(d, buf, n);
+                if (r < 0)
+                        return r;
+                off += n;
+        }
+        d->stats.reused += size;
+        return 0;
+}
+
+/* ---- payloads ---- */
+
 
 typedef enum Where { FROM_NET, FROM_SOURCE, FROM_TARGET } Where;
 
@@ -554,16 +632,14 @@ static int do_payload(Delta *d, const ManifestPayload *p) {
                         r = emit(d, data, c->size);
                         if (r < 0)
                                 return r;
-                }
-                j += n;
-                if (rootfs && j < l->n_chunks) {
-                        uint64_t written = l->chunks[j].offset;
-                        if (written >= d->last_checkpoint + CHECKPOINT_EVERY) {
+                        uint64_t written = c->offset + c->size;
+                        if (rootfs && written < p->size && written >= d->last_checkpoint + CHECKPOINT_EVERY) {
                                 r = save_checkpoint(d, written);
                                 if (r < 0)
                                         return r;
                         }
                 }
+                j += n;
         }
         if (rootfs)
                 return save_checkpoint(d, p->size);
@@ -604,15 +680,31 @@ static int run(Delta *d) {
         if (r < 0)
                 return r;
 
+        r = open_sources(d);
+        if (r < 0)
+                return r;
+        _cleanup_free_ int *whole = calloc(d->m->n_payloads, sizeof(int));
+        if (!whole)
+                return -ENOMEM;
+        bool need_chunks = false;
+        for (size_t i = 0; i < d->m->n_payloads; i++) {
+                const ManifestPayload *p = &d->m->payloads[i];
+                whole[i] = p == idx ? -1 : whole_source(d, p);
+                if (p != idx && whole[i] < 0)
+                        need_chunks = true;
+        }
+
         if (d->o->target_device) {
                 d->target_fd = open(d->o->target_device, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (d->target_fd < 0)
                         return error_set_first(d->error, -errno, "cannot open %s: %m", d->o->target_device);
         }
         load_checkpoint(d);
-        r = scan_sources(d);
-        if (r < 0)
-                return r;
+        if (need_chunks) {
+                r = scan_sources(d);
+                if (r < 0)
+                        return r;
+        }
 
         r = emit(d, d->head, d->head_size);
         if (r < 0)
@@ -629,9 +721,14 @@ static int run(Delta *d) {
                 r = emit_zeros(d, d->area + p->offset);
                 if (r < 0)
                         return r;
+                size_t pi = (size_t) (p - d->m->payloads);
                 if (p == idx)
                         r = emit(d, d->index_data, d->index_size);
-                else
+                else if (whole[pi] >= 0) {
+                        r = copy_whole(d, whole[pi], p->size);
+                        if (r >= 0 && streq(p->name, "rootfs"))
+                                r = save_checkpoint(d, p->size);
+                } else
                         r = do_payload(d, p);
                 if (r == -ERANGE) {
                         notice(d, "the server stopped answering HTTP Range requests: downloading the rest of the bundle");

@@ -34,13 +34,23 @@ typedef struct DeltaStats {
 
 typedef void (*DeltaNotice)(const char *message, void *userdata);
 
+/* A file or device on this machine that may hold chunks. If it holds all of
+ * payload 'payload' (its first bytes hash to the payload's signed digest),
+ * that payload is taken from it whole, without looking at chunks. */
+typedef struct DeltaSource {
+        const char *path;
+        const char *payload;    /* "rootfs", "kernel", "initrd", or NULL */
+} DeltaSource;
+
 typedef struct DeltaOptions {
         FetchOptions fetch;             /* the bundle's URL, TLS, headers, retries, cancel */
         OciBundle *oci;                 /* instead of fetch.url: the bundle's blobs in a registry (docs/OCI.md), */
         OciClient *oci_client;          /* resolved by oci_bundle_resolve(); byte ranges go to the payload blobs */
         const Keyring *keyring;         /* to read the head; update_stage() checks it again */
-        const char *const *sources;     /* files and devices that may hold chunks (the running slot,
-                                         * its kernel and initrd), NULL-terminated; missing ones are skipped */
+        const DeltaSource *sources;     /* the running slot, its kernel and initrd; missing ones are skipped */
+        size_t n_sources;
+        const char *index_cache;        /* where the last verified chunk index is kept (persist): an
+                                         * unchanged index is not downloaded again; NULL: none */
         const char *target_device;      /* the slot being written, for resuming */
         const char *checkpoint;         /* checkpoint file on persist; NULL: no resume */
         DeltaNotice notice;

@@ -72,7 +72,7 @@ for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 [ -s "$T/port" ] || { echo "FAIL: server did not start"; cat "$T/server.err"; exit 1; }
 URL=http://127.0.0.1:$(cat "$T/port")
 
-SRC=(--source "$A" --source "$T/esp/EFI/hull/a/vmlinuz" --source "$T/esp/EFI/hull/a/initrd.img")
+SRC=(--source "rootfs=$A" --source "kernel=$T/esp/EFI/hull/a/vmlinuz" --source "initrd=$T/esp/EFI/hull/a/initrd.img")
 U() { "$TOOL" --esp "$T/esp" --slot-a "$A" --slot-b "$B" --keys "$T/keys" --booted a "$@"; }
 # D NAME URL [options]: a delta stage; output in $T/NAME.out, exit code in $T/NAME.rc.
 D() {
@@ -109,6 +109,16 @@ D same "$URL/same.hullb"
 fetched=$(stat_of same fetched) size=$(stat_of same size)
 check "no-change bundle: fetched $fetched of $size bytes (< 0.5 %)" \
         "[ $(rc same) = 0 ] && [ -n '$fetched' ] && [ $((fetched * 200)) -lt $size ] && slot_b_is '$T/v1.rootfs'"
+
+# The same again with the index kept from the last stage: a no-change
+# rebuild then costs the head alone.
+wipe_b
+D same1 "$URL/same.hullb" --index-cache "$T/index-cache"
+wipe_b
+D same2 "$URL/same.hullb" --index-cache "$T/index-cache"
+fetched=$(stat_of same2 fetched)
+check "no change and the index kept: fetched $fetched bytes (the head)" \
+        "[ $(rc same2) = 0 ] && [ -n '$fetched' ] && [ $fetched -le 8192 ] && slot_b_is '$T/v1.rootfs'"
 
 # 3. Servers that serve one range per request, or only the first of several.
 wipe_b

@@ -6,7 +6,8 @@
  *     (HULL_CHUNK_INDEX=1: with a chunk index, as hull-build writes bundles)
  *   update-tool [--esp DIR --slot-a DEV --slot-b DEV --booted a|b --keys DIR] CMD ...
  *     stage BUNDLE [--sha256 HEX] [--version V] [--key-id ID]
- *     stage-delta URL [--source PATH]... [--checkpoint FILE] [--ca FILE] [--sha256 HEX]
+ *     stage-delta URL [--source [PAYLOAD=]PATH]... [--checkpoint FILE] [--index-cache FILE]
+ *                  [--ca FILE] [--sha256 HEX]
  *                  delta download over http(s); prints "notice: ..." and
  *                  "stats size=N fetched=N reused=N resumed=N ranges=N full=0|1"
  *     activate [TRIES] | mark-good | rollback | reconcile | status
@@ -197,7 +198,7 @@ int main(int argc, char **argv) {
         if (streq(cmd, "stage-delta")) {
                 StageOptions so = { .progress = progress };
                 _cleanup_(stage_result_done) StageResult res = {};
-                const char *sources[16] = {};
+                DeltaSource sources[16] = {};
                 size_t ns = 0;
                 uint8_t sha[32];
                 DeltaStats st = {};
@@ -211,8 +212,16 @@ int main(int argc, char **argv) {
                         return 2;
                 d.fetch.url = argv[i++];
                 for (; i + 1 < argc; i += 2) {
-                        if (streq(argv[i], "--source") && ns + 1 < ELEMENTSOF(sources))
-                                sources[ns++] = argv[i + 1];
+                        if (streq(argv[i], "--source") && ns < ELEMENTSOF(sources)) {
+                                /* [PAYLOAD=]PATH */
+                                char *eq = strchr(argv[i + 1], '=');
+                                if (eq) {
+                                        *eq = '\0';
+                                        sources[ns++] = (DeltaSource) { eq + 1, argv[i + 1] };
+                                } else
+                                        sources[ns++] = (DeltaSource) { argv[i + 1], NULL };
+                        } else if (streq(argv[i], "--index-cache"))
+                                d.index_cache = argv[i + 1];
                         else if (streq(argv[i], "--checkpoint"))
                                 d.checkpoint = argv[i + 1];
                         else if (streq(argv[i], "--ca"))
@@ -223,6 +232,7 @@ int main(int argc, char **argv) {
                                 return 2;
                 }
                 d.sources = sources;
+                d.n_sources = ns;
                 r = keyring_load_dir(keys, &kr);
                 if (r < 0)
                         return done(r, "cannot load keys");

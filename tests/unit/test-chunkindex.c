@@ -61,15 +61,16 @@ static void test_chunks_cover_and_bound(void) {
         uint64_t off = 0;
         for (size_t i = 0; i < l->n_chunks; i++) {
                 ASSERT_EQ(l->chunks[i].offset, off);
-                ASSERT_TRUE(l->chunks[i].size <= 16 * 4096);
+                ASSERT_TRUE(l->chunks[i].size <= chunk_params_default.max_blocks * 4096);
                 if (i + 1 < l->n_chunks)
                         ASSERT_EQ(l->chunks[i].size % 4096, 0);
                 off += l->chunks[i].size;
         }
         ASSERT_EQ(off, n);
-        /* Average near 16 KiB: between 8 and 32 for random data. */
-        uint64_t avg = n / l->n_chunks;
-        ASSERT_TRUE(avg > 8192 && avg < 32768);
+        /* For random data the average is near avg_blocks blocks (a little
+         * less: the maximum cuts the long tail). */
+        uint64_t avg = n / l->n_chunks, want = (uint64_t) chunk_params_default.avg_blocks * 4096;
+        ASSERT_TRUE(avg > want / 2 && avg < want * 2);
         fprintf(stderr, "%zu chunks, %llu bytes on average\n", l->n_chunks, (unsigned long long) avg);
 }
 
@@ -91,7 +92,7 @@ static void test_shift_keeps_chunks(void) {
         fprintf(stderr, "missing %llu of %zu bytes\n", (unsigned long long) missing, n + ins);
         /* The inserted 20 KiB, plus at most about two chunks around each change. */
         ASSERT_TRUE(missing >= ins);
-        ASSERT_TRUE(missing <= ins + 4 * 65536);
+        ASSERT_TRUE(missing <= ins + 4 * chunk_params_default.max_blocks * 4096);
 }
 
 static void test_round_trip_and_store(void) {
@@ -177,7 +178,7 @@ static void test_parse_refuses(void) {
         MUTATE(put32(c + count_at, 0xffffffffU), EBADMSG);   /* more chunks than bytes */
         MUTATE(put32(c + entry, 0), EBADMSG);                /* empty chunk */
         MUTATE(put32(c + entry, 4095), EBADMSG);             /* not whole blocks, not last */
-        MUTATE(put32(c + entry, 17 * 4096), EBADMSG);        /* beyond the maximum */
+        MUTATE(put32(c + entry, (chunk_params_default.max_blocks + 1) * 4096), EBADMSG); /* beyond the maximum */
         MUTATE(c[entry - 5] ^= 1, EBADMSG);                  /* payload size != sum */
         ASSERT_ERROR(chunk_index_parse(f, CHUNK_INDEX_SIZE_MAX + 1, &y), E2BIG);
         ASSERT_OK(chunk_index_parse(f, s, &y));
