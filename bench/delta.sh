@@ -8,7 +8,8 @@
 #   same     the same spec built again: no change at all
 # A node running 'base' stages 'change' and 'same' from fetch-server.py
 # (HTTP, multi-range) through the update library's delta pump (the agent's
-# code); slots are 1 GiB files, the ESP a directory.
+# code); slots are 1 GiB files, the ESP a directory. The node keeps the
+# chunk index of the bundle it staged last (base's), as the agent does.
 #
 # Prints, per update: bytes fetched as a fraction of the bundle and as a
 # multiple of the zstd-compressed size of what really changed (the files
@@ -76,12 +77,15 @@ url=http://127.0.0.1:$(cat "$w/port")
 
 stage() { # URL -> "seconds fetched"
         reset_env
+        # The node keeps the chunk index of the bundle it last staged
+        # (docs/DELTA.md): base's, as if base had come as a delta too.
+        cp "$w/p-base/chunk-index" "$w/index-cache"
         grub-editenv "$env" set hull_b_prio=10 hull_b_good=1 hull_a_prio=0 hull_a_good=0
         local t0 t1 out
         t0=$(date +%s.%N)
         out=$($tool --esp "$w/esp" --slot-a "$w/slot-a" --slot-b "$w/slot-b" --keys "$w/keys" --booted b \
                 stage-delta "$1" --source "rootfs=$w/slot-b" --source "kernel=$w/esp/EFI/hull/b/vmlinuz" \
-                --source "initrd=$w/esp/EFI/hull/b/initrd.img" 2>/dev/null)
+                --source "initrd=$w/esp/EFI/hull/b/initrd.img" --index-cache "$w/index-cache" 2>/dev/null)
         t1=$(date +%s.%N)
         echo "$out" | grep -q '^staged' || { echo "stage of $1 failed: $out" >&2; exit 1; }
         echo "$(echo "$t1 - $t0" | bc) $(echo "$out" | sed -n 's/^stats .*fetched=\([0-9]*\).*/\1/p')"
@@ -130,8 +134,6 @@ m = struct.unpack(">I", h[12:16])[0]
 man = json.loads(b.read(m))
 area = (88 + m + 4095) // 4096 * 4096
 for p in man["payloads"]:
-    if p["name"] == "chunk-index":
-        continue
     b.seek(area + p["offset"])
     open(f"{sys.argv[2]}/{p['name']}", "wb").write(b.read(p["size"]))
 EOF
