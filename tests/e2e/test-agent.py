@@ -265,7 +265,8 @@ def main():
         check(slot(st, "b")["state"] == "bad", "the half-written slot b is marked bad, never booted")
         check((st["operation"] or {}).get("error", {}).get("code") == "interrupted",
               "the cut stage is reported as interrupted")
-        check(checkpoint() == cut_at, "the checkpoint survived the power cut")
+        # It may have moved on between the look and the cut, never back.
+        check(checkpoint() >= cut_at, "the checkpoint survived the power cut")
         rc, out = node.sh("cat /etc/hull-e2e-ntp.conf")
         check("time.example.com" in out, "the /etc change survived the power cut")
 
@@ -276,8 +277,15 @@ def main():
         killed_at = wait_checkpoint(cut_at, "agent kill")
         rc, out = node.sh("systemctl kill -s KILL hull-agent.service")
         check(rc == 0, "hull-agent is SIGKILLed with %d MiB checkpointed" % (killed_at >> 20))
-        st = node.wait_status(lambda s: (s.get("operation") or {}).get("state") == "failed",
-                              "the restarted agent reports the killed stage", timeout=120)
+        # systemd starts it again after 2 s (Restart=on-failure); until
+        # then hullctl gets no answer.
+        deadline, st = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            rc, st, out = node.ctl("status")
+            if st and (st.get("operation") or {}).get("state") == "failed":
+                break
+        st = st or {}
         check(((st.get("operation") or {}).get("error") or {}).get("code") == "interrupted",
               "the restarted agent reports the killed stage as interrupted")
 
