@@ -205,31 +205,6 @@ static int cmd_verify(int argc, char **argv) {
         return 0;
 }
 
-/* The docker convention (and podman's variable first). */
-static int default_auth_file(char **ret) {
-        const char *e = getenv("REGISTRY_AUTH_FILE");
-        char *p = NULL;
-
-        *ret = NULL;
-        if (!isempty(e))
-                return (*ret = strdup(e)) ? 0 : -ENOMEM;
-        e = getenv("DOCKER_CONFIG");
-        if (!isempty(e))
-                p = path_join(e, "config.json");
-        else if (!isempty(getenv("HOME")))
-                p = path_join(getenv("HOME"), ".docker/config.json");
-        else
-                return 0;
-        if (!p)
-                return -ENOMEM;
-        if (access(p, F_OK) < 0) {
-                free(p);
-                return 0;
-        }
-        *ret = p;
-        return 0;
-}
-
 static void push_progress(const char *what, const char *digest, uint64_t size, bool existed, void *userdata) {
         char sz[32];
         printf("%-9s %s %10s  %s\n", existed ? "exists" : "uploaded", digest, format_bytes(sz, sizeof(sz), size), what);
@@ -255,7 +230,7 @@ static int cmd_push(int argc, char **argv) {
                                        argv[1]);
         if (arg_auth)
                 auth = strdup(arg_auth);
-        else if (default_auth_file(&auth) < 0)
+        else if (oci_auth_default_path(&auth) < 0)
                 return log_oom();
         if (arg_auth && !auth)
                 return log_oom();

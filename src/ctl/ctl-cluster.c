@@ -387,31 +387,11 @@ static int fill_from_bundle(void) {
         return 0;
 }
 
-/* The docker convention, as hull-build push. */
+/* --registry-auth, else the docker convention, as hull-build push. */
 static int registry_auth_file(char **ret) {
-        const char *e = getenv("REGISTRY_AUTH_FILE");
-        char *p = NULL;
-
-        *ret = NULL;
         if (arg_registry_auth)
                 return (*ret = strdup(arg_registry_auth)) ? 0 : -ENOMEM;
-        if (!isempty(e))
-                return (*ret = strdup(e)) ? 0 : -ENOMEM;
-        e = getenv("DOCKER_CONFIG");
-        if (!isempty(e))
-                p = path_join(e, "config.json");
-        else if (!isempty(getenv("HOME")))
-                p = path_join(getenv("HOME"), ".docker/config.json");
-        else
-                return 0;
-        if (!p)
-                return -ENOMEM;
-        if (access(p, F_OK) < 0) {
-                free(p);
-                return 0;
-        }
-        *ret = p;
-        return 0;
+        return oci_auth_default_path(ret);
 }
 
 /* --image-url oci://...: what the OS object gets is pinned by digest, so

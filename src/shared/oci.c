@@ -1568,3 +1568,28 @@ int oci_blob_upload_fd(OciClient *c, int fd, uint64_t offset, uint64_t size, con
 int oci_blob_upload_data(OciClient *c, const void *data, size_t size, const char *digest, char **ret_error) {
         return upload(c, -1, data, 0, size, digest, UINT64_MAX, ret_error);
 }
+
+int oci_auth_default_path(char **ret) {
+        const char *e = getenv("REGISTRY_AUTH_FILE");
+        char *p = NULL;
+
+        *ret = NULL;
+        if (!isempty(e))
+                return (*ret = strdup(e)) ? 0 : -ENOMEM;
+        e = getenv("DOCKER_CONFIG");
+        if (!isempty(e))
+                p = path_join(e, "config.json");
+        else if (!isempty(getenv("HOME")))
+                p = path_join(getenv("HOME"), ".docker/config.json");
+        else
+                return 0;
+        if (!p)
+                return -ENOMEM;
+        if (access(p, F_OK) < 0) {
+                free(p);
+                return 0;
+        }
+        *ret = p;
+        return 0;
+}
+

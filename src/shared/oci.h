@@ -171,3 +171,9 @@ bool oci_client_plain_http(const OciClient *c);
 void oci_digest_data(const void *data, size_t size, char ret[static OCI_DIGEST_SIZE]);
 /* Whether s is "sha256:" and 64 lowercase hex digits. */
 bool oci_digest_is_valid(const char *s);
+
+/* Where a user's registry credentials are by the docker and podman
+ * convention: $REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json, else
+ * ~/.docker/config.json if it exists. *ret NULL: none (anonymous). */
+int oci_auth_default_path(char **ret) _warn_unused_result_;
+
