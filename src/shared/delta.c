@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -471,13 +472,45 @@ static int open_sources(Delta *d) {
         return 0;
 }
 
+/* How much of a root slot holds a file system: the slot is a partition
+ * (1 GiB, say) and the image in it often a third of that; reading and
+ * hashing the rest finds nothing. erofs and ext4 say their size in their
+ * superblock; anything else is read whole. A dm-verity hash tree after the
+ * file system is not read: it changes with any change of the data. */
+static uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static uint64_t fs_extent(int fd, uint64_t size) {
+        uint8_t sb[1024];
+        uint64_t fs = 0;
+
+        if (pread_all(fd, sb, sizeof(sb), 1024) < 0)
+                return size;
+        if (get_le32(sb) == 0xe0f5e1e2U) {
+                /* erofs: blkszbits at 12, blocks at 36 */
+                unsigned bits = sb[12];
+                uint32_t blocks = get_le32(sb + 36);
+                if (bits >= 9 && bits <= 16)
+                        fs = (uint64_t) blocks << bits;
+        } else if ((sb[56] | sb[57] << 8) == 0xef53) {
+                /* ext4: s_blocks_count_lo at 4, s_log_block_size at 24 */
+                uint32_t blocks = get_le32(sb + 4), log = get_le32(sb + 24);
+                if (log <= 6)
+                        fs = (uint64_t) blocks << (10 + log);
+        }
+        return fs > 0 && fs < size ? fs : size;
+}
+
 static int scan_sources(Delta *d) {
         int r = chunk_store_new(&d->store);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < d->n_src; i++) {
-                r = chunk_store_scan(d->store, (unsigned) i, d->src_fd[i],
-                                     d->src_size[i] - d->src_size[i] % d->index->params.block_size, &d->index->params);
+                uint64_t size = d->src_name[i] && streq(d->src_name[i], "rootfs") ? fs_extent(d->src_fd[i], d->src_size[i])
+                                                                                     : d->src_size[i];
+                r = chunk_store_scan(d->store, (unsigned) i, d->src_fd[i], size - size % d->index->params.block_size,
+                                     &d->index->params);
                 if (r < 0)
                         return error_set_first(d->error, r, "cannot read %s to find chunks to reuse: %s", d->src_path[i],
                                                strerror(-r));
