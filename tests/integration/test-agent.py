@@ -215,6 +215,103 @@ def https_server(r):
     return p, port
 
 
+def post_nowait(path, url, body):
+    """Send a POST and return the connected socket without reading the answer."""
+    data = json.dumps(body).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (url.encode(), len(data)) + data)
+    return s
+
+
+CUT_FILES = 120
+
+
+def cut_config(gen):
+    """Generation gen of the config that the cuts apply: the same 120 files
+    with other content, other kernel arguments, the sysctl flipped."""
+    return {"generation": gen, "kernel_args": ["cut.gen=%d" % gen], "debug": {"enabled": True},
+            "sysctl": {"net.ipv4.ip_forward": str(gen % 2)},
+            "files": [{"path": "/etc/hull-cut/f%02d.conf" % i, "content": ("gen %d file %d\n" % (gen, i)) * 200}
+                      for i in range(CUT_FILES)]}
+
+
+def config_state(r, gen, boot_a):
+    """What a cut left, against the generation being applied: 'old', 'new',
+    'partly applied' (some files written, the record still old), or a str
+    saying what is wrong."""
+    env = subprocess.run(["grub-editenv", r.env, "list"], capture_output=True, text=True)
+    if env.returncode != 0:
+        return "GRUB cannot read its environment: " + env.stderr.strip()
+    kv = dict(l.split("=", 1) for l in env.stdout.splitlines() if "=" in l)
+    if {k: kv.get(k) for k in boot_a} != boot_a:
+        return "slot a's boot entry changed: %s" % kv
+    try:
+        saved = json.load(open(r.t + "/state/config.json"))["generation"]
+    except (OSError, ValueError, KeyError) as e:
+        return "config.json on persist is unreadable: %r" % e
+    if saved not in (gen - 1, gen):
+        return "config.json holds generation %s" % saved
+    cmdline = kv.get("hull_cmdline")
+    if cmdline not in ("cut.gen=%d" % (gen - 1), "cut.gen=%d" % gen):
+        return "hull_cmdline is %r" % cmdline
+    if saved == gen and cmdline != "cut.gen=%d" % gen:
+        return "generation %d saved with the old kernel arguments" % gen
+    fresh = 0
+    for i in range(CUT_FILES):
+        try:
+            text = open(r.t + "/root/etc/hull-cut/f%02d.conf" % i).read()
+        except OSError as e:
+            return "file %d: %r" % (i, e)
+        if text not in (("gen %d file %d\n" % (g, i)) * 200 for g in (gen - 1, gen)):
+            return "file %d is neither generation: %r" % (i, text[:40])
+        if saved == gen and not text.startswith("gen %d " % gen):
+            return "generation %d saved, file %d still old" % (gen, i)
+        fresh += text.startswith("gen %d " % gen)
+    return "new" if saved == gen else "old" if fresh == 0 else "partly applied"
+
+
+def config_cuts(r):
+    """SIGKILL the agent at random instants while it applies a node config
+    (files, kernel arguments, sysctl, the record on persist). After each cut:
+    GRUB reads its environment and still boots slot a, the record is one
+    generation or the other, every file is whole, and the restarted agent
+    takes the same config again."""
+    import random
+    rng = random.Random(int(os.environ.get("HULL_TEST_SEED", "0")) or None)
+    cuts = int(os.environ.get("HULL_TEST_CONFIG_KILLS", "20"))
+    gen = api(r.sock, "GET", "/v1/config")[1]["generation"] + 1
+    kv = dict(l.split("=", 1) for l in sh("grub-editenv", r.env, "list").splitlines() if "=" in l)
+    boot_a = {k: kv.get(k) for k in ("hull_a_prio", "hull_a_good", "hull_a_tries", "hull_a_version")}
+    t0 = time.monotonic()
+    code, res = api(r.sock, "POST", "/v1/config", cut_config(gen))
+    took = time.monotonic() - t0
+    check(code == 200 and res["changed"], "a config of %d files applies in %.0f ms: %s" % (CUT_FILES, took * 1000, res))
+    bad, n = [], {"old": 0, "partly applied": 0, "new": 0}
+    for i in range(cuts):
+        gen += 1
+        s = post_nowait(r.sock, "/v1/config", cut_config(gen))
+        time.sleep(rng.uniform(0, took * 2.5))
+        r.stop(signal.SIGKILL)
+        s.close()
+        st = config_state(r, gen, boot_a)
+        if st not in n:
+            bad.append("cut %d: %s" % (i + 1, st))
+        else:
+            n[st] += 1
+        r.start(booted="a")
+        code, res = api(r.sock, "POST", "/v1/config", cut_config(gen))
+        if code != 200 or config_state(r, gen, boot_a) != "new":
+            bad.append("cut %d: the same config again: %s %s, %s" % (i + 1, code, res, config_state(r, gen, boot_a)))
+    print("  after %d cuts of config apply: not started %d times, files partly written %d times, applied %d times" %
+          (cuts, n["old"], n["partly applied"], n["new"]))
+    for b in bad:
+        print("  " + b)
+    check(not bad, "%d SIGKILLs of config apply: GRUB boots a, the record and every file are one generation "
+          "or the other, the config applies again" % cuts)
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
@@ -598,6 +695,8 @@ def main():
                   "a slot being overwritten loses its components and their record")
         else:
             check(comps(st, "b") in (COMPONENTS_V2, None), "a staged slot: %s" % comps(st, "b"))
+
+        config_cuts(r)
 
         # resident memory when idle
         time.sleep(0.5)
