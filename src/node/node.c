@@ -23,6 +23,7 @@
 #include "log.h"
 #include "node.h"
 #include "oci.h"
+#include "strutil.h"
 
 void task_done(Task *t) {
         if (!t)
@@ -152,6 +153,7 @@ void agent_view_done(AgentView *v) {
         free(v->op_state);
         free(v->op_version);
         free(v->op_error);
+        free(v->op_notice);
         *v = (AgentView) {};
 }
 
@@ -228,6 +230,15 @@ int agent_view_fetch(AgentClient *c, AgentView *ret) {
                 v.op_type = sdup(json_object_get(op, "type"));
                 v.op_state = sdup(json_object_get(op, "state"));
                 v.op_version = sdup(json_object_get(op, "version"));
+                v.op_notice = sdup(json_object_get(op, "notice"));
+                json_t *tr = json_object_get(op, "transfer");
+                json_int_t bundle = json_integer_value(json_object_get(tr, "bundle")),
+                           fetched = json_integer_value(json_object_get(tr, "fetched"));
+                if (bundle > 0 && fetched >= 0 && fetched <= bundle) {
+                        v.op_bundle = (uint64_t) bundle;
+                        v.op_fetched = (uint64_t) fetched;
+                        v.op_full = json_is_true(json_object_get(tr, "full"));
+                }
                 if (json_is_object(e)) {
                         const char *code = json_string_value(json_object_get(e, "code"));
                         const char *msg = json_string_value(json_object_get(e, "message"));
@@ -443,6 +454,23 @@ static void node_event(NodeCtx *ctx, json_t *node, const char *type, const char 
         (void) kube_event(ctx->kube, ref, type, reason, reason, "hull.dev/hull-node", ctx->identity,
                           note ?: reason);
         json_decref(ref);
+}
+
+/* "Staged": with what the download cost when the agent says so, so that
+ * a rollout's events show whether nodes got deltas or whole bundles, and
+ * with the agent's notice (a server that ignores Range) as a Warning. */
+static void stage_event(NodeCtx *ctx, json_t *node, const AgentView *a, const Task *t) {
+        char f[32], b[32];
+        bool ours = a->op_type && streq(a->op_type, "stage") && a->op_version && streq(a->op_version, t->version);
+
+        if (ours && a->op_bundle > 0)
+                node_event(ctx, node, "Normal", "Staged", "%s staged into slot %s: downloaded %s of %s (%s)", t->version,
+                           a->other_slot ?: "?", format_bytes(f, sizeof(f), a->op_fetched),
+                           format_bytes(b, sizeof(b), a->op_bundle), a->op_full ? "the whole bundle" : "a delta");
+        else
+                node_event(ctx, node, "Normal", "Staged", "%s staged into slot %s", t->version, a->other_slot ?: "?");
+        if (ours && a->op_notice)
+                node_event(ctx, node, "Warning", "StageNotice", "%s", a->op_notice);
 }
 
 /* Cordon only if nobody else has; remember that we did, so that only our
@@ -727,8 +755,7 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                         return 0;
                 if (a->other_state && streq(a->other_state, "staged") && a->other_version &&
                     streq(a->other_version, t->version)) {
-                        node_event(ctx, node, "Normal", "Staged", "%s staged into slot %s", t->version,
-                                   a->other_slot ?: "?");
+                        stage_event(ctx, node, a, t);
                         return start_drain(ctx, node, osnode, a, t);
                 }
                 if (a->op_type && streq(a->op_type, "stage") && a->op_state && streq(a->op_state, "failed") &&

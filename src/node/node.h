@@ -72,6 +72,10 @@ typedef struct AgentView {
         char *op_state;                 /* running, succeeded, failed */
         char *op_version;
         char *op_error;                 /* "code: message" or NULL */
+        char *op_notice;                /* e.g. a server without Range: a full download */
+        /* What the stage downloaded (docs/DELTA.md); op_bundle 0: not said. */
+        uint64_t op_bundle, op_fetched;
+        bool op_full;
 } AgentView;
 
 void agent_view_done(AgentView *v);

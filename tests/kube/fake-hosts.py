@@ -29,7 +29,7 @@ Per-node behaviour is read from DIR/<node>.json on every request (absent =
 normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
 | {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
 | {"activate": "busy-once"} (the first activate is a 409 busy, as while a health check runs)
-| {"stage_seconds": 5}
+| {"stage_seconds": 5} | {"range": "ignored"} (the stage reports a full download and a notice)
 | {"components": {...}} (the booted image's components.json says this instead, valid or not).
 DIR/<node>.log gets one line per API call.
 """
@@ -233,6 +233,16 @@ class Host:
                 return
             self.slots[other].update(state="staged", version=body.get("version"), good=False, priority=0,
                                      components=components_of(body.get("version")))
+            # What the real agent reports (docs/DELTA.md): an oci:// or
+            # https:// source is staged as a delta, a 380 MB bundle with
+            # a few MB missing; a server without Range sends all of it.
+            size = 380 << 20
+            if b.get("range") == "ignored":
+                op.update(notice="the server ignores Range requests: downloading the whole bundle",
+                          transfer={"bundle": size, "fetched": size, "reused": 0, "resumed": 0, "full": True})
+            else:
+                op.update(transfer={"bundle": size, "fetched": 15 << 20, "reused": size - (15 << 20),
+                                    "resumed": 0, "full": False})
             op.update(state="succeeded", finished=now_iso())
 
     def reboot(self, target, b):
@@ -301,8 +311,10 @@ class Host:
                 else:
                     code, out = host.handle(self.command, self.path.split("?")[0], body)
                 with open(os.path.join(args.dir, host.name + ".log"), "a") as f:
-                    f.write(json.dumps({"t": time.time(), "method": self.command, "path": self.path,
-                                        "status": code}) + "\n")
+                    rec = {"t": time.time(), "method": self.command, "path": self.path, "status": code}
+                    if self.path == "/v1/stage":
+                        rec.update(source=body.get("source"), sha256=body.get("sha256"))
+                    f.write(json.dumps(rec) + "\n")
                 data = json.dumps(out).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")

@@ -770,6 +770,32 @@ def scenario_oci(tmp):
         ok = f.wait("all 6 nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=300)
         check(ok, "every node reached 2.0.0 from the registry reference")
         check(not f.watch.violations, "maxUnavailable 2 never exceeded")
+        stages = {}
+        for n in f.names:
+            for line in open(os.path.join(f.hostdir, n + ".log")):
+                rec = json.loads(line)
+                if rec["path"] == "/v1/stage":
+                    stages.setdefault(n, []).append((rec.get("source"), rec.get("sha256")))
+        check(all(stages.get(n) == [(ref, digest)] for n in f.names),
+              "each node's agent was asked once to stage the pinned reference: %s" % stages)
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        staged = [e for e in ev if e.get("reason") == "Staged"]
+        log("Staged events: %s" % [e.get("note") for e in staged][:3])
+        check(len(staged) >= 6 and all("downloaded 15.0 MiB of 380.0 MiB (a delta)" in (e.get("note") or "")
+                                       for e in staged), "every Staged Event says what the delta downloaded")
+        # a node whose server ignores Range: a full download, and a Warning says why
+        f.behave(f.names[0], {"range": "ignored"})
+        st, out = f.api.patch("/apis/hull.dev/v1alpha1/oses/workers", {"spec": {
+            "version": "3.0.0", "image": {"url": ref.replace("5d" * 32, "6e" * 32), "sha256": "6e" * 32}}})
+        check(st == 200, "the OS object moves to 3.0.0 (%s)" % st)
+        ok = f.wait("all 6 nodes at 3.0.0", lambda: all_at(f, f.names, "3.0.0"), timeout=300)
+        check(ok, "a second version rolls out from the registry")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        notice = [e for e in ev if e.get("reason") == "StageNotice"]
+        check(len(notice) == 1 and notice[0]["type"] == "Warning" and "ignores Range" in notice[0].get("note", "")
+              and notice[0].get("regarding", {}).get("name") == f.names[0],
+              "the node that downloaded everything has a Warning StageNotice: %s" %
+              [(e.get("regarding", {}).get("name"), e.get("note")) for e in notice])
     finally:
         f.close()
 
