@@ -390,15 +390,11 @@ static Verdict judge(Ranges *g, CURLcode c, const char *errbuf, int *ret_r, char
                 return VERDICT_FAIL;
         }
         if (c != CURLE_OK) {
-                switch (c) {
-                case CURLE_SSL_CONNECT_ERROR:
-                case CURLE_PEER_FAILED_VERIFICATION:
-                case CURLE_SSL_CERTPROBLEM:
-                case CURLE_SSL_CIPHER:
-                case CURLE_SSL_CACERT_BADFILE:
-                case CURLE_UNSUPPORTED_PROTOCOL:
+                if (fetch_curl_code_is_tls(c) || c == CURLE_UNSUPPORTED_PROTOCOL) {
                         *ret_r = error_set_first(g->ret_error, -EPROTO, "downloading %s failed: %s", url, msg);
                         return VERDICT_FAIL;
+                }
+                switch (c) {
                 case CURLE_OUT_OF_MEMORY:
                         *ret_r = -ENOMEM;
                         return VERDICT_FAIL;

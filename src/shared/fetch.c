@@ -348,7 +348,7 @@ static CURLcode ssl_ctx_cb(CURL *curl, void *ssl_ctx, void *userdata) {
         return CURLE_OK;
 }
 
-static bool curl_code_is_tls(CURLcode c) {
+bool fetch_curl_code_is_tls(CURLcode c) {
         switch (c) {
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
@@ -373,7 +373,7 @@ static bool curl_code_is_tls(CURLcode c) {
 
 /* Failures of the network or of a server that is busy or restarting: worth
  * another connection. */
-static bool curl_code_is_transient(CURLcode c) {
+bool fetch_curl_code_is_transient(CURLcode c) {
         switch (c) {
         case CURLE_PARTIAL_FILE:
         case CURLE_RECV_ERROR:
@@ -459,7 +459,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
         if (c != CURLE_OK) {
                 if (c == CURLE_RECV_ERROR && recv_error_is_tls_alert(errbuf))
                         c = CURLE_SSL_CONNECT_ERROR;
-                if (curl_code_is_tls(c)) {
+                if (fetch_curl_code_is_tls(c)) {
                         *ret_r = error_set_first(f->ret_error, -EPROTO, "downloading %s failed: TLS: %s", url, curl_msg);
                         return OUTCOME_FAILED;
                 }
@@ -477,7 +477,7 @@ static Outcome judge(Fetch *f, CURL *curl, CURLcode c, const char *errbuf, int *
                         *ret_r = -ENOMEM;
                         return OUTCOME_FAILED;
                 }
-                if (curl_code_is_transient(c)) {
+                if (fetch_curl_code_is_transient(c)) {
                         /* A connection that ended inside a body is a
                          * truncated file, whether or not the server said
                          * goodbye in TLS. */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "fetch-internal.h"
 #include "fileio.h"
 #include "oci.h"
 #include "strutil.h"
@@ -917,40 +918,6 @@ static int setup_common(OciClient *c, const char *url, bool follow) {
         return 0;
 }
 
-static bool curl_code_is_tls(CURLcode code) {
-        switch (code) {
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CIPHER:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_ISSUER_ERROR:
-        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        case CURLE_SSL_INVALIDCERTSTATUS:
-        case CURLE_USE_SSL_FAILED:
-                return true;
-        default:
-                return false;
-        }
-}
-
-static bool curl_code_is_transient(CURLcode code) {
-        switch (code) {
-        case CURLE_PARTIAL_FILE:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-        case CURLE_OPERATION_TIMEDOUT:
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_GOT_NOTHING:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-                return true;
-        default:
-                return false;
-        }
-}
-
 /* "registry R, repository P" for messages. */
 #define WHERE_FMT "registry %s, repository %s"
 #define WHERE(c) (c)->registry, (c)->repository
@@ -1055,7 +1022,7 @@ static int fetch_token(OciClient *c, const OciChallenge *ch, char **ret_error) {
         if (basic)
                 explicit_bzero(basic, strlen(basic));
         if (code != CURLE_OK) {
-                r = error_set(ret_error, curl_code_is_tls(code) ? -EPROTO : -ECOMM,
+                r = error_set(ret_error, fetch_curl_code_is_tls(code) ? -EPROTO : -ECOMM,
                               WHERE_FMT ": cannot get a token from %s: %s", WHERE(c), ch->realm,
                               c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
                 response_done(&resp);
@@ -1209,11 +1176,11 @@ static int request(OciClient *c, const Request *q, Response *resp, const char *w
                 if (code == CURLE_OUT_OF_MEMORY)
                         return -ENOMEM;
                 if (code != CURLE_OK) {
-                        if (curl_code_is_tls(code))
+                        if (fetch_curl_code_is_tls(code))
                                 return error_set(ret_error, -EPROTO, WHERE_FMT ": TLS: %s", WHERE(c), cmsg);
                         if (code == CURLE_UNSUPPORTED_PROTOCOL)
                                 return error_set(ret_error, -EPROTO, WHERE_FMT ": %s", WHERE(c), cmsg);
-                        if (!curl_code_is_transient(code) || retries >= c->max_retries)
+                        if (!fetch_curl_code_is_transient(code) || retries >= c->max_retries)
                                 return error_set(ret_error, -ECOMM, WHERE_FMT ": %s %s failed: %s", WHERE(c), q->method,
                                                  what, cmsg);
                         wait_ms = MIN((unsigned) BACKOFF_FIRST_MSEC << MIN(retries, 5u), (unsigned) BACKOFF_MAX_MSEC);
