@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The hull-node state machine (docs/OPERATOR.md, "hull-node"):
  *
- *   upgrade:  Staging -> Draining -> Rebooting -> Verifying -> Done
- *   rollback:            Draining -> Rebooting -> Verifying -> Done
- *   config:   apply; if it needs a reboot: Draining -> Rebooting -> Verifying; Done
+ *   upgrade:  Staging -> [PreDrain] -> Draining -> Rebooting -> Verifying -> Gating -> Done
+ *                                                                          `-> RollingBack -> RolledBack
+ *   rollback:            [PreDrain] -> Draining -> Rebooting -> Verifying -> Gating -> Done
+ *   config:   apply; if it needs a reboot: [PreDrain] -> Draining -> Rebooting -> Verifying -> Gating; Done
+ *
+ * PreDrain runs spec.hooks.preDrain on the cordoned node; Gating waits for
+ * the Node and its pods to be Ready (spec.verify) and runs
+ * spec.hooks.postBoot; an upgrade that fails there goes back to its old
+ * slot (RollingBack).
  *
  * Staging comes before the cordon, while the node still serves, so the
  * downtime is only the drain and the reboot. Every phase is written to the
@@ -12,6 +18,7 @@
  * when it runs a good image, which is always the case before the reboot and
  * after a fallback. */
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -35,6 +42,8 @@ void task_done(Task *t) {
         free(t->image_sha256);
         free(t->image_key_id);
         json_decref(t->config);
+        os_hooks_done(&t->hooks);
+        os_verify_done(&t->verify);
         *t = (Task) {};
 }
 
@@ -131,6 +140,14 @@ int task_parse(const char *annotation, Task *ret, char **ret_error) {
                                         NODE_ANNOTATION_TASK);
                 return -EINVAL;
         }
+        _cleanup_free_ char *herr = NULL;
+        if (os_hooks_parse(json_object_get(j, "hooks"), "hooks", &t.hooks, &herr) < 0 ||
+            os_verify_parse(json_object_get(j, "verify"), "verify", &t.verify, &herr) < 0) {
+                json_decref(j);
+                if (ret_error)
+                        (void) asprintf(ret_error, "annotation %s: %s", NODE_ANNOTATION_TASK, herr ?: "out of memory");
+                return herr ? -EINVAL : -ENOMEM;
+        }
         json_decref(j);
         *ret = t;
         t = (Task) {};
@@ -154,6 +171,8 @@ void agent_view_done(AgentView *v) {
         free(v->op_version);
         free(v->op_error);
         free(v->op_notice);
+        free(v->op_hook_name);
+        free(v->op_hook_output);
         *v = (AgentView) {};
 }
 
@@ -231,6 +250,9 @@ int agent_view_fetch(AgentClient *c, AgentView *ret) {
                 v.op_state = sdup(json_object_get(op, "state"));
                 v.op_version = sdup(json_object_get(op, "version"));
                 v.op_notice = sdup(json_object_get(op, "notice"));
+                json_t *hook = json_object_get(op, "hook");
+                v.op_hook_name = sdup(json_object_get(hook, "name"));
+                v.op_hook_output = sdup(json_object_get(hook, "output"));
                 json_t *tr = json_object_get(op, "transfer");
                 json_int_t bundle = json_integer_value(json_object_get(tr, "bundle")),
                            fetched = json_integer_value(json_object_get(tr, "fetched"));
@@ -264,6 +286,10 @@ typedef struct StatusUpdate {
         const char *boot_id;            /* the boot before the reboot we cause */
         const char *os;
         bool restart_phase;             /* a new phaseTime even when the phase stays */
+        json_t *hook;                   /* non-NULL: status.hook (the patch takes the reference) */
+        bool reboot_time;               /* set status.rebootTime to now */
+        const char *gate;               /* non-NULL: status.gate, what the post-boot gate waits for */
+        bool clear_gate;
 } StatusUpdate;
 
 /* status.components and status.staged.components as merge-patch values:
@@ -316,8 +342,10 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
         json_t *status = json_object();
         int r;
 
-        if (!status)
+        if (!status) {
+                json_decref(u->hook);
                 return -ENOMEM;
+        }
         kube_format_time(ctx->now, now);
         if (u->phase) {
                 json_object_set_new(status, "phase", json_string(u->phase));
@@ -331,6 +359,14 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
                 json_object_set_new(status, "os", json_string(u->os));
         if (u->boot_id)
                 json_object_set_new(status, "rebootFrom", json_string(u->boot_id));
+        if (u->reboot_time)
+                json_object_set_new(status, "rebootTime", json_string(now));
+        if (u->hook)
+                json_object_set_new(status, "hook", u->hook);
+        if (u->gate)
+                json_object_set_new(status, "gate", json_string(u->gate));
+        else if (u->clear_gate)
+                json_object_set_new(status, "gate", json_null());
         if (u->error) {
                 /* The CRD caps the message (a drain can list many pods):
                  * cut it rather than have the whole status refused. */
@@ -569,7 +605,8 @@ static int fail_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView
 
 static int set_phase(NodeCtx *ctx, json_t *osnode, const AgentView *a, const Task *t, const char *phase,
                      const char *boot_id) {
-        StatusUpdate u = { .phase = phase, .task = t->id, .boot_id = boot_id, .os = t->os, .clear_error = true };
+        StatusUpdate u = { .phase = phase, .task = t->id, .boot_id = boot_id, .os = t->os, .clear_error = true,
+                           .clear_gate = true, .reboot_time = boot_id != NULL };
         return osnode_write(ctx, osnode, a, &u);
 }
 
@@ -597,7 +634,9 @@ static int start_drain(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentVi
         if (r < 0)
                 return r;
         ctx->drain = drain_state_free(ctx->drain);
-        return set_phase(ctx, osnode, a, t, "Draining", NULL);
+        /* Cordoned first, so that nothing new lands while the hooks run
+         * (e.g. storage set to noout); a failing hook lifts it again. */
+        return set_phase(ctx, osnode, a, t, t->hooks.n_pre_drain > 0 ? "PreDrain" : "Draining", NULL);
 }
 
 /* Apply the task's node config, if it has one the host does not. Returns 1
@@ -671,6 +710,331 @@ static int reboot_again(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentV
         }
         if (r < 0 && r != -EBUSY && !agent_client_unreachable(ctx->agent))
                 return fail_task(ctx, node, osnode, a, t, "Failed", err ?: "the agent refused the reboot");
+        return 0;
+}
+
+/* ---- hooks (spec.hooks) ----
+ *
+ * status.hook is the hook this task ran last: {task, stage, index, hook,
+ * state, startTime, finishTime, operation, output}. Hooks of a stage run
+ * one after the other; index says how far the stage got, so a restarted
+ * hull-node goes on with the next one and polls, never starts again, one
+ * that is running. */
+
+#define HOOK_OUTPUT_MAX 4096
+
+static json_t *osnode_hook(json_t *osnode, const Task *t, const char *stage) {
+        json_t *h = json_object_get(json_object_get(osnode, "status"), "hook");
+        const char *task = json_string_value(json_object_get(h, "task"));
+        const char *st = json_string_value(json_object_get(h, "stage"));
+        return task && st && streq(task, t->id) && streq(st, stage) ? h : NULL;
+}
+
+static json_t *hook_record(const Task *t, const char *stage, size_t index, const OsHook *h, const char *state,
+                           const char *start, const char *finish, int64_t op, const char *output) {
+        _cleanup_free_ char *desc = os_hook_describe(h);
+        _cleanup_free_ char *out = NULL;
+        if (!desc)
+                return NULL;
+        if (output && strlen(output) > HOOK_OUTPUT_MAX) {
+                /* The tail says why it failed; keep it, whole UTF-8 sequences only. */
+                const char *p = output + strlen(output) - HOOK_OUTPUT_MAX;
+                while (((unsigned char) *p & 0xc0) == 0x80)
+                        p++;
+                if (asprintf(&out, "...%s", p) < 0)
+                        return NULL;
+        }
+        return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s*, s:I*, s:s*}", "task", t->id, "stage", stage, "index",
+                         (json_int_t) index, "hook", desc, "state", state, "startTime", start, "finishTime", finish,
+                         "operation", op > 0 ? (json_int_t) op : (json_int_t) 0, "output", out ?: output);
+}
+
+/* Whether the Node has the label or annotation the hook waits for. */
+static bool node_has(json_t *node, const OsHook *h) {
+        json_t *map = json_object_get(json_object_get(node, "metadata"),
+                                      h->kind == OS_HOOK_WAIT_LABEL ? "labels" : "annotations");
+        const char *v = json_string_value(json_object_get(map, h->name));
+        return v && (!h->value || streq(v, h->value));
+}
+
+/* One step of the hooks of a stage ("preDrain", "postBoot"). 1: all done;
+ * 0: come back; -EIO with *ret_error: a hook failed (the caller fails or
+ * rolls back the task). */
+static int hooks_step(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t,
+                      const char *stage, const OsHook *list, size_t n, char **ret_error) {
+        json_t *cur = osnode_hook(osnode, t, stage);
+        const char *state = json_string_value(json_object_get(cur, "state"));
+        json_int_t index = cur ? json_integer_value(json_object_get(cur, "index")) : -1;
+        char now[32];
+        int r;
+
+        kube_format_time(ctx->now, now);
+        if (cur && (index < 0 || (size_t) index >= n))
+                return 1;       /* the spec changed under a running task: nothing more to run */
+        if (cur && state && streq(state, "Running")) {
+                const OsHook *h = &list[index];
+                const char *start = json_string_value(json_object_get(cur, "startTime"));
+                int64_t started = ctx->now, op = json_integer_value(json_object_get(cur, "operation"));
+                _cleanup_free_ char *desc = os_hook_describe(h);
+                if (!desc)
+                        return -ENOMEM;
+                if (start)
+                        (void) kube_parse_time(start, &started);
+                if (h->kind != OS_HOOK_EXEC) {
+                        if (node_has(node, h)) {
+                                node_event(ctx, node, "Normal", "HookSucceeded", "%s hook %s: the node has it", stage,
+                                           desc);
+                                return osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                                        .hook = hook_record(t, stage, index, h, "Succeeded", start ?: now, now, 0, NULL) });
+                        }
+                        if (ctx->now < started + h->timeout_seconds)
+                                return 0;
+                        if (asprintf(ret_error, "%s hook %s: timed out after %" PRIi64 " s", stage, desc,
+                                     h->timeout_seconds) < 0)
+                                return -ENOMEM;
+                        (void) osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                                .hook = hook_record(t, stage, index, h, "Failed", start ?: now, now, 0, NULL) });
+                        return -EIO;
+                }
+                if (!a->reachable)
+                        return 0;
+                bool ours = a->op_id == op && a->op_type && streq(a->op_type, "hook");
+                if (ours && a->op_state && streq(a->op_state, "running")) {
+                        /* The agent enforces the timeout; this is for an
+                         * agent that never answers the operation's end. */
+                        if (ctx->now < started + h->timeout_seconds + 60)
+                                return 0;
+                } else if (ours && a->op_state && streq(a->op_state, "succeeded")) {
+                        node_event(ctx, node, "Normal", "HookSucceeded", "%s hook %s succeeded", stage, desc);
+                        return osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                                .hook = hook_record(t, stage, index, h, "Succeeded", start ?: now, now, op,
+                                                    a->op_hook_output) });
+                }
+                if (asprintf(ret_error, "%s hook %s failed: %s%s%s", stage, desc,
+                             ours ? a->op_error ?: "failed" : "the agent no longer knows the operation (it restarted?)",
+                             ours && a->op_hook_output && *a->op_hook_output ? "; output: " : "",
+                             ours && a->op_hook_output ? a->op_hook_output : "") < 0)
+                        return -ENOMEM;
+                (void) osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                        .hook = hook_record(t, stage, index, h, "Failed", start ?: now, now, op,
+                                            ours ? a->op_hook_output : NULL) });
+                return -EIO;
+        }
+        if (cur && state && !streq(state, "Succeeded"))
+                return -EIO;    /* Failed: the caller acted on it already, or is about to */
+
+        size_t next = cur ? (size_t) index + 1 : 0;
+        if (next >= n)
+                return 1;
+        const OsHook *h = &list[next];
+        _cleanup_free_ char *desc = os_hook_describe(h);
+        if (!desc)
+                return -ENOMEM;
+        int64_t op = 0;
+        if (h->kind == OS_HOOK_EXEC) {
+                _cleanup_(agent_response_done) AgentResponse resp = {};
+                if (!a->reachable)
+                        return 0;
+                json_t *body = json_pack("{s:s, s:s, s:I, s:s}", "name", h->name, "stage",
+                                         streq(stage, "preDrain") ? "pre-drain" : "post-boot", "timeout_seconds",
+                                         (json_int_t) h->timeout_seconds, "task", t->id);
+                if (!body)
+                        return -ENOMEM;
+                r = agent_client_call(ctx->agent, "POST", "/v1/hook", body, &resp);
+                json_decref(body);
+                if (r < 0)
+                        return 0;       /* unreachable: come back */
+                if (resp.status >= 300) {
+                        const char *code = NULL, *msg = NULL;
+                        agent_response_error(&resp, &code, &msg);
+                        if (code && streq(code, "busy"))
+                                return 0;
+                        if (asprintf(ret_error, "%s hook %s: the agent refused it: %s: %s", stage, desc,
+                                     code ?: "error", msg ?: "(no message)") < 0)
+                                return -ENOMEM;
+                        (void) osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                                .hook = hook_record(t, stage, next, h, "Failed", now, now, 0, NULL) });
+                        return -EIO;
+                }
+                json_t *id = json_object_get(resp.body, "id");
+                if (!json_is_integer(id))
+                        id = json_object_get(json_object_get(resp.body, "operation"), "id");
+                op = json_is_integer(id) ? json_integer_value(id) : 0;
+        }
+        node_event(ctx, node, "Normal", "Hook", "%s hook %zu/%zu: %s (timeout %" PRIi64 " s)", stage, next + 1, n,
+                   desc, h->timeout_seconds);
+        r = osnode_write(ctx, osnode, a, &(StatusUpdate) {
+                .hook = hook_record(t, stage, next, h, "Running", now, NULL, op, NULL) });
+        return r < 0 ? r : 0;
+}
+
+/* ---- the post-boot gate (spec.verify) ---- */
+
+/* A boot ID as the agent gives it (32 hex digits) or the kubelet reports
+ * it in nodeInfo.bootID (a UUID with dashes): compared without dashes. */
+static bool boot_id_equal(const char *a, const char *b) {
+        for (;; a++, b++) {
+                while (*a == '-')
+                        a++;
+                while (*b == '-')
+                        b++;
+                if (tolower((unsigned char) *a) != tolower((unsigned char) *b))
+                        return false;
+                if (!*a)
+                        return true;
+        }
+}
+
+static json_t *find_condition(json_t *obj, const char *type) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c) {
+                const char *t = json_string_value(json_object_get(c, "type"));
+                if (t && streq(t, type))
+                        return c;
+        }
+        return NULL;
+}
+
+static int64_t time_field(json_t *o, const char *key) {
+        int64_t t;
+        const char *s = json_string_value(json_object_get(o, key));
+        return s && kube_parse_time(s, &t) >= 0 ? t : -1;
+}
+
+/* The Node is Ready as reported by the kubelet of this boot: its
+ * nodeInfo.bootID is the agent's, or (a kubelet that reports none) its
+ * heartbeat is newer than the reboot. A Ready condition left over from
+ * before the reboot does not count. */
+static bool node_ready_now(json_t *node, const AgentView *a, int64_t since, char **why) {
+        json_t *c = find_condition(node, "Ready");
+        const char *st = json_string_value(json_object_get(c, "status"));
+        const char *boot = json_string_value(json_object_get(json_object_get(json_object_get(node, "status"),
+                                                                             "nodeInfo"), "bootID"));
+        if (boot && a->boot_id && !boot_id_equal(boot, a->boot_id))
+                return asprintf(why, "the kubelet has not reported since the reboot (Node bootID %s)", boot), false;
+        if (!boot && time_field(c, "lastHeartbeatTime") < since)
+                return asprintf(why, "the kubelet has not reported since the reboot"), false;
+        if (!st || !streq(st, "True"))
+                return asprintf(why, "Node not Ready (%s: %s)", json_string_value(json_object_get(c, "reason")) ?: "no reason",
+                                json_string_value(json_object_get(c, "message")) ?: ""), false;
+        return true;
+}
+
+typedef struct PodCheck {
+        const char *selector;   /* NULL: DaemonSet pods */
+        int64_t since;
+        size_t total, ready;
+        char *not_ready;        /* "ns/name (reason), ..." */
+} PodCheck;
+
+static bool owned_by_daemonset(json_t *pod) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), i, o) {
+                const char *k = json_string_value(json_object_get(o, "kind"));
+                if (json_is_true(json_object_get(o, "controller")) && k && streq(k, "DaemonSet"))
+                        return true;
+        }
+        return false;
+}
+
+static int check_pod(json_t *pod, void *userdata) {
+        PodCheck *pc = userdata;
+        json_t *meta = json_object_get(pod, "metadata");
+        const char *phase = json_string_value(json_object_get(json_object_get(pod, "status"), "phase"));
+
+        if (json_object_get(meta, "deletionTimestamp") || (phase && (streq(phase, "Succeeded") || streq(phase, "Failed"))))
+                return 0;       /* going away, or done: not what runs here now */
+        if (!pc->selector && !owned_by_daemonset(pod))
+                return 0;
+        pc->total++;
+        json_t *c = find_condition(pod, "Ready");
+        const char *st = json_string_value(json_object_get(c, "status"));
+        /* Ready before the reboot and not yet updated by the kubelet of
+         * this boot is not Ready. */
+        if (st && streq(st, "True") && time_field(c, "lastTransitionTime") >= pc->since) {
+                pc->ready++;
+                return 0;
+        }
+        if (pc->not_ready && strlen(pc->not_ready) > 512)
+                return 0;
+        _cleanup_free_ char *item = NULL;
+        if (asprintf(&item, "%s%s/%s (%s)", pc->not_ready ? ", " : "",
+                     json_string_value(json_object_get(meta, "namespace")) ?: "?",
+                     json_string_value(json_object_get(meta, "name")) ?: "?",
+                     st && streq(st, "True") ? "Ready since before the reboot"
+                                             : json_string_value(json_object_get(c, "reason")) ?: phase ?: "not Ready") < 0)
+                return -ENOMEM;
+        char *n = NULL;
+        if (asprintf(&n, "%s%s", pc->not_ready ?: "", item) < 0)
+                return -ENOMEM;
+        free(pc->not_ready);
+        pc->not_ready = n;
+        return 0;
+}
+
+static void reset_pod_check(void *userdata) {
+        PodCheck *pc = userdata;
+        pc->total = pc->ready = 0;
+        pc->not_ready = mfree(pc->not_ready);
+}
+
+/* 1: the gate holds (Node and pods Ready); 0: not yet, *why says what is
+ * missing; < 0: the check itself failed (API error: come back). */
+static int gate_check(NodeCtx *ctx, json_t *node, const AgentView *a, const Task *t, int64_t since, char **why) {
+        _cleanup_free_ char *fs = NULL, *err = NULL;
+        PodCheck pc = { .selector = t->verify.pod_selector, .since = since };
+        int r;
+
+        if (!node_ready_now(node, a, since, why))
+                return 0;
+        if (asprintf(&fs, "spec.nodeName=%s", ctx->node_name) < 0)
+                return -ENOMEM;
+        KubeListOptions o = { .field_selector = fs, .label_selector = pc.selector };
+        r = kube_list(ctx->kube, "/api/v1/pods", &o, check_pod, reset_pod_check, &pc, NULL, &err);
+        if (r < 0) {
+                free(pc.not_ready);
+                return log_warning_errno(r, "Failed to list the pods on node '%s': %s", ctx->node_name, err ?: "");
+        }
+        if (pc.ready < pc.total) {
+                r = asprintf(why, "%zu of %zu %s Ready: not Ready: %s", pc.ready, pc.total,
+                             pc.selector ? "selected pods" : "DaemonSet pods", pc.not_ready ?: "?");
+                free(pc.not_ready);
+                return r < 0 ? -ENOMEM : 0;
+        }
+        free(pc.not_ready);
+        return 1;
+}
+
+/* The gate failed (or a post-boot hook): an upgrade goes back to the slot
+ * it came from, which is still good, through the agent's rollback and a
+ * reboot; the reason stays in lastError until RolledBack. Other tasks have
+ * nothing to go back to: Failed. */
+static int gate_failed(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t,
+                       const char *reason) {
+        _cleanup_free_ char *err = NULL, *msg = NULL;
+        long status = 0;
+        int r;
+
+        if (t->operation != TASK_UPGRADE)
+                return fail_task(ctx, node, osnode, a, t, "Failed", reason);
+        if (asprintf(&msg, "post-boot gate failed on %s: %s", t->version, reason) < 0)
+                return -ENOMEM;
+        node_event(ctx, node, "Warning", "GateFailed", "%s; rolling back", msg);
+        r = osnode_write(ctx, osnode, a, &(StatusUpdate) { .phase = "RollingBack", .task = t->id, .os = t->os,
+                                                           .error = msg, .boot_id = a->boot_id, .reboot_time = true });
+        if (r < 0)
+                return r;
+        r = agent_post(ctx, "/v1/rollback", NULL, &status, &err);
+        if (r == -EBUSY || (r < 0 && agent_client_unreachable(ctx->agent)))
+                return 0;       /* RollingBack asks again */
+        if (r < 0) {
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "%s; cannot roll back: %s", msg, err ?: "the agent refused") < 0)
+                        return -ENOMEM;
+                return fail_task(ctx, node, osnode, a, t, "Failed", m);
+        }
         return 0;
 }
 
@@ -768,6 +1132,16 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                 return set_phase(ctx, osnode, a, t, "Idle", NULL);
         }
 
+        if (streq(phase, "PreDrain")) {
+                r = hooks_step(ctx, node, osnode, a, t, "preDrain", t->hooks.pre_drain, t->hooks.n_pre_drain, &err);
+                if (r == -EIO)
+                        return fail_task(ctx, node, osnode, a, t, "Failed",
+                                         err ?: "a pre-drain hook failed (status.hook has its output)");
+                if (r <= 0)
+                        return r;
+                return set_phase(ctx, osnode, a, t, "Draining", NULL);
+        }
+
         if (streq(phase, "Draining")) {
                 if (!ctx->drain) {
                         ctx->drain = drain_state_new(osnode_phase_time(osnode, ctx->now) + t->drain_timeout);
@@ -818,7 +1192,9 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                 if (!a->reachable)
                         return 0;
                 if (target_reached(t, a))
-                        return step_done(ctx, node, osnode, a, t);
+                        /* Up and marked good: now the workloads (spec.verify)
+                         * and the post-boot hooks decide. */
+                        return set_phase(ctx, osnode, a, t, "Gating", NULL);
                 if (t->operation != TASK_CONFIG && a->version && t->version && !streq(a->version, t->version)) {
                         _cleanup_free_ char *m = NULL;
                         if (asprintf(&m, "booted back into %s instead of %s%s%s", a->version, t->version,
@@ -831,6 +1207,80 @@ static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView 
                  * running; if they fail the agent reboots and GRUB falls
                  * back, which shows up above on the next boot. */
                 return osnode_write(ctx, osnode, a, &(StatusUpdate) {});
+        }
+
+        if (streq(phase, "Gating")) {
+                _cleanup_free_ char *why = NULL, *reason = NULL;
+                if (!a->reachable)
+                        return 0;
+                if (!target_reached(t, a))
+                        return set_phase(ctx, osnode, a, t, "Verifying", NULL);   /* fell back, or not good */
+                int64_t start = osnode_phase_time(osnode, ctx->now);
+                int64_t since = time_field(json_object_get(osnode, "status"), "rebootTime");
+                if (since < 0)
+                        since = start;
+                if (!osnode_hook(osnode, t, "postBoot")) {
+                        r = gate_check(ctx, node, a, t, since, &why);
+                        if (r < 0)
+                                return 0;       /* the API failed us: look again */
+                        if (r == 0) {
+                                if (ctx->now < start + t->verify.timeout_seconds)
+                                        return osnode_write(ctx, osnode, a, &(StatusUpdate) { .gate = why ?: "waiting" });
+                                if (asprintf(&reason, "not Ready within %" PRIi64 " s (spec.verify.timeoutSeconds): %s",
+                                             t->verify.timeout_seconds, why ?: "?") < 0)
+                                        return -ENOMEM;
+                                return gate_failed(ctx, node, osnode, a, t, reason);
+                        }
+                }
+                r = hooks_step(ctx, node, osnode, a, t, "postBoot", t->hooks.post_boot, t->hooks.n_post_boot, &err);
+                if (r == -EIO)
+                        return gate_failed(ctx, node, osnode, a, t, err ?: "a post-boot hook failed (status.hook has its output)");
+                if (r <= 0)
+                        return r;
+                return step_done(ctx, node, osnode, a, t);
+        }
+
+        if (streq(phase, "RollingBack")) {
+                const char *before = osnode_status_str(osnode, "rebootFrom");
+                const char *reason = json_string_value(json_object_get(
+                        json_object_get(json_object_get(osnode, "status"), "lastError"), "message"));
+                _cleanup_free_ char *m = NULL;
+                if (!a->reachable || !a->boot_id)
+                        return 0;
+                if (before && streq(before, a->boot_id)) {
+                        /* Still up: the request did not reach the agent (busy,
+                         * restarting). Ask again, at most every 30 s. */
+                        if ((a->op_state && streq(a->op_state, "running")) ||
+                            ctx->now < osnode_phase_time(osnode, ctx->now) + REBOOT_UNSEEN_SEC)
+                                return 0;
+                        r = osnode_write(ctx, osnode, a, &(StatusUpdate) { .phase = "RollingBack", .task = t->id,
+                                                                           .os = t->os, .restart_phase = true });
+                        if (r < 0)
+                                return r;
+                        r = agent_post(ctx, a->reboot_required ? "/v1/reboot" : "/v1/rollback", NULL, &status, &err);
+                        if (r == -ESTALE) {     /* already switched: just the reboot */
+                                err = mfree(err);
+                                r = agent_post(ctx, "/v1/reboot", NULL, &status, &err);
+                        }
+                        if (r < 0 && r != -EBUSY && !agent_client_unreachable(ctx->agent)) {
+                                if (asprintf(&m, "%s; cannot roll back: %s", reason ?: "post-boot gate failed",
+                                             err ?: "the agent refused") < 0)
+                                        return -ENOMEM;
+                                return fail_task(ctx, node, osnode, a, t, "Failed", m);
+                        }
+                        return 0;
+                }
+                if (a->version && t->version && streq(a->version, t->version)) {
+                        if (asprintf(&m, "%s; the rollback did not take: the node booted %s again", reason ?: "post-boot gate failed",
+                                     a->version) < 0)
+                                return -ENOMEM;
+                        return fail_task(ctx, node, osnode, a, t, "Failed", m);
+                }
+                if (!a->booted_good)
+                        return osnode_write(ctx, osnode, a, &(StatusUpdate) {});        /* health checks run */
+                if (asprintf(&m, "rolled back to %s: %s", a->version ?: "?", reason ?: "post-boot gate failed") < 0)
+                        return -ENOMEM;
+                return fail_task(ctx, node, osnode, a, t, "RolledBack", m);
         }
 
         log_warning("OSNode '%s' has unknown phase '%s', starting the task over", ctx->node_name, phase);
@@ -882,8 +1332,10 @@ int node_reconcile(NodeCtx *ctx) {
                  * (its OS object deleted, the node deselected). Nothing is
                  * in flight any more that we started, so say Idle. */
                 const char *phase = osnode_status_str(osnode, "phase");
-                bool working = phase && (streq(phase, "Staging") || streq(phase, "Draining") ||
-                                         streq(phase, "Rebooting") || streq(phase, "Verifying"));
+                bool working = phase && (streq(phase, "Staging") || streq(phase, "PreDrain") ||
+                                         streq(phase, "Draining") || streq(phase, "Rebooting") ||
+                                         streq(phase, "Verifying") || streq(phase, "Gating") ||
+                                         streq(phase, "RollingBack"));
                 StatusUpdate u = { .phase = !phase || working ? "Idle" : NULL };
                 r = osnode_write(ctx, osnode, &a, &u);
         } else if (task_parse(ann, &t, &err) < 0) {

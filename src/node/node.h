@@ -9,6 +9,7 @@
 #include "components.h"
 #include "kube.h"
 #include "macro.h"
+#include "osspec.h"
 #include "rollout.h"
 
 /* hull-node: the per-node controller (docs/OPERATOR.md, "hull-node"). It
@@ -43,6 +44,8 @@ typedef struct Task {
         int64_t grace_period;           /* -1: the pod's own */
         bool delete_empty_dir_data;
         bool force;
+        OsHooks hooks;                  /* hooks.preDrain, hooks.postBoot */
+        OsVerify verify;                /* the post-boot gate (upgrades) */
 } Task;
 
 void task_done(Task *t);
@@ -72,6 +75,8 @@ typedef struct AgentView {
         char *op_state;                 /* running, succeeded, failed */
         char *op_version;
         char *op_error;                 /* "code: message" or NULL */
+        char *op_hook_name;             /* a hook operation: its name, exit code, output */
+        char *op_hook_output;
         char *op_notice;                /* e.g. a server without Range: a full download */
         /* What the stage downloaded (docs/DELTA.md); op_bundle 0: not said. */
         uint64_t op_bundle, op_fetched;

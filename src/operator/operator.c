@@ -164,6 +164,12 @@ static char *make_task(const OsEntry *e, int64_t now, int64_t batch) {
                                                           s->image.sha256, "keyId", s->image.key_id));
         if (s->config)
                 json_object_set(t, "config", s->config);
+        /* As the spec has them: hull-node parses them with the same
+         * os_hooks_parse()/os_verify_parse(). */
+        if (s->hooks_json)
+                json_object_set(t, "hooks", s->hooks_json);
+        if (s->verify_json)
+                json_object_set(t, "verify", s->verify_json);
         char *str = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(t);
         return str;

@@ -38,10 +38,19 @@
 #define CEL_MSG_BATCH_NODES "must be a count from 1 to 1000000000 or a percentage from 0% to 100%"
 #define CEL_MSG_GATE_OR_PAUSE "manualGate and pauseSeconds exclude each other"
 #define CEL_MSG_OCI_SHA256 "for an oci:// url, sha256 must be the digest the url is pinned by"
+#define CEL_MSG_HOOK_ONE_OF "exactly one of exec and waitFor"
+#define CEL_MSG_WAIT_ONE_OF "exactly one of label and annotation"
+#define CEL_MSG_EXPRESSION_VALUES "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist"
 #define CEL_MSG_EMPTY_WINDOW "start and end must differ: an empty window never opens (leave the window out for always)"
 
-static const char *const spec_keys[] = { "config", "drain", "image", "nodeSelector", "operation",
-                                          "strategy", "version", "window" };
+static const char *const spec_keys[] = { "config", "drain", "hooks", "image", "nodeSelector", "operation",
+                                          "strategy", "verify", "version", "window" };
+static const char *const hooks_keys[] = { "postBoot", "preDrain" };
+static const char *const hook_keys[] = { "exec", "timeoutSeconds", "waitFor" };
+static const char *const wait_keys[] = { "annotation", "label", "value" };
+static const char *const verify_keys[] = { "podSelector", "timeoutSeconds" };
+static const char *const selector_keys[] = { "matchExpressions", "matchLabels" };
+static const char *const expression_keys[] = { "key", "operator", "values" };
 static const char *const image_keys[] = { "keyId", "kubeletVersion", "sha256", "url" };
 static const char *const strategy_keys[] = { "approvedBatches", "batches", "failureBudget", "maxUnavailable",
                                               "nodeTimeoutSeconds", "paused" };
@@ -109,6 +118,10 @@ void os_spec_done(OsSpec *s) {
         free(s->batches);
         free(s->window.time_zone);
         json_decref(s->config);
+        os_hooks_done(&s->hooks);
+        os_verify_done(&s->verify);
+        json_decref(s->hooks_json);
+        json_decref(s->verify_json);
         *s = (OsSpec) {};
 }
 
@@ -659,6 +672,289 @@ static int parse_drain(json_t *spec, OsSpec *s, char **error) {
         return 0;
 }
 
+/* ---- hooks and the post-boot gate ---- */
+
+static void hook_list_free(OsHook *l, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(l[i].name);
+                free(l[i].value);
+        }
+        free(l);
+}
+
+void os_hooks_done(OsHooks *h) {
+        if (!h)
+                return;
+        hook_list_free(h->pre_drain, h->n_pre_drain);
+        hook_list_free(h->post_boot, h->n_post_boot);
+        *h = (OsHooks) {};
+}
+
+void os_verify_done(OsVerify *v) {
+        if (!v)
+                return;
+        free(v->pod_selector);
+        *v = (OsVerify) {};
+}
+
+char *os_hook_describe(const OsHook *h) {
+        char *s = NULL;
+        int r = h->kind == OS_HOOK_EXEC ? asprintf(&s, "exec %s", h->name)
+                                        : asprintf(&s, "wait for %s %s%s%s",
+                                                   h->kind == OS_HOOK_WAIT_LABEL ? "label" : "annotation", h->name,
+                                                   h->value ? "=" : "", h->value ?: "");
+        return r < 0 ? NULL : s;
+}
+
+/* The agent's rule for hook names (docs/AGENT-API.md, POST /v1/hook): a file
+ * name in hooks.d, never a path. */
+static bool hook_name_ok(const char *s) {
+        size_t l = strlen(s);
+        if (l < 1 || l > 64 || !isalnum((unsigned char) s[0]))
+                return false;
+        for (size_t i = 0; i < l; i++)
+                if (!isalnum((unsigned char) s[i]) && !strchr("._-", s[i]))
+                        return false;
+        return true;
+}
+
+static int parse_hook(json_t *h, const char *path, OsHook *ret, char **error) {
+        json_t *wait;
+        const char *exec = NULL, *key = NULL, *value = NULL;
+        char q[STRING_QUOTE_SIZE];
+        int r;
+
+        if (!json_is_object(h))
+                return fail(error, "%s: must be an object, not %s", path, json_type_name(h));
+        if ((r = check_keys(h, path, hook_keys, ELEMENTSOF(hook_keys), error)) < 0 ||
+            (r = get_string(h, "exec", path, false, &exec, error)) < 0 ||
+            (r = get_object(h, "waitFor", path, &wait, error)) < 0 ||
+            (r = get_int(h, "timeoutSeconds", path, OS_HOOK_TIMEOUT_DEFAULT, 1, &ret->timeout_seconds, error)) < 0)
+                return r;
+        if (!exec == !wait)
+                return fail(error, "%s: " CEL_MSG_HOOK_ONE_OF, path);
+        if (ret->timeout_seconds > OS_HOOK_TIMEOUT_MAX)
+                return fail(error, "%s.timeoutSeconds: %" PRId64 ": must be at most %d", path, ret->timeout_seconds,
+                            OS_HOOK_TIMEOUT_MAX);
+        if (exec) {
+                if (!hook_name_ok(exec))
+                        return fail(error, "%s.exec: %s is not a hook name (1 to 64 characters, letters, digits "
+                                    "and ._-, beginning with a letter or digit; a file in /etc/hull/hooks.d or "
+                                    "/usr/lib/hull/hooks.d)", path, string_quote(q, exec));
+                ret->kind = OS_HOOK_EXEC;
+                return dup_string(exec, &ret->name);
+        }
+        _cleanup_free_ char *wpath = NULL;
+        if (asprintf(&wpath, "%s.waitFor", path) < 0)
+                return -ENOMEM;
+        const char *label = NULL, *annotation = NULL;
+        if ((r = check_keys(wait, wpath, wait_keys, ELEMENTSOF(wait_keys), error)) < 0 ||
+            (r = get_string(wait, "label", wpath, false, &label, error)) < 0 ||
+            (r = get_string(wait, "annotation", wpath, false, &annotation, error)) < 0 ||
+            (r = get_string(wait, "value", wpath, false, &value, error)) < 0)
+                return r;
+        if (!label == !annotation)
+                return fail(error, "%s: " CEL_MSG_WAIT_ONE_OF, wpath);
+        key = label ?: annotation;
+        if (!label_key_ok(key))
+                return fail(error, "%s.%s: %s is not a valid %s key", wpath, label ? "label" : "annotation",
+                            string_quote(q, key), label ? "label" : "annotation");
+        if (value && (label ? !label_name_ok(value, strlen(value), true) : strlen(value) > 1024))
+                return fail(error, "%s.value: %s is not a valid %s value", wpath, string_quote(q, value),
+                            label ? "label" : "annotation");
+        ret->kind = label ? OS_HOOK_WAIT_LABEL : OS_HOOK_WAIT_ANNOTATION;
+        if ((r = dup_string(key, &ret->name)) < 0 || (r = dup_string(value, &ret->value)) < 0)
+                return r;
+        return 0;
+}
+
+static int parse_hook_list(json_t *hooks, const char *key, const char *path, OsHook **ret, size_t *ret_n,
+                           char **error) {
+        json_t *l = member(hooks, key), *h;
+        size_t i;
+        int r;
+
+        if (!l)
+                return 0;
+        if (!json_is_array(l))
+                return fail(error, "%s.%s: must be an array, not %s", path, key, json_type_name(l));
+        if (json_array_size(l) > OS_HOOKS_MAX)
+                return fail(error, "%s.%s: more than %d hooks", path, key, OS_HOOKS_MAX);
+        if (json_array_size(l) == 0)
+                return 0;
+        OsHook *list = calloc(json_array_size(l), sizeof(OsHook));
+        if (!list)
+                return -ENOMEM;
+        json_array_foreach(l, i, h) {
+                _cleanup_free_ char *hp = NULL;
+                r = asprintf(&hp, "%s.%s[%zu]", path, key, i) < 0 ? -ENOMEM : parse_hook(h, hp, &list[i], error);
+                if (r < 0) {
+                        hook_list_free(list, i + 1);
+                        return r;
+                }
+        }
+        *ret = list;
+        *ret_n = json_array_size(l);
+        return 0;
+}
+
+int os_hooks_parse(json_t *hooks, const char *path, OsHooks *ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        OsHooks h = {};
+        int r = 0;
+
+        if (hooks && !json_is_null(hooks)) {
+                if (!json_is_object(hooks))
+                        r = fail(&error, "%s: must be an object, not %s", path, json_type_name(hooks));
+                if (r >= 0)
+                        r = check_keys(hooks, path, hooks_keys, ELEMENTSOF(hooks_keys), &error);
+                if (r >= 0)
+                        r = parse_hook_list(hooks, "preDrain", path, &h.pre_drain, &h.n_pre_drain, &error);
+                if (r >= 0)
+                        r = parse_hook_list(hooks, "postBoot", path, &h.post_boot, &h.n_post_boot, &error);
+        }
+        if (r < 0) {
+                os_hooks_done(&h);
+                if (ret_error)
+                        *ret_error = TAKE_PTR(error);
+                return r;
+        }
+        *ret = h;
+        return 0;
+}
+
+/* Append s to *buf (a growing string). */
+static int append(char **buf, const char *s) {
+        size_t a = *buf ? strlen(*buf) : 0, b = strlen(s);
+        char *n = realloc(*buf, a + b + 1);
+        if (!n)
+                return -ENOMEM;
+        memcpy(n + a, s, b + 1);
+        *buf = n;
+        return 0;
+}
+
+/* A metav1.LabelSelector as a selector string ("a=b,c in (x,y),!d"), which
+ * is what list calls take and kube_selector_matches() evaluates. */
+static int parse_label_selector(json_t *sel, const char *path, char **ret, char **error) {
+        _cleanup_free_ char *out = NULL;
+        json_t *labels, *exprs = member(sel, "matchExpressions"), *v, *e;
+        const char *key;
+        char q[STRING_QUOTE_SIZE];
+        size_t i;
+        int r;
+
+        if (!json_is_object(sel))
+                return fail(error, "%s: must be an object, not %s", path, json_type_name(sel));
+        if ((r = check_keys(sel, path, selector_keys, ELEMENTSOF(selector_keys), error)) < 0 ||
+            (r = get_object(sel, "matchLabels", path, &labels, error)) < 0)
+                return r;
+        if (append(&out, "") < 0)
+                return -ENOMEM;
+        if (labels && json_object_size(labels) > SELECTOR_LABELS_MAX)
+                return fail(error, "%s.matchLabels: more than %d labels", path, SELECTOR_LABELS_MAX);
+        json_object_foreach(labels, key, v) {
+                if (!label_key_ok(key))
+                        return fail(error, "%s.matchLabels: %s is not a valid label key", path, string_quote(q, key));
+                if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                    !label_name_ok(json_string_value(v), json_string_length(v), true))
+                        return fail(error, "%s.matchLabels.%s: not a valid label value", path, key);
+                if ((*out && append(&out, ",") < 0) || append(&out, key) < 0 || append(&out, "=") < 0 ||
+                    append(&out, json_string_value(v)) < 0)
+                        return -ENOMEM;
+        }
+        if (exprs && (!json_is_array(exprs) || json_array_size(exprs) > 16))
+                return fail(error, "%s.matchExpressions: must be an array of at most 16 expressions", path);
+        json_array_foreach(exprs, i, e) {
+                _cleanup_free_ char *ep = NULL;
+                const char *k, *op;
+                json_t *vals;
+                size_t j;
+                if (asprintf(&ep, "%s.matchExpressions[%zu]", path, i) < 0)
+                        return -ENOMEM;
+                if (!json_is_object(e))
+                        return fail(error, "%s: must be an object, not %s", ep, json_type_name(e));
+                if ((r = check_keys(e, ep, expression_keys, ELEMENTSOF(expression_keys), error)) < 0 ||
+                    (r = get_string(e, "key", ep, true, &k, error)) < 0 ||
+                    (r = get_string(e, "operator", ep, true, &op, error)) < 0)
+                        return r;
+                if (!label_key_ok(k))
+                        return fail(error, "%s.key: %s is not a valid label key", ep, string_quote(q, k));
+                bool set = streq(op, "In") || streq(op, "NotIn");
+                if (!set && !streq(op, "Exists") && !streq(op, "DoesNotExist"))
+                        return fail(error, "%s.operator: %s is not one of In, NotIn, Exists, DoesNotExist", ep,
+                                    string_quote(q, op));
+                vals = member(e, "values");
+                if (vals && (!json_is_array(vals) || json_array_size(vals) > 64))
+                        return fail(error, "%s.values: must be an array of at most 64 values", ep);
+                if (set != (vals && json_array_size(vals) > 0))
+                        return fail(error, "%s: " CEL_MSG_EXPRESSION_VALUES, ep);
+                if ((*out && append(&out, ",") < 0) || (streq(op, "DoesNotExist") && append(&out, "!") < 0) ||
+                    append(&out, k) < 0)
+                        return -ENOMEM;
+                if (set && append(&out, streq(op, "In") ? " in (" : " notin (") < 0)
+                        return -ENOMEM;
+                json_array_foreach(vals, j, v) {
+                        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                            !label_name_ok(json_string_value(v), json_string_length(v), true))
+                                return fail(error, "%s.values[%zu]: not a valid label value", ep, j);
+                        if ((j > 0 && append(&out, ",") < 0) || append(&out, json_string_value(v)) < 0)
+                                return -ENOMEM;
+                }
+                if (set && append(&out, ")") < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int os_verify_parse(json_t *verify, const char *path, OsVerify *ret, char **ret_error) {
+        _cleanup_free_ char *error = NULL, *sel_path = NULL;
+        OsVerify v = { .timeout_seconds = OS_VERIFY_TIMEOUT_DEFAULT };
+        json_t *sel = NULL;
+        int r = 0;
+
+        if (verify && json_is_null(verify))
+                verify = NULL;
+        if (verify && !json_is_object(verify))
+                r = fail(&error, "%s: must be an object, not %s", path, json_type_name(verify));
+        if (r >= 0 && verify)
+                r = check_keys(verify, path, verify_keys, ELEMENTSOF(verify_keys), &error);
+        if (r >= 0)
+                r = get_int(verify, "timeoutSeconds", path, OS_VERIFY_TIMEOUT_DEFAULT, OS_VERIFY_TIMEOUT_MIN,
+                            &v.timeout_seconds, &error);
+        if (r >= 0 && v.timeout_seconds > OS_HOOK_TIMEOUT_MAX)
+                r = fail(&error, "%s.timeoutSeconds: %" PRId64 ": must be at most %d", path, v.timeout_seconds,
+                         OS_HOOK_TIMEOUT_MAX);
+        if (r >= 0 && verify)
+                sel = member(verify, "podSelector");
+        if (r >= 0 && sel)
+                r = asprintf(&sel_path, "%s.podSelector", path) < 0 ? -ENOMEM
+                                                                   : parse_label_selector(sel, sel_path, &v.pod_selector, &error);
+        if (r < 0) {
+                os_verify_done(&v);
+                if (ret_error)
+                        *ret_error = TAKE_PTR(error);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int parse_hooks_and_verify(json_t *spec, OsSpec *s, char **error) {
+        json_t *h = member(spec, "hooks"), *v = member(spec, "verify");
+        int r;
+
+        if ((r = os_hooks_parse(h, "spec.hooks", &s->hooks, error)) < 0 ||
+            (r = os_verify_parse(v, "spec.verify", &s->verify, error)) < 0)
+                return r;
+        if (h && !(s->hooks_json = json_deep_copy(h)))
+                return -ENOMEM;
+        if (v && !(s->verify_json = json_deep_copy(v)))
+                return -ENOMEM;
+        return 0;
+}
+
 static int parse_config(json_t *spec, OsSpec *s, char **error) {
         _cleanup_(node_config_freep) NodeConfig *c = NULL;
         _cleanup_free_ char *text = NULL, *cerr = NULL;
@@ -727,7 +1023,8 @@ static int parse_all(json_t *spec, OsSpec *s, char **error) {
 
         if ((r = parse_node_selector(spec, s, error)) < 0 || (r = parse_image(spec, s, error)) < 0 ||
             (r = parse_strategy(spec, s, error)) < 0 || (r = parse_window(spec, s, error)) < 0 ||
-            (r = parse_drain(spec, s, error)) < 0 || (r = parse_config(spec, s, error)) < 0)
+            (r = parse_drain(spec, s, error)) < 0 || (r = parse_config(spec, s, error)) < 0 ||
+            (r = parse_hooks_and_verify(spec, s, error)) < 0)
                 return r;
         return 0;
 }

@@ -71,6 +71,58 @@ typedef struct OsImage {
                                  * manifest; NULL: the image has no kubelet (no skew check) */
 } OsImage;
 
+/* spec.hooks (docs/CRD.md, "Hooks"): what hull-node does before it drains
+ * a node and after the node booted a new image. A hook either runs an
+ * executable on the node through hull-agent (POST /v1/hook, looked up in
+ * /etc/hull/hooks.d, then /usr/lib/hull/hooks.d) or waits until the Node
+ * carries a label or annotation that another controller sets. */
+typedef enum OsHookKind {
+        OS_HOOK_EXEC,
+        OS_HOOK_WAIT_LABEL,
+        OS_HOOK_WAIT_ANNOTATION,
+} OsHookKind;
+
+#define OS_HOOKS_MAX 8
+#define OS_HOOK_TIMEOUT_DEFAULT 300
+#define OS_HOOK_TIMEOUT_MAX 86400
+
+typedef struct OsHook {
+        OsHookKind kind;
+        char *name;             /* exec: the hook's file name; wait: the label or annotation key */
+        char *value;            /* wait: the value wanted; NULL: any value */
+        int64_t timeout_seconds;
+} OsHook;
+
+typedef struct OsHooks {
+        OsHook *pre_drain;
+        size_t n_pre_drain;
+        OsHook *post_boot;
+        size_t n_post_boot;
+} OsHooks;
+
+/* spec.verify: the post-boot gate of an upgrade. The node is Done only when
+ * its Node is Ready (reported by the kubelet of the new boot) and the pods
+ * chosen on it are Ready within timeout_seconds; else hull-node rolls it
+ * back. */
+#define OS_VERIFY_TIMEOUT_DEFAULT 600
+#define OS_VERIFY_TIMEOUT_MIN 10
+typedef struct OsVerify {
+        int64_t timeout_seconds;
+        char *pod_selector;     /* label selector string from spec.verify.podSelector (kube.h syntax);
+                                 * NULL: the node's DaemonSet pods */
+} OsVerify;
+
+void os_hooks_done(OsHooks *h);
+void os_verify_done(OsVerify *v);
+/* Parse spec.hooks / spec.verify (or the same objects in a node's task
+ * annotation, which carries them as the spec has them); NULL or JSON null is
+ * absent: no hooks, the default gate. path names the object in messages
+ * ("spec.hooks"). -EINVAL with a message naming the field. */
+int os_hooks_parse(json_t *hooks, const char *path, OsHooks *ret, char **ret_error) _warn_unused_result_;
+int os_verify_parse(json_t *verify, const char *path, OsVerify *ret, char **ret_error) _warn_unused_result_;
+/* "exec ceph-noout", "wait for label example.com/ok=true": for messages. */
+char *os_hook_describe(const OsHook *h);
+
 typedef struct OsSpec {
         char *node_selector;    /* label selector string made from spec.nodeSelector (matchLabels map):
                                  * "k1=v1,k2=v2" sorted by key; "" (never NULL) selects every node */
@@ -89,6 +141,10 @@ typedef struct OsSpec {
         json_t *config;         /* spec.config (node config document, docs/CONFIG.md), or NULL;
                                  * a deep copy, validated by node_config_parse(); required for config */
         int64_t config_generation;      /* spec.config.generation, 0 without a config */
+        OsHooks hooks;
+        OsVerify verify;
+        json_t *hooks_json;     /* spec.hooks and spec.verify as given (deep copies, or NULL), */
+        json_t *verify_json;    /* for the task annotation: hull-node parses them again */
 } OsSpec;
 
 void os_spec_done(OsSpec *s);
