@@ -117,7 +117,7 @@ static unsigned route(Agent *a, struct MHD_Connection *c, const char *method, co
         static const char *const gets[] = { "/v1/status", "/v1/operation", "/v1/config", "/v1/audit" };
         static const char *const posts[] = { "/v1/stage", "/v1/activate", "/v1/mark-good",
                                              "/v1/rollback", "/v1/config", "/v1/debug",
-                                             "/v1/reboot" };
+                                             "/v1/reboot", "/v1/hook" };
         bool known_get = false, known_post = false;
         for (size_t i = 0; i < ELEMENTSOF(gets); i++)
                 known_get = known_get || streq(url, gets[i]);
@@ -159,6 +159,8 @@ static unsigned route(Agent *a, struct MHD_Connection *c, const char *method, co
                 return agent_post_config(a, b, rq->size, body);
         if (streq(url, "/v1/reboot"))
                 return agent_post_reboot(a, b, rq->size, body);
+        if (streq(url, "/v1/hook"))
+                return agent_post_hook(a, b, rq->size, body);
         return agent_post_debug(a, b, rq->size, rq->uid, body);
 }
 

@@ -17,6 +17,7 @@
 #include "agent-api.h"
 #include "agent.h"
 #include "debug-exec.h"
+#include "hook.h"
 #include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
@@ -89,13 +90,24 @@ static json_t *operation_json(const Operation *op) {
                             (json_int_t) op->fetched_bytes, "reused", (json_int_t) op->reused_bytes, "resumed",
                             (json_int_t) op->resumed_bytes, "full", op->full_download)
                 : json_null();
-        return json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t) op->id,
-                         "type", op->type, "state", op->state, "phase", json_str_or_null(op->phase), "done",
-                         (json_int_t) op->done, "total", (json_int_t) op->total, "started", json_time(op->started),
-                         "finished", json_time(op->finished), "error", err ?: json_null(), "version",
-                         json_str_or_null(op->version), "slot",
-                         op->slot >= 0 ? json_string(slot_to_string((Slot) op->slot)) : json_null(), "notice",
-                         json_str_or_null(op->notice), "transfer", transfer ?: json_null());
+        json_t *j = json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                              (json_int_t) op->id, "type", op->type, "state", op->state, "phase",
+                              json_str_or_null(op->phase), "done", (json_int_t) op->done, "total",
+                              (json_int_t) op->total, "started", json_time(op->started), "finished",
+                              json_time(op->finished), "error", err ?: json_null(), "version",
+                              json_str_or_null(op->version), "slot",
+                              op->slot >= 0 ? json_string(slot_to_string((Slot) op->slot)) : json_null(), "notice",
+                              json_str_or_null(op->notice), "transfer", transfer ?: json_null());
+        if (j && streq(op->type, "hook")) {
+                json_t *h = json_pack("{s:s, s:s, s:o, s:s}", "name", op->hook_name, "stage", op->hook_stage,
+                                      "exit_code", op->have_exit_code ? json_integer(op->exit_code) : json_null(),
+                                      "output", op->hook_output ?: "");
+                if (!h || json_object_set_new(j, "hook", h) < 0) {
+                        json_decref(j);
+                        return NULL;
+                }
+        }
+        return j;
 }
 
 static char *state_path(Agent *a, const char *name) {
@@ -146,6 +158,18 @@ static void load_state(Agent *a) {
                 a->op.resumed_bytes = (uint64_t) json_integer_value(json_object_get(tr, "resumed"));
                 a->op.full_download = json_is_true(json_object_get(tr, "full"));
         }
+        json_t *hook = json_object_get(op, "hook");
+        if (streq(a->op.type, "hook") && json_is_object(hook)) {
+                snprintf(a->op.hook_name, sizeof(a->op.hook_name), "%s",
+                         json_string_value(json_object_get(hook, "name")) ?: "");
+                snprintf(a->op.hook_stage, sizeof(a->op.hook_stage), "%s",
+                         json_string_value(json_object_get(hook, "stage")) ?: "");
+                json_t *code = json_object_get(hook, "exit_code");
+                a->op.have_exit_code = json_is_integer(code);
+                a->op.exit_code = (int) json_integer_value(code);
+                const char *out = json_string_value(json_object_get(hook, "output"));
+                a->op.hook_output = out ? strdup(out) : NULL;
+        }
         json_t *err = json_object_get(op, "error");
         if (json_is_object(err)) {
                 /* The errno itself is only needed for the code, which is kept. */
@@ -154,6 +178,12 @@ static void load_state(Agent *a) {
                          json_string_value(json_object_get(err, "code")) ?: "internal");
                 const char *m = json_string_value(json_object_get(err, "message"));
                 a->op.error_message = m ? strdup(m) : NULL;
+        } else if (streq(state, "running") && streq(a->op.type, "hook")) {
+                a->op.error_errno = -EINTR;
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
+                a->op.error_message = strdup("the agent stopped (crash, kill or power loss) while this hook ran; the "
+                                             "hook was killed with it and may not have finished its work: run it "
+                                             "again");
         } else if (streq(state, "running")) {
                 a->op.error_errno = -EINTR;
                 snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
@@ -166,6 +196,8 @@ static void load_state(Agent *a) {
 /* Starts a new operation record; lock held. */
 static void op_begin(Agent *a, const char *type) {
         free(a->op.error_message);
+        free(a->op.hook_output);
+        free(a->op.audit_detail);
         a->op = (Operation) { .id = a->next_op_id++, .started = now_usec(), .slot = -1 };
         snprintf(a->op.type, sizeof(a->op.type), "%s", type);
         snprintf(a->op.state, sizeof(a->op.state), "running");
@@ -182,6 +214,7 @@ static void audit_outcome(Agent *a) {
                 .result = a->op.state,
                 .error = a->op.error_message,
                 .op_id = a->op.id,
+                .detail_json = a->op.audit_detail,
         };
         int r = audit_log_append(a->audit, &rec);
         if (r < 0)
@@ -1006,6 +1039,189 @@ unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, cha
         return 200;
 }
 
+/* ---- hooks ---- */
+
+typedef struct HookJob {
+        Agent *agent;
+        HookRequest req;
+        char *path;
+} HookJob;
+
+static void hook_job_free(HookJob *j) {
+        hook_request_done(&j->req);
+        free(j->path);
+        free(j);
+}
+
+static void hook_progress(void *userdata, pid_t pid, const HookOutput *out) {
+        Agent *a = userdata;
+        char *text = hook_output_text(out);
+
+        pthread_mutex_lock(&a->lock);
+        a->hook_pid = pid;
+        if (text) {
+                free(a->op.hook_output);
+                a->op.hook_output = text;
+        }
+        pthread_mutex_unlock(&a->lock);
+}
+
+static const char *signal_name(int sig, char buf[static 16]) {
+        const char *n = sigabbrev_np(sig);
+        if (n)
+                snprintf(buf, 16, "SIG%s", n);
+        else
+                snprintf(buf, 16, "signal %d", sig);
+        return buf;
+}
+
+static void *hook_thread(void *p) {
+        HookJob *j = p;
+        Agent *a = j->agent;
+        HookOutput *out = malloc(sizeof(HookOutput));
+        HookResult res = {};
+        char sig[16], hex[65];
+        uint8_t digest[32];
+        char *msg = NULL;
+        int r;
+
+        log_info("Running hook %s (%s, stage %s, timeout %us).", j->req.name, j->path, j->req.stage,
+                 j->req.timeout_sec);
+        HookRun run = {
+                .path = j->path,
+                .name = j->req.name,
+                .stage = j->req.stage,
+                .task = j->req.task,
+                .os_version = a->os_version,
+                .timeout_sec = j->req.timeout_sec,
+                .kill_grace_sec = a->opt.hook_kill_grace_sec,
+                .progress = hook_progress,
+                .userdata = a,
+                .cancel = &a->stopping,
+        };
+        r = out ? hook_run(&run, out, &res) : -ENOMEM;
+
+        _cleanup_free_ char *last = r >= 0 ? hook_output_last_line(out, 512) : NULL;
+        const char *sep = !isempty(last) ? ": " : "";
+        if (r < 0)
+                (void) asprintf(&msg, "hook %s could not be started: %s", j->req.name, strerror(-r));
+        else if (res.cancelled) {
+                r = -ECANCELED;
+                (void) asprintf(&msg, "the agent was stopping: hook %s was killed", j->req.name);
+        } else if (res.timed_out) {
+                r = -ETIMEDOUT;
+                (void) asprintf(&msg, "hook %s did not finish within its timeout of %u s; its process group was "
+                                "sent SIGTERM%s%s%s", j->req.name, j->req.timeout_sec,
+                                res.killed ? ", then SIGKILL" : "", sep, last ?: "");
+        } else if (!res.exited) {
+                r = -EPROTO;
+                (void) asprintf(&msg, "hook %s was killed by %s%s%s", j->req.name, signal_name(res.signal, sig), sep,
+                                last ?: "");
+        } else if (res.exit_code != 0) {
+                r = -EPROTO;
+                (void) asprintf(&msg, "hook %s exited with status %d%s%s", j->req.name, res.exit_code, sep,
+                                last ?: "");
+        }
+
+        /* The audit record's facts, including a digest of everything the
+         * hook wrote (the operation keeps only the tail). */
+        _cleanup_(json_decrefp) json_t *detail = NULL;
+        if (out) {
+                sha256_final(&out->sha, digest);
+                sha256_hex(digest, hex);
+                detail = json_pack("{s:s, s:s, s:o, s:o, s:o, s:b, s:I, s:I, s:s}", "name", j->req.name, "stage",
+                                   j->req.stage, "task", json_str_or_null(j->req.task), "exit_code",
+                                   res.exited ? json_integer(res.exit_code) : json_null(), "signal",
+                                   res.signal ? json_string(signal_name(res.signal, sig)) : json_null(), "timed_out",
+                                   res.timed_out, "duration_ms", (json_int_t) (res.duration_usec / 1000u),
+                                   "output_bytes", (json_int_t) out->total, "output_sha256", hex);
+        }
+
+        pthread_mutex_lock(&a->lock);
+        a->hook_pid = 0;
+        a->op.have_exit_code = res.exited; /* false if it never started */
+        a->op.exit_code = res.exit_code;
+        if (r == -EPROTO)
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "hook_failed");
+        else if (r == -ETIMEDOUT)
+                snprintf(a->op.error_code, sizeof(a->op.error_code), "hook_timeout");
+        free(a->op.audit_detail);
+        a->op.audit_detail = detail ? json_dumps(detail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        op_end(a, r < 0 ? r : 0, msg);
+        a->busy = false;
+        pthread_mutex_unlock(&a->lock);
+        free(out);
+        hook_job_free(j);
+        return NULL;
+}
+
+static char *hook_dirs_text(char **dirs) {
+        char *s = NULL;
+        size_t n = strv_length(dirs);
+        for (size_t i = 0; i < n; i++) {
+                char *t = NULL;
+                if (asprintf(&t, "%s%s%s", s ?: "", i == 0 ? "" : i + 1 == n ? " or " : ", ", dirs[i]) < 0) {
+                        free(s);
+                        return NULL;
+                }
+                free(s);
+                s = t;
+        }
+        return s ?: strdup("(no hook directories)");
+}
+
+unsigned agent_post_hook(Agent *a, const char *body, size_t len, char **ret_body) {
+        _cleanup_free_ char *err = NULL;
+        HookJob *j = calloc(1, sizeof(HookJob));
+        int r;
+
+        if (!j)
+                return agent_error(500, "internal", -ENOMEM, ret_body, "out of memory");
+        j->agent = a;
+        r = api_parse_hook(body, len, &j->req, &err);
+        if (r < 0) {
+                hook_job_free(j);
+                return agent_error(r == -E2BIG ? 413 : 400, r == -E2BIG ? "too_large" : "bad_request", r, ret_body,
+                                   "%s", err ?: "malformed request");
+        }
+        r = hook_find(a->opt.hook_dirs, j->req.name, &j->path, &err);
+        if (r < 0) {
+                unsigned s;
+                if (r == -ENOENT) {
+                        _cleanup_free_ char *dirs = hook_dirs_text(a->opt.hook_dirs);
+                        s = agent_error(404, "not_found", r, ret_body, "there is no hook named %s in %s",
+                                        j->req.name, dirs ?: "the hook directories");
+                } else if (r == -EPERM)
+                        s = agent_error(422, "hook_refused", r, ret_body, "%s", err ?: "refusing to run the hook");
+                else
+                        s = agent_error(500, "internal", r, ret_body, "%s", err ?: strerror(-r));
+                hook_job_free(j);
+                return s;
+        }
+
+        pthread_mutex_lock(&a->lock);
+        if (a->busy) {
+                unsigned s = busy_error(a, ret_body);
+                pthread_mutex_unlock(&a->lock);
+                hook_job_free(j);
+                return s;
+        }
+        op_begin(a, "hook");
+        a->op.background = true;
+        snprintf(a->op.hook_name, sizeof(a->op.hook_name), "%s", j->req.name);
+        snprintf(a->op.hook_stage, sizeof(a->op.hook_stage), "%s", j->req.stage);
+        a->op.hook_output = strdup("");
+        save_state(a); /* with the name: an interrupted hook must say which */
+        r = start_worker(a, hook_thread, j);
+        if (r < 0) {
+                op_end(a, r, strdup("cannot start the worker thread"));
+                hook_job_free(j);
+        }
+        unsigned s = operation_response(a, r < 0 ? 500 : 202, ret_body);
+        pthread_mutex_unlock(&a->lock);
+        return s;
+}
+
 /* ---- life cycle ---- */
 
 void agent_request_reboot(Agent *a) {
@@ -1127,6 +1343,7 @@ void agent_done(Agent *a) {
         bool join = a->worker_joinable;
         if (a->worker_pid > 0)
                 (void) kill(a->worker_pid, SIGKILL);
+        /* The hook thread sees 'stopping' and kills the hook's group. */
         pthread_mutex_unlock(&a->lock);
         if (join)
                 (void) pthread_join(a->worker, NULL);
@@ -1134,6 +1351,8 @@ void agent_done(Agent *a) {
         node_config_free(a->config);
         keyring_free(a->keyring);
         free(a->op.error_message);
+        free(a->op.hook_output);
+        free(a->op.audit_detail);
         free(a->health_message);
         components_done(&a->running_components);
         for (Slot s = 0; s < _SLOT_MAX; s++)

@@ -45,11 +45,13 @@ typedef struct AgentOptions {
         bool live;                    /* a real node: systemctl for units, --now */
         const char *toolbox;          /* the admin container's root: /persist/hull/toolbox */
         unsigned debug_timeout_sec;   /* 120 */
+        char **hook_dirs;             /* lookup order: /etc/hull/hooks.d /usr/lib/hull/hooks.d */
+        unsigned hook_kill_grace_sec; /* HOOK_KILL_GRACE_SEC */
 } AgentOptions;
 
 typedef struct Operation {
         uint64_t id;                  /* 0: none yet */
-        char type[16];                /* stage activate mark-good rollback config fallback reboot */
+        char type[16];                /* stage activate mark-good rollback config fallback reboot hook */
         char state[16];               /* running succeeded failed */
         char phase[24];
         uint64_t done, total;
@@ -64,6 +66,15 @@ typedef struct Operation {
         bool have_transfer;           /* a download: what it fetched and reused (delta.h) */
         uint64_t bundle_bytes, fetched_bytes, reused_bytes, resumed_bytes;
         bool full_download;
+        /* type "hook": which, and how it went; output is the text shown
+         * (hook_output_text()), also while it runs; exit code valid when
+         * have_exit_code. audit_detail: the outcome record's "detail". */
+        char hook_name[65];
+        char hook_stage[16];
+        bool have_exit_code;
+        int exit_code;
+        char *hook_output;
+        char *audit_detail;
 } Operation;
 
 /* What a slot holds, as far as the status reports it beyond the GRUB
@@ -98,6 +109,7 @@ typedef struct Agent {
         pthread_t worker;
         bool worker_joinable;
         pid_t worker_pid;             /* the stage worker process, 0 if none */
+        pid_t hook_pid;               /* a running hook (leader of its process group), 0 if none */
         char self_exe[4096];          /* for spawning the stage worker */
         uint64_t next_op_id;
 
@@ -137,6 +149,7 @@ unsigned agent_post_mark_good(Agent *a, const char *body, size_t len, char **ret
 unsigned agent_post_rollback(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_reboot(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_config(Agent *a, const char *body, size_t len, char **ret_body);
+unsigned agent_post_hook(Agent *a, const char *body, size_t len, char **ret_body);
 unsigned agent_post_debug(Agent *a, const char *body, size_t len, uid_t uid, char **ret_body);
 
 /* An interactive admin-container session (POST /v1/debug with "Upgrade:

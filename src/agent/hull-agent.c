@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "debug-exec.h"
+#include "hook.h"
 #include "stage-worker.h"
 #include "fileio.h"
 #include "log.h"
@@ -45,6 +46,11 @@ static void help(void) {
                "                           missing: anonymous)\n"
                "  --toolbox DIR            the admin container's root file system\n"
                "                           (default /persist/hull/toolbox)\n"
+               "  --hooks-dir DIR          where POST /v1/hook looks for hooks (repeatable, first\n"
+               "                           match wins; default " HOOK_DIR_ETC " then\n"
+               "                           " HOOK_DIR_USR ")\n"
+               "  --hook-kill-grace SEC    between SIGTERM and SIGKILL when a hook times out\n"
+               "                           (default 10)\n"
                "Outside a Hull node (tests):\n"
                "  --esp DIR --slot-a DEV --slot-b DEV --booted-slot a|b --keys DIR\n"
                "  --boot-json FILE --os-release FILE --config-root DIR --proc-sys DIR\n"
@@ -80,6 +86,8 @@ enum {
         ARG_NO_SYSTEMD,
         ARG_OFFLINE,
         ARG_TOOLBOX,
+        ARG_HOOKS_DIR,
+        ARG_HOOK_KILL_GRACE,
         ARG_VERSION,
 };
 
@@ -109,6 +117,8 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 { "no-systemd-check", no_argument, NULL, ARG_NO_SYSTEMD },
                 { "offline", no_argument, NULL, ARG_OFFLINE },
                 { "toolbox", required_argument, NULL, ARG_TOOLBOX },
+                { "hooks-dir", required_argument, NULL, ARG_HOOKS_DIR },
+                { "hook-kill-grace", required_argument, NULL, ARG_HOOK_KILL_GRACE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -169,6 +179,24 @@ static int parse_args(int argc, char **argv, AgentOptions *o) {
                 case ARG_NO_SYSTEMD: o->systemd_check = false; break;
                 case ARG_OFFLINE: o->live = false; break;
                 case ARG_TOOLBOX: o->toolbox = optarg; break;
+                case ARG_HOOKS_DIR: {
+                        static bool replaced = false;
+                        if (!replaced) {
+                                o->hook_dirs = NULL; /* the defaults are static */
+                                replaced = true;
+                        }
+                        if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "--hooks-dir must be an absolute path, not '%s'.",
+                                                       optarg);
+                        if (!(o->hook_dirs = strv_append(o->hook_dirs, optarg)))
+                                return log_oom();
+                        break;
+                }
+                case ARG_HOOK_KILL_GRACE:
+                        if (safe_atou(optarg, &o->hook_kill_grace_sec) < 0 || o->hook_kill_grace_sec > 3600)
+                                return log_error_errno(EINVAL, "--hook-kill-grace must be 0 to 3600 seconds, not '%s'.",
+                                                       optarg);
+                        break;
                 case 'h': help(); exit(EXIT_SUCCESS);
                 case ARG_VERSION: printf("hull-agent %s\n", HULL_VERSION); exit(EXIT_SUCCESS);
                 default: return -EINVAL;
@@ -303,6 +331,7 @@ static int mount_esp(Agent *a, const char *persist_device) {
 
 int main(int argc, char **argv) {
         static char *default_health_dirs[] = { "/usr/lib/hull/health.d", "/etc/hull/health.d", NULL };
+        static char *default_hook_dirs[] = { (char *) HOOK_DIR_ETC, (char *) HOOK_DIR_USR, NULL };
         AgentOptions o = {
                 .socket_path = "/run/hull/agent.sock",
                 .state_dir = "/persist/hull/agent",
@@ -324,6 +353,8 @@ int main(int argc, char **argv) {
                 .live = true,
                 .toolbox = "/persist/hull/toolbox",
                 .debug_timeout_sec = 120,
+                .hook_dirs = default_hook_dirs,
+                .hook_kill_grace_sec = HOOK_KILL_GRACE_SEC,
         };
         static Agent a;
         _cleanup_free_ char *persist_device = NULL;
@@ -385,5 +416,7 @@ out:
         agent_done(&a);
         if (o.health_dirs != default_health_dirs)
                 strv_free(o.health_dirs);
+        if (o.hook_dirs != default_hook_dirs)
+                strv_free(o.hook_dirs);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

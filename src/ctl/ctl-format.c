@@ -109,10 +109,20 @@ int ctl_format_operation(json_t *op, unsigned indent, FILE *f) {
         json_t *id = json_object_get(op, "id");
         int pct = ctl_operation_percent(op);
 
+        json_t *hook = json_object_get(op, "hook");
+        json_t *exit_code = json_object_get(hook, "exit_code");
+
         if (json_is_integer(id))
                 (void) fprintf(f, "#%" JSON_INTEGER_FORMAT " ", json_integer_value(id));
         put_safe(f, str_or(op, "type", "operation"));
-        if (version || slot) {
+        if (json_is_object(hook)) {
+                /* "hook ceph-noout (stage pre-drain)" */
+                (void) fputc(' ', f);
+                put_safe(f, str_or(hook, "name", "-"));
+                (void) fputs(" (stage ", f);
+                put_safe(f, str_or(hook, "stage", "-"));
+                (void) fputc(')', f);
+        } else if (version || slot) {
                 (void) fputs(" (", f);
                 if (version) {
                         (void) fputs("version ", f);
@@ -136,7 +146,7 @@ int ctl_format_operation(json_t *op, unsigned indent, FILE *f) {
                 }
                 if (pct >= 0)
                         (void) fprintf(f, ", %d%%", pct);
-                if (json_is_integer(json_object_get(op, "done"))) {
+                if (json_is_integer(json_object_get(op, "done")) && !json_is_object(hook)) {
                         (void) fputs(" (", f);
                         put_amounts(op, f);
                         (void) fputc(')', f);
@@ -149,6 +159,8 @@ int ctl_format_operation(json_t *op, unsigned indent, FILE *f) {
                 if (pct >= 0)
                         (void) fprintf(f, " at %d%%", pct);
         }
+        if (!streq(state, "running") && json_is_integer(exit_code))
+                (void) fprintf(f, ", exit status %" JSON_INTEGER_FORMAT, json_integer_value(exit_code));
         if (!streq(state, "running") && finished) {
                 (void) fputs(", finished ", f);
                 put_safe(f, finished);
@@ -334,6 +346,23 @@ int ctl_format_status(json_t *status, FILE *f) {
         json_t *op = json_object_get(status, "operation");
         if (!op || ctl_format_operation(op, CTL_LABEL_WIDTH, f) < 0)
                 (void) fputs("-\n", f);
+        return 0;
+}
+
+int ctl_format_hook_output(json_t *op, FILE *f) {
+        json_t *hook = json_object_get(op, "hook");
+        const char *out = json_string_value(json_object_get(hook, "output"));
+
+        if (!json_is_object(hook))
+                return -EBADMSG;
+        if (isempty(out))
+                return 0;
+        /* Lines and tabs as they are; other controls (a colour escape)
+         * replaced, as everywhere else. */
+        for (const char *p = out; *p; p++)
+                (void) fputc(*p == '\n' || *p == '\t' ? *p : (unsigned char) *p < 0x20 || *p == 0x7f ? '?' : *p, f);
+        if (out[strlen(out) - 1] != '\n')
+                (void) fputc('\n', f);
         return 0;
 }
 

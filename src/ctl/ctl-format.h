@@ -26,6 +26,11 @@ int ctl_format_status(json_t *status, FILE *f);
  * prints "none". -EBADMSG for anything else that is not an object. */
 int ctl_format_operation(json_t *op, unsigned indent, FILE *f);
 
+/* A hook operation's "hook"."output", as the hook wrote it (controls other
+ * than newline and tab replaced), ending in a newline; nothing if empty.
+ * -EBADMSG if op is not a hook operation. */
+int ctl_format_hook_output(json_t *op, FILE *f);
+
 /* The live progress line of a running operation: phase, a bar, percent,
  * done/total (MiB for stage) and the rate (bytes per second; <= 0 to leave
  * it out), truncated to fit in width columns, without a newline. */

@@ -51,6 +51,9 @@ static unsigned arg_tries = 0; /* 0: the image's default */
 static bool arg_no_reboot = false;
 static bool arg_force = false;
 static unsigned arg_limit = 0; /* 0: the agent's default */
+static const char *arg_hook_stage = NULL;
+static unsigned arg_hook_timeout = 0; /* 0: the agent's default */
+static const char *arg_hook_task = NULL;
 
 static void help(void) {
         printf("hullctl — control hull-agent on this node\n\n"
@@ -68,6 +71,8 @@ static void help(void) {
                "  hullctl [OPTIONS] config show\n"
                "  hullctl [OPTIONS] debug [-- COMMAND...]   (no command: interactive shell)\n"
                "  hullctl [OPTIONS] audit [--limit N]\n"
+               "  hullctl [OPTIONS] hook run NAME [--stage S] [--timeout SEC] [--task T]\n"
+               "                    run a node hook (hooks.d) and print its output\n"
                "  hullctl cluster ...                       the fleet through Kubernetes\n"
                "                                            (see 'hullctl cluster --help')\n\n"
                "Options:\n"
@@ -84,6 +89,10 @@ static void help(void) {
                "      --client-cert F, --client-key F\n"
                "                         client certificate and key for an https SOURCE\n"
                "      --no-wait          return once the agent accepted the operation\n\n"
+               "Hook options:\n"
+               "      --stage S          pre-drain, post-boot or manual (default)\n"
+               "      --timeout SEC      1 to 86400 (default 300)\n"
+               "      --task T           passed to the hook as HULL_HOOK_TASK\n\n"
                "SOURCE is an http(s) URL or a bundle file on this node. Exit status: 0 on\n"
                "success, 1 when the agent or the operation failed, 2 for bad usage.\n"
                "See hullctl(1) and docs/AGENT-API.md.\n");
@@ -328,6 +337,9 @@ static int wait_operation(AgentClient *c, json_t *accepted) {
                 /* Done, one way or the other. */
                 if (tty)
                         (void) fputs("\r\033[K", stdout);
+                /* What a hook printed comes first, as if it ran here. */
+                if (!arg_json)
+                        (void) ctl_format_hook_output(op, stdout);
                 if (arg_json) {
                         (void) fputs(raw, stdout);
                         if (!raw[0] || raw[strlen(raw) - 1] != '\n')
@@ -662,6 +674,26 @@ static int cmd_debug(AgentClient *c, char **args) {
         return 0;
 }
 
+static int cmd_hook(AgentClient *c, char **args) {
+        _cleanup_(agent_response_done) AgentResponse resp = {};
+        _cleanup_(json_decrefp) json_t *body = json_object();
+        int r;
+
+        if (!body)
+                return log_oom();
+        if ((r = json_set_string(body, "name", args[1])) < 0 ||
+            (r = json_set_string(body, "stage", arg_hook_stage)) < 0 ||
+            (r = json_set_string(body, "task", arg_hook_task)) < 0)
+                return r;
+        if (arg_hook_timeout > 0 && json_object_set_new(body, "timeout_seconds", json_integer(arg_hook_timeout)) < 0)
+                return log_oom();
+        r = call(c, "hook", "POST", "/v1/hook", body, &resp);
+        if (r < 0)
+                return r;
+        r = finish_post(c, &resp, "Done.");
+        return r < 0 ? r : 0;
+}
+
 static int cmd_audit(AgentClient *c, char **args) {
         _cleanup_(agent_response_done) AgentResponse resp = {};
         char path[64] = "/v1/audit";
@@ -689,7 +721,8 @@ enum {
         VERB_DEBUG = 1 << 6,
         VERB_AUDIT = 1 << 7,
         VERB_REBOOT = 1 << 8,
-        VERB_ALL = (1 << 9) - 1,
+        VERB_HOOK = 1 << 9,
+        VERB_ALL = (1 << 10) - 1,
 };
 
 typedef struct Verb {
@@ -709,6 +742,7 @@ static const Verb verbs[] = {
         { "config", VERB_CONFIG, 1, 2, cmd_config },
         { "debug", VERB_DEBUG, 0, INT_MAX, cmd_debug },
         { "audit", VERB_AUDIT, 0, 0, cmd_audit },
+        { "hook", VERB_HOOK, 2, 2, cmd_hook },
 };
 
 enum {
@@ -726,6 +760,9 @@ enum {
         ARG_NO_REBOOT,
         ARG_FORCE,
         ARG_LIMIT,
+        ARG_HOOK_STAGE,
+        ARG_HOOK_TIMEOUT,
+        ARG_HOOK_TASK,
 };
 
 /* Options after the command: the global ones everywhere, each command's own
@@ -745,11 +782,14 @@ static const struct {
         { { "ca-file", required_argument, NULL, ARG_CA_FILE }, VERB_STAGE },
         { { "client-cert", required_argument, NULL, ARG_CLIENT_CERT }, VERB_STAGE },
         { { "client-key", required_argument, NULL, ARG_CLIENT_KEY }, VERB_STAGE },
-        { { "no-wait", no_argument, NULL, ARG_NO_WAIT }, VERB_STAGE | VERB_MARK_GOOD },
+        { { "no-wait", no_argument, NULL, ARG_NO_WAIT }, VERB_STAGE | VERB_MARK_GOOD | VERB_HOOK },
         { { "tries", required_argument, NULL, ARG_TRIES }, VERB_ACTIVATE },
         { { "no-reboot", no_argument, NULL, ARG_NO_REBOOT }, VERB_ACTIVATE | VERB_ROLLBACK },
         { { "force", no_argument, NULL, ARG_FORCE }, VERB_MARK_GOOD },
         { { "limit", required_argument, NULL, ARG_LIMIT }, VERB_AUDIT },
+        { { "stage", required_argument, NULL, ARG_HOOK_STAGE }, VERB_HOOK },
+        { { "timeout", required_argument, NULL, ARG_HOOK_TIMEOUT }, VERB_HOOK },
+        { { "task", required_argument, NULL, ARG_HOOK_TASK }, VERB_HOOK },
 };
 
 static bool valid_sha256(const char *s) {
@@ -816,6 +856,19 @@ static int parse_option(int c, const char *verb) {
                 if (safe_atou(optarg, &arg_limit) < 0 || arg_limit == 0 || arg_limit > 1000)
                         return log_error_errno(EINVAL, "--limit needs a number from 1 to 1000, not '%s'", optarg);
                 return 1;
+        case ARG_HOOK_STAGE:
+                if (!streq(optarg, "pre-drain") && !streq(optarg, "post-boot") && !streq(optarg, "manual"))
+                        return log_error_errno(EINVAL, "--stage must be pre-drain, post-boot or manual, not '%s'",
+                                               optarg);
+                arg_hook_stage = optarg;
+                return 1;
+        case ARG_HOOK_TIMEOUT:
+                if (safe_atou(optarg, &arg_hook_timeout) < 0 || arg_hook_timeout == 0 || arg_hook_timeout > 86400)
+                        return log_error_errno(EINVAL, "--timeout needs 1 to 86400 seconds, not '%s'", optarg);
+                return 1;
+        case ARG_HOOK_TASK:
+                arg_hook_task = optarg;
+                return 1;
         default:
                 /* getopt printed what was wrong; name the command it was for. */
                 if (verb)
@@ -856,7 +909,7 @@ static int parse_argv(int argc, char **argv, const Verb **ret_verb, char ***ret_
         if (!verb)
                 return log_error_errno(EINVAL,
                                        "Unknown command '%s' (commands: status, stage, activate, rollback, mark-good, "
-                                       "reboot, config, debug, audit, cluster; see --help)",
+                                       "reboot, config, debug, audit, hook, cluster; see --help)",
                                        argv[optind]);
 
         size_t n = 0;
@@ -884,6 +937,9 @@ static int parse_argv(int argc, char **argv, const Verb **ret_verb, char ***ret_
                                                        "(SOURCE: an http(s) URL or a bundle file)");
                 if (verb->mask == VERB_CONFIG)
                         return log_error_errno(EINVAL, "Usage: hullctl config apply FILE | hullctl config show");
+                if (verb->mask == VERB_HOOK)
+                        return log_error_errno(EINVAL, "Usage: hullctl hook run NAME [--stage S] [--timeout SEC] "
+                                                       "[--task T]");
                 return log_error_errno(EINVAL, "'%s' takes no arguments, got '%s'", verb->name, args[0]);
         }
         if (verb->mask == VERB_CONFIG) {
@@ -894,6 +950,8 @@ static int parse_argv(int argc, char **argv, const Verb **ret_verb, char ***ret_
                 if (!streq(args[0], "apply") && !streq(args[0], "show"))
                         return log_error_errno(EINVAL, "Unknown config command '%s' (apply, show)", args[0]);
         }
+        if (verb->mask == VERB_HOOK && !streq(args[0], "run"))
+                return log_error_errno(EINVAL, "Unknown hook command '%s' (run)", args[0]);
         if (!arg_client_cert != !arg_client_key)
                 return log_error_errno(EINVAL, "--client-cert and --client-key go together");
 

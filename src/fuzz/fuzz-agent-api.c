@@ -211,6 +211,49 @@ static void check_debug(const char *data, size_t size) {
         debug_request_done(&req);
 }
 
+static void check_hook(const char *data, size_t size) {
+        HookRequest req, before, again;
+        _cleanup_free_ char *err = NULL, *err2 = NULL, *back = NULL;
+
+        memset(&req, 0x5a, sizeof(req));
+        before = req;
+        int r = api_parse_hook(data, size, &req, &err);
+        if (r < 0) {
+                check_refusal(r, err, &req, &before, sizeof(req));
+                return;
+        }
+        if (err || !req.name || !req.stage)
+                abort();
+        /* A plain file name: never a path, never hidden. */
+        if (!api_hook_name_is_valid(req.name) || strchr(req.name, '/') || req.name[0] == '.' ||
+            strlen(req.name) > API_HOOK_NAME_MAX)
+                abort();
+        if (!streq(req.stage, "pre-drain") && !streq(req.stage, "post-boot") && !streq(req.stage, "manual"))
+                abort();
+        if (req.timeout_sec < 1 || req.timeout_sec > API_HOOK_TIMEOUT_MAX)
+                abort();
+        if (req.task && (strlen(req.task) < 1 || strlen(req.task) > API_HOOK_TASK_MAX || !control_free(req.task)))
+                abort();
+
+        /* Written back, it parses to the same thing. */
+        json_t *j = json_pack("{s:s, s:s, s:I}", "name", req.name, "stage", req.stage, "timeout_seconds",
+                              (json_int_t) req.timeout_sec);
+        if (!j)
+                abort();
+        set_if(j, "task", req.task);
+        back = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (!back)
+                abort();
+        if (api_parse_hook(back, strlen(back), &again, &err2) < 0)
+                abort();
+        if (!streq(req.name, again.name) || !streq(req.stage, again.stage) || req.timeout_sec != again.timeout_sec ||
+            !req.task != !again.task || (req.task && !streq(req.task, again.task)))
+                abort();
+        hook_request_done(&again);
+        hook_request_done(&req);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *d = data ? (const char *) data : "";
 
@@ -220,6 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_reboot(d, size);
         check_mark_good(d, size);
         check_debug(d, size);
+        check_hook(d, size);
 
         /* The sanitiser takes anything (up to a NUL) and jansson takes what
          * it makes of it. */

@@ -355,6 +355,15 @@ void debug_request_done(DebugRequest *r) {
         *r = (DebugRequest) {};
 }
 
+void hook_request_done(HookRequest *r) {
+        if (!r)
+                return;
+        free(r->name);
+        free(r->stage);
+        free(r->task);
+        *r = (HookRequest) {};
+}
+
 int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_error) {
         static const char *const fields[] = {
                 "source", "sha256", "version", "key_id", "ca_file", "client_cert", "client_key",
@@ -545,6 +554,98 @@ int api_parse_debug(const char *body, size_t len, DebugRequest *ret, char **ret_
         }
 
         *ret = (DebugRequest) { .command = TAKE_PTR(command) };
+        return 0;
+}
+
+bool api_hook_name_is_valid(const char *name) {
+        size_t l = name ? strnlen(name, API_HOOK_NAME_MAX + 1) : 0;
+
+        if (l < 1 || l > API_HOOK_NAME_MAX || !is_alnum(name[0]))
+                return false;
+        for (size_t i = 1; i < l; i++)
+                if (!is_alnum(name[i]) && !strchr("._-", name[i]))
+                        return false;
+        return true;
+}
+
+int api_parse_hook(const char *body, size_t len, HookRequest *ret, char **ret_error) {
+        static const char *const fields[] = { "name", "stage", "timeout_seconds", "task" };
+        static const char *const stages[] = { "pre-drain", "post-boot", "manual" };
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        _cleanup_(hook_request_done) HookRequest req = { .timeout_sec = API_HOOK_TIMEOUT_DEFAULT };
+        const char *name, *stage, *task;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = parse_body(body, len, fields, ELEMENTSOF(fields), &root, ret_error);
+        if (r < 0)
+                return r;
+
+        r = get_string(root, "name", &name, ret_error);
+        if (r < 0)
+                return r;
+        if (!name)
+                return error_set(ret_error, -EBADMSG, "'name' is required");
+        if (!api_hook_name_is_valid(name)) {
+                /* The name becomes a file name: nothing that could walk out of
+                 * the hooks directories, nothing hidden. */
+                _cleanup_free_ char *q = api_utf8_sanitize(name, QUOTE_MAX);
+                if (!q)
+                        return -ENOMEM;
+                return error_set(ret_error, -EBADMSG,
+                                 "'name' must be 1 to %d letters, digits, '.', '_' or '-' starting with a letter or "
+                                 "digit (a file name in a hooks directory), not '%s'",
+                                 API_HOOK_NAME_MAX, q);
+        }
+
+        r = get_string(root, "stage", &stage, ret_error);
+        if (r < 0)
+                return r;
+        if (!stage)
+                stage = "manual";
+        bool known = false;
+        for (size_t i = 0; i < ELEMENTSOF(stages) && !known; i++)
+                known = streq(stage, stages[i]);
+        if (!known) {
+                _cleanup_free_ char *q = api_utf8_sanitize(stage, QUOTE_MAX);
+                if (!q)
+                        return -ENOMEM;
+                return error_set(ret_error, -EBADMSG, "'stage' must be pre-drain, post-boot or manual, not '%s'", q);
+        }
+
+        json_t *v = json_object_get(root, "timeout_seconds");
+        if (v) {
+                /* Integers only, as for 'tries'. */
+                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                    json_integer_value(v) > API_HOOK_TIMEOUT_MAX)
+                        return error_set(ret_error, -EBADMSG, "'timeout_seconds' must be an integer from 1 to %d",
+                                         API_HOOK_TIMEOUT_MAX);
+                req.timeout_sec = (unsigned) json_integer_value(v);
+        }
+
+        r = get_string(root, "task", &task, ret_error);
+        if (r < 0)
+                return r;
+        if (task) {
+                if (strlen(task) > API_HOOK_TASK_MAX)
+                        return error_set(ret_error, -EBADMSG, "'task' is longer than %d bytes", API_HOOK_TASK_MAX);
+                /* It goes into the hook's environment and the log. */
+                for (const char *c = task; *c; c++)
+                        if (is_control((unsigned char) *c))
+                                return error_set(ret_error, -EBADMSG, "'task' must not contain control characters");
+        }
+
+        req.name = strdup(name);
+        req.stage = strdup(stage);
+        if (!req.name || !req.stage)
+                return -ENOMEM;
+        /* An empty task is the same as none: nothing to tell the hook. */
+        if (task && task[0] && !(req.task = strdup(task)))
+                return -ENOMEM;
+
+        *ret = req;
+        req = (HookRequest) {};
         return 0;
 }
 

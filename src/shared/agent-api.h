@@ -70,10 +70,35 @@ typedef struct DebugRequest {
         char **command;
 } DebugRequest;
 
+#define API_HOOK_NAME_MAX 64
+#define API_HOOK_TASK_MAX 253
+#define API_HOOK_TIMEOUT_DEFAULT 300
+#define API_HOOK_TIMEOUT_MAX 86400
+
+/* POST /v1/hook: run the executable NAME from a hooks directory. */
+typedef struct HookRequest {
+        /* [A-Za-z0-9][A-Za-z0-9._-]*, 1..API_HOOK_NAME_MAX bytes: a plain
+         * file name, so it can never leave the hooks directories (no "/",
+         * no leading dot, hence no "." or ".."). Never NULL after a
+         * successful parse. */
+        char *name;
+        /* "pre-drain", "post-boot" or "manual" (the default); never NULL. */
+        char *stage;
+        unsigned timeout_sec;  /* 1..API_HOOK_TIMEOUT_MAX, default API_HOOK_TIMEOUT_DEFAULT */
+        /* What the caller is doing (hull-node: "POOL/OS-OBJECT/VERSION"):
+         * 1..API_HOOK_TASK_MAX bytes without control characters; NULL when
+         * not given. */
+        char *task;
+} HookRequest;
+
+/* true for a valid hook name (see HookRequest.name). */
+bool api_hook_name_is_valid(const char *name);
+
 /* Free the members and zero the struct; safe on a zeroed struct and on one
  * that has already been done. */
 void stage_request_done(StageRequest *r);
 void debug_request_done(DebugRequest *r);
+void hook_request_done(HookRequest *r);
 
 int api_parse_stage(const char *body, size_t len, StageRequest *ret, char **ret_error) _warn_unused_result_;
 int api_parse_activate(const char *body, size_t len, ActivateRequest *ret, char **ret_error) _warn_unused_result_;
@@ -82,6 +107,7 @@ int api_parse_rollback(const char *body, size_t len, RollbackRequest *ret, char 
 int api_parse_reboot(const char *body, size_t len, char **ret_error) _warn_unused_result_;
 int api_parse_mark_good(const char *body, size_t len, MarkGoodRequest *ret, char **ret_error) _warn_unused_result_;
 int api_parse_debug(const char *body, size_t len, DebugRequest *ret, char **ret_error) _warn_unused_result_;
+int api_parse_hook(const char *body, size_t len, HookRequest *ret, char **ret_error) _warn_unused_result_;
 
 /* ---- errors ---- */
 

@@ -228,6 +228,14 @@ static int format_record(const AuditRecord *rec, uint64_t seq, bool raw, char **
             (r = add(j, "error", json_sanitized(rec->error, ERROR_MAX))) < 0 ||
             (r = add(j, "op", json_u64_or_null(rec->op_id))) < 0)
                 return r;
+        if (!isempty(rec->detail_json) && strnlen(rec->detail_json, AUDIT_DETAIL_MAX + 1) <= AUDIT_DETAIL_MAX) {
+                json_t *detail = json_loads(rec->detail_json, JSON_REJECT_DUPLICATES, NULL);
+                if (json_is_object(detail)) {
+                        if ((r = add(j, "detail", detail)) < 0)
+                                return r;
+                } else
+                        json_decref(detail);
+        }
 
         /* Compact output escapes every control character, so the record
          * cannot contain a newline of its own. */

@@ -18,6 +18,7 @@
  *    "method":"POST","path":"/v1/stage","request":{...},"status":202,
  *    "result":"accepted","error":null,"op":7}
  *
+ * An outcome record may end in "detail":{...} (AuditRecord.detail_json).
  * Keys come in this order. "request" is the body embedded as JSON if it is
  * a JSON object (duplicate keys make it not one) of at most
  * AUDIT_REQUEST_EMBED_MAX bytes; any other non-empty body is recorded as a
@@ -31,6 +32,7 @@
 #define AUDIT_ROTATE_SIZE_DEFAULT (8 * 1024 * 1024)
 #define AUDIT_REQUEST_EMBED_MAX (64 * 1024)
 #define AUDIT_REQUEST_RAW_MAX 4096
+#define AUDIT_DETAIL_MAX 4096
 /* No record is longer than this (a longer request is recorded raw and cut);
  * readers treat longer lines as corrupt. */
 #define AUDIT_LINE_MAX (256 * 1024)
@@ -46,6 +48,11 @@ typedef struct AuditRecord {
         const char *result;       /* accepted, ok, refused, failed, succeeded; cut at 64 bytes */
         const char *error;        /* message or NULL; cut at 4 KiB */
         uint64_t op_id;           /* 0: none */
+        /* A JSON object with facts about an outcome (a hook's exit status,
+         * duration, output digest), recorded as "detail" after "op"; left
+         * out when NULL or not a JSON object. At most AUDIT_DETAIL_MAX
+         * bytes. */
+        const char *detail_json;
 } AuditRecord;
 
 typedef struct AuditLog AuditLog;

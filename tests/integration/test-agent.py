@@ -312,6 +312,268 @@ def config_cuts(r):
           "or the other, the config applies again" % cuts)
 
 
+def write_hook(path, body, mode=0o755, uid=0):
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chown(path, uid, 0)
+    os.chmod(path, mode)
+
+
+def pgroup_members(pgid):
+    """Processes whose process group is pgid."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":  # a zombie is dead, waiting for PID 1 to reap it
+            found.append(int(d))
+    return found
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return open("/proc/%d/stat" % pid).read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def hook_tests(r):
+    t = r.t
+    etc, usr = t + "/hooks-etc", t + "/hooks-usr"
+    for d in (etc, usr):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+    r.stop()
+    r.start("--hooks-dir", etc, "--hooks-dir", usr, "--hook-kill-grace", "2")
+    sock = r.sock
+
+    def run_hook(body):
+        code, op = api(sock, "POST", "/v1/hook", body)
+        if code != 202:
+            return code, op
+        return code, r.wait_op()
+
+    # success, with what the hook gets to see
+    write_hook(usr + "/env", 'echo "name=$HULL_HOOK_NAME stage=$HULL_HOOK_STAGE task=$HULL_HOOK_TASK '
+               'os=$HULL_OS_VERSION"\necho "path=$PATH cwd=$(pwd)"\n'
+               'read -r _ _ _ _ pgrp sid _ < /proc/$$/stat; echo "pid=$$ pgrp=$pgrp sid=$sid"\n'
+               'echo "fds=$(ls /proc/self/fd | tr "\\n" " ")"\n'
+               'echo "stdin=$(readlink /proc/$$/fd/0)"\necho "oom=$(cat /proc/$$/oom_score_adj)"\n'
+               'echo "extra=$(env | grep -c -v -E "^(PATH|LANG|PWD|SHLVL|_|HULL_[A-Z_]+)=")"\n'
+               'echo to-stderr >&2\n')
+    code, op = api(sock, "POST", "/v1/hook", {"name": "env", "stage": "pre-drain", "timeout_seconds": 30,
+                                              "task": "workers/upgrade/2.0.0"})
+    check(code == 202 and op["type"] == "hook" and op["state"] == "running" and
+          op["hook"] == {"name": "env", "stage": "pre-drain", "exit_code": None, "output": ""},
+          "POST /v1/hook: 202 with a running hook operation: %s" % op)
+    op = r.wait_op()
+    out = op["hook"]["output"]
+    print("finished hook operation: " + json.dumps(op), flush=True)
+    check(op["state"] == "succeeded" and op["error"] is None and op["hook"]["exit_code"] == 0,
+          "a hook that exits 0 succeeds")
+    check("name=env stage=pre-drain task=workers/upgrade/2.0.0 os=1.0.0\n" in out,
+          "the hook's environment names it, the stage, the task and the OS version:\n" + out)
+    check("path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin cwd=/\n" in out,
+          "a fixed PATH, cwd /")
+    ids = [l for l in out.splitlines() if l.startswith("pid=")]
+    check(ids and len(set(x.split("=")[1] for x in ids[0].split())) == 1, "its own session and process group: %s" % ids)
+    fds = [l for l in out.splitlines() if l.startswith("fds=")]
+    check(fds and fds[0] == "fds=0 1 2 3 ",
+          "no descriptor of the agent's leaks in (ls opens one of its own): %s" % fds)
+    check("stdin=/dev/null" in out and "oom=0" in out and "extra=0" in out and "to-stderr\n" in out,
+          "stdin /dev/null, OOM score reset, nothing else in the environment, stderr captured")
+    code, op = run_hook({"name": "env"})
+    check(op["hook"]["stage"] == "manual" and "task= " in op["hook"]["output"] and
+          "HULL_HOOK_TASK" not in op["hook"]["output"], "defaults: stage manual, no task")
+
+    # non-zero exit, killed by a signal
+    write_hook(usr + "/fail", 'echo first\necho "  disk is full  "\necho\nexit 3\n')
+    code, op = run_hook({"name": "fail"})
+    check(op["state"] == "failed" and op["error"]["code"] == "hook_failed" and op["hook"]["exit_code"] == 3 and
+          op["error"]["message"] == "hook fail exited with status 3: disk is full",
+          "a non-zero exit fails with hook_failed and the last line: %s" % op.get("error"))
+    write_hook(usr + "/sig", 'kill -KILL $$\n')
+    code, op = run_hook({"name": "sig"})
+    check(op["state"] == "failed" and op["error"]["code"] == "hook_failed" and op["hook"]["exit_code"] is None and
+          "killed by SIGKILL" in op["error"]["message"], "killed by a signal: %s" % op.get("error"))
+
+    # timeouts: SIGTERM to the group; SIGKILL after the grace time to what ignores it, grandchildren included
+    write_hook(usr + "/slow", 'echo waiting\nexec sleep 100\n')
+    start = time.monotonic()
+    code, op = run_hook({"name": "slow", "timeout_seconds": 1})
+    took = time.monotonic() - start
+    check(op["error"] and op["error"]["code"] == "hook_timeout" and "within its timeout of 1 s" in
+          op["error"]["message"] and "SIGKILL" not in op["error"]["message"] and 0.9 < took < 2.5,
+          "a hook past its timeout gets SIGTERM and fails with hook_timeout (%.1fs): %s" % (took, op.get("error")))
+    write_hook(usr + "/stubborn", 'trap "" TERM\necho $$ > %s/stubborn.pid\nsleep 100 &\necho $! > %s/grandchild.pid\n'
+               'wait\nwait\nsleep 100\n' % (t, t))
+    start = time.monotonic()
+    code, op = run_hook({"name": "stubborn", "timeout_seconds": 1})
+    took = time.monotonic() - start
+    leader = int(open(t + "/stubborn.pid").read())
+    grandchild = int(open(t + "/grandchild.pid").read())
+    check(op["error"]["code"] == "hook_timeout" and "then SIGKILL" in op["error"]["message"] and 2.5 < took < 6,
+          "a hook that ignores SIGTERM is killed after the grace time (%.1fs): %s" % (took, op["error"]["message"]))
+    check(not pid_alive(grandchild) and not pid_alive(leader) and pgroup_members(leader) == [],
+          "the hook's whole process group is gone, grandchild included (%s %s %s)" %
+          (pid_alive(grandchild), pid_alive(leader), pgroup_members(leader)))
+
+    # output: the last 4096 bytes, with a note
+    write_hook(usr + "/loud", "i=0; while [ $i -lt 1000 ]; do echo \"line $i of output\"; i=$((i+1)); done\n"
+               "echo LAST\nexit 1\n")
+    full = "".join("line %d of output\n" % i for i in range(1000)) + "LAST\n"
+    code, op = run_hook({"name": "loud"})
+    out = op["hook"]["output"]
+    note, _, tail = out.partition("\n")
+    check(note == "[hull-agent: output truncated, the first %d of %d bytes are not shown]" %
+          (len(full) - 4096, len(full)) and tail == full[-4096:],
+          "long output keeps its last 4096 bytes after a note: %r..." % out[:120])
+    check(op["error"]["message"] == "hook loud exited with status 1: LAST", "the message quotes the last line")
+    loud_op = op["id"]
+
+    # names and lookup
+    for bad in ("../etc/passwd", "a/b", "..", ".hidden", ""):
+        code, body = api(sock, "POST", "/v1/hook", {"name": bad})
+        check(code == 400 and body["error"]["code"] == "bad_request", "name %r: 400 (%s)" %
+              (bad, body["error"]["message"]))
+    code, body = api(sock, "POST", "/v1/hook", {"name": "x", "timeout_seconds": 0})
+    check(code == 400 and "timeout_seconds" in body["error"]["message"], "timeout 0: 400")
+    code, body = api(sock, "POST", "/v1/hook", {"name": "x", "stage": "drain"})
+    check(code == 400 and "'stage'" in body["error"]["message"], "an unknown stage: 400")
+    code, body = api(sock, "POST", "/v1/hook", {"name": "nosuch"})
+    check(code == 404 and body["error"]["code"] == "not_found" and
+          body["error"]["message"] == "there is no hook named nosuch in %s or %s" % (etc, usr),
+          "a missing hook: 404 naming both directories: %s" % body["error"]["message"])
+    write_hook(usr + "/which", "echo usr\n")
+    code, op = run_hook({"name": "which"})
+    check(op["hook"]["output"] == "usr\n", "a hook from the image's directory")
+    write_hook(etc + "/which", "echo etc\n")
+    code, op = run_hook({"name": "which"})
+    check(op["hook"]["output"] == "etc\n", "the node's /etc directory overrides the image's for the same name")
+
+    # unsafe hooks are refused, nothing runs
+    write_hook(etc + "/which", "echo etc\ntouch %s/ran\n" % t, mode=0o775)
+    code, body = api(sock, "POST", "/v1/hook", {"name": "which"})
+    check(code == 422 and body["error"]["code"] == "hook_refused" and "writable by its group (mode 0775)" in
+          body["error"]["message"] and etc + "/which" in body["error"]["message"],
+          "a group-writable hook is refused (not skipped for the other one): %s" % body["error"]["message"])
+    write_hook(etc + "/which", "echo etc\ntouch %s/ran\n" % t, uid=65534)
+    code, body = api(sock, "POST", "/v1/hook", {"name": "which"})
+    check(code == 422 and "is owned by uid 65534, not root" in body["error"]["message"],
+          "a hook not owned by root is refused: %s" % body["error"]["message"])
+    write_hook(etc + "/which", "echo etc\n", mode=0o644)
+    code, body = api(sock, "POST", "/v1/hook", {"name": "which"})
+    check(code == 422 and "is not executable" in body["error"]["message"], "a hook that is not executable")
+    write_hook(etc + "/which", "echo etc\n")
+    os.chmod(etc, 0o777)
+    code, body = api(sock, "POST", "/v1/hook", {"name": "which"})
+    os.chmod(etc, 0o755)
+    check(code == 422 and "directory %s is writable by others" % etc in body["error"]["message"],
+          "a hook in a world-writable directory: %s" % body["error"]["message"])
+    os.makedirs(t + "/hooks-elsewhere", mode=0o777, exist_ok=True)
+    os.chmod(t + "/hooks-elsewhere", 0o777)
+    write_hook(t + "/hooks-elsewhere/real", "echo real\n")
+    os.symlink(t + "/hooks-elsewhere/real", etc + "/link")
+    code, body = api(sock, "POST", "/v1/hook", {"name": "link"})
+    check(code == 422 and "writable by others" in body["error"]["message"],
+          "a symbolic link to a hook in an unsafe directory: %s" % body["error"]["message"])
+    os.chmod(t + "/hooks-elsewhere", 0o755)
+    code, op = run_hook({"name": "link"})
+    check(op["state"] == "succeeded" and op["hook"]["output"] == "real\n", "a symbolic link to a safe hook runs")
+    check(not os.path.exists(t + "/ran"), "no refused hook ran")
+
+    # one operation at a time; the output shows while it runs
+    write_hook(usr + "/busy", "echo started\nsleep 2\necho done\n")
+    code, op = api(sock, "POST", "/v1/hook", {"name": "busy"})
+    seen = ""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cur = api(sock, "GET", "/v1/operation")[1]
+        if cur["state"] == "running" and cur["hook"]["output"]:
+            seen = cur["hook"]["output"]
+            break
+        time.sleep(0.05)
+    check(seen == "started\n", "the output so far shows while the hook runs: %r" % seen)
+    code2, body2 = api(sock, "POST", "/v1/hook", {"name": "env"})
+    code3, body3 = api(sock, "POST", "/v1/stage", {"source": t + "/v2.hullb"})
+    check(code2 == 409 and body2["error"]["code"] == "busy" and code3 == 409,
+          "another hook or a stage while a hook runs: 409 busy")
+    st = r.status()
+    check(st["operation"]["type"] == "hook" and st["operation"]["hook"]["name"] == "busy",
+          "GET /v1/status shows the running hook")
+    op = r.wait_op()
+    check(op["state"] == "succeeded" and op["hook"]["output"] == "started\ndone\n", "then it finishes")
+
+    # the audit log
+    code, audit = api(sock, "GET", "/v1/audit?limit=1000")
+    outcome = [a for a in audit if a["path"] == "hook" and a["op"] == loud_op]
+    request = [a for a in audit if a["path"] == "/v1/hook" and a["op"] == loud_op]
+    import hashlib
+    d = outcome[0]["detail"] if outcome else {}
+    check(outcome and outcome[0]["result"] == "failed" and d.get("name") == "loud" and d.get("stage") == "manual" and
+          d.get("exit_code") == 1 and d.get("signal") is None and d.get("timed_out") is False and
+          isinstance(d.get("duration_ms"), int) and d.get("output_bytes") == len(full) and
+          d.get("output_sha256") == hashlib.sha256(full.encode()).hexdigest(),
+          "the audit log records the outcome: %s" % (outcome[0] if outcome else None))
+    check(request and request[0]["request"] == {"name": "loud"} and request[0]["status"] == 202,
+          "... and the request")
+    tmo = [a for a in audit if a["path"] == "hook" and a.get("detail", {}).get("name") == "stubborn"]
+    check(tmo and tmo[0]["detail"]["timed_out"] is True and tmo[0]["detail"]["signal"] == "SIGKILL",
+          "a timeout is audited with the signal")
+
+    # hullctl hook run
+    write_hook(usr + "/ok", "echo all good\n")
+    res = subprocess.run([r.hullctl, "--socket", sock, "hook", "run", "ok", "--stage", "post-boot"],
+                         capture_output=True, text=True)
+    check(res.returncode == 0 and "all good\n" in res.stdout, "hullctl hook run prints the output, exit 0:\n" +
+          res.stdout + res.stderr)
+    res = subprocess.run([r.hullctl, "--socket", sock, "hook", "run", "fail", "--timeout", "30", "--task", "t1"],
+                         capture_output=True, text=True)
+    check(res.returncode != 0 and "disk is full" in res.stdout and
+          "hook fail exited with status 3: disk is full" in res.stderr,
+          "hullctl hook run of a failing hook: output, the error, exit %d:\n%s%s" %
+          (res.returncode, res.stdout, res.stderr))
+    res = subprocess.run([r.hullctl, "--socket", sock, "hook", "run", "nosuch"], capture_output=True, text=True)
+    check(res.returncode != 0 and "no hook named nosuch" in res.stderr, "hullctl hook run of a missing hook")
+    res = subprocess.run([r.hullctl, "--socket", sock, "status"], capture_output=True, text=True)
+    check("hook nosuch" not in res.stdout and "hook fail" in res.stdout, "hullctl status shows the last hook:\n" +
+          res.stdout)
+
+    # the agent dies while a hook runs: interrupted, and the hook goes with it
+    write_hook(usr + "/long", "echo $$ > %s/long.pid\nexec sleep 100\n" % t)
+    code, op = api(sock, "POST", "/v1/hook", {"name": "long"})
+    deadline = time.monotonic() + 5
+    while not os.path.exists(t + "/long.pid") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    long_pid = int(open(t + "/long.pid").read())
+    r.stop(signal.SIGKILL)
+    time.sleep(0.3)
+    check(not pid_alive(long_pid), "a hook does not outlive a killed agent")
+    r.start("--hooks-dir", etc, "--hooks-dir", usr)
+    op = r.status()["operation"]
+    check(op["type"] == "hook" and op["state"] == "failed" and op["error"]["code"] == "interrupted" and
+          op["hook"]["name"] == "long", "after the agent's restart the hook shows as interrupted: %s" % op)
+    os.unlink(t + "/long.pid")
+    code, op = api(sock, "POST", "/v1/hook", {"name": "long"})
+    while not os.path.exists(t + "/long.pid"):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    long_pid = int(open(t + "/long.pid").read())
+    r.stop()
+    check(not pid_alive(long_pid), "SIGTERM to the agent kills a running hook")
+    r.start()
+    op = r.status()["operation"]
+    check(op["state"] == "failed" and op["error"]["code"] == "cancelled", "... which then shows as cancelled: %s" %
+          op.get("error"))
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
@@ -697,6 +959,7 @@ def main():
             check(comps(st, "b") in (COMPONENTS_V2, None), "a staged slot: %s" % comps(st, "b"))
 
         config_cuts(r)
+        hook_tests(r)
 
         # resident memory when idle
         time.sleep(0.5)

@@ -97,6 +97,16 @@ run config-no-file config apply
 expect config-no-file 2 err "Usage: hullctl config apply FILE"
 run no-wait-activate activate --no-wait
 expect no-wait-activate 2 err "unrecognized option '--no-wait'"
+run hook-no-name hook run
+expect hook-no-name 2 err "Usage: hullctl hook run NAME"
+run hook-verb hook list x
+expect hook-verb 2 err "Unknown hook command 'list' (run)"
+run hook-bad-stage hook run x --stage drain
+expect hook-bad-stage 2 err "--stage must be pre-drain, post-boot or manual, not 'drain'"
+run hook-bad-timeout hook run x --timeout 0
+expect hook-bad-timeout 2 err "--timeout needs 1 to 86400 seconds, not '0'"
+run hook-timeout-elsewhere stage x.hullb --timeout 5
+expect hook-timeout-elsewhere 2 err "unrecognized option '--timeout'"
 
 # ---- 2. no agent ----------------------------------------------------------
 SOCK_MISSING="$WORK/missing/agent.sock"

@@ -27,6 +27,7 @@ static int parse(const char *which, const char *body, size_t len, char **ret_err
                 RollbackRequest rollback;
                 MarkGoodRequest mark_good;
                 DebugRequest debug;
+                HookRequest hook;
         } u, before;
         char *err = NULL;
         int r;
@@ -43,6 +44,8 @@ static int parse(const char *which, const char *body, size_t len, char **ret_err
                 r = api_parse_mark_good(body, len, &u.mark_good, &err);
         else if (streq(which, "debug"))
                 r = api_parse_debug(body, len, &u.debug, &err);
+        else if (streq(which, "hook"))
+                r = api_parse_hook(body, len, &u.hook, &err);
         else
                 abort();
 
@@ -55,6 +58,8 @@ static int parse(const char *which, const char *body, size_t len, char **ret_err
                         stage_request_done(&u.stage);
                 else if (streq(which, "debug"))
                         debug_request_done(&u.debug);
+                else if (streq(which, "hook"))
+                        hook_request_done(&u.hook);
         }
         if (ret_error)
                 *ret_error = err;
@@ -458,6 +463,97 @@ static void test_debug(void) {
         reject("debug", "{\"cmd\":[\"sh\"]}", "unknown field 'cmd' (known: command)");
 }
 
+static HookRequest hook_ok(const char *body) {
+        HookRequest req;
+        _cleanup_free_ char *err = NULL;
+        int r = api_parse_hook(body, strlen(body), &req, &err);
+        if (r < 0) {
+                fprintf(stderr, "hook %.200s: refused: %d %s\n", body, r, err ?: "(null)");
+                abort();
+        }
+        ASSERT_TRUE(req.name && req.stage);
+        return req;
+}
+
+static void test_hook(void) {
+        HookRequest h = hook_ok("{\"name\":\"ceph-noout\"}");
+        ASSERT_STREQ(h.name, "ceph-noout");
+        ASSERT_STREQ(h.stage, "manual");
+        ASSERT_EQ(h.timeout_sec, 300u);
+        ASSERT_TRUE(h.task == NULL);
+        hook_request_done(&h);
+        hook_request_done(&h); /* twice is fine */
+
+        h = hook_ok("{\"name\":\"ceph-noout\",\"stage\":\"pre-drain\",\"timeout_seconds\":300,"
+                    "\"task\":\"workers/upgrade/2.0.0\"}");
+        ASSERT_STREQ(h.stage, "pre-drain");
+        ASSERT_STREQ(h.task, "workers/upgrade/2.0.0");
+        hook_request_done(&h);
+        h = hook_ok("{\"name\":\"a\",\"stage\":\"post-boot\",\"timeout_seconds\":1,\"task\":\"\"}");
+        ASSERT_STREQ(h.stage, "post-boot");
+        ASSERT_EQ(h.timeout_sec, 1u);
+        ASSERT_TRUE(h.task == NULL); /* empty: none */
+        hook_request_done(&h);
+        accept("hook", "{\"name\":\"x\",\"timeout_seconds\":86400,\"stage\":\"manual\"}");
+        accept("hook", "{\"name\":\"0.9_z-Z.\"}");
+
+        /* Names: a file name in a hooks directory and nothing more. */
+        _cleanup_free_ char *n64 = repeat('n', 64), *n65 = repeat('n', 65), *b64 = NULL, *b65 = NULL;
+        b64 = source_body("name", n64);
+        b65 = source_body("name", n65);
+        accept("hook", b64);
+        reject("hook", b65, "'name' must be 1 to 64 letters, digits, '.', '_' or '-' starting with a letter or digit");
+        const char *bad_names[] = { "", ".", "..", "../x", "a/b", "/etc/passwd", ".hidden", "-x", "_x", "a b",
+                                    "a\\n", "caf\u00e9", "a*", "a\\u0001" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_names); i++) {
+                _cleanup_free_ char *b = NULL;
+                ASSERT_TRUE(asprintf(&b, "{\"name\":\"%s\"}", bad_names[i]) > 0);
+                reject("hook", b, "'name' must be 1 to 64 letters");
+        }
+        reject("hook", "{\"name\":\"../x\"}", "'name' must be 1 to 64 letters, digits, '.', '_' or '-' starting "
+                                               "with a letter or digit (a file name in a hooks directory), not '../x'");
+        reject("hook", "{}", "'name' is required");
+        reject("hook", "", "'name' is required");
+        reject("hook", "{\"stage\":\"manual\"}", "'name' is required");
+        reject("hook", "{\"name\":null}", "'name' must be a string");
+        reject("hook", "{\"name\":3}", "'name' must be a string");
+        reject("hook", "{\"name\":[\"x\"]}", "'name' must be a string");
+        reject("hook", "{\"name\":\"a\\u0000b\"}", "request body is not valid JSON");
+
+        reject("hook", "{\"name\":\"x\",\"stage\":\"predrain\"}",
+               "'stage' must be pre-drain, post-boot or manual, not 'predrain'");
+        reject("hook", "{\"name\":\"x\",\"stage\":\"\"}", "'stage' must be pre-drain, post-boot or manual");
+        reject("hook", "{\"name\":\"x\",\"stage\":\"Pre-Drain\"}", "'stage' must be pre-drain");
+        reject("hook", "{\"name\":\"x\",\"stage\":null}", "'stage' must be a string");
+
+        const char *bad_timeouts[] = { "0", "-1", "86401", "1.0", "300.5", "\"300\"", "true", "null", "[]",
+                                       "9223372036854775807" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_timeouts); i++) {
+                _cleanup_free_ char *b = NULL;
+                ASSERT_TRUE(asprintf(&b, "{\"name\":\"x\",\"timeout_seconds\":%s}", bad_timeouts[i]) > 0);
+                reject("hook", b, "'timeout_seconds' must be an integer from 1 to 86400");
+        }
+
+        _cleanup_free_ char *t253 = repeat('t', 253), *t254 = repeat('t', 254), *bt253 = NULL, *bt254 = NULL;
+        ASSERT_TRUE(asprintf(&bt253, "{\"name\":\"x\",\"task\":\"%s\"}", t253) > 0);
+        ASSERT_TRUE(asprintf(&bt254, "{\"name\":\"x\",\"task\":\"%s\"}", t254) > 0);
+        accept("hook", bt253);
+        reject("hook", bt254, "'task' is longer than 253 bytes");
+        reject("hook", "{\"name\":\"x\",\"task\":7}", "'task' must be a string");
+        reject("hook", "{\"name\":\"x\",\"task\":\"a\\nb\"}", "'task' must not contain control characters");
+        reject("hook", "{\"name\":\"x\",\"task\":\"a\\u007fb\"}", "'task' must not contain control characters");
+
+        reject("hook", "{\"name\":\"x\",\"timeout\":5}",
+               "unknown field 'timeout' (known: name, stage, timeout_seconds, task)");
+        reject("hook", "{\"name\":\"x\",\"name\":\"y\"}", "request body is not valid JSON");
+        reject("hook", "[\"x\"]", "request body must be a JSON object");
+        reject_len("hook", "{\"name\":\"x\"}", SIZE_MAX, E2BIG, "request body is larger than");
+
+        ASSERT_TRUE(api_hook_name_is_valid("ceph-noout"));
+        ASSERT_TRUE(!api_hook_name_is_valid(NULL));
+        ASSERT_TRUE(!api_hook_name_is_valid(".."));
+}
+
 static void test_error_codes(void) {
         static const struct {
                 int err;
@@ -632,6 +728,7 @@ int main(void) {
         TEST_RUN(test_activate);
         TEST_RUN(test_rollback_mark_good);
         TEST_RUN(test_debug);
+        TEST_RUN(test_hook);
         TEST_RUN(test_error_codes);
         TEST_RUN(test_format_error);
         TEST_RUN(test_utf8_sanitize);

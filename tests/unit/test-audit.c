@@ -163,6 +163,46 @@ static void test_format(void) {
         ASSERT_ERROR(audit_log_append(NULL, &rec), EINVAL);
 }
 
+static void test_detail(void) {
+        _cleanup_free_ char *p = tpath("detail.log"), *data = NULL;
+        _cleanup_(audit_log_freep) AuditLog *l = NULL;
+
+        ASSERT_OK(audit_log_open(p, 0, &l));
+        AuditRecord rec = {
+                .time_usec = TIME_USEC,
+                .method = "-",
+                .path = "hook",
+                .result = "failed",
+                .error = "hook x exited with status 3",
+                .op_id = 9,
+                .detail_json = "{\"name\":\"x\",\"exit_code\":3}",
+        };
+        ASSERT_OK(audit_log_append(l, &rec));
+        /* Not an object, malformed, duplicate keys, too long: left out. */
+        const char *bad[] = { "[1]", "{", "{\"a\":1,\"a\":2}", "\"s\"" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                rec.detail_json = bad[i];
+                ASSERT_OK(audit_log_append(l, &rec));
+        }
+        char *big = malloc(AUDIT_DETAIL_MAX + 16);
+        ASSERT_TRUE(big);
+        memset(big, ' ', AUDIT_DETAIL_MAX + 15);
+        memcpy(big, "{\"a\":1}", 7);
+        big[AUDIT_DETAIL_MAX + 15] = '\0';
+        rec.detail_json = big;
+        ASSERT_OK(audit_log_append(l, &rec));
+        free(big);
+
+        _cleanup_(json_decrefp) json_t *lines = parse_lines(p);
+        ASSERT_EQ(json_array_size(lines), 6);
+        data = json_dumps(json_array_get(lines, 0), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ASSERT_STREQ(data, "{\"time\":\"2026-11-22T01:40:00.123456Z\",\"seq\":1,\"uid\":0,\"pid\":0,\"method\":\"-\","
+                           "\"path\":\"hook\",\"request\":null,\"status\":null,\"result\":\"failed\","
+                           "\"error\":\"hook x exited with status 3\",\"op\":9,\"detail\":{\"name\":\"x\",\"exit_code\":3}}");
+        for (size_t i = 1; i < 6; i++)
+                ASSERT_TRUE(json_object_get(json_array_get(lines, i), "detail") == NULL);
+}
+
 static void test_reopen_and_torn(void) {
         _cleanup_free_ char *p = tpath("torn.log");
         AuditLog *l = NULL;
@@ -493,6 +533,7 @@ int main(void) {
         ASSERT_TRUE(mkdtemp(dir) != NULL);
 
         TEST_RUN(test_format);
+        TEST_RUN(test_detail);
         TEST_RUN(test_reopen_and_torn);
         TEST_RUN(test_rotation);
         TEST_RUN(test_hostile);

@@ -15,7 +15,7 @@ static json_t *parse(const char *text) {
         return j;
 }
 
-typedef enum Which { STATUS, OPERATION, AUDIT } Which;
+typedef enum Which { STATUS, OPERATION, AUDIT, HOOK_OUTPUT } Which;
 
 /* Render doc (JSON text) with one of the formatters and compare the text. */
 static void check(Which which, const char *doc, const char *expected) {
@@ -34,6 +34,9 @@ static void check(Which which, const char *doc, const char *expected) {
                 break;
         case AUDIT:
                 ASSERT_OK(ctl_format_audit(j, f));
+                break;
+        case HOOK_OUTPUT:
+                ASSERT_OK(ctl_format_hook_output(j, f));
                 break;
         }
         ASSERT_EQ(fclose(f), 0);
@@ -268,6 +271,44 @@ static void test_operation(void) {
               "    error: HTTP 404 ?[2J from server??x (download_failed)\n");
 }
 
+static void test_hook(void) {
+        /* Running, succeeded, failed, killed (no exit status), interrupted. */
+        check(OPERATION,
+              "{\"id\": 12, \"type\": \"hook\", \"state\": \"running\", \"phase\": null, \"done\": 0, \"total\": 0,"
+              " \"error\": null, \"version\": null, \"slot\": null, \"hook\": {\"name\": \"ceph-noout\","
+              " \"stage\": \"pre-drain\", \"exit_code\": null, \"output\": \"setting noout\\n\"}}",
+              "#12 hook ceph-noout (stage pre-drain): running\n");
+        check(OPERATION,
+              "{\"id\": 12, \"type\": \"hook\", \"state\": \"succeeded\", \"finished\": \"2026-11-22T01:45:00Z\","
+              " \"hook\": {\"name\": \"ceph-noout\", \"stage\": \"pre-drain\", \"exit_code\": 0, \"output\": \"\"}}",
+              "#12 hook ceph-noout (stage pre-drain): succeeded, exit status 0, finished 2026-11-22T01:45:00Z\n");
+        check(OPERATION,
+              "{\"id\": 13, \"type\": \"hook\", \"state\": \"failed\", \"error\": {\"code\": \"hook_failed\","
+              " \"message\": \"hook ceph-noout exited with status 3: HEALTH_ERR\"}, \"hook\": {\"name\": \"ceph-noout\","
+              " \"stage\": \"manual\", \"exit_code\": 3, \"output\": \"HEALTH_ERR\\n\"}}",
+              "#13 hook ceph-noout (stage manual): failed, exit status 3\n"
+              "    error: hook ceph-noout exited with status 3: HEALTH_ERR (hook_failed)\n");
+        check(OPERATION,
+              "{\"id\": 14, \"type\": \"hook\", \"state\": \"failed\", \"error\": {\"code\": \"hook_timeout\","
+              " \"message\": \"hook x did not finish within its timeout of 1 s\"}, \"hook\": {\"name\": \"x\","
+              " \"stage\": \"post-boot\", \"exit_code\": null, \"output\": \"\"}}",
+              "#14 hook x (stage post-boot): failed\n"
+              "    error: hook x did not finish within its timeout of 1 s (hook_timeout)\n");
+        /* A hook object missing its fields (an older agent, a bug) still prints. */
+        check(OPERATION, "{\"id\": 15, \"type\": \"hook\", \"state\": \"failed\", \"hook\": {}}",
+              "#15 hook - (stage -): failed\n");
+
+        /* The output: lines and tabs kept, escapes defused, a newline added. */
+        check(HOOK_OUTPUT, "{\"type\": \"hook\", \"hook\": {\"output\": \"a\\tb\\n\\u001b[31mred\\r\"}}",
+              "a\tb\n?[31mred?\n");
+        check(HOOK_OUTPUT, "{\"type\": \"hook\", \"hook\": {\"output\": \"done\\n\"}}", "done\n");
+        check(HOOK_OUTPUT, "{\"type\": \"hook\", \"hook\": {\"output\": \"\"}}", "");
+        check(HOOK_OUTPUT, "{\"type\": \"hook\", \"hook\": {}}", "");
+        json_t *stage = parse("{\"type\": \"stage\"}");
+        ASSERT_ERROR(ctl_format_hook_output(stage, stdout), EBADMSG);
+        json_decref(stage);
+}
+
 static void test_progress(void) {
         const char *half = "{\"type\": \"stage\", \"state\": \"running\", \"phase\": \"writing\","
                            " \"done\": 180944896, \"total\": 361889792}";
@@ -333,6 +374,7 @@ int main(void) {
         TEST_RUN(test_status_components);
         TEST_RUN(test_status_sparse);
         TEST_RUN(test_operation);
+        TEST_RUN(test_hook);
         TEST_RUN(test_progress);
         TEST_RUN(test_audit);
         return 0;
