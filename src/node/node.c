@@ -744,9 +744,9 @@ static json_t *hook_record(const Task *t, const char *stage, size_t index, const
                 if (asprintf(&out, "...%s", p) < 0)
                         return NULL;
         }
-        return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s*, s:I*, s:s*}", "task", t->id, "stage", stage, "index",
+        return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s*, s:I, s:s*}", "task", t->id, "stage", stage, "index",
                          (json_int_t) index, "hook", desc, "state", state, "startTime", start, "finishTime", finish,
-                         "operation", op > 0 ? (json_int_t) op : (json_int_t) 0, "output", out ?: output);
+                         "operation", (json_int_t) MAX(op, (int64_t) 0), "output", out ?: output);
 }
 
 /* Whether the Node has the label or annotation the hook waits for. */

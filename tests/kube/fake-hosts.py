@@ -30,8 +30,10 @@ normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"
 | {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
 | {"activate": "busy-once"} (the first activate is a 409 busy, as while a health check runs)
 | {"stage_seconds": 5} | {"range": "ignored"} (the stage reports a full download and a notice)
+| {"hooks": {"NAME": "fail" | "missing"}} (POST /v1/hook: exit status 3 | 404; any other hook succeeds)
+| {"pods_unready_on": "2.0.0"} (after booting that version the node's DaemonSet pods stay un-Ready)
 | {"components": {...}} (the booted image's components.json says this instead, valid or not).
-DIR/<node>.log gets one line per API call.
+DIR/<node>.log gets one line per API call, DIR/<node>.hooks one per hook run.
 """
 
 import argparse
@@ -41,6 +43,7 @@ import os
 import socketserver
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -52,20 +55,44 @@ def now_iso():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def set_ready(node, ready):
-    """Patch the Node's Ready condition as the kubelet would."""
-    body = json.dumps({"status": {"conditions": [{
-        "type": "Ready", "status": "True" if ready else "False",
-        "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-        "message": "simulated", "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}]}}).encode()
-    req = urllib.request.Request(f"{args.api}/api/v1/nodes/{node}/status", data=body, method="PATCH",
-                                 headers={"Content-Type": "application/merge-patch+json"})
+def api_call(method, path, body=None, content_type="application/merge-patch+json"):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{args.api}{path}", data=data, method=method,
+                                 headers={"Content-Type": content_type} if data else {})
     for _ in range(20):
         try:
-            urllib.request.urlopen(req, timeout=10).read()
-            return
+            return json.loads(urllib.request.urlopen(req, timeout=10).read() or b"null")
         except Exception:
             time.sleep(0.2)
+    return None
+
+
+def set_ready(node, ready, boot_id=None):
+    """Patch the Node's Ready condition as the kubelet would; a kubelet of a
+    new boot also reports its boot ID (a UUID with dashes, as the kubelet
+    writes /proc/sys/kernel/random/boot_id)."""
+    status = {"conditions": [{
+        "type": "Ready", "status": "True" if ready else "False",
+        "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+        "message": "simulated", "lastHeartbeatTime": now_iso(), "lastTransitionTime": now_iso()}]}
+    if boot_id:
+        status["nodeInfo"] = {"bootID": str(uuid.UUID(boot_id))}
+    api_call("PATCH", f"/api/v1/nodes/{node}/status", {"status": status})
+
+
+def set_pods_ready(node, ready, reason=None):
+    """The kubelet of a new boot restarts the node's DaemonSet pods and
+    reports their readiness (a fresh lastTransitionTime)."""
+    pods = api_call("GET", "/api/v1/pods?fieldSelector=" + urllib.parse.quote(f"spec.nodeName={node}")) or {}
+    for p in pods.get("items", []):
+        owners = p["metadata"].get("ownerReferences") or []
+        if not any(o.get("kind") == "DaemonSet" and o.get("controller") for o in owners):
+            continue
+        cond = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now_iso()}
+        if not ready:
+            cond.update(reason=reason or "ContainersNotReady", message="containers with unready status: [agent]")
+        api_call("PATCH", f"/api/v1/namespaces/{p['metadata']['namespace']}/pods/{p['metadata']['name']}/status",
+                 {"status": {"phase": "Running", "conditions": [cond]}})
 
 
 class Host:
@@ -142,6 +169,7 @@ class Host:
         "/v1/rollback": {"reboot": bool},
         "/v1/reboot": {},
         "/v1/mark-good": {"force": bool},
+        "/v1/hook": {"name": str, "stage": str, "timeout_seconds": int, "task": str},
     }
 
     def check_body(self, path, body):
@@ -155,6 +183,8 @@ class Host:
                 return f"'{k}' must be {fields[k].__name__}, not {json.dumps(v)}"
         if path == "/v1/stage" and "source" not in body:
             return "'source' is required"
+        if path == "/v1/hook" and "name" not in body:
+            return "'name' is required"
         return None
 
     def handle(self, method, path, body):
@@ -215,6 +245,16 @@ class Host:
                 if changed and body.get("kernel_args"):
                     self.reboot_required = True
                 return 200, {"generation": gen, "changed": changed, "reboot_required": self.reboot_required}
+            if path == "/v1/hook":
+                how = (b.get("hooks") or {}).get(body["name"], "ok")
+                if how == "missing":
+                    return 404, {"error": {"code": "not_found", "message": "no hook %s in /etc/hull/hooks.d or "
+                                           "/usr/lib/hull/hooks.d" % body["name"]}}
+                op = self.new_op("hook", None)
+                op["hook"] = {"name": body["name"], "stage": body.get("stage", "manual"), "exit_code": None,
+                              "output": ""}
+                threading.Thread(target=self.do_hook, args=(op, body, how), daemon=True).start()
+                return 202, op
             if path == "/v1/mark-good":
                 self.slots[self.booted]["good"] = True
                 self.slots[self.booted]["state"] = "good"
@@ -245,6 +285,21 @@ class Host:
                                     "resumed": 0, "full": False})
             op.update(state="succeeded", finished=now_iso())
 
+    def do_hook(self, op, body, how):
+        time.sleep(0.3)
+        with self.lock:
+            if how == "fail":
+                op["hook"].update(exit_code=3, output="setting noout\nceph: cluster is HEALTH_ERR, refusing\n")
+                op.update(state="failed", finished=now_iso(), error={
+                    "code": "hook_failed", "errno": "EIO",
+                    "message": "hook %s exited with status 3: ceph: cluster is HEALTH_ERR, refusing" % body["name"]})
+            else:
+                op["hook"].update(exit_code=0, output="%s: ok on %s\n" % (body["name"], self.name))
+                op.update(state="succeeded", finished=now_iso())
+        with open(os.path.join(args.dir, self.name + ".hooks"), "a") as f:
+            f.write(json.dumps({"t": time.time(), "name": body["name"], "stage": body.get("stage"),
+                                "task": body.get("task"), "result": how}) + "\n")
+
     def reboot(self, target, b):
         time.sleep(0.1)         # the API answer goes out first, as on a real host
         if b.get("reboot") == "lost" and self.lost_reboots == 0:
@@ -272,7 +327,11 @@ class Host:
                     self.health = "checking"
             self.boot_id = uuid.uuid4().hex
         self.start()
-        set_ready(self.name, True)
+        set_ready(self.name, True, self.boot_id)
+        # {"pods_unready_on": V}: after booting V the node's DaemonSet pods
+        # never get Ready (a CNI or storage daemon broken by the image).
+        bad = b.get("pods_unready_on") == self.slots[self.booted]["version"]
+        set_pods_ready(self.name, not bad)
         if not fell_back and self.health == "checking":
             time.sleep(args.health_seconds)
             with self.lock:

@@ -887,6 +887,154 @@ def scenario_hullctl(tmp):
         f.close()
 
 
+def add_daemonset_pod(f, node, i):
+    """A DaemonSet pod on node, Ready (as a CNI or storage daemon would be)."""
+    name = f"agent-{i}"
+    f.api.create("/api/v1/namespaces/kube-system/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "kube-system", "labels": {"app": "net-agent"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "net-agent",
+                                          "uid": "u-ds", "controller": True}]},
+        "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "net-agent"}]}})
+    f.api.call("PATCH", f"/api/v1/namespaces/kube-system/pods/{name}/status", {"status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime":
+                                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]}},
+        "application/merge-patch+json")
+
+
+def osnode_status(f, n):
+    with f.watch.lock:
+        return dict(((f.watch.osnodes.get(n) or {}).get("status") or {}))
+
+
+def scenario_gate(tmp):
+    """The post-boot gate: the canary's DaemonSet pods never get Ready on
+    2.0.0, so hull-node rolls it back to 1.0.0 by itself (RolledBack with the
+    reason) and the failure budget halts the rollout before the next batch.
+    Its pre-drain and post-boot hooks ran through the agent, in order."""
+    f = Fleet(tmp, 4)
+    try:
+        for i, n in enumerate(f.names):
+            add_daemonset_pod(f, n, i)
+        f.behave("node-000", {"pods_unready_on": "2.0.0"})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        spec = upgrade_spec(max_unavailable=1, batches=[{"nodes": 1}, {"nodes": "100%"}],
+                            hooks={"preDrain": [{"exec": "ceph-noout"}],
+                                   "postBoot": [{"exec": "ceph-unset-noout", "timeoutSeconds": 60}]},
+                            verify={"timeoutSeconds": 12})
+        f.apply_os("workers", spec)
+        ok = f.wait("node-000 RolledBack", lambda: osnode_status(f, "node-000").get("phase") == "RolledBack",
+                    timeout=120)
+        st = osnode_status(f, "node-000")
+        check(bool(ok) and st.get("version") == "1.0.0",
+              "the canary whose pods stay un-Ready is rolled back to 1.0.0: %s" % {k: st.get(k) for k in (
+                  "phase", "version", "gate")})
+        err = (st.get("lastError") or {}).get("message", "")
+        check("rolled back to 1.0.0" in err and "not Ready within 12 s" in err and "kube-system/agent-0" in err,
+              "lastError names the gate, the timeout and the pod: %s" % err)
+        node = f.api.get("/api/v1/nodes/node-000")
+        check(not (node.get("spec") or {}).get("unschedulable"), "the rolled-back node is uncordoned")
+        hooks = [json.loads(l) for l in open(os.path.join(f.hostdir, "node-000.hooks"))]
+        check([(h["name"], h["stage"]) for h in hooks] == [("ceph-noout", "pre-drain")],
+              "the pre-drain hook ran, the post-boot hook did not (the gate failed first): %s" % hooks)
+        logs = [json.loads(l) for l in open(os.path.join(f.hostdir, "node-000.log"))]
+        check([r["path"] for r in logs if r["path"] in ("/v1/activate", "/v1/rollback")] == ["/v1/activate", "/v1/rollback"],
+              "the agent was asked to activate, then to roll back")
+        c = f.wait("Degraded", lambda: (f.condition("workers", "Degraded") or {}).get("status") == "True"
+                   and f.condition("workers", "Degraded"))
+        check(bool(c) and c.get("reason") == "FailureBudgetExceeded",
+              "the rollback counts against the failure budget: the rollout halts (%s)" % c)
+        time.sleep(4)
+        with f.watch.lock:
+            touched = [n for n in f.names[1:] if (f.watch.nodes[n]["metadata"].get("annotations") or {})
+                       .get("hull.dev/task")]
+        check(not touched, "no node of the next batch was started (%s)" % touched)
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        reasons = [e.get("reason") for e in ev if (e.get("regarding") or {}).get("name") == "node-000"]
+        check("GateFailed" in reasons and "RolledBack" in reasons, "GateFailed and RolledBack Events: %s" % reasons)
+
+        # the fleet after the fix: the next version passes the gate, the
+        # hooks run in order on every node
+        f.behave("node-000", {})
+        f.watch.track("workers", f.names, 2)
+        st, _ = f.api.patch("/apis/hull.dev/v1alpha1/oses/workers", {"spec": {
+            "version": "3.0.0", "image": {"url": "https://updates.example.com/hull-3.0.0.hullb"},
+            "strategy": {"maxUnavailable": 2}}})
+        ok = f.wait("all at 3.0.0", lambda: all_at(f, f.names, "3.0.0"), timeout=180)
+        check(bool(ok), "3.0.0 passes the gate on every node")
+        for n in f.names:
+            hooks = [json.loads(l) for l in open(os.path.join(f.hostdir, n + ".hooks"))]
+            got = [(h["name"], h["stage"]) for h in hooks if h["task"] == "workers/upgrade/3.0.0"]
+            if not check(got == [("ceph-noout", "pre-drain"), ("ceph-unset-noout", "post-boot")],
+                         "%s ran pre-drain, then post-boot for 3.0.0: %s" % (n, got)):
+                break
+        h = osnode_status(f, "node-001").get("hook") or {}
+        check(h.get("state") == "Succeeded" and h.get("stage") == "postBoot" and "ok on node-001" in h.get("output", ""),
+              "OSNode status.hook shows the last hook and its output: %s" % h)
+        check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
+def scenario_hooks(tmp):
+    """A pre-drain hook that fails leaves the node in service: not drained,
+    uncordoned, its task Failed with the hook's output, and the failure
+    budget counts it. A wait-for hook waits for another controller's label;
+    a missing hook fails clearly."""
+    f = Fleet(tmp, 3)
+    try:
+        for i, n in enumerate(f.names):
+            f.api.create("/api/v1/namespaces/default/pods", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"web-{i}", "namespace": "default",
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+                                                  "uid": "u-web", "controller": True}]},
+                "spec": {"nodeName": n, "containers": [{"name": "web", "image": "web"}]}})
+        f.behave("node-000", {"hooks": {"ceph-noout": "fail"}})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        spec = upgrade_spec(max_unavailable=1, hooks={"preDrain": [
+            {"waitFor": {"label": "storage.example.com/drain-ok", "value": "yes"}, "timeoutSeconds": 60},
+            {"exec": "ceph-noout"}]})
+        spec["strategy"]["failureBudget"] = 2
+        f.apply_os("workers", spec)
+        f.wait("node-000 waiting for its label", lambda: "wait for label" in
+               ((osnode_status(f, "node-000").get("hook") or {}).get("hook") or ""))
+        time.sleep(2)
+        check(osnode_status(f, "node-000").get("phase") == "PreDrain" and
+              len(f.api.get("/api/v1/namespaces/default/pods")["items"]) == 3,
+              "without the label the node waits in PreDrain, nothing evicted")
+        f.api.patch("/api/v1/nodes/node-000", {"metadata": {"labels": {"storage.example.com/drain-ok": "yes"}}})
+        ok = f.wait("node-000 Failed", lambda: osnode_status(f, "node-000").get("phase") == "Failed")
+        st = osnode_status(f, "node-000")
+        err = (st.get("lastError") or {}).get("message", "")
+        check(bool(ok) and "preDrain hook exec ceph-noout failed" in err and "HEALTH_ERR" in err,
+              "the task fails with the hook's message and output: %s" % err)
+        node = f.api.get("/api/v1/nodes/node-000")
+        pods = [p["spec"]["nodeName"] for p in f.api.get("/api/v1/namespaces/default/pods")["items"]]
+        check(not (node.get("spec") or {}).get("unschedulable") and "node-000" in pods,
+              "node-000 stays in service: uncordoned, its pod not evicted")
+        logs = [json.loads(l)["path"] for l in open(os.path.join(f.hostdir, "node-000.log"))]
+        check("/v1/activate" not in logs and "/v1/reboot" not in logs, "node-000 was not rebooted")
+        h = st.get("hook") or {}
+        check(h.get("state") == "Failed" and "HEALTH_ERR" in h.get("output", ""), "status.hook has the output: %s" % h)
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        check(any(e.get("reason") == "UpdateFailed" and "ceph-noout" in (e.get("note") or "") for e in ev),
+              "an UpdateFailed Event names the hook")
+        c = f.wait("failed 1 counted", lambda: (f.os("workers").get("status") or {}).get("failed") == 1)
+        check(bool(c), "the failure counts against the budget (failed 1)")
+        # the other nodes wait for their own label
+        for n in f.names[1:]:
+            f.api.patch(f"/api/v1/nodes/{n}", {"metadata": {"labels": {"storage.example.com/drain-ok": "yes"}}})
+        ok = f.wait("the others at 2.0.0", lambda: all_at(f, f.names[1:], "2.0.0"), timeout=120)
+        check(bool(ok), "the other nodes pass both hooks and update")
+        check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
+
 SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}
 
 
