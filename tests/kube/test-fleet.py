@@ -850,8 +850,11 @@ def scenario_hullctl(tmp):
         # A new version through hullctl: the earlier approval does not open
         # the new rollout's canary gate.
         rc, out, err = hullctl(f, "upgrade", "workers", "--version", "3.0.0", "--image-url",
-                               "https://updates.example.com/hull-3.0.0.hullb", "--sha256", "cd" * 32)
+                               "https://updates.example.com/hull-3.0.0.hullb", "--sha256", "cd" * 32,
+                               "--created", "2026-11-30T12:00:00Z")
         check(rc == 0 and "generation" in out, f"upgrade accepted ({rc}: {out}{err})")
+        check(f.os("workers")["spec"]["image"].get("created") == "2026-11-30T12:00:00Z",
+              "--created sets spec.image.created")
         f.wait("the 3.0.0 canary waiting", lambda: (f.condition("workers", "Paused") or {})
                .get("reason") == "WaitingForApproval" and f.os("workers")["status"].get("updated") == 1)
         with f.watch.lock:
