@@ -37,6 +37,12 @@ static const char *arg_image_url = NULL;
 static const char *arg_sha256 = NULL;
 static const char *arg_key_id = NULL;
 static const char *arg_kubelet_version = NULL;
+static const char *arg_created = NULL;
+/* The normalized spec.image.created: from --created, --bundle or the OCI
+ * manifest, in that order. */
+static char created_buf[32];
+static const char *created_value = NULL;
+static const char *created_source = NULL;
 static const char *arg_bundle = NULL;
 static const char *arg_trust = NULL;
 /* What --bundle read, for the arg_* above that point into it. */
@@ -57,9 +63,9 @@ static void cluster_help(void) {
                "  hullctl cluster [OPTIONS] status [OS]        rollouts; with OS, also its nodes\n"
                "  hullctl cluster [OPTIONS] nodes              every node's OS state (OSNode objects)\n"
                "  hullctl cluster [OPTIONS] upgrade OS --version V --image-url URL --sha256 HEX\n"
-               "                   [--key-id ID] [--kubelet-version vX.Y.Z]\n"
+               "                   [--key-id ID] [--kubelet-version vX.Y.Z] [--created YYYY-MM-DDTHH:MM:SSZ]\n"
                "  hullctl cluster [OPTIONS] upgrade OS --bundle FILE --trust PUBLIC.pem --image-url URL\n"
-               "                   (version, sha256, key id and kubelet version from the verified bundle)\n"
+               "                   (version, sha256, key id, kubelet version and created from the verified bundle)\n"
                "                   [--max-unavailable N|P%%] [--batches 1,10%%,100%%]\n"
                "                   --image-url oci://HOST/REPO:TAG resolves the tag to its digest (HEAD\n"
                "                   on the registry) and pins oci://HOST/REPO@sha256:D, with sha256 = D\n"
@@ -332,6 +338,23 @@ static int agree(const char *flag, const char **arg, const char *from_bundle) {
         return 0;
 }
 
+/* spec.image.created, the time strategy.minImageAgeSeconds counts from, in
+ * the one form the CRD takes (YYYY-MM-DDTHH:MM:SSZ). The first source that
+ * has one wins: --created, then the bundle, then the OCI manifest. */
+static int set_created(const char *value, const char *source) {
+        int64_t t;
+
+        if (created_value || !value)
+                return 0;
+        if (kube_parse_time(value, &t) < 0 || t < 0)
+                return log_error_errno(EINVAL, "%s: '%s' is not an RFC 3339 time such as 2026-12-03T10:00:00Z", source,
+                                       value);
+        kube_format_time(t, created_buf);
+        created_value = created_buf;
+        created_source = source;
+        return 0;
+}
+
 /* --bundle: the values the OS object pins are read from the bundle the
  * nodes will download, after its signature and every payload digest are
  * checked against --trust, so that what is rolled out is what was tested. */
@@ -382,8 +405,13 @@ static int fill_from_bundle(void) {
         r = agree("--kubelet-version", &arg_kubelet_version, bundle_kubelet);
         if (r < 0)
                 return r;
-        printf("Bundle %s: %s %s, signed by %s, sha256 %s, kubelet %s\n", arg_bundle, m->name, m->version, m->key_id,
-               bundle_sha256, bundle_kubelet ?: "none");
+        /* The manifest's created is the build's SOURCE_DATE_EPOCH; --created
+         * (publication) may differ from it and wins. */
+        r = set_created(m->created, "the bundle's created");
+        if (r < 0)
+                return r;
+        printf("Bundle %s: %s %s, signed by %s, sha256 %s, kubelet %s, created %s\n", arg_bundle, m->name, m->version,
+               m->key_id, bundle_sha256, bundle_kubelet ?: "none", m->created);
         return 0;
 }
 
@@ -458,6 +486,14 @@ static int resolve_oci_image(void) {
                 arg_version = oci_version;
         }
 
+        _cleanup_free_ char *created = NULL;
+        r = oci_bundle_annotation(b, OCI_ANNOTATION_CREATED, &created);
+        if (r == -ENOMEM)
+                return log_oom();
+        r = set_created(created, "the OCI manifest's " OCI_ANNOTATION_CREATED);
+        if (r < 0)
+                return r;
+
         snprintf(oci_sha256, sizeof(oci_sha256), "%s", digest + strlen("sha256:"));
         if (arg_sha256 && !streq(arg_sha256, oci_sha256))
                 return log_error_errno(EINVAL, "--sha256 is '%s', but %s resolves to %s", arg_sha256, arg_image_url, digest);
@@ -468,7 +504,20 @@ static int resolve_oci_image(void) {
             asprintf(&oci_pinned_url, "%s%s", OCI_URL_PREFIX, pinned) < 0)
                 return log_oom();
         arg_image_url = oci_pinned_url;
-        printf("Resolved %s to %s (version %s)\n", original, oci_pinned_url, oci_bundle_manifest(b)->version);
+        printf("Resolved %s to %s (version %s, created %s)\n", original, oci_pinned_url, oci_bundle_manifest(b)->version,
+               created ?: "unknown");
+        return 0;
+}
+
+/* What needs nothing read first. */
+static int check_upgrade_args_early(void) {
+        int64_t t;
+
+        /* The CRD's form exactly: no fraction, no offset. */
+        if (arg_created && (strlen(arg_created) != 20 || arg_created[19] != 'Z' ||
+                            kube_parse_time(arg_created, &t) < 0 || t < 0 || arg_created[17] > '5'))
+                return log_error_errno(EINVAL, "--created wants a UTC time YYYY-MM-DDTHH:MM:SSZ such as "
+                                               "2026-12-03T10:00:00Z, not '%s'", arg_created);
         return 0;
 }
 
@@ -498,12 +547,12 @@ static int check_upgrade_args(void) {
 }
 
 static int cmd_upgrade(KubeClient *k, const char *name) {
-        /* kubeletVersion: null when not given, so that the merge patch
-         * removes the previous image's (a stale one would check the wrong
-         * kubelet). */
-        json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s, s:s?, s:s?}}", "version", arg_version, "operation",
+        /* kubeletVersion and created: null when not known, so that the
+         * merge patch removes the previous image's (a stale one would check
+         * the wrong kubelet, or let a new image pass minImageAgeSeconds). */
+        json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s, s:s?, s:s?, s:s?}}", "version", arg_version, "operation",
                                  "upgrade", "image", "url", arg_image_url, "sha256", arg_sha256, "keyId", arg_key_id,
-                                 "kubeletVersion", arg_kubelet_version);
+                                 "kubeletVersion", arg_kubelet_version, "created", created_value);
         if (!spec)
                 return log_oom();
         json_t *strategy = NULL;
@@ -591,7 +640,7 @@ static int cmd_approve(KubeClient *k, const char *name) {
 
 int cluster_main(int argc, char **argv) {
         enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
-               ARG_KUBELET_VERSION, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST, ARG_REGISTRY_AUTH,
+               ARG_KUBELET_VERSION, ARG_CREATED, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST, ARG_REGISTRY_AUTH,
                ARG_REGISTRY_CA };
         static const struct option opts[] = {
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
@@ -602,6 +651,7 @@ int cluster_main(int argc, char **argv) {
                 { "sha256", required_argument, NULL, ARG_SHA256 },
                 { "key-id", required_argument, NULL, ARG_KEY_ID },
                 { "kubelet-version", required_argument, NULL, ARG_KUBELET_VERSION },
+                { "created", required_argument, NULL, ARG_CREATED },
                 { "max-unavailable", required_argument, NULL, ARG_MAX_UNAVAILABLE },
                 { "batches", required_argument, NULL, ARG_BATCHES },
                 { "bundle", required_argument, NULL, ARG_BUNDLE },
@@ -642,6 +692,9 @@ int cluster_main(int argc, char **argv) {
                         break;
                 case ARG_KUBELET_VERSION:
                         arg_kubelet_version = optarg;
+                        break;
+                case ARG_CREATED:
+                        arg_created = optarg;
                         break;
                 case ARG_MAX_UNAVAILABLE:
                         arg_max_unavailable = optarg;
@@ -690,10 +743,11 @@ int cluster_main(int argc, char **argv) {
         /* Check what can be checked before connecting: a typo in a flag
          * should not wait for (or depend on) the cluster. */
         if (streq(verb, "upgrade") &&
-            ((r = fill_from_bundle()) < 0 || (r = resolve_oci_image()) < 0 || (r = check_upgrade_args()) < 0))
+            ((r = check_upgrade_args_early()) < 0 || (r = set_created(arg_created, "--created")) < 0 ||
+             (r = fill_from_bundle()) < 0 || (r = resolve_oci_image()) < 0 || (r = check_upgrade_args()) < 0))
                 return 2;
-        if (!streq(verb, "upgrade") && (arg_bundle || arg_trust)) {
-                log_error("--bundle and --trust are for upgrade");
+        if (!streq(verb, "upgrade") && (arg_bundle || arg_trust || arg_created)) {
+                log_error("%s", arg_created ? "--created is for upgrade" : "--bundle and --trust are for upgrade");
                 return 2;
         }
         if (streq(verb, "rollback") && !arg_version) {

@@ -337,7 +337,42 @@ static int skew_check(Operator *o, OsEntry *e, char **ret_refusal, bool *ret_unk
         return 0;
 }
 
-static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes, int64_t now) {
+/* What the promotion gate (spec.strategy.after) needs to know of the OS
+ * object it names, from the informer cache. Its Complete condition counts
+ * only when written for its current generation: right after an edit (say
+ * to the version this object waits for) the status still describes the
+ * old spec until the operator has been round. */
+static void promotion_facts(json_t *oses, const char *name, RolloutPromotion *ret) {
+        json_t *os = json_object_get(oses, name);
+        json_t *status = json_object_get(os, "status"), *c;
+        int64_t gen = kube_generation(os);
+        size_t i;
+
+        *ret = (RolloutPromotion) {};
+        if (!os || json_object_get(json_object_get(os, "metadata"), "deletionTimestamp"))
+                return;
+        ret->exists = true;
+        ret->version = json_string_value(json_object_get(json_object_get(os, "spec"), "version"));
+        ret->desired = json_integer_value(json_object_get(status, "desired"));
+        if (json_integer_value(json_object_get(status, "observedGeneration")) != gen)
+                return;
+        json_array_foreach(json_object_get(status, "conditions"), i, c) {
+                const char *type = json_string_value(json_object_get(c, "type"));
+                const char *st = json_string_value(json_object_get(c, "status"));
+                const char *ltt = json_string_value(json_object_get(c, "lastTransitionTime"));
+                int64_t since;
+                if (!type || !streq(type, "Complete"))
+                        continue;
+                if (st && streq(st, "True") && json_integer_value(json_object_get(c, "observedGeneration")) == gen &&
+                    ltt && kube_parse_time(ltt, &since) >= 0) {
+                        ret->complete = true;
+                        ret->complete_since = since;
+                }
+                break;
+        }
+}
+
+static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes, json_t *oses, int64_t now) {
         _cleanup_(rollout_plan_done) RolloutPlan plan = {};
         _cleanup_free_ RolloutNode *rn = NULL;
         json_t *keep = json_array();            /* parsed task annotations the RolloutNodes borrow from */
@@ -426,6 +461,8 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 .skew_refusal = skew_refusal,
                 .skew_unknown = skew_unknown,
         };
+        if (e->spec.after_os)
+                promotion_facts(oses, e->spec.after_os, &in.after);
         r = rollout_plan(&in, &plan);
         if (r < 0) {
                 json_decref(keep);
@@ -662,6 +699,11 @@ int operator_reconcile(Operator *o, int64_t now) {
                 r = os_spec_parse(json_object_get(v, "spec"), &x->spec, &x->error);
                 if (r == -ENOMEM)
                         goto finish;
+                if (r >= 0) {
+                        r = os_spec_check_name(&x->spec, x->name, &x->error);
+                        if (r < 0)
+                                os_spec_done(&x->spec);
+                }
                 x->valid = r >= 0;
                 if (x->valid && !(x->task_id = make_task_id(x->name, &x->spec))) {
                         r = -ENOMEM;
@@ -714,7 +756,7 @@ int operator_reconcile(Operator *o, int64_t now) {
                                 (void) status_for_invalid(o, &e[j], nowbuf);
                         continue;
                 }
-                int q = plan_one(o, &e[j], node_list, osnodes, now);
+                int q = plan_one(o, &e[j], node_list, osnodes, oses, now);
                 if (q == -ENOMEM) {
                         r = q;
                         goto finish;

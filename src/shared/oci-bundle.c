@@ -73,7 +73,10 @@ int oci_bundle_manifest_make(const Manifest *m, const char *head_digest, uint64_
         }
         r |= json_object_set_new(ann, "org.opencontainers.image.title", json_string(m->name));
         r |= json_object_set_new(ann, "org.opencontainers.image.version", json_string(m->version));
-        r |= json_object_set_new(ann, "org.opencontainers.image.created", json_string(m->created));
+        /* The signed manifest's created, the build's SOURCE_DATE_EPOCH, not
+         * the time of the push: the same bundle gives the same manifest
+         * (and digest) whenever and wherever it is pushed. */
+        r |= json_object_set_new(ann, OCI_ANNOTATION_CREATED, json_string(m->created));
         r |= json_object_set_new(ann, OCI_HULL_ANNOTATION_ARCH, json_string(m->arch));
         if (r != 0)
                 return -ENOMEM;
@@ -329,6 +332,23 @@ int oci_bundle_resolve(OciClient *c, const char *digest, OciBundle **ret, char *
                 return error_set(ret_error, r, "%s: refused: %s", digest, err);
         *ret = TAKE_PTR(b);
         return 0;
+}
+
+int oci_bundle_annotation(const OciBundle *b, const char *key, char **ret) {
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        const char *v;
+
+        if (!b || !key || !ret)
+                return -EINVAL;
+        /* oci_bundle_resolve() parsed it already: it is JSON. */
+        root = json_loadb(b->oci_manifest, b->oci_manifest_size, 0, NULL);
+        if (!root)
+                return -ENOMEM;
+        v = json_string_value(json_object_get(json_object_get(root, "annotations"), key));
+        if (!v)
+                return -ENOENT;
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
 }
 
 const Manifest *oci_bundle_manifest(const OciBundle *b) {

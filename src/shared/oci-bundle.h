@@ -23,6 +23,7 @@
 #define OCI_HULL_PAYLOAD_TYPE "application/vnd.hull.bundle.payload.v1"
 #define OCI_HULL_ANNOTATION_PAYLOAD "dev.hull.payload.name"
 #define OCI_HULL_ANNOTATION_ARCH "dev.hull.arch"
+#define OCI_ANNOTATION_CREATED "org.opencontainers.image.created"
 
 /* Parse a bundle head (header, manifest, signature) from the first len
  * bytes of a bundle, WITHOUT checking the signature: for laying a bundle out
@@ -67,6 +68,12 @@ typedef struct OciBundle OciBundle;
 int oci_bundle_resolve(OciClient *c, const char *digest, OciBundle **ret, char **ret_error) _warn_unused_result_;
 OciBundle *oci_bundle_free(OciBundle *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OciBundle *, oci_bundle_free);
+
+/* The OCI manifest's annotation 'key' (OCI_ANNOTATION_CREATED, ...), a
+ * copy in *ret: as the registry sent it, NOT signed (for people and for what
+ * hullctl declares, never for trust). -ENOENT when it has none that is a
+ * string. */
+int oci_bundle_annotation(const OciBundle *b, const char *key, char **ret) _warn_unused_result_;
 
 /* The head's manifest: as the registry sent it, NOT verified. */
 const Manifest *oci_bundle_manifest(const OciBundle *b);

@@ -9,6 +9,7 @@
 
 #include "nodeconfig.h"
 #include "kube-version.h"
+#include "kube.h"
 #include "oci.h"
 #include "osspec.h"
 #include "strutil.h"
@@ -23,6 +24,10 @@
 /* Counts and seconds above this are refused: nobody means them, and adding
  * them to a unix time must not overflow. */
 #define INT_FIELD_MAX 1000000000LL
+/* A soak of more than a year is a typo. */
+#define SOAK_SECONDS_MAX 31536000LL
+/* An object name: a DNS-1123 subdomain. */
+#define OBJECT_NAME_MAX 253
 
 #define ZONEINFO_DIR TZ_ZONEINFO_DIR
 
@@ -42,6 +47,9 @@
 #define CEL_MSG_WAIT_ONE_OF "exactly one of label and annotation"
 #define CEL_MSG_EXPRESSION_VALUES "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist"
 #define CEL_MSG_EMPTY_WINDOW "start and end must differ: an empty window never opens (leave the window out for always)"
+#define CEL_MSG_MIN_IMAGE_AGE \
+        "spec.image.created is required for operation upgrade when spec.strategy.minImageAgeSeconds is above 0"
+#define CEL_MSG_AFTER_SELF "must name another OS object, not this one"
 
 static const char *const spec_keys[] = { "config", "drain", "hooks", "image", "nodeSelector", "operation",
                                           "strategy", "verify", "version", "window" };
@@ -51,9 +59,10 @@ static const char *const wait_keys[] = { "annotation", "label", "value" };
 static const char *const verify_keys[] = { "podSelector", "timeoutSeconds" };
 static const char *const selector_keys[] = { "matchExpressions", "matchLabels" };
 static const char *const expression_keys[] = { "key", "operator", "values" };
-static const char *const image_keys[] = { "keyId", "kubeletVersion", "sha256", "url" };
-static const char *const strategy_keys[] = { "approvedBatches", "batches", "failureBudget", "maxUnavailable",
-                                              "nodeTimeoutSeconds", "paused" };
+static const char *const image_keys[] = { "created", "keyId", "kubeletVersion", "sha256", "url" };
+static const char *const strategy_keys[] = { "after", "approvedBatches", "batches", "failureBudget",
+                                              "maxUnavailable", "minImageAgeSeconds", "nodeTimeoutSeconds", "paused" };
+static const char *const after_keys[] = { "os", "soakSeconds" };
 static const char *const batch_keys[] = { "manualGate", "nodes", "pauseSeconds" };
 static const char *const window_keys[] = { "days", "end", "start", "timeZone" };
 static const char *const drain_keys[] = { "deleteEmptyDirData", "force", "gracePeriodSeconds", "timeoutSeconds" };
@@ -115,6 +124,7 @@ void os_spec_done(OsSpec *s) {
         free(s->image.sha256);
         free(s->image.key_id);
         free(s->image.kubelet_version);
+        free(s->after_os);
         free(s->batches);
         free(s->window.time_zone);
         json_decref(s->config);
@@ -313,6 +323,46 @@ static bool hex_ok(const char *s, size_t len) {
         return true;
 }
 
+/* A DNS-1123 subdomain, as Kubernetes wants object names: at most 253
+ * characters, dot-separated labels of [a-z0-9-] that begin and end with a
+ * letter or digit. */
+static bool object_name_ok(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l > OBJECT_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < l; i++) {
+                if (islower((unsigned char) s[i]) || isdigit((unsigned char) s[i]))
+                        continue;
+                if (s[i] != '-' && s[i] != '.')
+                        return false;
+                /* '-' inside a label, '.' between two labels: neither at
+                 * either end nor next to a '.'. */
+                if (i == 0 || i == l - 1 || s[i - 1] == '.' || s[i + 1] == '.' ||
+                    (s[i] == '.' && (s[i - 1] == '-' || s[i + 1] == '-')))
+                        return false;
+        }
+        return true;
+}
+
+/* Exactly "YYYY-MM-DDTHH:MM:SSZ" (the CRD's pattern), a real date, no
+ * earlier than 1970: an image date, in the one form every tool prints the
+ * same. */
+static bool parse_created(const char *s, int64_t *ret) {
+        static const char form[] = "dddd-dd-ddTdd:dd:ddZ";
+        int64_t t;
+
+        if (strlen(s) != sizeof(form) - 1)
+                return false;
+        for (size_t i = 0; i < sizeof(form) - 1; i++)
+                if (form[i] == 'd' ? !isdigit((unsigned char) s[i]) : s[i] != form[i])
+                        return false;
+        if (s[17] > '5' || kube_parse_time(s, &t) < 0 || t < 0)
+                return false;
+        *ret = t;
+        return true;
+}
+
 /* oci://HOST/REPO[:TAG]@sha256:HEX: the CRD's pattern, and oci.h's
  * grammar on top (the operator may be stricter than the schema, never
  * looser). */
@@ -484,7 +534,7 @@ static int dup_string(const char *v, char **ret) {
 
 static int parse_image(json_t *spec, OsSpec *s, char **error) {
         json_t *img;
-        const char *url, *sha, *key, *kubelet;
+        const char *url, *sha, *key, *kubelet, *created;
         char q[STRING_QUOTE_SIZE];
         int r;
 
@@ -504,7 +554,8 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
         if ((r = get_string(img, "url", "spec.image", need, &url, error)) < 0 ||
             (r = get_string(img, "sha256", "spec.image", need, &sha, error)) < 0 ||
             (r = get_string(img, "keyId", "spec.image", false, &key, error)) < 0 ||
-            (r = get_string(img, "kubeletVersion", "spec.image", false, &kubelet, error)) < 0)
+            (r = get_string(img, "kubeletVersion", "spec.image", false, &kubelet, error)) < 0 ||
+            (r = get_string(img, "created", "spec.image", false, &created, error)) < 0)
                 return r;
         if (url && !url_ok(url))
                 return fail(error,
@@ -522,11 +573,44 @@ static int parse_image(json_t *spec, OsSpec *s, char **error) {
         if (kubelet && kube_version_parse(kubelet, NULL) < 0)
                 return fail(error, "spec.image.kubeletVersion: %s is not a Kubernetes version such as v1.32.0",
                             string_quote(q, kubelet));
+        if (created && !parse_created(created, &s->image.created))
+                return fail(error,
+                            "spec.image.created: %s is not a UTC time YYYY-MM-DDTHH:MM:SSZ (RFC 3339) from 1970 on",
+                            string_quote(q, created));
+        s->image.has_created = created != NULL;
 
         if ((r = dup_string(url, &s->image.url)) < 0 || (r = dup_string(sha, &s->image.sha256)) < 0 ||
             (r = dup_string(key, &s->image.key_id)) < 0 || (r = dup_string(kubelet, &s->image.kubelet_version)) < 0)
                 return r;
         return 0;
+}
+
+/* spec.strategy.after: {os: NAME, soakSeconds: N}. Whether NAME is the
+ * object itself is os_spec_check_name()'s to say. */
+static int parse_after(json_t *st, OsSpec *s, char **error) {
+        json_t *after;
+        const char *os;
+        char q[STRING_QUOTE_SIZE];
+        int r;
+
+        r = get_object(st, "after", "spec.strategy", &after, error);
+        if (r < 0 || !after)
+                return r;
+        r = check_keys(after, "spec.strategy.after", after_keys, ELEMENTSOF(after_keys), error);
+        if (r < 0)
+                return r;
+        if ((r = get_string(after, "os", "spec.strategy.after", true, &os, error)) < 0 ||
+            (r = get_int(after, "soakSeconds", "spec.strategy.after", 0, 0, &s->after_soak_seconds, error)) < 0)
+                return r;
+        if (s->after_soak_seconds > SOAK_SECONDS_MAX)
+                return fail(error, "spec.strategy.after.soakSeconds: %" PRId64 " is too large (at most %lld, a year)",
+                            s->after_soak_seconds, SOAK_SECONDS_MAX);
+        if (!object_name_ok(os))
+                return fail(error,
+                            "spec.strategy.after.os: %s is not an OS object name (a DNS-1123 subdomain: at most %d "
+                            "lowercase letters, digits, '-' and '.')",
+                            string_quote(q, os), OBJECT_NAME_MAX);
+        return dup_string(os, &s->after_os);
 }
 
 static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
@@ -548,8 +632,13 @@ static int parse_strategy(json_t *spec, OsSpec *s, char **error) {
             (r = get_bool(st, "paused", "spec.strategy", false, &s->paused, error)) < 0 ||
             (r = get_int(st, "failureBudget", "spec.strategy", 1, 0, &s->failure_budget, error)) < 0 ||
             (r = get_int(st, "nodeTimeoutSeconds", "spec.strategy", 3600, 60, &s->node_timeout_seconds, error)) <
-                    0)
+                    0 ||
+            (r = get_int(st, "minImageAgeSeconds", "spec.strategy", 0, 0, &s->min_image_age_seconds, error)) < 0 ||
+            (r = parse_after(st, s, error)) < 0)
                 return r;
+        /* The CEL rule on spec (parse_image() ran before). */
+        if (s->operation == OS_OPERATION_UPGRADE && s->min_image_age_seconds > 0 && !s->image.has_created)
+                return fail(error, "spec: " CEL_MSG_MIN_IMAGE_AGE);
 
         batches = member(st, "batches");
         if (!batches)
@@ -1044,6 +1133,18 @@ int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) {
                 return r;
         }
         *ret = s;
+        return 0;
+}
+
+int os_spec_check_name(const OsSpec *s, const char *name, char **ret_error) {
+        char q[STRING_QUOTE_SIZE];
+
+        if (!s || !name)
+                return -EINVAL;
+        /* The CEL rule at the root of the schema (fieldPath
+         * .spec.strategy.after.os). */
+        if (s->after_os && streq(s->after_os, name))
+                return fail(ret_error, "spec.strategy.after.os: %s: " CEL_MSG_AFTER_SELF, string_quote(q, name));
         return 0;
 }
 

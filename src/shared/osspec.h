@@ -69,6 +69,9 @@ typedef struct OsImage {
         char *key_id;           /* 16 hex digits, the signing key */
         char *kubelet_version;  /* the image's kubelet ("v1.33.0", kube-version.h), from its bundle
                                  * manifest; NULL: the image has no kubelet (no skew check) */
+        bool has_created;       /* spec.image.created given */
+        int64_t created;        /* when the image was published (unix seconds), as whoever set the
+                                 * image declared it: the minImageAgeSeconds gate counts from it */
 } OsImage;
 
 /* spec.hooks (docs/CRD.md, "Hooks"): what hull-node does before it drains
@@ -136,6 +139,12 @@ typedef struct OsSpec {
         bool paused;
         int64_t failure_budget; /* stop after this many failed nodes; default 1; 0: never stop */
         int64_t node_timeout_seconds;     /* default 3600 */
+        /* The promotion gate (spec.strategy.after): an upgrade starts only
+         * once the OS object after_os is Complete at the same version for
+         * after_soak_seconds. NULL: no gate. */
+        char *after_os;
+        int64_t after_soak_seconds;       /* default 0 */
+        int64_t min_image_age_seconds;    /* an upgrade starts image.created + this; 0: no gate */
         OsWindow window;
         OsDrain drain;
         json_t *config;         /* spec.config (node config document, docs/CONFIG.md), or NULL;
@@ -158,6 +167,12 @@ void os_spec_done(OsSpec *s);
  * refused here with the rule's message (CEL_MSG_* in osspec.c), so a cluster
  * without CEL refuses the same specs. Nothing is filled on error. */
 int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) _warn_unused_result_;
+
+/* What os_spec_parse() cannot see: the object's own name. Refuses
+ * spec.strategy.after.os naming the object itself (the CRD refuses it with a
+ * CEL rule at the root, CEL_MSG_AFTER_SELF in osspec.c). 0 or -EINVAL with
+ * the message in *ret_error (free() it). */
+int os_spec_check_name(const OsSpec *s, const char *name, char **ret_error) _warn_unused_result_;
 
 /* A zone name the window can use: "UTC", or a TZif file below
  * /usr/share/zoneinfo named without "..", "//" or a leading "/". */

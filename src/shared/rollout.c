@@ -48,6 +48,8 @@ static const char *const hold_names[] = {
         [ROLLOUT_WAITING] = "Waiting",
         [ROLLOUT_VERSION_SKEW] = "VersionSkew",
         [ROLLOUT_VERSION_UNKNOWN] = "WaitingForAPIServerVersion",
+        [ROLLOUT_IMAGE_TOO_NEW] = "ImageTooNew",
+        [ROLLOUT_WAITING_FOR_PROMOTION] = "WaitingForPromotion",
 };
 
 const char *rollout_hold_to_string(RolloutHold h) {
@@ -127,6 +129,28 @@ static void format_time(int64_t t, char buf[static 32]) {
                 (void) snprintf(buf, 32, "@%" PRId64, t);
 }
 
+/* Why the promotion gate holds, or NULL when it lets the rollout start.
+ * *ret_at is when it will let it start if nothing changes (0: not known). */
+static const char *promotion_hold(const RolloutInput *in, int64_t *ret_at) {
+        const OsSpec *s = in->spec;
+        const RolloutPromotion *a = &in->after;
+
+        *ret_at = 0;
+        if (!a->exists)
+                return "missing";
+        if (!str_eq(a->version, s->version))
+                return "version";
+        if (!a->complete)
+                return "incomplete";
+        if (a->desired <= 0)
+                return "empty";
+        if (in->now < a->complete_since + s->after_soak_seconds) {
+                *ret_at = a->complete_since + s->after_soak_seconds;
+                return "soaking";
+        }
+        return NULL;
+}
+
 _printf_(3, 4) static void msg_append(char *buf, size_t *len, const char *fmt, ...) {
         va_list ap;
         int k;
@@ -148,7 +172,9 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
         RolloutPlan p = {};
         int64_t max_unavailable, progressed, cur, in_progress_ours = 0, want = 0, requeue = 0;
         size_t n_choose = 0, n_quarantine = 0, n_cand = 0;
-        bool window_open = true;
+        bool window_open = true, started = false;
+        const char *promotion = NULL;
+        int64_t gate_at = 0;
         int64_t next_open = 0;
         char msg[MESSAGE_MAX], tbuf[32];
         size_t ml = 0;
@@ -181,6 +207,11 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                 const RolloutNode *n = in->nodes + i;
 
                 state[i] = rollout_node_state(in, n);
+                /* Given this rollout's task, now or before (hull-node
+                 * removes the annotation once Done, the OSNode keeps the
+                 * id): the start gates are passed. */
+                if (str_eq(n->task_id, in->task_id) || str_eq(n->phase_task_id, in->task_id))
+                        started = true;
                 if (state[i] == ROLLOUT_NODE_IN_PROGRESS && n->task_chosen_at > 0) {
                         int64_t deadline = n->task_chosen_at + s->node_timeout_seconds;
                         if (in->now > deadline) {
@@ -263,7 +294,22 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                 p.hold = ROLLOUT_FAILURE_BUDGET;
         else if (s->paused)
                 p.hold = ROLLOUT_PAUSED;
-        else if (!window_open) {
+        else if (s->operation == OS_OPERATION_UPGRADE && !started && s->min_image_age_seconds > 0 &&
+                 s->image.has_created && in->now < s->image.created + s->min_image_age_seconds) {
+                /* The start gates: only an upgrade (a rollback is an
+                 * emergency, a config carries no image), and only until
+                 * the first node got the task. Once started, the rollout
+                 * finishes whatever the other OS does next. */
+                p.hold = ROLLOUT_IMAGE_TOO_NEW;
+                gate_at = s->image.created + s->min_image_age_seconds;
+                if (requeue == 0 || gate_at < requeue)
+                        requeue = gate_at;
+        } else if (s->operation == OS_OPERATION_UPGRADE && !started && s->after_os &&
+                   (promotion = promotion_hold(in, &gate_at))) {
+                p.hold = ROLLOUT_WAITING_FOR_PROMOTION;
+                if (gate_at > 0 && (requeue == 0 || gate_at < requeue))
+                        requeue = gate_at;
+        } else if (!window_open) {
                 p.hold = ROLLOUT_WINDOW_CLOSED;
                 if (next_open > 0 && (requeue == 0 || next_open < requeue))
                         requeue = next_open;
@@ -359,6 +405,40 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                         msg_append(msg, &ml, ", waiting for the API server version (GET /version) for the kubelet "
                                    "version skew check");
                         break;
+                case ROLLOUT_IMAGE_TOO_NEW: {
+                        char cbuf[32];
+                        format_time(s->image.created, cbuf);
+                        format_time(gate_at, tbuf);
+                        msg_append(msg, &ml,
+                                   ", image %s created %s is too new: minImageAgeSeconds %" PRId64 ", starting at %s",
+                                   s->version, cbuf, s->min_image_age_seconds, tbuf);
+                        break;
+                }
+                case ROLLOUT_WAITING_FOR_PROMOTION: {
+                        const RolloutPromotion *a = &in->after;
+                        msg_append(msg, &ml, ", waiting for OS %s to be Complete at %s", s->after_os, s->version);
+                        if (s->after_soak_seconds > 0)
+                                msg_append(msg, &ml, " for %" PRId64 " s", s->after_soak_seconds);
+                        if (streq(promotion, "missing"))
+                                msg_append(msg, &ml, ": OS %s does not exist", s->after_os);
+                        else if (streq(promotion, "version") && a->version)
+                                msg_append(msg, &ml, ": OS %s is set to %s", s->after_os, a->version);
+                        else if (streq(promotion, "version"))
+                                msg_append(msg, &ml, ": OS %s has no version", s->after_os);
+                        else if (streq(promotion, "incomplete"))
+                                msg_append(msg, &ml, ": OS %s is not Complete", s->after_os);
+                        else if (streq(promotion, "empty"))
+                                msg_append(msg, &ml, ": OS %s selects no nodes", s->after_os);
+                        else {
+                                /* Times, not "N s left": the message goes into
+                                 * the status, which is written when it changes. */
+                                char cbuf[32];
+                                format_time(a->complete_since, cbuf);
+                                format_time(gate_at, tbuf);
+                                msg_append(msg, &ml, " (Complete since %s, starting at %s)", cbuf, tbuf);
+                        }
+                        break;
+                }
                 case ROLLOUT_COMPLETE:
                         break;
                 }

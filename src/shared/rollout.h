@@ -47,6 +47,18 @@ typedef struct RolloutNode {
         int64_t config_generation;      /* applied node config generation */
 } RolloutNode;
 
+/* The promotion gate (spec.strategy.after, docs/OPERATOR.md "Promotion"):
+ * what the caller read of the OS object named there, from its informer
+ * cache. Strings are borrowed. */
+typedef struct RolloutPromotion {
+        bool exists;                    /* the OS object exists (and is not being deleted) */
+        const char *version;            /* its spec.version; NULL: none that is a string */
+        bool complete;                  /* its condition Complete is True, written for its current
+                                         * metadata.generation (an older one may be about another version) */
+        int64_t complete_since;         /* that condition's lastTransitionTime (unix seconds) */
+        int64_t desired;                /* its status.desired: a Complete of no nodes proves nothing */
+} RolloutPromotion;
+
 typedef struct RolloutInput {
         const OsSpec *spec;
         const char *task_id;            /* this rollout's task id ("<os name>/<generation>") */
@@ -69,6 +81,8 @@ typedef struct RolloutInput {
          * ROLLOUT_SKEW_RETRY_SECONDS. Neither stops nodes in progress. */
         const char *skew_refusal;       /* NULL: allowed, or no check needed */
         bool skew_unknown;
+        /* The OS object spec->after_os names; ignored without after_os. */
+        RolloutPromotion after;
 } RolloutInput;
 
 #define ROLLOUT_SKEW_RETRY_SECONDS 10
@@ -97,6 +111,11 @@ typedef enum RolloutHold {
         ROLLOUT_WAITING,                /* batch or maxUnavailable full: waiting for nodes */
         ROLLOUT_VERSION_SKEW,           /* the image's kubelet breaks the version skew policy: refused */
         ROLLOUT_VERSION_UNKNOWN,        /* the API server's version is not known yet: retrying */
+        /* The start gates of an upgrade, checked until a node has been
+         * given this rollout's task: */
+        ROLLOUT_IMAGE_TOO_NEW,          /* before spec.image.created + minImageAgeSeconds */
+        ROLLOUT_WAITING_FOR_PROMOTION,  /* spec.strategy.after: the other OS is not Complete at
+                                         * this version for soakSeconds yet */
 } RolloutHold;
 
 const char *rollout_hold_to_string(RolloutHold h);

@@ -333,7 +333,7 @@ if [ -n "$UPDATE_TOOL" ] && [ -n "$HULL_BUILD" ]; then
         sum=$(sha256sum "$WORK/b.hullb" | cut -d' ' -f1)
         up() { run "$1" cluster --kubeconfig "$WORK/no-kubeconfig" upgrade workers --image-url https://u.example/b.hullb "${@:2}"; }
         up bundle-ok --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub"
-        expect bundle-ok 1 out "Bundle $WORK/b.hullb: hull-test 2.1.0" "sha256 $sum, kubelet v1.32.0"
+        expect bundle-ok 1 out "Bundle $WORK/b.hullb: hull-test 2.1.0" "sha256 $sum, kubelet v1.32.0, created 2026-11-22T00:00:00Z"
         expect bundle-ok 1 err "kubeconfig"
         up bundle-agree --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --version 2.1.0 --sha256 "$sum" --kubelet-version v1.32.0
         expect bundle-agree 1 err "kubeconfig"
@@ -354,6 +354,16 @@ if [ -n "$UPDATE_TOOL" ] && [ -n "$HULL_BUILD" ]; then
         expect bundle-garbage 2 err "is not a valid Hull bundle"
         run bundle-rollback cluster --kubeconfig "$WORK/no-kubeconfig" rollback workers --version 1 --bundle "$WORK/b.hullb"
         expect bundle-rollback 2 err "--bundle and --trust are for upgrade"
+        # --created (spec.image.created, for minImageAgeSeconds): the CRD's
+        # form only; it may differ from the bundle's build date.
+        up created-ok --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --created 2026-12-03T10:00:00Z
+        expect created-ok 1 err "kubeconfig"
+        for bad in 2026-12-03T10:00:00+01:00 2026-12-03T10:00:00.5Z 2026-02-30T10:00:00Z 2026-12-03T10:00:60Z yesterday; do
+                up created-bad --bundle "$WORK/b.hullb" --trust "$WORK/rel.pub" --created "$bad"
+                expect created-bad 2 err "--created wants a UTC time YYYY-MM-DDTHH:MM:SSZ such as 2026-12-03T10:00:00Z, not '$bad'"
+        done
+        run created-rollback cluster --kubeconfig "$WORK/no-kubeconfig" rollback workers --version 1 --created 2026-12-03T10:00:00Z
+        expect created-rollback 2 err "--created is for upgrade"
 fi
 
 if [ $failures -gt 0 ]; then

@@ -235,8 +235,10 @@ if [ -n "$HULLCTL" ]; then
         U() { local n=$1; shift; "$HULLCTL" cluster --kubeconfig "$T/no-kubeconfig" upgrade workers "$@" \
                 --registry-auth "$T/auth.json" --registry-ca "$T/ca.pem" >"$T/$n.out" 2>"$T/$n.err"; echo $? >"$T/$n.rc"; }
         U up "--image-url" "oci://$REG/hull/os:2.0.0"
+        # created: the OCI manifest's org.opencontainers.image.created, a
+        # copy of the signed manifest's (update-tool writes 2026-11-22).
         check "cluster upgrade resolves the tag and says so" \
-                'has up "Resolved oci://$REG/hull/os:2.0.0 to oci://$REG/hull/os@$DIGEST (version 2.0.0)" && has up "kubeconfig"'
+                'has up "Resolved oci://$REG/hull/os:2.0.0 to oci://$REG/hull/os@$DIGEST (version 2.0.0, created 2026-11-22T00:00:00Z)" && has up "kubeconfig"'
         U upbundle --image-url "oci://$REG/hull/os:2.0.0" --bundle "$T/b.hullb" --trust "$T/rel.pub"
         check "cluster upgrade --bundle: the registry holds that bundle" '[ "$(rc upbundle)" = 1 ] && has upbundle "Resolved" && has upbundle "kubeconfig"'
         "$UPDATE_TOOL" make-bundle "$T/rel.key" "$T/b3.hullb" 3.0.0 x86_64 "$T/kernel" "$T/initrd" "$T/initrd" >/dev/null

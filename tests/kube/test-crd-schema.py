@@ -501,6 +501,70 @@ def t_cel_not_evaluated(d):
     d.req("DELETE", base + "/cel")
 
 
+def t_gates_admission(d):
+    """spec.strategy.after, spec.strategy.minImageAgeSeconds and
+    spec.image.created: accepted with their defaults, refused in the forms
+    the OpenAPI schema states. (What CEL states is the operator's to refuse
+    here: cel-rules-have-operator-twins, and the fleet-promotion scenario.)"""
+    base = "/apis/hull.dev/v1alpha1/oses"
+
+    def os_obj(name, strategy=None, image=None):
+        spec = {"version": "2.0.0", "operation": "upgrade",
+                "image": {"url": "https://u.example/2.hull", "sha256": "ab" * 32}}
+        spec["image"].update(image or {})
+        if strategy is not None:
+            spec["strategy"] = strategy
+        return {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": name}, "spec": spec}
+
+    code, st = d.req("POST", base, os_obj("production", {"after": {"os": "staging.eu-1"}, "minImageAgeSeconds": 3600},
+                                          {"created": "2026-12-03T10:00:00Z"}))
+    check(code == 201, "valid gates: HTTP %d %r" % (code, st))
+    check(st["spec"]["strategy"]["after"] == {"os": "staging.eu-1", "soakSeconds": 0},
+          "soakSeconds defaults to 0: %r" % st["spec"]["strategy"])
+    check(st["spec"]["image"]["created"] == "2026-12-03T10:00:00Z", "created kept: %r" % st["spec"]["image"])
+    code, st = d.req("POST", base, os_obj("plain"))
+    check(code == 201 and st["spec"]["strategy"].get("minImageAgeSeconds") == 0
+          and "after" not in st["spec"]["strategy"], "defaults without gates: %r" % st["spec"].get("strategy"))
+    code, st = d.req("POST", base, os_obj("edges", {"after": {"os": "a", "soakSeconds": 31536000}},
+                                          {"created": "2028-02-29T23:59:59Z"}))
+    check(code == 201, "edges: HTTP %d %r" % (code, st))
+    for name in ("production", "plain", "edges"):
+        d.req("DELETE", base + "/" + name)
+
+    P = "spec.strategy.after"
+    bad = [
+        ({"after": {}}, None, P + ".os: Required value"),
+        ({"after": {"soakSeconds": 5}}, None, P + ".os: Required value"),
+        ({"after": {"os": "Staging"}}, None, P + ".os: Invalid value"),
+        ({"after": {"os": "a..b"}}, None, P + ".os: Invalid value"),
+        ({"after": {"os": "-a"}}, None, P + ".os: Invalid value"),
+        ({"after": {"os": "a" * 254}}, None, P + ".os: Too long"),
+        ({"after": {"os": ""}}, None, P + ".os: Invalid value"),
+        ({"after": {"os": "s", "soakSeconds": 31536001}}, None, P + ".soakSeconds: Invalid value"),
+        ({"after": {"os": "s", "soakSeconds": -1}}, None, P + ".soakSeconds: Invalid value"),
+        ({"after": {"os": "s", "soakSeconds": "5"}}, None, P + ".soakSeconds: Invalid value"),
+        ({"after": "staging"}, None, P + ": Invalid value"),
+        ({"minImageAgeSeconds": -1}, None, "spec.strategy.minImageAgeSeconds: Invalid value"),
+        (None, {"created": "2026-12-03T10:00:00+01:00"}, "spec.image.created: "),
+        (None, {"created": "2026-12-03T10:00:00.5Z"}, "spec.image.created: "),
+        (None, {"created": "2026-12-03 10:00:00Z"}, "spec.image.created: Invalid value"),
+        (None, {"created": "2026-13-03T10:00:00Z"}, "spec.image.created: Invalid value"),
+        (None, {"created": 1796292000}, "spec.image.created: Invalid value"),
+    ]
+    for i, (strategy, image, want) in enumerate(bad):
+        code, st = d.req("POST", base, os_obj("bad-%d" % i, strategy, image))
+        check(code == 422, "%r %r: HTTP %d (accepted)" % (strategy, image, code))
+        check(any(want in t for t in texts(st)), "%r %r: causes %r, want %r" % (strategy, image, texts(st), want))
+
+    # The self-reference rule sits at the root, the only place CEL sees
+    # metadata.name, and points its error at the field.
+    body = yaml_load(os.path.join(SRC, "deploy", "crds", "hull.dev_oses.yaml"))
+    root = body["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = root.get("x-kubernetes-validations") or []
+    check(any("self.metadata.name" in r["rule"] and r.get("fieldPath") == ".spec.strategy.after.os" for r in rules),
+          "root rule on after.os: %r" % rules)
+
+
 def t_cel_twins():
     """Every CEL rule message in deploy/crds is also a message of the
     operator's spec check (src/shared/osspec.c), word for word."""
@@ -543,6 +607,7 @@ def main():
         run("old-oses-crd-refused", t_old_oses_refused, d)
         run("deploy-crds-accepted", t_deploy_crds_accepted, d)
         run("cel-not-evaluated", t_cel_not_evaluated, d)
+        run("promotion-and-image-age-admission", t_gates_admission, d)
     finally:
         d.stop()
     run("old-oses-crd-refused-at-start", t_old_oses_at_start)

@@ -11,6 +11,7 @@ Usage: test-fleet.py SCENARIO --apiserver apiserver.py --yaml2json EXE
 """
 
 import argparse
+import calendar
 import json
 import os
 import random
@@ -849,8 +850,11 @@ def scenario_hullctl(tmp):
         # A new version through hullctl: the earlier approval does not open
         # the new rollout's canary gate.
         rc, out, err = hullctl(f, "upgrade", "workers", "--version", "3.0.0", "--image-url",
-                               "https://updates.example.com/hull-3.0.0.hullb", "--sha256", "cd" * 32)
+                               "https://updates.example.com/hull-3.0.0.hullb", "--sha256", "cd" * 32,
+                               "--created", "2026-11-30T12:00:00Z")
         check(rc == 0 and "generation" in out, f"upgrade accepted ({rc}: {out}{err})")
+        check(f.os("workers")["spec"]["image"].get("created") == "2026-11-30T12:00:00Z",
+              "--created sets spec.image.created")
         f.wait("the 3.0.0 canary waiting", lambda: (f.condition("workers", "Paused") or {})
                .get("reason") == "WaitingForApproval" and f.os("workers")["status"].get("updated") == 1)
         with f.watch.lock:
@@ -883,6 +887,101 @@ def scenario_hullctl(tmp):
                            capture_output=True, text=True)
         check(p.returncode == 1 and "kubeconfig" in p.stderr, f"missing kubeconfig: {p.stderr.strip()}")
         check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
+def rfc3339_to_unix(s):
+    return calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def scenario_promotion(tmp):
+    """Promotion: production (4 nodes, after staging with a 5 s soak) starts
+    no node until staging (2 nodes) has been Complete at the same version
+    for 5 s; its status and an Event say why it waits. An image too new for
+    minImageAgeSeconds waits until it is old enough. The spec rules the CRD
+    states in CEL are refused by the operator's twins."""
+    soak, age = 5, 4
+    groups = ["staging"] * 2 + ["production"] * 4 + ["fresh"]
+    f = Fleet(tmp, 7, labels=lambda i, name: {"pool": groups[i]})
+    staging, production, fresh = f.names[:2], f.names[2:6], f.names[6:]
+    try:
+        for n in staging:
+            f.behave(n, {"stage_seconds": 2})
+        f.watch.track("production", production, 2)
+        f.start_operator()
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        f.apply_os("fresh", upgrade_spec(max_unavailable=1, selector={"pool": "fresh"},
+                                         image={"created": created}, strategy={"minImageAgeSeconds": age}))
+        f.apply_os("staging", upgrade_spec(max_unavailable=2, selector={"pool": "staging"}))
+        f.apply_os("production", upgrade_spec(max_unavailable=2, selector={"pool": "production"},
+                                              strategy={"after": {"os": "staging", "soakSeconds": soak}}))
+        check(f.os("production")["spec"]["strategy"].get("after") == {"os": "staging", "soakSeconds": soak},
+              "spec.strategy.after is kept by the API server")
+        check(f.os("fresh")["spec"]["image"].get("created") == created, "spec.image.created is kept")
+
+        # While staging rolls out, production waits and says so.
+        p = f.wait("production waiting for promotion",
+                   lambda: (f.condition("production", "Progressing") or {}).get("reason") == "WaitingForPromotion"
+                   and f.condition("production", "Progressing"), timeout=30, interval=0.2)
+        want = f"waiting for OS staging to be Complete at 2.0.0 for {soak} s"
+        check(bool(p) and p.get("status") == "True" and want in (p.get("message") or ""),
+              f"Progressing True, reason WaitingForPromotion, message {want!r} ({p})")
+        c = f.wait("fresh too new", lambda: (f.condition("fresh", "Progressing") or {}).get("reason") == "ImageTooNew"
+                   and f.condition("fresh", "Progressing"), timeout=30, interval=0.2)
+        check(bool(c) and c.get("status") == "True" and f"created {created} is too new" in (c.get("message") or ""),
+              f"fresh: Progressing True, reason ImageTooNew, naming the creation time ({c})")
+
+        sc = f.wait("staging Complete", lambda: (f.condition("staging", "Complete") or {}).get("status") == "True"
+                    and f.condition("staging", "Complete"), timeout=60, interval=0.2)
+        since = rfc3339_to_unix(sc["lastTransitionTime"]) if sc else 0
+        with f.watch.lock:
+            staging_done = max([t for (n, _), t in f.watch.released_at.items() if n in staging] or [0])
+        p = f.condition("production", "Progressing")
+        check(p and p.get("reason") == "WaitingForPromotion" and "(Complete since " in (p.get("message") or ""),
+              f"production soaks after staging completed ({p})")
+
+        check(f.wait("production at 2.0.0", lambda: all_at(f, production, "2.0.0"), timeout=90), "production completes")
+        check(f.wait("fresh at 2.0.0", lambda: all_at(f, fresh, "2.0.0"), timeout=30), "fresh completes")
+        with f.watch.lock:
+            order = list(f.watch.chosen_order)
+        first_prod = min([t for (t, n, _) in order if n in production] or [0])
+        first_fresh = min([t for (t, n, _) in order if n in fresh] or [0])
+        log(f"staging released its last node at {staging_done:.1f}, Complete since {since}, "
+            f"production's first node chosen at {first_prod:.1f}, fresh's at {first_fresh:.1f} (created {created})")
+        check(since > 0 and first_prod >= since + soak,
+              f"production chose no node before staging had been Complete for {soak} s "
+              f"({first_prod:.1f} >= {since} + {soak})")
+        check(staging_done > 0 and first_prod >= staging_done + soak - 1,
+              "nor before staging's last node was back, plus the soak")
+        check(first_fresh >= rfc3339_to_unix(created) + age,
+              f"fresh chose no node before created + minImageAgeSeconds ({first_fresh:.1f})")
+        c = f.wait("production Complete", lambda: (f.condition("production", "Complete") or {}).get("status") == "True")
+        check(bool(c), "production reports Complete")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        for os_name, reason in (("production", "WaitingForPromotion"), ("fresh", "ImageTooNew")):
+            mine = [e for e in ev if e.get("reason") == reason and (e.get("regarding") or {}).get("name") == os_name]
+            check(len(mine) == 1 and mine[0].get("type") == "Normal",
+                  f"one Normal Event {reason} about OS {os_name} ({[e.get('note') for e in mine]})")
+        check(not f.watch.violations, f"maxUnavailable held ({f.watch.violations[:3]})")
+
+        # The CEL rules of the gates, refused by the operator's twins (the
+        # double evaluates no CEL, docs/KUBE-DOUBLE.md).
+        for name, spec, want in (
+                ("bad-age", upgrade_spec(selector={"pool": "none"}, strategy={"minImageAgeSeconds": 60}),
+                 "spec: spec.image.created is required for operation upgrade when spec.strategy.minImageAgeSeconds "
+                 "is above 0"),
+                ("bad-self", upgrade_spec(selector={"pool": "none"}, strategy={"after": {"os": "bad-self"}}),
+                 'spec.strategy.after.os: "bad-self": must name another OS object, not this one')):
+            f.apply_os(name, spec)
+            c = f.wait(f"{name} Degraded", lambda: (f.condition(name, "Degraded") or {}).get("status") == "True"
+                       and f.condition(name, "Degraded"), timeout=30)
+            check(bool(c) and c.get("reason") == "InvalidSpec" and want in (c.get("message") or ""),
+                  f"{name}: Degraded/InvalidSpec: {want!r} ({c})")
+        st_, out = f.api.call("POST", "/apis/hull.dev/v1alpha1/oses", {
+            "apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "bad-created"},
+            "spec": upgrade_spec(image={"created": "2026-12-03T10:00:00+01:00"})})
+        check(st_ == 422, f"image.created with an offset refused by the schema ({st_})")
     finally:
         f.close()
 

@@ -549,6 +549,135 @@ static void test_int_or_percent_forms(void) {
         }
 }
 
+
+#define IMG_URL "\"url\":\"https://updates.example.com/hull-1.2.0.hull\",\"sha256\":\"" SHA "\""
+
+static void test_gates(void) {
+        OsSpec s;
+
+        /* Defaults: no gate. */
+        {
+                _cleanup_free_ char *t = upgrade_with("");
+                expect_ok(t, &s);
+                ASSERT_TRUE(s.after_os == NULL);
+                ASSERT_EQ(s.after_soak_seconds, 0);
+                ASSERT_EQ(s.min_image_age_seconds, 0);
+                ASSERT_TRUE(!s.image.has_created);
+                ASSERT_EQ(os_spec_check_name(&s, "production", NULL), 0);
+                os_spec_done(&s);
+        }
+        /* Both gates. */
+        expect_ok("{\"version\":\"1.2.0\",\"operation\":\"upgrade\",\"image\":{" IMG_URL
+                  ",\"created\":\"2026-12-03T10:00:00Z\"},\"strategy\":{\"after\":{\"os\":\"staging.eu-1\","
+                  "\"soakSeconds\":3600},\"minImageAgeSeconds\":86400}}",
+                  &s);
+        ASSERT_STREQ(s.after_os, "staging.eu-1");
+        ASSERT_EQ(s.after_soak_seconds, 3600);
+        ASSERT_EQ(s.min_image_age_seconds, 86400);
+        ASSERT_TRUE(s.image.has_created);
+        ASSERT_EQ(s.image.created, 1796292000); /* date -u -d 2026-12-03T10:00:00Z +%s */
+        ASSERT_EQ(os_spec_check_name(&s, "production", NULL), 0);
+        {
+                _cleanup_free_ char *err = NULL;
+                ASSERT_EQ(os_spec_check_name(&s, "staging.eu-1", &err), -EINVAL);
+                ASSERT_STREQ(err, "spec.strategy.after.os: \"staging.eu-1\": must name another OS object, not this one");
+        }
+        os_spec_done(&s);
+
+        /* soakSeconds defaults to 0; the edges. */
+        expect_ok("{\"version\":\"1.2.0\",\"operation\":\"upgrade\",\"image\":{" IMG_URL "},"
+                  "\"strategy\":{\"after\":{\"os\":\"a\"}}}",
+                  &s);
+        ASSERT_STREQ(s.after_os, "a");
+        ASSERT_EQ(s.after_soak_seconds, 0);
+        os_spec_done(&s);
+        {
+                _cleanup_free_ char *t = upgrade_with("\"strategy\":{\"after\":{\"os\":\"s\",\"soakSeconds\":31536000}}");
+                expect_ok(t, &s);
+                ASSERT_EQ(s.after_soak_seconds, 31536000);
+                os_spec_done(&s);
+        }
+        /* Other operations may carry the gates (they do not apply); a
+         * rollback needs no image.created for minImageAgeSeconds. */
+        expect_ok("{\"version\":\"1.1.0\",\"operation\":\"rollback\",\"strategy\":{\"after\":{\"os\":\"staging\"},"
+                  "\"minImageAgeSeconds\":60}}",
+                  &s);
+        ASSERT_EQ(s.min_image_age_seconds, 60);
+        os_spec_done(&s);
+        /* minImageAgeSeconds 0 without created is fine; leap day. */
+        {
+                _cleanup_free_ char *t = upgrade_with("\"strategy\":{\"minImageAgeSeconds\":0}");
+                expect_ok(t, &s);
+                os_spec_done(&s);
+        }
+        expect_ok("{\"version\":\"1.2.0\",\"operation\":\"upgrade\",\"image\":{" IMG_URL
+                  ",\"created\":\"2028-02-29T23:59:59Z\"}}",
+                  &s);
+        ASSERT_EQ(s.image.created, 1835481599);
+        os_spec_done(&s);
+
+        /* Refusals. */
+        expect_bad_extra("\"strategy\":{\"minImageAgeSeconds\":60}",
+                         "spec: spec.image.created is required for operation upgrade when "
+                         "spec.strategy.minImageAgeSeconds is above 0");
+        expect_bad_extra("\"strategy\":{\"minImageAgeSeconds\":-1}", "spec.strategy.minImageAgeSeconds: -1 is less than 0");
+        expect_bad_extra("\"strategy\":{\"minImageAgeSeconds\":\"60\"}",
+                         "spec.strategy.minImageAgeSeconds: must be an integer, not a string");
+        expect_bad_extra("\"strategy\":{\"after\":\"staging\"}", "spec.strategy.after: must be an object, not a string");
+        expect_bad_extra("\"strategy\":{\"after\":{}}", "spec.strategy.after.os: required");
+        expect_bad_extra("\"strategy\":{\"after\":{\"soakSeconds\":5}}", "spec.strategy.after.os: required");
+        expect_bad_extra("\"strategy\":{\"after\":{\"os\":\"s\",\"soak\":5}}",
+                         "spec.strategy.after: unknown field \"soak\"");
+        expect_bad_extra("\"strategy\":{\"after\":{\"os\":\"s\",\"soakSeconds\":-1}}",
+                         "spec.strategy.after.soakSeconds: -1 is less than 0");
+        expect_bad_extra("\"strategy\":{\"after\":{\"os\":\"s\",\"soakSeconds\":31536001}}",
+                         "spec.strategy.after.soakSeconds: 31536001 is too large (at most 31536000, a year)");
+        expect_bad_extra("\"strategy\":{\"after\":{\"os\":\"s\",\"soakSeconds\":1.5}}",
+                         "spec.strategy.after.soakSeconds: must be an integer, not a number");
+        expect_bad_extra("\"strategy\":{\"after\":{\"os\":5}}", "spec.strategy.after.os: must be a string, not an integer");
+        static const char *const bad_names[] = { "", "Staging", "-a", "a-", ".a", "a.", "a..b", "a.-b", "a-.b",
+                                                 "a_b", "a b", "a/b" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_names); i++) {
+                _cleanup_free_ char *extra = NULL;
+                ASSERT_TRUE(asprintf(&extra, "\"strategy\":{\"after\":{\"os\":\"%s\"}}", bad_names[i]) > 0);
+                expect_bad_extra(extra, "spec.strategy.after.os: \"");
+                expect_bad_extra(extra, "is not an OS object name (a DNS-1123 subdomain");
+        }
+        {
+                char longname[256];
+                memset(longname, 'a', 254);
+                longname[254] = '\0';
+                _cleanup_free_ char *extra = NULL;
+                ASSERT_TRUE(asprintf(&extra, "\"strategy\":{\"after\":{\"os\":\"%s\"}}", longname) > 0);
+                expect_bad_extra(extra, "is not an OS object name");
+                longname[253] = '\0';
+                free(extra);
+                ASSERT_TRUE(asprintf(&extra, "\"strategy\":{\"after\":{\"os\":\"%s\"}}", longname) > 0);
+                _cleanup_free_ char *t = upgrade_with(extra);
+                expect_ok(t, &s);
+                os_spec_done(&s);
+        }
+        static const char *const bad_times[] = { "2026-12-03T10:00:00", "2026-12-03T10:00:00+00:00",
+                                                 "2026-12-03T10:00:00.5Z", "2026-12-03 10:00:00Z", "2026-02-30T10:00:00Z",
+                                                 "2027-02-29T10:00:00Z", "2026-13-01T10:00:00Z", "2026-12-03T24:00:00Z",
+                                                 "2026-12-03T10:00:60Z", "2026-12-03t10:00:00z", "1969-12-31T23:59:59Z",
+                                                 "yesterday", "" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_times); i++) {
+                _cleanup_free_ char *t = NULL, *want = NULL;
+                ASSERT_TRUE(asprintf(&t,
+                                     "{\"version\":\"1.2.0\",\"operation\":\"upgrade\",\"image\":{" IMG_URL
+                                     ",\"created\":\"%s\"}}",
+                                     bad_times[i]) > 0);
+                ASSERT_TRUE(asprintf(&want,
+                                     "spec.image.created: \"%s\" is not a UTC time YYYY-MM-DDTHH:MM:SSZ (RFC 3339) "
+                                     "from 1970 on",
+                                     bad_times[i]) > 0);
+                expect_bad(t, want);
+        }
+        expect_bad("{\"version\":\"1.2.0\",\"operation\":\"upgrade\",\"image\":{" IMG_URL ",\"created\":1796292000}}",
+                   "spec.image.created: must be a string, not an integer");
+}
+
 int main(void) {
         TEST_RUN(test_minimal_and_defaults);
         TEST_RUN(test_full);
@@ -560,5 +689,6 @@ int main(void) {
         TEST_RUN(test_window_dst);
         TEST_RUN(test_window_parsed);
         TEST_RUN(test_operations);
+        TEST_RUN(test_gates);
         return 0;
 }

@@ -890,6 +890,273 @@ static void test_version_skew(void) {
         os_spec_done(&s);
 }
 
+
+static void spec_parse_text(const char *text, OsSpec *ret) {
+        _cleanup_free_ char *err = NULL;
+        json_t *j = json_loads(text, 0, NULL);
+        ASSERT_TRUE(j);
+        int r = os_spec_parse(j, ret, &err);
+        if (r < 0)
+                fprintf(stderr, "%s\n", err);
+        ASSERT_OK(r);
+        json_decref(j);
+}
+
+static void plan_after(const OsSpec *s, World *w, int64_t now, const RolloutPromotion *after, RolloutPlan *ret) {
+        RolloutInput in = {
+                .spec = s,
+                .task_id = TASK,
+                .nodes = w->nodes,
+                .n_nodes = w->n,
+                .completed_batches = w->completed_batches,
+                .batch_completed_at = w->batch_completed_at,
+                .now = now,
+        };
+        if (after)
+                in.after = *after;
+        ASSERT_OK(rollout_plan(&in, ret));
+        for (const char *p = ret->message; *p; p++)
+                ASSERT_TRUE(*p >= 0x20 && *p < 0x7f);
+}
+
+#define PROMO_PREFIX "batch 1/1: 0 of 4 nodes updated, 0 in progress, waiting for OS staging to be Complete at 2.0 for 3600 s"
+
+static void test_promotion(void) {
+        OsSpec s;
+        World w;
+        RolloutPlan p;
+        RolloutPromotion a;
+
+        ASSERT_STREQ(rollout_hold_to_string(ROLLOUT_WAITING_FOR_PROMOTION), "WaitingForPromotion");
+        spec_parse("\"strategy\":{\"maxUnavailable\":2,\"after\":{\"os\":\"staging\",\"soakSeconds\":3600}}", &s);
+        world_init(&w, 4, "1.0");
+
+        /* The other OS does not exist. */
+        a = (RolloutPromotion) {};
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_EQ(p.requeue_at, 0); /* only its change can open the gate */
+        ASSERT_STREQ(p.message, PROMO_PREFIX ": OS staging does not exist");
+        rollout_plan_done(&p);
+        /* It is set to another version (Complete there long ago). */
+        a = (RolloutPromotion) { .exists = true, .version = "1.9", .complete = true, .complete_since = T0 - 86400,
+                                 .desired = 2 };
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_STREQ(p.message, PROMO_PREFIX ": OS staging is set to 1.9");
+        rollout_plan_done(&p);
+        a.version = NULL;
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_STREQ(p.message, PROMO_PREFIX ": OS staging has no version");
+        rollout_plan_done(&p);
+        /* The same version, not Complete. */
+        a = (RolloutPromotion) { .exists = true, .version = "2.0", .complete = false, .desired = 2 };
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_EQ(p.requeue_at, 0);
+        ASSERT_STREQ(p.message, PROMO_PREFIX ": OS staging is not Complete");
+        rollout_plan_done(&p);
+        /* Complete with no nodes proves nothing. */
+        a = (RolloutPromotion) { .exists = true, .version = "2.0", .complete = true, .complete_since = T0 - 86400 };
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_STREQ(p.message, PROMO_PREFIX ": OS staging selects no nodes");
+        rollout_plan_done(&p);
+        /* Complete since T0: soaking until T0 + 3600, look again then. */
+        a = (RolloutPromotion) { .exists = true, .version = "2.0", .complete = true, .complete_since = T0, .desired = 2 };
+        plan_after(&s, &w, T0 + 1800, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_EQ(p.requeue_at, T0 + 3600);
+        ASSERT_STREQ(p.message,
+                     PROMO_PREFIX " (Complete since 2023-11-14T22:13:20Z, starting at 2023-11-14T23:13:20Z)");
+        rollout_plan_done(&p);
+        plan_after(&s, &w, T0 + 3599, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_EQ(p.requeue_at, T0 + 3600);
+        rollout_plan_done(&p);
+        /* Holds that come first: paused, failure budget. */
+        s.paused = true;
+        plan_after(&s, &w, T0 + 1800, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_PAUSED);
+        rollout_plan_done(&p);
+        s.paused = false;
+        w.nodes[3].quarantined = true;
+        plan_after(&s, &w, T0 + 1800, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_FAILURE_BUDGET);
+        rollout_plan_done(&p);
+        w.nodes[3].quarantined = false;
+        /* ... and a closed window comes after it. */
+        {
+                OsSpec sw;
+                spec_parse("\"strategy\":{\"after\":{\"os\":\"staging\",\"soakSeconds\":3600}},"
+                           "\"window\":{\"start\":\"02:00\",\"end\":\"03:00\"}",
+                           &sw);
+                plan_after(&sw, &w, T0 + 1800, &a, &p);
+                ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+                rollout_plan_done(&p);
+                plan_after(&sw, &w, T0 + 3600, &a, &p);
+                ASSERT_EQ(p.hold, ROLLOUT_WINDOW_CLOSED);
+                rollout_plan_done(&p);
+                os_spec_done(&sw);
+        }
+
+        /* Exactly at the end of the soak: it starts. */
+        plan_after(&s, &w, T0 + 3600, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 2);
+        apply(&w, &p, T0 + 3600);
+        rollout_plan_done(&p);
+
+        /* Started: the other OS moving on (another version, gone) no
+         * longer holds it; nodes in progress finish, the next start. */
+        a = (RolloutPromotion) { .exists = true, .version = "2.1", .complete = false, .desired = 2 };
+        plan_after(&s, &w, T0 + 3700, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING);
+        ASSERT_EQ(p.in_progress, 2);
+        rollout_plan_done(&p);
+        node_starts(&w, 0);
+        node_done(&w, 0, "2.0");
+        node_starts(&w, 1);
+        node_done(&w, 1, "2.0");
+        /* hull-node removed the annotations of the Done nodes: only the
+         * OSNode still names the task. */
+        w.nodes[0].task_id = w.nodes[1].task_id = NULL;
+        a = (RolloutPromotion) {};
+        plan_after(&s, &w, T0 + 3800, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 2);
+        ASSERT_TRUE(chosen(&p, &w, "node-02") && chosen(&p, &w, "node-03"));
+        apply(&w, &p, T0 + 3800);
+        finish_chosen(&w, &p);
+        rollout_plan_done(&p);
+        plan_after(&s, &w, T0 + 3900, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_COMPLETE);
+        rollout_plan_done(&p);
+
+        /* An older task on a node (failed here) is not this rollout's
+         * start. */
+        world_init(&w, 4, "1.0");
+        w.nodes[0].task_id = OLD_TASK;
+        w.nodes[0].phase_task_id = OLD_TASK;
+        w.nodes[0].phase = NODE_PHASE_FAILED;
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        rollout_plan_done(&p);
+
+        /* Complete wins: every node at the version already. */
+        world_init(&w, 4, "2.0");
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_COMPLETE);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+
+        /* soakSeconds 0: Complete is enough, from the second it is. */
+        spec_parse("\"strategy\":{\"after\":{\"os\":\"staging\"}}", &s);
+        world_init(&w, 4, "1.0");
+        a = (RolloutPromotion) { .exists = true, .version = "2.0", .complete = true, .complete_since = T0, .desired = 1 };
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        rollout_plan_done(&p);
+        a.complete = false;
+        plan_after(&s, &w, T0, &a, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        ASSERT_STREQ(p.message, "batch 1/1: 0 of 4 nodes updated, 0 in progress, waiting for OS staging to be "
+                                "Complete at 2.0: OS staging is not Complete");
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+
+        /* A rollback (an emergency) and a config rollout are not gated. */
+        spec_parse_text("{\"version\":\"1.0\",\"operation\":\"rollback\","
+                        "\"strategy\":{\"after\":{\"os\":\"staging\",\"soakSeconds\":3600}}}",
+                        &s);
+        world_init(&w, 4, "2.0");
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 1);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+        spec_parse_text("{\"version\":\"1.0\",\"operation\":\"config\",\"config\":{\"generation\":3},"
+                        "\"strategy\":{\"after\":{\"os\":\"staging\",\"soakSeconds\":3600}}}",
+                        &s);
+        world_init(&w, 4, "1.0");
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+}
+
+static void test_image_too_new(void) {
+        OsSpec s;
+        World w;
+        RolloutPlan p;
+
+        ASSERT_STREQ(rollout_hold_to_string(ROLLOUT_IMAGE_TOO_NEW), "ImageTooNew");
+        /* created T0 (2023-11-14T22:13:20Z), at least 600 s old. */
+        spec_parse_text("{\"version\":\"2.0\",\"operation\":\"upgrade\",\"image\":{\"url\":\"https://u.example/2.0.hull\","
+                        "\"sha256\":\"" SHA "\",\"created\":\"2023-11-14T22:13:20Z\"},"
+                        "\"strategy\":{\"maxUnavailable\":2,\"minImageAgeSeconds\":600}}",
+                        &s);
+        ASSERT_EQ(s.image.created, T0);
+        world_init(&w, 4, "1.0");
+        plan_after(&s, &w, T0 - 100, NULL, &p); /* a clock behind the publisher's */
+        ASSERT_EQ(p.hold, ROLLOUT_IMAGE_TOO_NEW);
+        ASSERT_EQ(p.requeue_at, T0 + 600);
+        rollout_plan_done(&p);
+        plan_after(&s, &w, T0 + 599, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_IMAGE_TOO_NEW);
+        ASSERT_EQ(p.n_choose, 0);
+        ASSERT_EQ(p.requeue_at, T0 + 600);
+        ASSERT_STREQ(p.message, "batch 1/1: 0 of 4 nodes updated, 0 in progress, image 2.0 created "
+                                "2023-11-14T22:13:20Z is too new: minImageAgeSeconds 600, starting at "
+                                "2023-11-14T22:23:20Z");
+        rollout_plan_done(&p);
+        /* Paused comes first; ImageTooNew before a promotion gate. */
+        s.paused = true;
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_PAUSED);
+        rollout_plan_done(&p);
+        s.paused = false;
+        free(s.after_os);
+        s.after_os = strdup("staging");
+        ASSERT_TRUE(s.after_os);
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_IMAGE_TOO_NEW);
+        rollout_plan_done(&p);
+        plan_after(&s, &w, T0 + 600, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_WAITING_FOR_PROMOTION);
+        rollout_plan_done(&p);
+        free(s.after_os);
+        s.after_os = NULL;
+        /* Exactly at created + minImageAgeSeconds: it starts. */
+        plan_after(&s, &w, T0 + 600, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 2);
+        apply(&w, &p, T0 + 600);
+        rollout_plan_done(&p);
+        /* Started: a later created (an edit) stops nothing. */
+        s.image.created = T0 + 10000;
+        node_starts(&w, 0);
+        node_done(&w, 0, "2.0");
+        plan_after(&s, &w, T0 + 700, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        ASSERT_EQ(p.n_choose, 1);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+
+        /* A rollback is not gated. */
+        spec_parse_text("{\"version\":\"1.0\",\"operation\":\"rollback\",\"image\":{\"created\":\"2023-11-14T22:13:20Z\"},"
+                        "\"strategy\":{\"minImageAgeSeconds\":600}}",
+                        &s);
+        world_init(&w, 4, "2.0");
+        plan_after(&s, &w, T0, NULL, &p);
+        ASSERT_EQ(p.hold, ROLLOUT_GO);
+        rollout_plan_done(&p);
+        os_spec_done(&s);
+}
+
 int main(void) {
         TEST_RUN(test_phase_strings);
         TEST_RUN(test_node_state);
@@ -903,6 +1170,8 @@ int main(void) {
         TEST_RUN(test_window_and_pause);
         TEST_RUN(test_complete_and_empty);
         TEST_RUN(test_version_skew);
+        TEST_RUN(test_promotion);
+        TEST_RUN(test_image_too_new);
         TEST_RUN(test_random_simulation);
         return 0;
 }
