@@ -20,7 +20,10 @@ restarting it after the reboot. The guest reaches the host's loopback as
      reads its progress from the OSNode), sees v2 marked good, uncordons
      and clears the task; the OS reports Complete;
   3. turn the OS object into a rollback to 1.0.0: back to slot a the same
-     way.
+     way;
+  4. 2.0.0 again, with the test (standing in for the kubelet) reporting the
+     Node NotReady from the new boot: the post-boot gate fails and hull-node
+     rolls the node back to 1.0.0 by itself (RolledBack).
 
 Every step is checked through the API objects (a watch records every
 OSNode phase and Node change), the double's request log (the eviction, the
@@ -399,8 +402,23 @@ def main():
         def requests_since(seq):
             return api.get("/_double/requests?since=%d" % seq)["requests"]
 
+        def kubelet_report(ready=True):
+            """What the kubelet of each boot does (there is none in this
+            image): report the Node's Ready condition with this boot's ID.
+            hull-node's post-boot gate counts only a Ready of the new boot."""
+            rc, boot_id = guest.sh("cat /proc/sys/kernel/random/boot_id")
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            api.patch("/api/v1/nodes/%s/status" % NODE, {"status": {"nodeInfo": {"bootID": boot_id.strip()},
+                                                                    "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False",
+                 "reason": "KubeletReady" if ready else "KubeletNotReady",
+                 "message": "" if ready else "container runtime network not ready: NetworkReady=false "
+                 "reason:NetworkPluginNotReady message:cni plugin not initialized",
+                 "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
+
         # 1. v1, with hull-node given its kubeconfig and the image CA.
         guest.boot()
+        kubelet_report()
         rc, out = guest.sh("ip -4 addr show | grep -c 10.0.2.15")
         check(rc == 0, "the guest has its address on QEMU's user network")
         st = guest.status()
@@ -506,6 +524,7 @@ def main():
             return 1
         print("the node went down %.1f s after the Rebooting phase" % (time.monotonic() - t_rebooting), flush=True)
         guest.boot()
+        kubelet_report()
         if not wait("OSNode phase Done after the reboot", lambda: rec.status().get("task") == task_up and
                     rec.status().get("phase") in ("Done", "Failed", "RolledBack"), 600):
             print(guest.journal("hull-node-e2e.service"))
@@ -515,8 +534,8 @@ def main():
             print("BENCH upgrade-reboot-to-done %.1f s (TCG, includes the reboot and the health checks)" %
                   (t_done - t_rebooting), flush=True)
         phases = rec.phases_since(t_spec, task_up)
-        check(phases == ["Staging", "Draining", "Rebooting", "Verifying", "Done"],
-              "OSNode phases Staging -> Draining -> Rebooting -> Verifying -> Done (%s)" % phases)
+        check(phases == ["Staging", "Draining", "Rebooting", "Verifying", "Gating", "Done"],
+              "OSNode phases Staging -> Draining -> Rebooting -> Verifying -> Gating -> Done (%s)" % phases)
         st = guest.status()
         print("  " + describe(st), flush=True)
         check(st["boot"]["slot"] == "b" and st["os"]["version"] == "2.0.0" and st["slots"]["b"]["state"] == "good",
@@ -566,6 +585,7 @@ def main():
         if not wait_reboot(guest, rec):
             return 1
         guest.boot()
+        kubelet_report()
         if not wait("OSNode phase Done after the rollback", lambda: rec.status().get("task") == task_rb and
                     rec.status().get("phase") in ("Done", "Failed", "RolledBack"), 600):
             print(guest.journal("hull-node-e2e.service"))
@@ -575,8 +595,8 @@ def main():
             print("BENCH rollback-reboot-to-done %.1f s (TCG, includes the reboot)" % (t_done - t_rebooting),
                   flush=True)
         phases = rec.phases_since(t_spec, task_rb)
-        check(phases == ["Draining", "Rebooting", "Verifying", "Done"],
-              "rollback phases Draining -> Rebooting -> Verifying -> Done (%s)" % phases)
+        check(phases == ["Draining", "Rebooting", "Verifying", "Gating", "Done"],
+              "rollback phases Draining -> Rebooting -> Verifying -> Gating -> Done (%s)" % phases)
         st = guest.status()
         print("  " + describe(st), flush=True)
         check(st["boot"]["slot"] == "a" and st["os"]["version"] == "1.0.0" and st["slots"]["a"]["state"] == "good",
@@ -595,6 +615,52 @@ def main():
             c["type"] == "Complete" and c["status"] == "True" for c in s.get("conditions") or []) else None)(
             (api.get(OS_PATH + "/" + OS_NAME) or {}).get("status") or {}), 60)
         check(os_st is not None, "the OS reports the rollback Complete, updated 1")
+
+        # 4. 2.0.0 again, but this time its kubelet never gets Ready (the
+        # test, standing in for the kubelet, reports NotReady from the new
+        # boot): the post-boot gate fails and hull-node brings the node back
+        # to 1.0.0 by itself, through the agent's rollback and a reboot.
+        task_up2 = "%s/upgrade/2.0.0" % OS_NAME
+        t_spec = time.monotonic()
+        stc, out = api.patch(OS_PATH + "/" + OS_NAME, {"spec": dict(upgrade, verify={"timeoutSeconds": 30})})
+        check(stc == 200, "the OS object is changed to 2.0.0 again, with a 30 s post-boot gate (%s)" %
+              (stc if stc == 200 else out))
+        if not wait("2.0.0 staged again and the node rebooting", lambda: rec.phase_time(t_spec, task_up2, "Rebooting")
+                    or rec.status().get("phase") == "Failed", 900):
+            return 1
+        if not wait_reboot(guest, rec):
+            return 1
+        guest.boot()
+        kubelet_report(ready=False)
+        t_up = time.monotonic()
+        if not wait_reboot(guest, rec, timeout=400):     # the rollback's reboot, by itself
+            return 1
+        print("the node went back down %.1f s after booting 2.0.0 with its kubelet not Ready" %
+              (time.monotonic() - t_up), flush=True)
+        guest.boot()
+        kubelet_report()
+        if not wait("OSNode phase RolledBack", lambda: rec.status().get("task") == task_up2 and
+                    rec.status().get("phase") in ("Done", "Failed", "RolledBack"), 600):
+            print(guest.journal("hull-node-e2e.service"))
+            return 1
+        phases = rec.phases_since(t_spec, task_up2)
+        check(phases[-4:] == ["Verifying", "Gating", "RollingBack", "RolledBack"],
+              "phases ... Verifying -> Gating -> RollingBack -> RolledBack (%s)" % phases)
+        osn = rec.status()
+        err = (osn.get("lastError") or {}).get("message", "")
+        check("rolled back to 1.0.0" in err and "not Ready within 30 s" in err and "cni plugin not initialized" in err,
+              "lastError says why: %s" % err)
+        st = guest.status()
+        print("  " + describe(st), flush=True)
+        check(st["boot"]["slot"] == "a" and st["os"]["version"] == "1.0.0" and st["slots"]["a"]["state"] == "good",
+              "the agent: back on slot a, 1.0.0, good")
+        n = wait("the node uncordoned after the automatic rollback",
+                 lambda: (lambda n: n if not (n.get("spec") or {}).get("unschedulable") else None)(node_obj()), 60)
+        check(n is not None, "the rolled-back node is uncordoned")
+        os_st = wait("OS Degraded (failure budget)", lambda: (lambda s: s if s.get("failed") == 1 else None)(
+            (api.get(OS_PATH + "/" + OS_NAME) or {}).get("status") or {}), 60)
+        check(os_st is not None, "the OS counts the rolled-back node as failed (%s)" %
+              {k: (os_st or {}).get(k) for k in ("desired", "updated", "failed")})
 
         # Everything hull-operator and the real hull-node asked of the API
         # server is granted by deploy/'s RBAC.
