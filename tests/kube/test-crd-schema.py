@@ -565,6 +565,59 @@ def t_gates_admission(d):
           "root rule on after.os: %r" % rules)
 
 
+def t_hooks_admission(d):
+    """spec.hooks and spec.verify: defaults filled in (also inside the hook
+    lists), refused in the forms the OpenAPI schema states. The CEL
+    one-of rules are the operator's twins (cel-rules-have-operator-twins)."""
+    base = "/apis/hull.dev/v1alpha1/oses"
+
+    def os_obj(name, hooks=None, verify=None):
+        spec = {"version": "2.0.0", "operation": "upgrade",
+                "image": {"url": "https://u.example/2.hull", "sha256": "ab" * 32}}
+        if hooks is not None:
+            spec["hooks"] = hooks
+        if verify is not None:
+            spec["verify"] = verify
+        return {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": name}, "spec": spec}
+
+    code, st = d.req("POST", base, os_obj("hooked", {
+        "preDrain": [{"exec": "ceph-noout"}, {"waitFor": {"label": "example.com/ok", "value": "yes"},
+                                              "timeoutSeconds": 60}],
+        "postBoot": [{"waitFor": {"annotation": "example.com/smoke"}}]},
+        {"podSelector": {"matchLabels": {"tier": "node"},
+                         "matchExpressions": [{"key": "app", "operator": "In", "values": ["cni"]}]}}))
+    check(code == 201, "valid hooks and verify: HTTP %d %r" % (code, st))
+    check(st["spec"]["hooks"]["preDrain"][0] == {"exec": "ceph-noout", "timeoutSeconds": 300},
+          "a hook's timeoutSeconds defaults to 300: %r" % st["spec"]["hooks"])
+    check(st["spec"]["verify"]["timeoutSeconds"] == 600, "verify.timeoutSeconds defaults to 600: %r" % st["spec"]["verify"])
+    code, st = d.req("POST", base, os_obj("plain"))
+    check(code == 201 and st["spec"].get("verify") == {"timeoutSeconds": 600} and "hooks" not in st["spec"],
+          "without them: verify defaulted, no hooks: %r" % st["spec"])
+    for name in ("hooked", "plain"):
+        d.req("DELETE", base + "/" + name)
+
+    H = "spec.hooks.preDrain[0]"
+    bad = [
+        ({"preDrain": [{"exec": "../sh"}]}, None, H + ".exec: Invalid value"),
+        ({"preDrain": [{"exec": "a" * 65}]}, None, H + ".exec: Too long"),
+        ({"preDrain": [{"exec": "a", "timeoutSeconds": 0}]}, None, H + ".timeoutSeconds: Invalid value"),
+        ({"preDrain": [{"exec": "a", "timeoutSeconds": 86401}]}, None, H + ".timeoutSeconds: Invalid value"),
+        ({"preDrain": [{"exec": "a"}] * 9}, None, "spec.hooks.preDrain: Too many"),
+        ({"preDrain": [{"waitFor": {"label": "k", "value": "v" * 1025}}]}, None, H + ".waitFor.value: Too long"),
+        ({"preDrain": {"exec": "a"}}, None, "spec.hooks.preDrain: Invalid value"),
+        (None, {"timeoutSeconds": 5}, "spec.verify.timeoutSeconds: Invalid value"),
+        (None, {"podSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}},
+         "spec.verify.podSelector.matchExpressions[0].operator: Unsupported value"),
+        (None, {"podSelector": {"matchExpressions": [{"operator": "Exists"}]}},
+         "spec.verify.podSelector.matchExpressions[0].key: Required value"),
+        (None, {"podSelector": {"matchLabels": {"a": 1}}}, "spec.verify.podSelector.matchLabels.a: Invalid value"),
+    ]
+    for i, (hooks, verify, want) in enumerate(bad):
+        code, st = d.req("POST", base, os_obj("bad-%d" % i, hooks, verify))
+        check(code == 422, "%r %r: HTTP %d (accepted)" % (hooks, verify, code))
+        check(any(want in t for t in texts(st)), "%r %r: causes %r, want %r" % (hooks, verify, texts(st), want))
+
+
 def t_cel_twins():
     """Every CEL rule message in deploy/crds is also a message of the
     operator's spec check (src/shared/osspec.c), word for word."""
@@ -608,6 +661,7 @@ def main():
         run("deploy-crds-accepted", t_deploy_crds_accepted, d)
         run("cel-not-evaluated", t_cel_not_evaluated, d)
         run("promotion-and-image-age-admission", t_gates_admission, d)
+        run("hooks-and-verify-admission", t_hooks_admission, d)
     finally:
         d.stop()
     run("old-oses-crd-refused-at-start", t_old_oses_at_start)

@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <time.h>
 
+#include "kube.h"
 #include "osspec.h"
 #include "tests.h"
 
@@ -678,6 +679,96 @@ static void test_gates(void) {
                    "spec.image.created: must be a string, not an integer");
 }
 
+static void test_hooks_and_verify(void) {
+        _cleanup_free_ char *t = NULL;
+        OsSpec s = {};
+
+        /* Absent: no hooks, the default gate (DaemonSet pods, 600 s). */
+        t = upgrade_with("");
+        expect_ok(t, &s);
+        ASSERT_EQ(s.hooks.n_pre_drain, 0u);
+        ASSERT_EQ(s.hooks.n_post_boot, 0u);
+        ASSERT_EQ(s.verify.timeout_seconds, 600);
+        ASSERT_TRUE(s.verify.pod_selector == NULL);
+        ASSERT_TRUE(s.hooks_json == NULL && s.verify_json == NULL);
+        os_spec_done(&s);
+        free(t);
+
+        t = upgrade_with("\"hooks\":{\"preDrain\":[{\"exec\":\"ceph-noout\"},"
+                         "{\"waitFor\":{\"label\":\"storage.example.com/drain-ok\",\"value\":\"yes\"},\"timeoutSeconds\":60}],"
+                         "\"postBoot\":[{\"waitFor\":{\"annotation\":\"example.com/smoke\"}}]},"
+                         "\"verify\":{\"timeoutSeconds\":120,\"podSelector\":{\"matchLabels\":{\"tier\":\"node\"},"
+                         "\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"In\",\"values\":[\"cni\",\"csi\"]},"
+                         "{\"key\":\"canary\",\"operator\":\"DoesNotExist\"}]}}");
+        expect_ok(t, &s);
+        ASSERT_EQ(s.hooks.n_pre_drain, 2u);
+        ASSERT_EQ(s.hooks.pre_drain[0].kind, OS_HOOK_EXEC);
+        ASSERT_STREQ(s.hooks.pre_drain[0].name, "ceph-noout");
+        ASSERT_EQ(s.hooks.pre_drain[0].timeout_seconds, 300);
+        ASSERT_EQ(s.hooks.pre_drain[1].kind, OS_HOOK_WAIT_LABEL);
+        ASSERT_STREQ(s.hooks.pre_drain[1].name, "storage.example.com/drain-ok");
+        ASSERT_STREQ(s.hooks.pre_drain[1].value, "yes");
+        ASSERT_EQ(s.hooks.pre_drain[1].timeout_seconds, 60);
+        ASSERT_EQ(s.hooks.n_post_boot, 1u);
+        ASSERT_EQ(s.hooks.post_boot[0].kind, OS_HOOK_WAIT_ANNOTATION);
+        ASSERT_TRUE(s.hooks.post_boot[0].value == NULL);
+        _cleanup_free_ char *d = os_hook_describe(&s.hooks.pre_drain[1]);
+        ASSERT_STREQ(d, "wait for label storage.example.com/drain-ok=yes");
+        ASSERT_EQ(s.verify.timeout_seconds, 120);
+        ASSERT_STREQ(s.verify.pod_selector, "tier=node,app in (cni,csi),!canary");
+        ASSERT_TRUE(json_is_object(s.hooks_json) && json_is_object(s.verify_json));
+        /* The selector string is what kube_selector_matches() and list calls take. */
+        json_t *yes = load("{\"tier\":\"node\",\"app\":\"csi\"}"), *no = load("{\"tier\":\"node\",\"app\":\"csi\",\"canary\":\"1\"}");
+        ASSERT_EQ(kube_selector_matches(s.verify.pod_selector, yes), 1);
+        ASSERT_EQ(kube_selector_matches(s.verify.pod_selector, no), 0);
+        json_decref(yes);
+        json_decref(no);
+        os_spec_done(&s);
+
+        /* What the task annotation carries parses with the same functions. */
+        json_t *h = load("{\"preDrain\":[{\"exec\":\"x\",\"timeoutSeconds\":5}]}");
+        OsHooks hooks = {};
+        ASSERT_EQ(os_hooks_parse(h, "hooks", &hooks, NULL), 0);
+        ASSERT_EQ(hooks.n_pre_drain, 1u);
+        ASSERT_EQ(hooks.pre_drain[0].timeout_seconds, 5);
+        os_hooks_done(&hooks);
+        json_decref(h);
+        OsVerify v = {};
+        ASSERT_EQ(os_verify_parse(json_null(), "verify", &v, NULL), 0);
+        ASSERT_EQ(v.timeout_seconds, 600);
+        os_verify_done(&v);
+
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{}]}", "spec.hooks.preDrain[0]: exactly one of exec and waitFor");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"exec\":\"a\",\"waitFor\":{\"label\":\"b\"}}]}",
+                         "exactly one of exec and waitFor");
+        expect_bad_extra("\"hooks\":{\"postBoot\":[{\"exec\":\"../bin/sh\"}]}", "spec.hooks.postBoot[0].exec: \"../bin/sh\" is not a hook name");
+        expect_bad_extra("\"hooks\":{\"postBoot\":[{\"exec\":\".hidden\"}]}", "is not a hook name");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"waitFor\":{}}]}", "spec.hooks.preDrain[0].waitFor: exactly one of label and annotation");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"waitFor\":{\"label\":\"a\",\"annotation\":\"b\"}}]}",
+                         "exactly one of label and annotation");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"waitFor\":{\"label\":\"bad key!\"}}]}", "is not a valid label key");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"waitFor\":{\"label\":\"k\",\"value\":\"no spaces\"}}]}",
+                         "is not a valid label value");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"exec\":\"a\",\"timeoutSeconds\":0}]}", "spec.hooks.preDrain[0].timeoutSeconds");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"exec\":\"a\",\"timeoutSeconds\":86401}]}", "must be at most 86400");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"exec\":\"a\",\"run\":\"b\"}]}", "spec.hooks.preDrain[0]");
+        expect_bad_extra("\"hooks\":{\"afterDrain\":[]}", "spec.hooks");
+        expect_bad_extra("\"hooks\":{\"preDrain\":{\"exec\":\"a\"}}", "spec.hooks.preDrain: must be an array");
+        expect_bad_extra("\"hooks\":{\"preDrain\":[{\"exec\":\"1\"},{\"exec\":\"2\"},{\"exec\":\"3\"},{\"exec\":\"4\"},"
+                         "{\"exec\":\"5\"},{\"exec\":\"6\"},{\"exec\":\"7\"},{\"exec\":\"8\"},{\"exec\":\"9\"}]}",
+                         "more than 8 hooks");
+        expect_bad_extra("\"verify\":{\"timeoutSeconds\":5}", "spec.verify.timeoutSeconds");
+        expect_bad_extra("\"verify\":{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\"}]}}",
+                         "values must be non-empty for In and NotIn");
+        expect_bad_extra("\"verify\":{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\","
+                         "\"values\":[\"x\"]}]}}", "values must be non-empty for In and NotIn and empty");
+        expect_bad_extra("\"verify\":{\"podSelector\":{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Has\"}]}}",
+                         "is not one of In, NotIn, Exists, DoesNotExist");
+        expect_bad_extra("\"verify\":{\"podSelector\":{\"matchLabels\":{\"a\":\"b c\"}}}", "spec.verify.podSelector.matchLabels.a");
+        expect_bad_extra("\"verify\":{\"podSelector\":{\"matchFields\":{}}}", "spec.verify.podSelector");
+        expect_bad_extra("\"verify\":\"yes\"", "spec.verify: must be an object");
+}
+
 int main(void) {
         TEST_RUN(test_minimal_and_defaults);
         TEST_RUN(test_full);
@@ -690,5 +781,6 @@ int main(void) {
         TEST_RUN(test_window_parsed);
         TEST_RUN(test_operations);
         TEST_RUN(test_gates);
+        TEST_RUN(test_hooks_and_verify);
         return 0;
 }
