@@ -212,9 +212,11 @@ class Host:
                 if not isinstance(gen, int) or gen < cur or (gen == cur and body != self.config):
                     return 409, {"error": {"code": "stale_generation", "message": f"generation {gen} <= {cur}"}}
                 changed = gen != cur
-                self.config = body
-                if changed and body.get("kernel_args"):
+                # As the agent (docs/CONFIG.md): a reboot is due exactly
+                # when the kernel arguments differ, also when they go.
+                if changed and (body.get("kernel_args") or []) != (self.config.get("kernel_args") or []):
                     self.reboot_required = True
+                self.config = body
                 return 200, {"generation": gen, "changed": changed, "reboot_required": self.reboot_required}
             if path == "/v1/mark-good":
                 self.slots[self.booted]["good"] = True
