@@ -8,6 +8,7 @@
  * left. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ typedef struct PendingPod {
         char *uid;
         int64_t next_try;       /* wall clock seconds */
         bool evicted;
+        char *why;              /* why the last eviction did not go through, for the timeout's message */
 } PendingPod;
 
 struct DrainState {
@@ -49,6 +51,7 @@ DrainState *drain_state_free(DrainState *d) {
         for (size_t i = 0; i < d->n_pods; i++) {
                 free(d->pods[i].key);
                 free(d->pods[i].uid);
+                free(d->pods[i].why);
         }
         free(d->pods);
         free(d);
@@ -64,6 +67,7 @@ static PendingPod *drain_find(DrainState *d, const char *key, const char *uid) {
                                 d->pods[i].uid = strdup(uid);
                                 d->pods[i].evicted = false;
                                 d->pods[i].next_try = 0;
+                                d->pods[i].why = mfree(d->pods[i].why);
                         }
                         return &d->pods[i];
                 }
@@ -221,32 +225,36 @@ int drain_step(NodeCtx *ctx, DrainState *d, const Task *t, char **ret_error) {
                 if (!p)
                         goto oom;
                 n_left++;
-                if (p->next_try > ctx->now)
-                        continue;
-                _cleanup_(kube_response_done) KubeResponse resp = {};
-                r = kube_evict(ctx->kube, ns, name, t->grace_period, &resp);
-                if (r >= 0 || r == -ENOENT) {
-                        p->evicted = true;
-                        p->next_try = ctx->now + 1;
-                } else if (r == -EAGAIN) {
-                        p->next_try = ctx->now + (resp.retry_after ?: 5);
-                        if (append_msg(&waiting, "%s: %s", key, resp.message ?: "eviction refused for now") < 0)
-                                goto oom;
-                } else {
-                        p->next_try = ctx->now + 5;
-                        if (append_msg(&waiting, "%s: %s", key, resp.message ?: strerror(-r)) < 0)
-                                goto oom;
+                if (p->next_try <= ctx->now) {
+                        _cleanup_(kube_response_done) KubeResponse resp = {};
+                        r = kube_evict(ctx->kube, ns, name, t->grace_period, &resp);
+                        p->why = mfree(p->why);
+                        if (r >= 0 || r == -ENOENT) {
+                                p->evicted = true;
+                                p->next_try = ctx->now + 1;
+                        } else {
+                                p->next_try = ctx->now + (r == -EAGAIN ? (resp.retry_after ?: 5) : 5);
+                                p->why = strdup(resp.message ?: r == -EAGAIN ? "eviction refused for now"
+                                                                               : strerror(-r));
+                                if (!p->why)
+                                        goto oom;
+                        }
                 }
+                /* Every pod left is named, also one between two tries:
+                 * the timeout may fall on any step. */
+                if (append_msg(&waiting, "%s: %s", key, p->why ?: "evicted, not gone yet") < 0)
+                        goto oom;
         }
         json_decref(l.pods);
 
         if (n_left == 0)
                 return 1;
-        if (ctx->now >= d->deadline) {
+        /* drain.timeoutSeconds 0 waits for ever (docs/CRD.md). */
+        if (t->drain_timeout > 0 && ctx->now >= d->deadline) {
                 if (ret_error) {
                         char *m = NULL;
-                        if (asprintf(&m, "drain timed out with %zu pod(s) left: %s", n_left,
-                                     waiting ?: "evicted, not gone yet") < 0)
+                        if (asprintf(&m, "drain timed out after %" PRIi64 " s with %zu pod(s) left: %s",
+                                     t->drain_timeout, n_left, waiting ?: "(none named)") < 0)
                                 return -ENOMEM;
                         *ret_error = m;
                 }

@@ -32,6 +32,13 @@ static bool still_leading(Operator *o) {
         return !o->leader || kube_leader_is_leader(o->leader);
 }
 
+/* The counters are read by the metrics thread under the lock. */
+static void count(Operator *o, uint64_t *counter) {
+        pthread_mutex_lock(&o->metrics->lock);
+        (*counter)++;
+        pthread_mutex_unlock(&o->metrics->lock);
+}
+
 static void expectation_free(Expectation *e) {
         free(e->node);
         free(e->task);
@@ -224,7 +231,7 @@ static int write_status(Operator *o, json_t *os, json_t *status) {
                 return -ENOMEM;
         int r = kube_merge_patch(o->kube, path, patch, NULL, &err);
         json_decref(patch);
-        o->metrics->api_writes++;
+        count(o, &o->metrics->api_writes);
         if (r < 0)
                 return log_warning_errno(r, "Failed to update the status of OS '%s': %s", kube_name(os),
                                          err ?: "(no message)");
@@ -478,12 +485,12 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_QUARANTINED, "true");
                 r = kube_merge_patch(o->kube, path, patch, NULL, &err);
                 json_decref(patch);
-                o->metrics->api_writes++;
+                count(o, &o->metrics->api_writes);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to quarantine node '%s': %s", n->name, err ?: "");
                         continue;
                 }
-                o->metrics->nodes_quarantined++;
+                count(o, &o->metrics->nodes_quarantined);
                 if (asprintf(&note, "node %s did not finish task %s within %" PRIi64 " s: quarantined", n->name,
                              n->task_id, e->spec.node_timeout_seconds) >= 0)
                         (void) os_event(o, e->obj, "Warning", "NodeQuarantined", note);
@@ -507,7 +514,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                                           kube_resource_version(node), "annotations", ANNOTATION_TASK, task);
                 r = kube_merge_patch(o->kube, path, patch, &ret, &err);
                 json_decref(patch);
-                o->metrics->api_writes++;
+                count(o, &o->metrics->api_writes);
                 if (r < 0) {
                         log_full_errno(r == -ESTALE ? LOG_DEBUG : LOG_WARNING, r,
                                        "Failed to hand task %s to node '%s': %s", e->task_id, n->name, err ?: "");
@@ -519,7 +526,7 @@ static int plan_one(Operator *o, OsEntry *e, json_t *node_list, json_t *osnodes,
                 json_decref(ret);
                 if (r < 0)
                         break;
-                o->metrics->nodes_chosen++;
+                count(o, &o->metrics->nodes_chosen);
                 n_chosen++;
                 char *l = NULL;
                 if (asprintf(&l, "%s%s%s", chosen_names ?: "", chosen_names ? ", " : "", n->name) >= 0) {

@@ -84,6 +84,14 @@ static bool at_target(const OsSpec *s, const RolloutNode *n) {
         return str_eq(n->version, s->version) && config_ok;
 }
 
+/* A task on the node that hull-node has not finished. hull-node does not
+ * know about quarantine: it works on such a task until it is done, failed
+ * or withdrawn (the annotation removed), and may cordon, drain and reboot
+ * the node any time until then. */
+static bool node_busy(const RolloutNode *n) {
+        return n->task_id && !(str_eq(n->phase_task_id, n->task_id) && phase_terminal(n->phase));
+}
+
 RolloutNodeState rollout_node_state(const RolloutInput *in, const RolloutNode *n) {
         bool phase_ours = str_eq(n->phase_task_id, in->task_id);
 
@@ -94,7 +102,7 @@ RolloutNodeState rollout_node_state(const RolloutInput *in, const RolloutNode *n
 
         /* A task on the node that hull-node has not finished, whichever
          * rollout gave it: the node is busy. */
-        if (n->task_id && !(str_eq(n->phase_task_id, n->task_id) && phase_terminal(n->phase)))
+        if (node_busy(n))
                 return ROLLOUT_NODE_IN_PROGRESS;
 
         if (at_target(in->spec, n))
@@ -235,7 +243,11 @@ int rollout_plan(const RolloutInput *in, RolloutPlan *ret) {
                 case ROLLOUT_NODE_PENDING:
                         break;
                 }
-                if (state[i] == ROLLOUT_NODE_IN_PROGRESS || !n->ready || n->unschedulable)
+                /* A quarantined node counts as failed, but while its task
+                 * is unfinished it is still unavailable: counting it as
+                 * free would let the operator start another node, and then
+                 * both drain at once when the quarantined one gets on. */
+                if (state[i] == ROLLOUT_NODE_IN_PROGRESS || node_busy(n) || !n->ready || n->unschedulable)
                         p.unavailable++;
         }
         p.unavailable += MAX(in->unavailable_elsewhere, (int64_t) 0);

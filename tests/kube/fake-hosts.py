@@ -26,7 +26,8 @@ holds a staged or good image (not empty, not bad), and a stage clears them
 when it starts writing.
 
 Per-node behaviour is read from DIR/<node>.json on every request (absent =
-normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"reboot": "never"} | {"boot": "fallback"}
+normal), e.g. {"stage": "fail"} | {"stage": "refuse"} (409) | {"boot": "fallback"}
+| {"reboot": "never"} (the host goes down and stays down until the file no longer says "never")
 | {"reboot": "lost"} (the first reboot answers but never happens: the host stays up on the same boot)
 | {"activate": "busy-once"} (the first activate is a 409 busy, as while a health check runs)
 | {"stage_seconds": 5} | {"range": "ignored"} (the stage reports a full download and a notice)
@@ -241,9 +242,11 @@ class Host:
                 if not isinstance(gen, int) or gen < cur or (gen == cur and body != self.config):
                     return 409, {"error": {"code": "stale_generation", "message": f"generation {gen} <= {cur}"}}
                 changed = gen != cur
-                self.config = body
-                if changed and body.get("kernel_args"):
+                # As the agent (docs/CONFIG.md): a reboot is due exactly
+                # when the kernel arguments differ, also when they go.
+                if changed and (body.get("kernel_args") or []) != (self.config.get("kernel_args") or []):
                     self.reboot_required = True
+                self.config = body
                 return 200, {"generation": gen, "changed": changed, "reboot_required": self.reboot_required}
             if path == "/v1/hook":
                 how = (b.get("hooks") or {}).get(body["name"], "ok")
@@ -307,8 +310,10 @@ class Host:
             return
         self.stop()
         set_ready(self.name, False)
-        if b.get("reboot") == "never":
-            return
+        # "never": the host stays down until the behaviour file no longer
+        # says so, as a person who power-cycles it would bring it back.
+        while self.behaviour().get("reboot") == "never":
+            time.sleep(0.2)
         time.sleep(b.get("reboot_seconds", args.reboot_seconds))
         with self.lock:
             fell_back = b.get("boot") == "fallback" and target != self.booted

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -124,9 +125,9 @@ current-context: sim
             "--agent-socket", os.path.join(self.hostdir, name + ".sock"), "--poll-ms", "200,2000",
             "--reboot-retry", "5"])
 
-    def start_operator(self, ident="op-1"):
+    def start_operator(self, ident="op-1", metrics="off"):
         p = self.spawn(f"hull-operator-{ident}", [A.hull_operator, "--kubeconfig", self.kubeconfig, "--identity",
-                                                  ident, "--metrics-address", "off", "--resync", "2",
+                                                  ident, "--metrics-address", metrics, "--resync", "2",
                                                   "--lease-timing", "4,3,1", "--min-interval-ms", "50"])
         self.operators.append(p)
         return p
@@ -208,6 +209,8 @@ class Watcher:
         self.chosen_order = []       # (time, node, task id)
         self.done_at = {}
         self.released_at = {}        # hull-node cleared the task: the node is back in service
+        self.cordoned_at = {}        # node -> first time seen cordoned
+        self.phases = {}             # node -> OSNode phases seen, in order, repeats collapsed
         self.lock = threading.Lock()
         self.stop = False
         self.events = 0
@@ -258,8 +261,13 @@ class Watcher:
                     self.chosen_order.append((time.time(), name, json.loads(ann)["id"]))
                 if old_ann and not ann:
                     self.released_at.setdefault((name, json.loads(old_ann)["id"]), time.time())
+                if (obj.get("spec") or {}).get("unschedulable"):
+                    self.cordoned_at.setdefault(name, time.time())
             else:
                 st = obj.get("status") or {}
+                seen = self.phases.setdefault(name, [])
+                if st.get("phase") and (not seen or seen[-1] != st.get("phase")):
+                    seen.append(st.get("phase"))
                 if st.get("phase") == "Done":
                     self.done_at.setdefault((name, st.get("task")), time.time())
         self.events += 1
@@ -414,24 +422,46 @@ def scenario_pdb(tmp):
 
 
 def scenario_budget(tmp):
-    """A node that never comes back uses up the failure budget and halts the rollout."""
-    f = Fleet(tmp, 6)
+    """A node that never comes back uses up the failure budget and halts the
+    rollout; what quarantine means (docs/OPERATOR.md, "What quarantine
+    means"): the task annotation and the cordon stay, hull-node finishes the
+    task when the node returns, Hull never removes the label, a label removed
+    by hand from a node still in progress comes back, and once removed from a
+    finished node the rollout goes on. A node quarantined while it still
+    works (a download longer than nodeTimeoutSeconds) counts as unavailable
+    until it finishes."""
+    f = Fleet(tmp, 8, labels=lambda i, name: {"pool": "slow" if i >= 6 else "workers"})
+    workers, slow = f.names[:6], f.names[6:]
     try:
         f.behave("node-000", {"reboot": "never"})
-        f.start_operator()
-        f.watch.track("workers", f.names, 1)
-        spec = upgrade_spec(max_unavailable=1)
+        f.behave("node-006", {"stage_seconds": 75})
+        port = free_port()
+        f.start_operator(metrics=f"127.0.0.1:{port}")
+        f.watch.track("workers", workers, 1)
+        f.watch.track("slow", slow, 1)
+        spec = upgrade_spec(max_unavailable=1, selector={"pool": "workers"})
         spec["strategy"]["nodeTimeoutSeconds"] = 60
         f.apply_os("workers", spec)
-        f.wait("node-000 quarantined", lambda: (f.api.get("/api/v1/nodes/node-000")["metadata"].get("labels") or {})
-               .get("hull.dev/quarantined") == "true", timeout=150)
+        f.apply_os("slow", upgrade_spec(max_unavailable=1, selector={"pool": "slow"},
+                                        strategy={"failureBudget": 0, "nodeTimeoutSeconds": 60}))
+
+        def labelled(n):
+            return (node_obj(f, n)["metadata"].get("labels") or {}).get("hull.dev/quarantined") == "true"
+        f.wait("node-000 quarantined", lambda: labelled("node-000"), timeout=150)
+        # A node quarantined while it still works (staging for longer than
+        # nodeTimeoutSeconds, Ready and not cordoned): it counts as failed,
+        # but is still unavailable, so the other node of its group waits
+        # (checked below: node-007 is chosen only once node-006 is done).
+        f.wait("node-006 quarantined", lambda: labelled("node-006"), timeout=30)
+        check(osnode_status(f, "node-006").get("phase") == "Staging" and not cordoned(f, "node-006"),
+              f"node-006 was quarantined while staging, uncordoned ({osnode_status(f, 'node-006').get('phase')})")
         c = f.wait("Degraded condition", lambda: (f.condition("workers", "Degraded") or {}).get("status") == "True"
                    and f.condition("workers", "Degraded"))
         check(bool(c) and c.get("reason") == "FailureBudgetExceeded" if c else False,
               f"Degraded with reason FailureBudgetExceeded ({c})")
         time.sleep(6)
         with f.watch.lock:
-            touched = [n for n in f.names[1:] if (f.watch.nodes[n]["metadata"].get("annotations") or {})
+            touched = [n for n in workers[1:] if (f.watch.nodes[n]["metadata"].get("annotations") or {})
                        .get("hull.dev/task")]
         check(not touched, f"no other node was given a task after the failure ({touched})")
         st = f.os("workers")["status"]
@@ -439,6 +469,58 @@ def scenario_budget(tmp):
               f"status: failed 1, node-000 quarantined ({st.get('failed')}, {st.get('quarantinedNodes')})")
         ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
         check(any(e.get("reason") == "NodeQuarantined" for e in ev), "a NodeQuarantined Event was emitted")
+
+        # What the quarantine leaves: the node may be half-way.
+        n0 = node_obj(f, "node-000")
+        check(bool(task_of(f, "node-000")), "the task annotation stays on the quarantined node")
+        check((n0.get("spec") or {}).get("unschedulable") is True and
+              (n0["metadata"].get("annotations") or {}).get("hull.dev/cordoned") == "true",
+              "the quarantined node stays cordoned (hull-node's cordon, hull.dev/cordoned)")
+        check(osnode_status(f, "node-000").get("phase") == "Rebooting",
+              f"its OSNode still says Rebooting ({osnode_status(f, 'node-000').get('phase')})")
+
+
+        # A person removes the label while node-000 is still down: it is
+        # still in progress and overdue, so it is quarantined again.
+        f.api.patch("/api/v1/nodes/node-000", {"metadata": {"labels": {"hull.dev/quarantined": None}}})
+        check(f.wait("node-000 quarantined again", lambda: labelled("node-000"), timeout=20),
+              "a label removed from a node still in progress comes back")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        n_q = sum(1 for e in ev if e.get("reason") == "NodeQuarantined" and "node-000" in (e.get("note") or ""))
+        check(n_q == 2, f"... with a second NodeQuarantined Event ({n_q})")
+
+        # The host is power-cycled: hull-node finishes the task it was given.
+        f.behave("node-000", {})
+        ok = f.wait("node-000 Done at 2.0.0", lambda: osnode_status(f, "node-000").get("phase") == "Done" and
+                    version_of(f, "node-000") == "2.0.0" and not task_of(f, "node-000") and
+                    not cordoned(f, "node-000"), timeout=60)
+        check(bool(ok), "back from the reboot, hull-node finishes the task: Done, uncordoned, task cleared")
+        time.sleep(4)
+        check(labelled("node-000"), "Hull never removes the quarantine label")
+        st = f.os("workers")["status"]
+        check(st.get("failed") == 1 and (f.condition("workers", "Degraded") or {}).get("reason") ==
+              "FailureBudgetExceeded", f"the node still counts as failed, the rollout stays halted ({st.get('failed')})")
+        check(not any(task_of(f, n) for n in workers[1:]), "no other node was started")
+
+        # node-006 finished staging, drained, rebooted: then node-007 goes.
+        check(f.wait("node-007 at 2.0.0", lambda: all_at(f, ["node-006", "node-007"], "2.0.0"), timeout=90),
+              "the quarantined node-006 finishes its task, then node-007 is updated")
+        t6 = f.watch.released_at.get(("node-006", "slow/upgrade/2.0.0"))
+        t7 = [t for (t, n, _) in f.watch.chosen_order if n == "node-007"]
+        check(t6 is not None and t7 and min(t7) > t6, f"node-007 was chosen only after node-006 finished ({t6}, {t7})")
+
+        # The person removes the label of the finished node: it is updated,
+        # and the halted rollout goes on to the end.
+        f.api.patch("/api/v1/nodes/node-000", {"metadata": {"labels": {"hull.dev/quarantined": None}}})
+        check(f.wait("all workers at 2.0.0", lambda: all_at(f, workers, "2.0.0"), timeout=120),
+              "with the label removed the rollout resumes and completes")
+        st = f.wait("workers Complete", lambda: (lambda s: s if s.get("updated") == 6 and s.get("failed") == 0
+                                                   else None)(f.os("workers")["status"]), timeout=20)
+        check(bool(st) and not st.get("quarantinedNodes"), f"updated 6, failed 0, nobody quarantined ({st})")
+        _, text = scrape(port)
+        q = parse_prometheus(text)[1].get(("hull_operator_nodes_quarantined_total", frozenset()))
+        check(q == 3, f"hull_operator_nodes_quarantined_total counts node-000 twice and node-006 once ({q})")
+        check(not f.watch.violations, f"maxUnavailable 1 never exceeded in either group ({f.watch.violations[:3]})")
     finally:
         f.close()
 
@@ -891,6 +973,353 @@ def scenario_hullctl(tmp):
         f.close()
 
 
+def make_pod(f, name, node, labels=None, owner=None, empty_dir=False, annotations=None):
+    """A Running pod on NODE, as the kubelet would report it. owner: (kind,
+    name) of its controller, or None for a bare pod."""
+    meta = {"name": name, "namespace": "default", "labels": labels or {"app": name}}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1" if owner[0] == "Node" else "apps/v1", "kind": owner[0],
+                                    "name": owner[1], "uid": "u-" + owner[1], "controller": True}]
+    if annotations:
+        meta["annotations"] = annotations
+    spec = {"nodeName": node, "containers": [{"name": "c", "image": "img"}]}
+    if empty_dir:
+        spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    f.api.create("/api/v1/namespaces/default/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                                                     "spec": spec})
+    f.api.call("PATCH", f"/api/v1/namespaces/default/pods/{name}/status", {"status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}, "application/merge-patch+json")
+
+
+def pod_names(f):
+    return {p["metadata"]["name"] for p in f.api.get("/api/v1/namespaces/default/pods")["items"]}
+
+
+def host_calls(f, node, method="POST"):
+    try:
+        with open(os.path.join(f.hostdir, node + ".log")) as fl:
+            return [c for c in map(json.loads, fl) if c["method"] == method]
+    except FileNotFoundError:
+        return []
+
+
+def node_obj(f, name):
+    return f.api.get(f"/api/v1/nodes/{name}")
+
+
+def cordoned(f, name):
+    n = node_obj(f, name)
+    return bool((n.get("spec") or {}).get("unschedulable")) or \
+        "hull.dev/cordoned" in (n["metadata"].get("annotations") or {})
+
+
+def task_of(f, name):
+    return (node_obj(f, name)["metadata"].get("annotations") or {}).get("hull.dev/task")
+
+
+def scenario_drain(tmp):
+    """What a drain refuses and how long it waits, as kubectl drain does it:
+    a PodDisruptionBudget that never allows the eviction times the drain out
+    (Failed naming the pod, uncordoned, no reboot, counted against the
+    failure budget); a bare pod refuses the drain unless drain.force, a pod
+    with emptyDir data unless drain.deleteEmptyDirData; DaemonSet and mirror
+    pods stay; drain.timeoutSeconds 0 waits for ever."""
+    pools = {0: "pdb", 1: "pdb", 2: "bare", 3: "bareforce", 4: "edir", 5: "edirok", 6: "forever"}
+    f = Fleet(tmp, 7, labels=lambda i, name: {"pool": pools[i]})
+    try:
+        # (a) node-000: a pod whose PDB never allows an eviction
+        make_pod(f, "db-0", "node-000", labels={"app": "db"}, owner=("StatefulSet", "db"))
+        f.api.create("/apis/policy/v1/namespaces/default/poddisruptionbudgets", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+        # (b) bare pods; next to the refused one a pod that could go, and must not
+        make_pod(f, "lonely-2", "node-002")
+        make_pod(f, "web-2", "node-002", owner=("ReplicaSet", "web"))
+        make_pod(f, "lonely-3", "node-003")
+        # (c) emptyDir
+        make_pod(f, "cache-4", "node-004", owner=("ReplicaSet", "cache"), empty_dir=True)
+        make_pod(f, "cache-5", "node-005", owner=("ReplicaSet", "cache"), empty_dir=True)
+        # DaemonSet pods (with emptyDir, and one without a controller would be
+        # refused) and mirror pods stay where they are, also when the drain goes on
+        for n in ("node-003", "node-005"):
+            i = n[-1]
+            make_pod(f, f"ds-{i}", n, owner=("DaemonSet", "logs"), empty_dir=True)
+            make_pod(f, f"mirror-{i}", n, owner=("Node", n),
+                     annotations={"kubernetes.io/config.mirror": "0123abcd"})
+        # (d) node-006: a PDB that blocks, and drain.timeoutSeconds 0
+        make_pod(f, "hold-6", "node-006", labels={"app": "hold"}, owner=("StatefulSet", "hold"))
+        f.api.create("/apis/policy/v1/namespaces/default/poddisruptionbudgets", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "hold", "namespace": "default"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "hold"}}}})
+
+        f.start_operator()
+        f.watch.track("pdb", ["node-000", "node-001"], 1)
+        drains = {"pdb": {"timeoutSeconds": 3}, "bare": {}, "bareforce": {"force": True}, "edir": {},
+                  "edirok": {"deleteEmptyDirData": True}, "forever": {"timeoutSeconds": 0}}
+        for pool, d in drains.items():
+            f.apply_os(pool, upgrade_spec(max_unavailable=1, selector={"pool": pool}, drain=d))
+
+        def final(n):
+            st = osnode_status(f, n)
+            return st if st.get("phase") in ("Done", "Failed", "RolledBack") and st.get("task") else None
+        for n in ("node-000", "node-002", "node-003", "node-004", "node-005"):
+            f.wait(f"{n} finished its task", lambda: final(n) and not cordoned(f, n), timeout=60)
+        t_others = time.time()
+
+        # (a) the drain timed out
+        st = osnode_status(f, "node-000")
+        err = (st.get("lastError") or {}).get("message") or ""
+        log(f"node-000: {st.get('phase')}: {err}")
+        check(st.get("phase") == "Failed" and "drain timed out after 3 s" in err and "default/db-0" in err
+              and "disruption budget" in err, f"node-000 Failed, lastError names the timeout and the pod ({err})")
+        check(not cordoned(f, "node-000"), "node-000 uncordoned after the timeout")
+        calls = [c["path"] for c in host_calls(f, "node-000")]
+        check(calls == ["/v1/stage"], f"node-000's agent was asked to stage, never to reboot ({calls})")
+        check("db-0" in pod_names(f), "the PDB-protected pod is still there")
+        c = f.wait("pdb Degraded", lambda: (f.condition("pdb", "Degraded") or {}).get("status") == "True"
+                   and f.condition("pdb", "Degraded"), timeout=20)
+        check(bool(c) and c.get("reason") == "FailureBudgetExceeded",
+              f"the drain timeout counts against failureBudget 1: Degraded FailureBudgetExceeded ({c})")
+        ost = f.os("pdb")["status"]
+        check(ost.get("failed") == 1, f"OS pdb counts 1 failed ({ost.get('failed')})")
+        check(not task_of(f, "node-001"), "node-001 was never given a task after the failure")
+
+        # (b) bare pod
+        st = osnode_status(f, "node-002")
+        err = (st.get("lastError") or {}).get("message") or ""
+        check(st.get("phase") == "Failed" and
+              "default/lonely-2 is not managed by a controller (drain.force is off)" in err,
+              f"node-002: a bare pod refuses the drain, naming it ({st.get('phase')}: {err})")
+        check({"lonely-2", "web-2"} <= pod_names(f), "a refused drain evicts nothing, not even the pods that could go")
+        check(not cordoned(f, "node-002") and
+              not any(c["path"] in ("/v1/activate", "/v1/reboot") for c in host_calls(f, "node-002")),
+              "node-002 uncordoned, no reboot asked")
+        check(osnode_status(f, "node-003").get("phase") == "Done" and version_of(f, "node-003") == "2.0.0",
+              f"node-003 with drain.force: Done at 2.0.0 ({osnode_status(f, 'node-003').get('phase')})")
+        # (c) emptyDir
+        st = osnode_status(f, "node-004")
+        err = (st.get("lastError") or {}).get("message") or ""
+        check(st.get("phase") == "Failed" and
+              "default/cache-4 has emptyDir data (drain.deleteEmptyDirData is off)" in err,
+              f"node-004: an emptyDir pod refuses the drain, naming it ({st.get('phase')}: {err})")
+        check("cache-4" in pod_names(f) and not cordoned(f, "node-004"), "cache-4 stays, node-004 uncordoned")
+        check(osnode_status(f, "node-005").get("phase") == "Done" and version_of(f, "node-005") == "2.0.0",
+              "node-005 with drain.deleteEmptyDirData: Done at 2.0.0")
+        pods = pod_names(f)
+        check("lonely-3" not in pods and "cache-5" not in pods, f"the bare and the emptyDir pod were evicted ({pods})")
+        check({"ds-3", "mirror-3", "ds-5", "mirror-5"} <= pods, f"DaemonSet and mirror pods stay ({pods})")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        for n in ("node-000", "node-002", "node-004"):
+            check(any(e.get("reason") == "UpdateFailed" and e.get("type") == "Warning" and
+                      (e.get("regarding") or {}).get("name") == n for e in ev), f"a Warning UpdateFailed Event for {n}")
+
+        # (d) timeoutSeconds 0: still draining long after the others finished
+        drain_began = f.wait("node-006 Draining", lambda: osnode_status(f, "node-006").get("phase") == "Draining",
+                             timeout=30)
+        time.sleep(max(0.0, 6 - (time.time() - t_others)))
+        st = osnode_status(f, "node-006")
+        check(st.get("phase") == "Draining" and "hold-6" in pod_names(f),
+              f"drain.timeoutSeconds 0 waits for ever: node-006 still Draining ({st.get('phase')}, "
+              f"{(st.get('lastError') or {}).get('message')})")
+        st_, _ = f.api.call("DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/hold")
+        check(f.wait("node-006 at 2.0.0", lambda: all_at(f, ["node-006"], "2.0.0"), timeout=60),
+              "once the PDB is gone the drain goes on and node-006 is updated")
+        check(drain_began and not f.watch.violations, f"maxUnavailable held ({f.watch.violations[:3]})")
+    finally:
+        f.close()
+
+
+def scenario_percent(tmp):
+    """maxUnavailable "25%" of 10 nodes is 3 (rounded up): never more than 3
+    unavailable on any watch event, and 3 at once at some point."""
+    f = Fleet(tmp, 10)
+    try:
+        for n in f.names:
+            f.behave(n, {"stage_seconds": 2})
+        f.start_operator()
+        f.watch.track("workers", f.names, 3)
+        f.apply_os("workers", upgrade_spec(max_unavailable="25%"))
+        ok = f.wait("all 10 nodes at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=120)
+        check(ok, "every node reached 2.0.0")
+        check(not f.watch.violations, f"never more than 3 unavailable ({f.watch.violations[:3]})")
+        check(f.watch.max_seen.get("workers") == 3,
+              f"3 nodes were unavailable at once at some point (max seen {f.watch.max_seen.get('workers')})")
+        c = f.wait("Complete", lambda: (f.condition("workers", "Complete") or {}).get("status") == "True")
+        check(bool(c), "the rollout is Complete")
+    finally:
+        f.close()
+
+
+def scenario_kernel_args(tmp):
+    """A config rollout that changes kernel arguments needs a boot: each node
+    is cordoned, drained, its agent asked to reboot, then uncordoned and
+    Done, within maxUnavailable. (A sysctl-only change does not reboot:
+    scenario_config.)"""
+    f = Fleet(tmp, 4)
+    try:
+        for i, n in enumerate(f.names):
+            make_pod(f, f"app-{i}", n, owner=("ReplicaSet", "app"))
+        f.wait("boot IDs", lambda: all(osnode_status(f, n).get("bootId") for n in f.names))
+        boots = {n: osnode_status(f, n).get("bootId") for n in f.names}
+        f.start_operator()
+        f.watch.track("workers", f.names, 2)
+        f.apply_os("workers", {"version": "1.0.0", "operation": "config", "strategy": {"maxUnavailable": 2},
+                               "drain": {"gracePeriodSeconds": 0},
+                               "config": {"generation": 2, "kernel_args": ["mitigations=auto"]}})
+        ok = f.wait("config generation 2 everywhere, tasks released", lambda: all(
+            osnode_status(f, n).get("configGeneration") == 2 and osnode_status(f, n).get("phase") == "Done"
+            and not task_of(f, n) for n in f.names), timeout=90)
+        check(bool(ok), "every node applied config generation 2 and is Done")
+        for n in f.names:
+            calls = host_calls(f, n)
+            paths = [c["path"] for c in calls]
+            reboot_t = next((c["t"] for c in calls if c["path"] == "/v1/reboot"), None)
+            check(paths[:2] == ["/v1/config", "/v1/reboot"] and "/v1/activate" not in paths and
+                  "/v1/stage" not in paths, f"{n}: the agent got the config, then a reboot ({paths})")
+            cat = f.watch.cordoned_at.get(n)
+            check(cat is not None and reboot_t is not None and cat < reboot_t,
+                  f"{n} was cordoned before the reboot was asked ({cat}, {reboot_t})")
+            ph = f.watch.phases.get(n, [])
+            check(ph[-4:] == ["Draining", "Rebooting", "Verifying", "Done"] or
+                  ph[-3:] == ["Draining", "Rebooting", "Done"], f"{n} went Draining, Rebooting, Done ({ph})")
+            st = osnode_status(f, n)
+            check(st.get("bootId") and st.get("bootId") != boots[n], f"{n} booted again")
+            check(not cordoned(f, n), f"{n} is uncordoned")
+        pods = pod_names(f)
+        check(not any(f"app-{i}" in pods for i in range(4)), f"every node was drained ({pods})")
+        check(not f.watch.violations, f"maxUnavailable 2 never exceeded ({f.watch.violations[:3]})")
+        check(f.watch.max_seen.get("workers") == 2, f"2 nodes at once ({f.watch.max_seen.get('workers')})")
+        check(f.wait("Complete", lambda: (f.condition("workers", "Complete") or {}).get("status") == "True"),
+              "the config rollout is Complete")
+    finally:
+        f.close()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port, path="/metrics"):
+    """(status, body) of GET http://127.0.0.1:PORT/PATH."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except Exception as e:
+        return None, str(e)
+
+
+def parse_prometheus(text):
+    """Prometheus text format 0.0.4: {name: type}, {(name, frozenset(labels)): value}."""
+    import re
+    types, samples = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ", 3)
+            types[name] = typ
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        if not m:
+            raise ValueError(f"not a sample line: {line!r}")
+        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return types, samples
+
+
+def documented_metrics():
+    """The metrics table of docs/OPERATOR.md: {name: type}."""
+    import re
+    doc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(A.crds))), "docs", "OPERATOR.md")
+    out = {}
+    for line in open(doc):
+        m = re.match(r'\| `(hull_[a-z_]+)(?:\{[^}]*\})?` \| (counter|gauge) \|', line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def scenario_metrics(tmp):
+    """hull-operator's /metrics and /healthz (--metrics-address): every
+    metric docs/OPERATOR.md lists, with its TYPE; counters that moved;
+    hull_os_nodes as the fleet is; the leader gauge 1 on the leader only."""
+    f = Fleet(tmp, 4)
+    try:
+        pa, pb = free_port(), free_port()
+        f.start_operator("op-a", metrics=f"127.0.0.1:{pa}")
+        lease_path = "/apis/coordination.k8s.io/v1/namespaces/hull-system/leases/hull-operator"
+        f.wait("op-a leads", lambda: ((f.api.get(lease_path) or {}).get("spec") or {}).get("holderIdentity") == "op-a")
+        f.start_operator("op-b", metrics=f"127.0.0.1:{pb}")
+        f.wait("op-b serving", lambda: scrape(pb, "/healthz")[0] == 200, timeout=20)
+        code, body = scrape(pa, "/healthz")
+        check(code == 200, f"/healthz of the leader answers 200 ({code} {body!r})")
+        code, body = scrape(pb, "/healthz")
+        check(code == 200, f"/healthz of the standby answers 200 ({code} {body!r})")
+        check(scrape(pa, "/nope")[0] == 404, "an unknown path is a 404")
+
+        docs = documented_metrics()
+        check(len(docs) >= 9, f"docs/OPERATOR.md lists the metrics in a table ({sorted(docs)})")
+        code, before = scrape(pa)
+        types0, s0 = parse_prometheus(before)
+        f.watch.track("workers", f.names, 2)
+        f.apply_os("workers", upgrade_spec(max_unavailable=2))
+        # during the rollout: a pass sees nodes in progress
+        in_progress_seen = f.wait("hull_os_nodes in_progress > 0", lambda: parse_prometheus(scrape(pa)[1])[1].get(
+            ("hull_os_nodes", frozenset({("os", "workers"), ("state", "in_progress")})), 0) > 0, interval=0.2)
+        check(bool(in_progress_seen), "during the rollout hull_os_nodes{state=in_progress} is above 0")
+        check(f.wait("all at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=90), "the rollout completed")
+        f.wait("Complete", lambda: (f.condition("workers", "Complete") or {}).get("status") == "True")
+        time.sleep(2.5)     # a resync after the last status write
+
+        code, text = scrape(pa)
+        check(code == 200, f"GET /metrics answers 200 ({code})")
+        types, s = parse_prometheus(text)
+        for name, typ in sorted(docs.items()):
+            check(types.get(name) == typ, f"/metrics has {name} with TYPE {typ} ({types.get(name)})")
+        undocumented = sorted(set(types) - set(docs))
+        check(not undocumented, f"every metric served is documented ({undocumented})")
+
+        def v(name, **labels):
+            return s.get((name, frozenset(labels.items())))
+        check(v("hull_operator_leader") == 1, f"leader gauge 1 on op-a ({v('hull_operator_leader')})")
+        check(v("hull_operator_nodes_chosen_total") == 4,
+              f"nodes_chosen_total counts the 4 nodes ({v('hull_operator_nodes_chosen_total')})")
+        check(v("hull_operator_reconciles_total") > s0.get(("hull_operator_reconciles_total", frozenset()), 0),
+              "reconciles_total moved")
+        check(v("hull_operator_api_writes_total") >= 4 + 1,
+              f"api_writes_total counts the tasks and status writes ({v('hull_operator_api_writes_total')})")
+        check(v("hull_operator_reconcile_seconds_total") > 0, "reconcile_seconds_total moved")
+        check(v("hull_operator_reconcile_errors_total") == 0, "no reconcile errors")
+        check(v("hull_operator_nodes_quarantined_total") == 0, "nothing quarantined")
+        st = f.os("workers")["status"]
+        want = {"desired": 4, "updated": 4, "in_progress": 0, "failed": 0, "unavailable": 0}
+        got = {k: v("hull_os_nodes", os="workers", state=k) for k in want}
+        check(got == want and st.get("updated") == 4 and st.get("desired") == 4,
+              f"hull_os_nodes{{os=workers}} matches the fleet and the status ({got}, status {st.get('updated')})")
+
+        code, text = scrape(pb)
+        types_b, sb = parse_prometheus(text)
+        check(code == 200 and sb.get(("hull_operator_leader", frozenset())) == 0 and
+              sb.get(("hull_operator_nodes_chosen_total", frozenset())) == 0,
+              "the standby serves /metrics too, leader gauge 0, nothing chosen")
+        check(types_b == {k: t for k, t in types.items()}, "the standby declares the same metrics")
+
+        # the OS object deleted: its series go
+        f.api.call("DELETE", "/apis/hull.dev/v1alpha1/oses/workers")
+        gone = f.wait("hull_os_nodes for workers gone", lambda: not any(
+            k[0] == "hull_os_nodes" for k in parse_prometheus(scrape(pa)[1])[1]), timeout=20)
+        check(bool(gone), "hull_os_nodes drops an OS object that was deleted")
+        check(not f.watch.violations, "maxUnavailable 2 never exceeded")
+    finally:
+        f.close()
+
+
 def rfc3339_to_unix(s):
     return calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ"))
 
@@ -1131,7 +1560,6 @@ def scenario_hooks(tmp):
         check(not f.watch.violations, "maxUnavailable never exceeded")
     finally:
         f.close()
-
 
 
 SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}

@@ -579,14 +579,56 @@ static void test_quarantine(void) {
         apply(&w, &p, T0 + 601);
         rollout_plan_done(&p);
 
-        /* Labelled: failed by the label now, not quarantined again. Once
-         * uncordoned, the rollout goes on within its budget. */
+        /* Labelled: failed by the label now, not quarantined again. Ready
+         * and uncordoned, yet with its task unfinished, it is still
+         * unavailable: hull-node may cordon and drain it any moment (a
+         * node quarantined while staging a slow download does). */
         w.nodes[0].unschedulable = false;
+        w.nodes[0].phase = NODE_PHASE_STAGING;
         plan_world(&s, &w, T0 + 700, &p);
         ASSERT_EQ(p.n_quarantine, 0);
         ASSERT_EQ(p.failed, 1);
+        ASSERT_EQ(p.in_progress, 0);
+        ASSERT_EQ(p.unavailable, 1);
+        ASSERT_EQ(p.n_choose, 0);
+        rollout_plan_done(&p);
+
+        /* hull-node finished it (Done, uncordoned): the label still counts
+         * it failed, and the rollout goes on within its budget. */
+        node_done(&w, 0, "2.0");
+        plan_world(&s, &w, T0 + 710, &p);
+        ASSERT_EQ(p.n_quarantine, 0);
+        ASSERT_EQ(p.failed, 1);
+        ASSERT_EQ(p.updated, 0);
+        ASSERT_EQ(p.unavailable, 0);
         ASSERT_EQ(p.n_choose, 1);
         ASSERT_TRUE(chosen(&p, &w, "node-01"));
+        rollout_plan_done(&p);
+
+        /* The label removed by a person: updated. */
+        w.nodes[0].quarantined = false;
+        plan_world(&s, &w, T0 + 720, &p);
+        ASSERT_EQ(p.failed, 0);
+        ASSERT_EQ(p.updated, 1);
+        rollout_plan_done(&p);
+
+        /* The task withdrawn by a person (annotation removed) while the
+         * node hangs: no longer busy; unavailable only while cordoned. */
+        world_init(&w, 3, "1.0");
+        w.nodes[0].task_id = TASK;
+        w.nodes[0].task_chosen_at = T0;
+        node_starts(&w, 0);
+        w.nodes[0].quarantined = true;
+        w.nodes[0].unschedulable = false;
+        plan_world(&s, &w, T0 + 700, &p);
+        ASSERT_EQ(p.unavailable, 1);
+        ASSERT_EQ(p.n_choose, 0);
+        rollout_plan_done(&p);
+        w.nodes[0].task_id = NULL;
+        plan_world(&s, &w, T0 + 700, &p);
+        ASSERT_EQ(p.failed, 1);
+        ASSERT_EQ(p.unavailable, 0);
+        ASSERT_EQ(p.n_choose, 1);
         rollout_plan_done(&p);
 
         /* A node whose task time is unknown never times out. */
@@ -745,7 +787,8 @@ static void test_random_simulation(void) {
                                         nd->ready = true; /* let it settle */
                                 if (nd->quarantined && nd->unschedulable && rnd_below(4) == 0)
                                         nd->unschedulable = false; /* someone repaired it */
-                                if (!nd->task_id || nd->quarantined ||
+                                /* Quarantined or not, hull-node works on. */
+                                if (!nd->task_id ||
                                     (nd->phase_task_id && streq(nd->phase_task_id, nd->task_id) &&
                                      (nd->phase == NODE_PHASE_DONE || nd->phase == NODE_PHASE_FAILED)))
                                         continue;
@@ -781,7 +824,7 @@ static void test_random_simulation(void) {
                         int64_t unavailable = 0;
                         for (size_t i = 0; i < n; i++) {
                                 const RolloutNode *nd = w.nodes + i;
-                                bool busy = nd->task_id && !nd->quarantined &&
+                                bool busy = nd->task_id &&
                                             !(nd->phase_task_id && streq(nd->phase_task_id, nd->task_id) &&
                                               (nd->phase == NODE_PHASE_DONE || nd->phase == NODE_PHASE_FAILED));
                                 if (busy || !nd->ready || nd->unschedulable)
