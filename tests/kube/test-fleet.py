@@ -1181,8 +1181,10 @@ def scenario_kernel_args(tmp):
             check(cat is not None and reboot_t is not None and cat < reboot_t,
                   f"{n} was cordoned before the reboot was asked ({cat}, {reboot_t})")
             ph = f.watch.phases.get(n, [])
-            check(ph[-4:] == ["Draining", "Rebooting", "Verifying", "Done"] or
-                  ph[-3:] == ["Draining", "Rebooting", "Done"], f"{n} went Draining, Rebooting, Done ({ph})")
+            check(ph[-5:] == ["Draining", "Rebooting", "Verifying", "Gating", "Done"] or
+                  ph[-4:] == ["Draining", "Rebooting", "Gating", "Done"] or
+                  ph[-3:] == ["Draining", "Rebooting", "Done"],
+                  f"{n} went Draining, Rebooting, (Verifying,) Gating, Done ({ph})")
             st = osnode_status(f, n)
             check(st.get("bootId") and st.get("bootId") != boots[n], f"{n} booted again")
             check(not cordoned(f, n), f"{n} is uncordoned")
