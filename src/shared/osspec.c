@@ -11,6 +11,7 @@
 #include "kube-version.h"
 #include "kube.h"
 #include "oci.h"
+#include "agent-api.h"
 #include "osspec.h"
 #include "strutil.h"
 #include "tzfile.h"
@@ -795,18 +796,6 @@ char *os_hook_describe(const OsHook *h) {
         return r < 0 ? NULL : s;
 }
 
-/* The agent's rule for hook names (docs/AGENT-API.md, POST /v1/hook): a file
- * name in hooks.d, never a path. */
-static bool hook_name_ok(const char *s) {
-        size_t l = strlen(s);
-        if (l < 1 || l > 64 || !isalnum((unsigned char) s[0]))
-                return false;
-        for (size_t i = 0; i < l; i++)
-                if (!isalnum((unsigned char) s[i]) && !strchr("._-", s[i]))
-                        return false;
-        return true;
-}
-
 static int parse_hook(json_t *h, const char *path, OsHook *ret, char **error) {
         json_t *wait;
         const char *exec = NULL, *key = NULL, *value = NULL;
@@ -826,7 +815,8 @@ static int parse_hook(json_t *h, const char *path, OsHook *ret, char **error) {
                 return fail(error, "%s.timeoutSeconds: %" PRId64 ": must be at most %d", path, ret->timeout_seconds,
                             OS_HOOK_TIMEOUT_MAX);
         if (exec) {
-                if (!hook_name_ok(exec))
+                /* The agent's own rule (POST /v1/hook): a file name in hooks.d, never a path. */
+                if (!api_hook_name_is_valid(exec))
                         return fail(error, "%s.exec: %s is not a hook name (1 to 64 characters, letters, digits "
                                     "and ._-, beginning with a letter or digit; a file in /etc/hull/hooks.d or "
                                     "/usr/lib/hull/hooks.d)", path, string_quote(q, exec));
