@@ -885,17 +885,6 @@ static bool boot_id_equal(const char *a, const char *b) {
         }
 }
 
-static json_t *find_condition(json_t *obj, const char *type) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c) {
-                const char *t = json_string_value(json_object_get(c, "type"));
-                if (t && streq(t, type))
-                        return c;
-        }
-        return NULL;
-}
-
 static int64_t time_field(json_t *o, const char *key) {
         int64_t t;
         const char *s = json_string_value(json_object_get(o, key));
@@ -907,7 +896,7 @@ static int64_t time_field(json_t *o, const char *key) {
  * heartbeat is newer than the reboot. A Ready condition left over from
  * before the reboot does not count. */
 static bool node_ready_now(json_t *node, const AgentView *a, int64_t since, char **why) {
-        json_t *c = find_condition(node, "Ready");
+        json_t *c = kube_condition(node, "Ready");
         const char *st = json_string_value(json_object_get(c, "status"));
         const char *boot = json_string_value(json_object_get(json_object_get(json_object_get(node, "status"),
                                                                              "nodeInfo"), "bootID"));
@@ -949,7 +938,7 @@ static int check_pod(json_t *pod, void *userdata) {
         if (!pc->selector && !owned_by_daemonset(pod))
                 return 0;
         pc->total++;
-        json_t *c = find_condition(pod, "Ready");
+        json_t *c = kube_condition(pod, "Ready");
         const char *st = json_string_value(json_object_get(c, "status"));
         /* Ready before the reboot and not yet updated by the kubelet of
          * this boot is not Ready. */

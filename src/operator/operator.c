@@ -101,15 +101,8 @@ static void expectations_settle(Operator *o, json_t *nodes) {
 }
 
 static bool node_ready(json_t *node) {
-        json_t *conds = json_object_get(json_object_get(node, "status"), "conditions"), *c;
-        size_t i;
-        json_array_foreach(conds, i, c) {
-                const char *type = json_string_value(json_object_get(c, "type"));
-                const char *status = json_string_value(json_object_get(c, "status"));
-                if (type && streq(type, "Ready"))
-                        return status && streq(status, "True");
-        }
-        return false;
+        const char *status = json_string_value(json_object_get(kube_condition(node, "Ready"), "status"));
+        return status && streq(status, "True");
 }
 
 static bool label_true(json_t *obj, const char *key) {
@@ -634,16 +627,10 @@ json_t *operator_node_transform(json_t *node, void *userdata) {
         json_t *unsched = json_object_get(json_object_get(node, "spec"), "unschedulable");
         if (unsched)
                 json_object_set_new(out, "spec", json_pack("{s:O}", "unschedulable", unsched));
-        json_t *c;
-        size_t i;
-        json_array_foreach(json_object_get(json_object_get(node, "status"), "conditions"), i, c) {
-                const char *type = json_string_value(json_object_get(c, "type"));
-                if (type && streq(type, "Ready")) {
-                        json_object_set_new(out, "status", json_pack("{s:[{s:s, s:O?}]}", "conditions", "type",
-                                                                     "Ready", "status", json_object_get(c, "status")));
-                        break;
-                }
-        }
+        json_t *c = kube_condition(node, "Ready");
+        if (c)
+                json_object_set_new(out, "status", json_pack("{s:[{s:s, s:O?}]}", "conditions", "type", "Ready",
+                                                             "status", json_object_get(c, "status")));
         return out;
 }
 

@@ -1324,6 +1324,17 @@ const char *kube_label(json_t *obj, const char *key) {
         return json_string_value(json_object_get(json_object_get(metadata(obj), "labels"), key));
 }
 
+json_t *kube_condition(json_t *obj, const char *type) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c) {
+                const char *t = json_string_value(json_object_get(c, "type"));
+                if (t && streq(t, type))
+                        return c;
+        }
+        return NULL;
+}
+
 const char *kube_annotation(json_t *obj, const char *key) {
         return json_string_value(json_object_get(json_object_get(metadata(obj), "annotations"), key));
 }

@@ -239,6 +239,8 @@ const char *kube_namespace(json_t *obj);
 const char *kube_resource_version(json_t *obj);
 const char *kube_label(json_t *obj, const char *key);
 const char *kube_annotation(json_t *obj, const char *key);
+/* The condition of this type in obj's status.conditions (borrowed), or NULL. */
+json_t *kube_condition(json_t *obj, const char *type);
 int64_t kube_generation(json_t *obj);
 /* RFC 3339 in UTC with seconds ("2026-11-30T17:00:00Z"); into buf of >= 21. */
 char *kube_format_time(int64_t unix_seconds, char buf[static 32]);
