@@ -551,6 +551,53 @@ static int systemctl_in_root(BuildContext *c, const char *verb, const char *unit
         return build_host_run(c, argv);
 }
 
+/* What no node needs, also when a package enabled it statically (a
+ * symlink in /usr/lib, which preset-all does not touch): masked, whether
+ * the image has the unit or not, so that a package added later cannot
+ * bring it back. tty1's getty and logind's reserved VT are made
+ * conditional instead: a server with a display keeps its login prompt. */
+static int stage_default_off_units(BuildContext *c) {
+        _cleanup_free_ char *present = NULL;
+        size_t present_size = 0;
+        int r;
+
+        FILE *f = open_memstream(&present, &present_size);
+        if (!f)
+                return -ENOMEM;
+        for (const char *const *u = spec_default_off_units; *u; u++) {
+                if (strv_contains(c->spec->units_keep, *u))
+                        continue;
+                if (unit_file_in_root(c, *u))
+                        fprintf(f, " %s", *u);
+                if (streq(*u, "getty@tty1.service"))
+                        r = build_write_in_root(c, "usr/lib/systemd/system/getty@tty1.service.d/hull-headless.conf",
+                                                "# Hull (hull-build): a login prompt on tty1 only where there is a "
+                                                "display.\n# units.keep: [getty@tty1.service] in the spec drops "
+                                                "this (docs/SPEC.md).\n[Unit]\nConditionPathExists=/dev/fb0\n",
+                                                0644);
+                else if (streq(*u, "autovt@tty6.service"))
+                        r = build_write_in_root(c, "usr/lib/systemd/logind.conf.d/10-hull.conf",
+                                                "# Hull (hull-build): no getty held in reserve on tty6; one still "
+                                                "starts on a switch to a VT.\n# units.keep: [autovt@tty6.service] in "
+                                                "the spec drops this (docs/SPEC.md).\n[Login]\nReserveVT=0\n",
+                                                0644);
+                else {
+                        r = systemctl_in_root(c, "mask", *u);
+                        if (r > 0)
+                                r = log_error_errno(EPROTO, "systemctl cannot mask '%s' in the image", *u);
+                }
+                if (r < 0) {
+                        fclose(f);
+                        return r;
+                }
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        build_progress(c, "units: turned off what a node never needs (units.keep leaves one on):%s",
+                       isempty(present) ? " nothing of it is installed" : present);
+        return 0;
+}
+
 /* Which units run on a node is decided here, not by what packages enabled
  * when they were installed, nor by systemd's first-boot presets (Debian's
  * default is "enable", which would start the CNI DHCP daemon,
@@ -622,6 +669,9 @@ static int stage_units(BuildContext *c) {
                 if (r != 0)
                         return log_error_errno(r < 0 ? r : EPROTO, "units.mask: systemctl cannot mask '%s'", *u);
         }
+        r = stage_default_off_units(c);
+        if (r < 0)
+                return r;
         build_progress(c, "units: %zu enabled by the spec, %zu masked, everything else off unless Hull enables it",
                        strv_length(c->spec->units_enable), strv_length(c->spec->units_mask));
         return 0;

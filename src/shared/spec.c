@@ -1062,6 +1062,22 @@ static int h_images(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return 0;
 }
 
+const char *const spec_default_off_units[] = {
+        /* apt, dpkg and man-db are gone from a sealed image: their timers
+         * would only fail or scan a read-only tree */
+        "apt-daily.timer", "apt-daily.service", "apt-daily-upgrade.timer", "apt-daily-upgrade.service",
+        "dpkg-db-backup.timer", "dpkg-db-backup.service", "man-db.timer", "man-db.service",
+        /* e2scrub needs LVM snapshots; the root is read-only and persist is
+         * checked by hull-init at every boot */
+        "e2scrub_all.timer", "e2scrub_all.service", "e2scrub_reap.service",
+        /* Debian's fallback gettys on tty2..tty6, for systems without logind */
+        "getty-static.service",
+        /* not masked: a login prompt on tty1 only where there is a display
+         * (a firmware frame buffer), and no VT reserved by logind */
+        "getty@tty1.service", "autovt@tty6.service",
+        NULL,
+};
+
 static int get_unit_list(const YNode *v, const char *field, char ***ret, SpecError *e) {
         int r = get_string_list(v, field, NULL, ret, e);
         if (r < 0)
@@ -1084,14 +1100,30 @@ static int h_units_enable(Spec *s, const YNode *v, const char *k, SpecError *e) 
 static int h_units_mask(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return get_unit_list(v, "units.mask", &s->units_mask, e);
 }
+static int h_units_keep(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = get_unit_list(v, "units.keep", &s->units_keep, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; s->units_keep[i]; i++)
+                if (!strv_contains((char *const *) spec_default_off_units, s->units_keep[i]))
+                        return fail(e, v->items[i],
+                                    "'units.keep': '%s' is not one of the units Hull turns off (docs/SPEC.md, units); "
+                                    "to run another unit, list it in 'units.enable'",
+                                    s->units_keep[i]);
+        return 0;
+}
 static int h_units(Spec *s, const YNode *v, const char *k, SpecError *e) {
         static const KeyTable t[] = {
                 { "enable", h_units_enable },
                 { "mask", h_units_mask },
+                { "keep", h_units_keep },
         };
         int r = walk_mapping(s, v, "units", t, ELEMENTSOF(t), e);
         if (r < 0)
                 return r;
+        for (char **u = s->units_keep; u && *u; u++)
+                if (strv_contains(s->units_mask, *u))
+                        return fail(e, v, "'units': '%s' is both kept and masked", *u);
         for (char **u = s->units_enable; u && *u; u++)
                 if (strv_contains(s->units_mask, *u))
                         return fail(e, v, "'units': '%s' is both enabled and masked", *u);
@@ -1143,6 +1175,7 @@ Spec *spec_free(Spec *s) {
         free(s->images);
         strv_free(s->units_enable);
         strv_free(s->units_mask);
+        strv_free(s->units_keep);
         free(s->base_dir);
         free(s);
         return NULL;

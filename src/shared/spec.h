@@ -91,6 +91,10 @@ typedef struct SpecRepository {
         bool key_armored;    /* ASCII-armored (apt wants .asc) or binary (.gpg) */
 } SpecRepository;
 
+/* What hull-build turns off on every node unless the spec's units.keep
+ * names it (docs/SPEC.md, "units"): NULL-terminated. */
+extern const char *const spec_default_off_units[];
+
 typedef struct Spec {
         char *name;
         char *version;
@@ -125,6 +129,7 @@ typedef struct Spec {
 
         char **units_enable;       /* strv, in the order written; NULL if none */
         char **units_mask;
+        char **units_keep;         /* names from spec_default_off_units to leave alone */
 
         char **cmdline;
         unsigned boot_tries;

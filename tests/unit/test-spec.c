@@ -411,7 +411,8 @@ static void test_kubernetes(void) {
                 "  - {source: /srv/hull-node.oci.tar}\n"
                 "units:\n"
                 "  enable: [containerd.service, getty@ttyS1.service]\n"
-                "  mask: [apt-daily.timer]\n";
+                "  mask: [apt-daily.timer]\n"
+                "  keep: [e2scrub_all.timer, getty@tty1.service]\n";
         _cleanup_(spec_freep) Spec *s = NULL;
         SpecError e;
 
@@ -427,6 +428,7 @@ static void test_kubernetes(void) {
         ASSERT_TRUE(s->images[1].sha256 == NULL);
         ASSERT_STREQ(s->units_enable[1], "getty@ttyS1.service");
         ASSERT_STREQ(s->units_mask[0], "apt-daily.timer");
+        ASSERT_STREQ(s->units_keep[1], "getty@tty1.service");
         ASSERT_STREQ(kubelet_source_to_string(KUBELET_SOURCE_DEB), "deb");
 
         /* An empty section: the wiring without a kubelet, the default sandbox image. */
@@ -462,6 +464,9 @@ static void test_kubernetes(void) {
         expect_error(BASE "units: {enable: ['-foo.service']}\n", 4, "must not start with");
         expect_error(BASE "units: {mask: [a.timer, a.timer]}\n", 4, "twice");
         expect_error(BASE "units: {enable: [a.service], mask: [a.service]}\n", 4, "both enabled and masked");
+        expect_error(BASE "units: {keep: [containerd.service]}\n", 4,
+                     "'units.keep': 'containerd.service' is not one of the units Hull turns off");
+        expect_error(BASE "units: {keep: [man-db.timer], mask: [man-db.timer]}\n", 4, "both kept and masked");
         expect_error(BASE "units: {disable: [a.service]}\n", 4, "unknown key 'disable' in 'units'");
 }
 
