@@ -509,7 +509,7 @@ static int find_program(BuildContext *c, const char *name, char **ret) {
 /* Units Hull enables in every image that has them, on top of what the spec
  * enables (docs/SPEC.md, "units"). */
 static const char *const hull_enabled_units[] = {
-        "hull-agent.service", "hull-ready.service",
+        "hull-agent.service", "hull-ready.service", "hull-boot-report.service",
         /* the local console stays a way in when the network is gone */
         "getty@.service",
         "remote-fs.target",
@@ -755,6 +755,11 @@ static int stage_customise(BuildContext *c) {
         r = build_install_data(c, "hull-ready.service", "usr/lib/systemd/system/hull-ready.service", 0644);
         if (r >= 0)
                 r = build_install_data(c, "hull-ready", "usr/lib/hull/hull-ready", 0755);
+        if (r >= 0)
+                r = build_install_data(c, "hull-boot-report.service", "usr/lib/systemd/system/hull-boot-report.service",
+                                       0644);
+        if (r >= 0)
+                r = build_install_data(c, "hull-boot-report", "usr/lib/hull/hull-boot-report", 0755);
         if (r < 0)
                 return r;
         _cleanup_free_ char *wants = path_join(c->root, "etc/systemd/system/multi-user.target.wants");
@@ -763,7 +768,7 @@ static int stage_customise(BuildContext *c) {
         r = mkdir_p(wants, 0755);
         if (r < 0)
                 return r;
-        static const char *const enable[] = { "hull-ready.service", "hull-agent.service" };
+        static const char *const enable[] = { "hull-ready.service", "hull-agent.service", "hull-boot-report.service" };
         for (size_t i = 0; i < ELEMENTSOF(enable); i++) {
                 _cleanup_free_ char *link = path_join(wants, enable[i]), *target = NULL;
                 if (!link || asprintf(&target, "/usr/lib/systemd/system/%s", enable[i]) < 0)
@@ -1331,6 +1336,53 @@ static int make_rootfs(BuildContext *c) {
         return 0;
 }
 
+/* The kernel and the initramfs boot from the ESP; a copy in the slot
+ * would only be read by nobody, and cost every slot and bundle their size
+ * (about 37 MiB that do not compress). /boot keeps config-KVER, which
+ * kubeadm's preflight and other tools read for the kernel's options. */
+static int move_boot_files_out(BuildContext *c) {
+        _cleanup_free_ char *kernel = NULL, *initrd = NULL;
+        int r;
+
+        if (asprintf(&kernel, "%s/vmlinuz", c->work_dir) < 0 || asprintf(&initrd, "%s/initrd.img", c->work_dir) < 0)
+                return -ENOMEM;
+        if (rename(c->kernel_path, kernel) < 0)
+                return log_error_errno(errno, "Cannot move the kernel out of the image tree: %m");
+        if (rename(c->initrd_path, initrd) < 0)
+                return log_error_errno(errno, "Cannot move the initramfs out of the image tree: %m");
+        free(c->kernel_path);
+        c->kernel_path = TAKE_PTR(kernel);
+        free(c->initrd_path);
+        c->initrd_path = TAKE_PTR(initrd);
+
+        /* Debian's links to them, and what they would dangle on */
+        static const char *const links[] = { "vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old",
+                                             "boot/vmlinuz", "boot/vmlinuz.old", "boot/initrd.img",
+                                             "boot/initrd.img.old", NULL };
+        for (const char *const *l = links; *l; l++) {
+                _cleanup_free_ char *p = path_join(c->root, *l);
+                if (!p)
+                        return -ENOMEM;
+                if (unlink(p) < 0 && errno != ENOENT)
+                        return log_error_errno(errno, "Cannot remove '/%s' from the image tree: %m", *l);
+        }
+        /* another kernel's files, if a package put two in */
+        _cleanup_free_ char *boot = path_join(c->root, "boot");
+        DIR *d = boot ? opendir(boot) : NULL;
+        struct dirent *de;
+        if (!d)
+                return boot ? 0 : -ENOMEM;
+        r = 0;
+        while (r == 0 && (de = readdir(d))) {
+                if (strncmp(de->d_name, "vmlinuz-", 8) != 0 && strncmp(de->d_name, "initrd.img-", 11) != 0)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                        r = log_error_errno(errno, "Cannot remove '/boot/%s' from the image tree: %m", de->d_name);
+        }
+        closedir(d);
+        return r;
+}
+
 static int stage_seal(BuildContext *c, const DistroBackend *be) {
         int r;
 
@@ -1346,6 +1398,9 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
         if (r < 0)
                 return r;
         r = build_record_components(c);
+        if (r < 0)
+                return r;
+        r = move_boot_files_out(c);
         if (r < 0)
                 return r;
         build_progress(c, "%u packages installed; removing the package manager", c->package_count);

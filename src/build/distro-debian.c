@@ -465,16 +465,48 @@ static int append_line_if_missing(const char *path, const char *line) {
         return write_file_atomic(path, n, strlen(n), 0644);
 }
 
+/* Loaded by the initramfs at every boot: what mounts the root, and
+ * overlayfs, which hull-init needs for /etc before udev could load it. */
+static const char *const initramfs_load[] = { "erofs", "ext4", "overlay", "crc32c_generic", NULL };
+
+/* Carried, and loaded by udev only when the machine has the device: disk
+ * drivers for virtual machines (virtio, Hyper-V, VMware, Xen) and common
+ * servers (NVMe, AHCI, and the LSI/Broadcom, Microchip and HPE RAID/HBA
+ * families). Anything else loads from the root once udev runs there. The
+ * installer's live medium adds its own (data/initramfs/hull-live.hook). */
+static const char *const initramfs_disk_drivers =
+        "virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci ata_piix megaraid_sas mpt3sas smartpqi hpsa "
+        "hv_storvsc vmw_pvscsi xen-blkfront";
+
 static int debian_prepare_boot(BuildContext *c) {
         _cleanup_free_ char *modules = path_join(c->root, "etc/initramfs-tools/modules");
         int r;
 
         if (!modules)
                 return -ENOMEM;
-        /* The initramfs must be able to mount the slot's file system and
-         * hull-init needs overlayfs for /etc before udev could load it. */
-        static const char *const mods[] = { "erofs", "ext4", "overlay", "virtio_blk", "virtio_pci", NULL };
-        for (const char *const *m = mods; *m; m++) {
+        /* MODULES=list: only the modules below (with their dependencies and
+         * soft dependencies) instead of Debian's "most", which packs every
+         * disk, file system and network driver (124 MiB unpacked) for a
+         * machine it knows nothing about. MODULES=dep cannot be used: it
+         * guesses from the root device of the machine that runs the build. */
+        r = build_write_in_root(c, "etc/initramfs-tools/conf.d/hull.conf",
+                                "# Hull (hull-build): a small initramfs (docs/BUILDER.md, \"The initramfs\").\n"
+                                "MODULES=list\nBUSYBOX=n\nCOMPRESS=zstd\nCOMPRESSLEVEL=19\nRESUME=none\n",
+                                0644);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *hook = NULL;
+        if (asprintf(&hook,
+                     "#!/bin/sh\n# Hull (hull-build): the disk drivers the initramfs carries; udev loads those the "
+                     "machine needs.\nPREREQ=\"\"\nprereqs() { echo \"$PREREQ\"; }\n"
+                     "case \"$1\" in prereqs) prereqs; exit 0 ;; esac\n"
+                     ". /usr/share/initramfs-tools/hook-functions\nmanual_add_modules %s\n",
+                     initramfs_disk_drivers) < 0)
+                return -ENOMEM;
+        r = build_write_in_root(c, "etc/initramfs-tools/hooks/hull-disks", hook, 0755);
+        if (r < 0)
+                return r;
+        for (const char *const *m = initramfs_load; *m; m++) {
                 r = append_line_if_missing(modules, *m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to update '%s': %m", modules);

@@ -205,6 +205,9 @@ def main():
     ap.add_argument("--log", default="console.log")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep-running", action="store_true", help="leave the VM running after it is ready")
+    ap.add_argument("--report", action="store_true",
+                    help="after ready, wait for and print hull-boot-report's output (the kernel command line must "
+                         "have hull.boot.report)")
     ap.add_argument("--config-disk", action="append", default=[], metavar="IMG",
                     help="attach IMG read-only after the boot disk, e.g. a HULL-CONFIG disk (docs/PROVISION.md)")
     ap.add_argument("--data-disk", action="append", default=[], metavar="IMG",
@@ -226,7 +229,13 @@ def main():
     vm.start()
     try:
         line = vm.expect("hull: ready", a.timeout)
-        print("ready after %.1f s: %s" % (vm.elapsed(), line))
+        print("ready after %.1f s: %s" % (vm.elapsed(), line), flush=True)
+        if a.report:
+            vm.expect("BENCH-REPORT-END", 600)
+            text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", vm.history.decode(errors="replace").replace("\r", ""))
+            init = re.search(r"\[\s*([0-9.]+)\] Run /init as init process", text)
+            print("kernel-to-init %s s" % (init.group(1) if init else "?"))
+            print(text[text.rindex("BENCH-REPORT-BEGIN"):text.rindex("BENCH-REPORT-END")].strip())
         if a.keep_running:
             vm.wait_exit(10 ** 9)
     except (TimeoutError, RuntimeError) as e:

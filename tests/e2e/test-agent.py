@@ -127,7 +127,18 @@ class Node:
             time.sleep(3)
 
     def wait_poweroff_or_reboot(self, timeout=300):
-        return self.vm.wait_exit(timeout)
+        # 300 s: the agent asks systemd again 120 s after a reboot that did
+        # not happen, and a shutdown under TCG on a loaded host takes a while.
+        try:
+            return self.vm.wait_exit(max(timeout, 300))
+        except TimeoutError as e:
+            # CI keeps only the test's output: say why the node is still up.
+            try:
+                _, out = self.vm.run("journalctl -b --no-pager -n 40 -u hull-agent; systemctl list-jobs --no-pager",
+                                     60)
+            except (TimeoutError, RuntimeError, OSError) as e2:
+                out = "(cannot ask the guest: %s)" % e2
+            raise TimeoutError("%s\nthe agent's journal and systemd's jobs:\n%s" % (e, out)) from None
 
 
 def slot(st, s):
