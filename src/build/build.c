@@ -336,7 +336,7 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
         int r;
 
         /* Layer 1: the base system. */
-        const char *fields[] = { "hull-bootstrap-v1", c->spec->backend, c->spec->suite, c->spec->mirror, c->spec->variant, c->spec->arch };
+        const char *fields[] = { "hull-bootstrap-v2", c->spec->backend, c->spec->suite, c->spec->mirror, c->spec->variant, c->spec->arch };
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (!(parts = strv_append(parts, fields[i])))
                         return -ENOMEM;
@@ -362,6 +362,10 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
                 for (const char *const *p = build_kubernetes_packages; *p; p++)
                         if (!(parts = strv_append(parts, *p)))
                                 return -ENOMEM;
+        /* veritysetup, for the initramfs: only images with dm-verity carry
+         * it (and its six libraries), and they still share the base layer. */
+        if (c->spec->verity && !(parts = strv_append(parts, "cryptsetup-bin")))
+                return -ENOMEM;
         if (c->spec->kubernetes.kubelet_source == KUBELET_SOURCE_DEB &&
             (!(parts = strv_append(parts, "kubelet-deb")) || !(parts = strv_append(parts, c->spec->kubernetes.kubelet_sha256))))
                 return -ENOMEM;
@@ -419,6 +423,9 @@ static int stage_bootstrap_and_packages(BuildContext *c, const DistroBackend *be
                 for (const char *const *p = build_kubernetes_packages; *p; p++)
                         if (!strv_contains(install, *p) && !(install = strv_append(install, *p)))
                                 return -ENOMEM;
+        if (c->spec->verity && !strv_contains(install, "cryptsetup-bin") &&
+            !(install = strv_append(install, "cryptsetup-bin")))
+                return -ENOMEM;
         r = build_kubernetes_stage_deb(c, &deb);
         if (r < 0)
                 return r;

@@ -19,9 +19,9 @@
 
 static const char *const debian_base_packages[] = {
         "linux-image-amd64", "systemd", "systemd-sysv", "udev", "initramfs-tools", "zstd", "kmod", "e2fsprogs",
-        /* veritysetup: small, and having it in every base layer lets images
-         * with and without dm-verity share the bootstrap cache. */
-        "cryptsetup-bin",
+        /* in place of usrmerge, which the bootstrap installs and then
+         * removes with perl (below) */
+        "usr-is-merged",
         /* Runtime libraries of hull-agent and hullctl. */
         "libmicrohttpd12", "libcurl4", "libjansson4", "libyaml-0-2", "libssl3", "libfdisk1", "ca-certificates", NULL,
 };
@@ -69,6 +69,18 @@ static int debian_bootstrap(BuildContext *c, const char *tarball) {
                 (char *) "--dpkgopt=path-exclude=/usr/share/man/*",
                 (char *) "--dpkgopt=path-exclude=/usr/share/locale/*",
                 (char *) "--dpkgopt=path-exclude=/usr/share/info/*",
+                /* init-system-helpers depends on "usrmerge | usr-is-merged"
+                 * and mmdebstrap's essential phase takes the first, which
+                 * brings perl: ten packages and 50 MiB that nothing on a node
+                 * uses. The tree is merged already; usr-is-merged says so.
+                 * What a spec's packages need of perl comes back with them;
+                 * that adduser suggests perl does not keep it. */
+                (char *) "--customize-hook=chroot \"$1\" sh -ec '"
+                         "dpkg -s usrmerge >/dev/null 2>&1 || exit 0; apt-get purge -y -q usrmerge; "
+                         "for p in perl perl-modules-5.36 libperl5.36 libfile-find-rule-perl libnumber-compare-perl "
+                         "libtext-glob-perl libgdbm-compat4 libgdbm6 libdb5.3; do "
+                         "if dpkg -s $p >/dev/null 2>&1; then apt-mark auto -q $p; fi; done; "
+                         "apt-get autoremove -y -q --purge -o APT::AutoRemove::SuggestsImportant=false'",
                 c->spec->suite, (char *) tarball, c->spec->mirror, NULL,
         };
         r = build_host_run(c, argv);
