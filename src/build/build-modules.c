@@ -75,7 +75,7 @@ static int read_optional(const char *dir, const char *name, char **ret) {
  * at every boot, so they must stay. A file in /etc of the same name as one
  * in /usr/lib replaces it; both are read here, which only keeps more. */
 static int read_load_names(BuildContext *c, char ***ret) {
-        static const char *const dirs[] = {"etc/modules-load.d", "usr/lib/modules-load.d", "run/modules-load.d"};
+        static const char *const dirs[] = { "etc/modules-load.d", "usr/lib/modules-load.d", "run/modules-load.d" };
         _cleanup_strv_free_ char **names = NULL;
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
@@ -136,7 +136,7 @@ static char *resolve_link(const char *rel, const char *target) {
                                                                              : strlen("/" FIRMWARE_DIR "/")));
         } else {
                 const char *slash = strrchr(rel, '/');
-                if (asprintf(&joined, "%.*s%s", slash ? (int)(slash - rel + 1) : 0, rel, target) < 0)
+                if (asprintf(&joined, "%.*s%s", slash ? (int) (slash - rel + 1) : 0, rel, target) < 0)
                         return NULL;
         }
         if (!joined)
@@ -220,7 +220,7 @@ static int list_firmware(const char *root, const char *rel, unsigned depth, Firm
                         l->cap = nc;
                 }
                 ModTrimFirmware *f = &l->v[l->n];
-                *f = (ModTrimFirmware){.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0};
+                *f = (ModTrimFirmware) { .size = S_ISREG(st.st_mode) ? (uint64_t) st.st_size : 0 };
                 if (S_ISLNK(st.st_mode)) {
                         char target[4096];
                         ssize_t k = readlink(full, target, sizeof(target) - 1);
@@ -268,7 +268,7 @@ static void prune_dirs(const char *base, const char *rel) {
         _cleanup_free_ char *p = path_join(base, rel);
         if (!p)
                 return;
-        for (char *s = strrchr(p, '/'); s && (size_t)(s - p) > strlen(base); s = strrchr(p, '/')) {
+        for (char *s = strrchr(p, '/'); s && (size_t) (s - p) > strlen(base); s = strrchr(p, '/')) {
                 *s = '\0';
                 if (rmdir(p) < 0)
                         break;
@@ -282,7 +282,7 @@ typedef struct ReportLine {
 } ReportLine;
 
 static int cmp_line(const void *a, const void *b) {
-        return strcmp(((const ReportLine *)a)->path, ((const ReportLine *)b)->path);
+        return strcmp(((const ReportLine *) a)->path, ((const ReportLine *) b)->path);
 }
 
 /* Globs of the spec that match nothing are worth a line: a typo, or a
@@ -327,7 +327,7 @@ int build_trim_modules(BuildContext *c) {
                 return r;
         if (!dep)
                 return log_error_errno(ENOENT, "Kernel %s has no modules.dep (was depmod run?)", kver);
-        r = modtrim_load(&(ModTrimSources){dep, softdep, alias, builtin}, &t, &err);
+        r = modtrim_load(&(ModTrimSources) { dep, softdep, alias, builtin }, &t, &err);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the module index of kernel %s: %s", kver, err ?: "%m");
 
@@ -381,7 +381,7 @@ int build_trim_modules(BuildContext *c) {
                         r = log_error_errno(errno, "Module '%s' of modules.dep is missing: %m", p);
                         goto out;
                 }
-                m->size = (uint64_t)st.st_size;
+                m->size = (uint64_t) st.st_size;
                 if (m->keep) {
                         c->modules_kept++;
                         continue;
@@ -428,7 +428,7 @@ int build_trim_modules(BuildContext *c) {
         /* modules.dep, .alias, .softdep etc. must describe the tree as it
          * is now: modprobe and the initramfs builder read them. */
         if (c->modules_dropped > 0) {
-                char *argv[] = {(char *)"depmod", (char *)"-a", kver, NULL};
+                char *argv[] = { (char *) "depmod", (char *) "-a", kver, NULL };
                 r = build_chroot_run(c, argv, NULL);
                 if (r != 0) {
                         r = log_error_errno(r < 0 ? r : EPROTO, "depmod failed for kernel %s", kver);
@@ -442,7 +442,7 @@ int build_trim_modules(BuildContext *c) {
                 r = -ENOMEM;
                 goto out;
         }
-        used = (size_t)snprintf(report, cap,
+        used = (size_t) snprintf(report, cap,
                 "# Kernel modules and firmware hull-build left out of %s %s (docs/SPEC.md, "
                 "\"kernel.modules\").\n# path\tbytes\trule\n",
                 c->spec->name, c->spec->version);
@@ -458,8 +458,8 @@ int build_trim_modules(BuildContext *c) {
                         report = nr;
                         cap = nc;
                 }
-                used += (size_t)snprintf(report + used, cap - used, "%s\t%llu\t%s\n", lines[i].path,
-                        (unsigned long long)lines[i].size, lines[i].rule);
+                used += (size_t) snprintf(report + used, cap - used, "%s\t%llu\t%s\n", lines[i].path,
+                        (unsigned long long) lines[i].size, lines[i].rule);
         }
         if (asprintf(&report_path, "%s/%s-%s.modules.txt", c->output_dir, c->spec->name, c->spec->version) < 0) {
                 r = -ENOMEM;

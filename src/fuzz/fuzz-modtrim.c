@@ -36,13 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         ModTrim *t = NULL;
-        r = modtrim_load(&(ModTrimSources){part[0], part[1], part[2], part[3]}, &t, &err);
+        r = modtrim_load(&(ModTrimSources) { part[0], part[1], part[2], part[3] }, &t, &err);
         if (r >= 0) {
-                char *deny[] = {(char *)"drivers/**", NULL};
-                char *allow[] = {(char *)"drivers/net/**", NULL};
+                char *deny[] = { (char *) "drivers/**", NULL };
+                char *allow[] = { (char *) "drivers/net/**", NULL };
                 for (ModTrimProfile pr = 0; pr < _MODTRIM_PROFILE_MAX; pr++) {
                         ModTrimRules rules = {
-                                .profile = pr, .deny = pr == MODTRIM_PROFILE_SERVER ? deny : NULL, .allow = allow};
+                                .profile = pr, .deny = pr == MODTRIM_PROFILE_SERVER ? deny : NULL, .allow = allow
+                        };
                         r = modtrim_resolve(t, &rules, &err);
                         if (r < 0 && r != -EPERM && r != -ENOMEM)
                                 abort();
@@ -74,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The first text as a glob against the second: a valid glob
          * matches itself when it has no wildcards. */
         if (part[1] && strlen(part[0]) < 512 && strlen(part[1]) < 4096) {
-                (void)modtrim_glob_match(part[0], part[1]);
+                (void) modtrim_glob_match(part[0], part[1]);
                 if (!modtrim_pattern_check(part[0]) && !strpbrk(part[0], "*?") && !modtrim_glob_match(part[0], part[0]))
                         abort();
         }

@@ -23,7 +23,7 @@ const char *modtrim_profile_to_string(ModTrimProfile p) {
 ModTrimProfile modtrim_profile_from_string(const char *s) {
         for (int i = 0; s && i < _MODTRIM_PROFILE_MAX; i++)
                 if (streq(s, profile_table[i]))
-                        return (ModTrimProfile)i;
+                        return (ModTrimProfile) i;
         return _MODTRIM_PROFILE_INVALID;
 }
 
@@ -41,99 +41,102 @@ static const char *const net_ethernet_vm_keep[] = {
         NULL,
 };
 
-static const ModTrimProfileRule rules_server[] = {
-        {"drivers/gpu/**", NULL},
-        {"drivers/media/**", NULL},
-        {"sound/**", NULL},
-        {"drivers/net/wireless/**", NULL},
-        {"net/wireless/**", NULL},
-        {"net/mac80211/**", NULL},
-        {"net/bluetooth/**", NULL},
-        {"net/nfc/**", NULL},
-        {"net/can/**", NULL},
-        {"net/ieee802154/**", NULL},
-        {"net/6lowpan/**", NULL},
-        {"net/mac802154/**", NULL},
-        {"net/atm/**", NULL},
-        {"drivers/bluetooth/**", NULL},
-        {"drivers/staging/**", NULL},
-        {"drivers/iio/**", NULL},
-        {"drivers/comedi/**", NULL},
-        {"drivers/isdn/**", NULL},
-        {"drivers/nfc/**", NULL},
-        {"drivers/atm/**", NULL},
-        {"drivers/pcmcia/**", NULL},
-        {"drivers/memstick/**", NULL},
-        {"drivers/mmc/**", NULL},
-        {"drivers/w1/**", NULL},
-        {"drivers/leds/**", NULL},
-        {"drivers/gnss/**", NULL},
-        {"drivers/firewire/**", NULL},
-        {"drivers/thunderbolt/**", NULL},
-        {"drivers/usb/gadget/**", NULL},
-        {"drivers/input/joystick/**", NULL},
-        {"drivers/input/tablet/**", NULL},
-        {"drivers/input/touchscreen/**", NULL},
-        {"drivers/soundwire/**", NULL},
-        {"drivers/platform/chrome/**", NULL},
-        {"drivers/platform/surface/**", NULL},
-        {"drivers/net/can/**", NULL},
-        {"drivers/net/ieee802154/**", NULL},
-        {"drivers/net/wwan/**", NULL},
-        {"drivers/net/usb/**", NULL},
-        {"drivers/net/hamradio/**", NULL},
-        {"drivers/net/arcnet/**", NULL},
-        {"drivers/net/fddi/**", NULL},
-        {"drivers/net/plip/**", NULL},
-        {"drivers/net/slip/**", NULL},
-        {"drivers/net/thunderbolt/**", NULL},
-        {"lib/test_*", NULL},
-        {"fs/ocfs2/**", NULL},
-        {"fs/gfs2/**", NULL},
-        {"fs/nilfs2/**", NULL},
-        {"fs/jfs/**", NULL},
-        {"fs/reiserfs/**", NULL},
-        {"fs/hfs/**", NULL},
-        {"fs/hfsplus/**", NULL},
-        {"fs/ufs/**", NULL},
-        {"fs/affs/**", NULL},
-        {"fs/befs/**", NULL},
-        {"fs/minix/**", NULL},
-        {"fs/omfs/**", NULL},
-        {"fs/qnx4/**", NULL},
-        {"fs/qnx6/**", NULL},
-        {"fs/sysv/**", NULL},
-        {"fs/orangefs/**", NULL},
-        {"fs/coda/**", NULL},
-        {"fs/ubifs/**", NULL},
-        {"fs/jffs2/**", NULL},
-        {"fs/romfs/**", NULL},
-        {"fs/cramfs/**", NULL},
-        {"fs/efs/**", NULL},
-        {"fs/freevxfs/**", NULL},
-        {"fs/adfs/**", NULL},
-        {"fs/hpfs/**", NULL},
-        {"fs/bfs/**", NULL},
-        {"fs/vboxsf/**", NULL},
-};
+/* clang-format off */
+#define RULES_SERVER                              \
+        { "drivers/gpu/**", NULL },               \
+        { "drivers/media/**", NULL },             \
+        { "sound/**", NULL },                     \
+        { "drivers/net/wireless/**", NULL },      \
+        { "net/wireless/**", NULL },              \
+        { "net/mac80211/**", NULL },              \
+        { "net/bluetooth/**", NULL },             \
+        { "net/nfc/**", NULL },                   \
+        { "net/can/**", NULL },                   \
+        { "net/ieee802154/**", NULL },            \
+        { "net/6lowpan/**", NULL },               \
+        { "net/mac802154/**", NULL },             \
+        { "net/atm/**", NULL },                   \
+        { "drivers/bluetooth/**", NULL },         \
+        { "drivers/staging/**", NULL },           \
+        { "drivers/iio/**", NULL },               \
+        { "drivers/comedi/**", NULL },            \
+        { "drivers/isdn/**", NULL },              \
+        { "drivers/nfc/**", NULL },               \
+        { "drivers/atm/**", NULL },               \
+        { "drivers/pcmcia/**", NULL },            \
+        { "drivers/memstick/**", NULL },          \
+        { "drivers/mmc/**", NULL },               \
+        { "drivers/w1/**", NULL },                \
+        { "drivers/leds/**", NULL },              \
+        { "drivers/gnss/**", NULL },              \
+        { "drivers/firewire/**", NULL },          \
+        { "drivers/thunderbolt/**", NULL },       \
+        { "drivers/usb/gadget/**", NULL },        \
+        { "drivers/input/joystick/**", NULL },    \
+        { "drivers/input/tablet/**", NULL },      \
+        { "drivers/input/touchscreen/**", NULL }, \
+        { "drivers/soundwire/**", NULL },         \
+        { "drivers/platform/chrome/**", NULL },   \
+        { "drivers/platform/surface/**", NULL },  \
+        { "drivers/net/can/**", NULL },           \
+        { "drivers/net/ieee802154/**", NULL },    \
+        { "drivers/net/wwan/**", NULL },          \
+        { "drivers/net/usb/**", NULL },           \
+        { "drivers/net/hamradio/**", NULL },      \
+        { "drivers/net/arcnet/**", NULL },        \
+        { "drivers/net/fddi/**", NULL },          \
+        { "drivers/net/plip/**", NULL },          \
+        { "drivers/net/slip/**", NULL },          \
+        { "drivers/net/thunderbolt/**", NULL },   \
+        { "lib/test_*", NULL },                   \
+        { "fs/ocfs2/**", NULL },                  \
+        { "fs/gfs2/**", NULL },                   \
+        { "fs/nilfs2/**", NULL },                 \
+        { "fs/jfs/**", NULL },                    \
+        { "fs/reiserfs/**", NULL },               \
+        { "fs/hfs/**", NULL },                    \
+        { "fs/hfsplus/**", NULL },                \
+        { "fs/ufs/**", NULL },                    \
+        { "fs/affs/**", NULL },                   \
+        { "fs/befs/**", NULL },                   \
+        { "fs/minix/**", NULL },                  \
+        { "fs/omfs/**", NULL },                   \
+        { "fs/qnx4/**", NULL },                   \
+        { "fs/qnx6/**", NULL },                   \
+        { "fs/sysv/**", NULL },                   \
+        { "fs/orangefs/**", NULL },               \
+        { "fs/coda/**", NULL },                   \
+        { "fs/ubifs/**", NULL },                  \
+        { "fs/jffs2/**", NULL },                  \
+        { "fs/romfs/**", NULL },                  \
+        { "fs/cramfs/**", NULL },                 \
+        { "fs/efs/**", NULL },                    \
+        { "fs/freevxfs/**", NULL },               \
+        { "fs/adfs/**", NULL },                   \
+        { "fs/hpfs/**", NULL },                   \
+        { "fs/bfs/**", NULL },                    \
+        { "fs/vboxsf/**", NULL },
+/* clang-format on */
 
 /* A virtual machine has no InfiniBand or Fibre Channel HBA and only the
  * NICs its hypervisor or SR-IOV gives it (virtio_net, vmxnet3 and Hyper-V's
  * netvsc are outside drivers/net/ethernet and stay). */
-static const ModTrimProfileRule rules_vm[] = {
-        {"drivers/infiniband/**", NULL},
-        {"drivers/scsi/lpfc/**", NULL},
-        {"drivers/scsi/qla2xxx/**", NULL},
-        {"drivers/scsi/bfa/**", NULL},
-        {"drivers/scsi/fnic/**", NULL},
-        {"drivers/scsi/bnx2fc/**", NULL},
-        {"drivers/scsi/qedf/**", NULL},
-        {"drivers/scsi/csiostor/**", NULL},
-        {"drivers/scsi/fcoe/**", NULL},
-        {"drivers/net/ethernet/**", net_ethernet_vm_keep},
-};
+/* clang-format off */
+#define RULES_VM                                             \
+        { "drivers/infiniband/**", NULL },                   \
+        { "drivers/scsi/lpfc/**", NULL },                    \
+        { "drivers/scsi/qla2xxx/**", NULL },                 \
+        { "drivers/scsi/bfa/**", NULL },                     \
+        { "drivers/scsi/fnic/**", NULL },                    \
+        { "drivers/scsi/bnx2fc/**", NULL },                  \
+        { "drivers/scsi/qedf/**", NULL },                    \
+        { "drivers/scsi/csiostor/**", NULL },                \
+        { "drivers/scsi/fcoe/**", NULL },                    \
+        { "drivers/net/ethernet/**", net_ethernet_vm_keep },
+/* clang-format on */
 
-static ModTrimProfileRule rules_vm_all[ELEMENTSOF(rules_server) + ELEMENTSOF(rules_vm)];
+static const ModTrimProfileRule rules_server[] = { RULES_SERVER };
+static const ModTrimProfileRule rules_vm[] = { RULES_SERVER RULES_VM };
 
 const ModTrimProfileRule *modtrim_profile_rules(ModTrimProfile p, size_t *ret_n) {
         switch (p) {
@@ -141,11 +144,8 @@ const ModTrimProfileRule *modtrim_profile_rules(ModTrimProfile p, size_t *ret_n)
                 *ret_n = ELEMENTSOF(rules_server);
                 return rules_server;
         case MODTRIM_PROFILE_VM:
-                /* Constant data, so filling it on each call is harmless. */
-                memcpy(rules_vm_all, rules_server, sizeof(rules_server));
-                memcpy(rules_vm_all + ELEMENTSOF(rules_server), rules_vm, sizeof(rules_vm));
-                *ret_n = ELEMENTSOF(rules_vm_all);
-                return rules_vm_all;
+                *ret_n = ELEMENTSOF(rules_vm);
+                return rules_vm;
         default:
                 *ret_n = 0;
                 return NULL;
@@ -156,42 +156,42 @@ const ModTrimProfileRule *modtrim_profile_rules(ModTrimProfile p, size_t *ret_n)
 #define WHY_PROVISION "provisioning reads its config from a FAT or ISO volume or QEMU's fw_cfg"
 #define WHY_KUBE "Kubernetes networking needs it"
 static const ModTrimRequired required_table[] = {
-        {"erofs", WHY_BOOT},
-        {"ext4", WHY_BOOT},
-        {"overlay", WHY_BOOT},
-        {"virtio_blk", WHY_BOOT},
-        {"virtio_pci", WHY_BOOT},
-        {"virtio_scsi", WHY_BOOT},
-        {"sd_mod", WHY_BOOT},
-        {"nvme", WHY_BOOT},
-        {"ahci", WHY_BOOT},
-        {"dm_verity", WHY_BOOT},
-        {"dm_mod", WHY_BOOT},
-        {"loop", WHY_BOOT},
-        {"isofs", WHY_BOOT},
-        {"cdrom", WHY_BOOT},
-        {"sr_mod", WHY_BOOT},
-        {"usb_storage", WHY_BOOT},
-        {"uas", WHY_BOOT},
-        {"xhci_pci", WHY_BOOT},
-        {"ehci_pci", WHY_BOOT},
-        {"vfat", WHY_PROVISION},
-        {"nls_cp437", WHY_PROVISION},
-        {"nls_ascii", WHY_PROVISION},
-        {"nls_utf8", WHY_PROVISION},
-        {"qemu_fw_cfg", WHY_PROVISION},
-        {"br_netfilter", WHY_KUBE},
-        {"nf_conntrack", WHY_KUBE},
-        {"veth", WHY_KUBE},
-        {"vxlan", WHY_KUBE},
-        {"ip_tables", WHY_KUBE},
-        {"ip6_tables", WHY_KUBE},
-        {"nf_tables", WHY_KUBE},
-        {"iptable_*", WHY_KUBE},
-        {"ip6table_*", WHY_KUBE},
-        {"xt_*", WHY_KUBE},
-        {"nft_*", WHY_KUBE},
-        {"xfs", "data disks are formatted with it"},
+        { "erofs", WHY_BOOT },
+        { "ext4", WHY_BOOT },
+        { "overlay", WHY_BOOT },
+        { "virtio_blk", WHY_BOOT },
+        { "virtio_pci", WHY_BOOT },
+        { "virtio_scsi", WHY_BOOT },
+        { "sd_mod", WHY_BOOT },
+        { "nvme", WHY_BOOT },
+        { "ahci", WHY_BOOT },
+        { "dm_verity", WHY_BOOT },
+        { "dm_mod", WHY_BOOT },
+        { "loop", WHY_BOOT },
+        { "isofs", WHY_BOOT },
+        { "cdrom", WHY_BOOT },
+        { "sr_mod", WHY_BOOT },
+        { "usb_storage", WHY_BOOT },
+        { "uas", WHY_BOOT },
+        { "xhci_pci", WHY_BOOT },
+        { "ehci_pci", WHY_BOOT },
+        { "vfat", WHY_PROVISION },
+        { "nls_cp437", WHY_PROVISION },
+        { "nls_ascii", WHY_PROVISION },
+        { "nls_utf8", WHY_PROVISION },
+        { "qemu_fw_cfg", WHY_PROVISION },
+        { "br_netfilter", WHY_KUBE },
+        { "nf_conntrack", WHY_KUBE },
+        { "veth", WHY_KUBE },
+        { "vxlan", WHY_KUBE },
+        { "ip_tables", WHY_KUBE },
+        { "ip6_tables", WHY_KUBE },
+        { "nf_tables", WHY_KUBE },
+        { "iptable_*", WHY_KUBE },
+        { "ip6table_*", WHY_KUBE },
+        { "xt_*", WHY_KUBE },
+        { "nft_*", WHY_KUBE },
+        { "xfs", "data disks are formatted with it" },
 };
 
 const ModTrimRequired *modtrim_required(size_t *ret_n) {
@@ -272,7 +272,7 @@ out:
         return m;
 }
 
-static const char *const module_suffixes[] = {".ko", ".ko.xz", ".ko.zst", ".ko.gz"};
+static const char *const module_suffixes[] = { ".ko", ".ko.xz", ".ko.zst", ".ko.gz" };
 
 static size_t module_suffix_len(const char *path) {
         size_t l = strlen(path);
@@ -382,7 +382,7 @@ static bool path_is_sane(const char *p) {
                 c = c[l] ? c + l + 1 : NULL;
         }
         for (const char *c = p; *c; c++)
-                if ((unsigned char)*c < 0x21 || *c == 0x7f)
+                if ((unsigned char) *c < 0x21 || *c == 0x7f)
                         return false;
         return true;
 }
@@ -399,14 +399,14 @@ static int grow(void **v, size_t *cap, size_t n, size_t size) {
         return 0;
 }
 
-static const ModTrim *sort_ctx;
-static int cmp_by_name(const void *a, const void *b) {
-        const ModTrimModule *x = &sort_ctx->modules[*(const size_t *)a], *y = &sort_ctx->modules[*(const size_t *)b];
+static int cmp_by_name(const void *a, const void *b, void *userdata) {
+        const ModTrim *t = userdata;
+        const ModTrimModule *x = &t->modules[*(const size_t *) a], *y = &t->modules[*(const size_t *) b];
         int c = strcmp(x->name, y->name);
-        return c ? c : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+        return c ? c : (*(const size_t *) a > *(const size_t *) b) - (*(const size_t *) a < *(const size_t *) b);
 }
 static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+        return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 int modtrim_find(const ModTrim *t, const char *name) {
@@ -423,7 +423,7 @@ int modtrim_find(const ModTrim *t, const char *name) {
                         hi = mid;
         }
         if (lo < t->n_modules && streq(t->modules[t->by_name[lo]].name, n))
-                return (int)t->by_name[lo];
+                return (int) t->by_name[lo];
         return -ENOENT;
 }
 
@@ -483,7 +483,7 @@ static int load_builtin(ModTrim *t, const char *text, char **ret_error) {
                         r = error_set(ret_error, -E2BIG, "modules.builtin: more than %d modules", MODTRIM_MODULES_MAX);
                         goto out;
                 }
-                if ((r = grow((void **)&t->builtin, &cap, t->n_builtin, sizeof(char *))) < 0)
+                if ((r = grow((void **) &t->builtin, &cap, t->n_builtin, sizeof(char *))) < 0)
                         goto out;
                 if (!(t->builtin[t->n_builtin] = module_name_from_path(tk.v[0]))) {
                         r = -ENOMEM;
@@ -526,10 +526,10 @@ static int load_dep_modules(ModTrim *t, const char *text, char **ret_error) {
                         r = error_set(ret_error, -E2BIG, "modules.dep: more than %d modules", MODTRIM_MODULES_MAX);
                         goto out;
                 }
-                if ((r = grow((void **)&t->modules, &cap, t->n_modules, sizeof(ModTrimModule))) < 0)
+                if ((r = grow((void **) &t->modules, &cap, t->n_modules, sizeof(ModTrimModule))) < 0)
                         goto out;
                 ModTrimModule *m = &t->modules[t->n_modules];
-                *m = (ModTrimModule){};
+                *m = (ModTrimModule) {};
                 m->path = strdup(tk.v[0]);
                 m->name = module_name_from_path(tk.v[0]);
                 t->n_modules++;
@@ -545,9 +545,9 @@ out:
         return r;
 }
 
-static const ModTrim *path_sort_ctx;
-static int cmp_index_path(const void *a, const void *b) {
-        return strcmp(path_sort_ctx->modules[*(const size_t *)a].path, path_sort_ctx->modules[*(const size_t *)b].path);
+static int cmp_index_path(const void *a, const void *b, void *userdata) {
+        const ModTrim *t = userdata;
+        return strcmp(t->modules[*(const size_t *) a].path, t->modules[*(const size_t *) b].path);
 }
 
 /* Pass 2: the dependencies, as indexes; by_path is sorted by path. */
@@ -578,7 +578,7 @@ static int load_dep_edges(ModTrim *t, const char *text, const size_t *by_path, c
                                         hi = mid;
                         }
                         if (lo < t->n_modules && streq(t->modules[by_path[lo]].path, d)) {
-                                if (by_path[lo] != (size_t)(m - t->modules))
+                                if (by_path[lo] != (size_t) (m - t->modules))
                                         m->deps[m->n_deps++] = by_path[lo];
                                 continue;
                         }
@@ -619,9 +619,9 @@ static int load_alias(ModTrim *t, const char *text, char **ret_error) {
                 }
                 if (k < 0) /* built in, or gone: nothing to keep */
                         continue;
-                if ((r = grow((void **)&t->aliases, &cap, t->n_aliases, sizeof(ModTrimAlias))) < 0)
+                if ((r = grow((void **) &t->aliases, &cap, t->n_aliases, sizeof(ModTrimAlias))) < 0)
                         goto out;
-                t->aliases[t->n_aliases] = (ModTrimAlias){.pattern = strdup(tk.v[1]), .module = (size_t)k};
+                t->aliases[t->n_aliases] = (ModTrimAlias) { .pattern = strdup(tk.v[1]), .module = (size_t) k };
                 if (!t->aliases[t->n_aliases].pattern) {
                         r = -ENOMEM;
                         goto out;
@@ -637,7 +637,7 @@ out:
 
 static bool softdep_word_ok(const char *w) {
         for (const char *c = w; *c; c++)
-                if ((unsigned char)*c < 0x21 || *c == 0x7f)
+                if ((unsigned char) *c < 0x21 || *c == 0x7f)
                         return false;
         return *w != '\0';
 }
@@ -723,10 +723,8 @@ int modtrim_load(const ModTrimSources *src, ModTrim **ret, char **ret_error) {
                 return -ENOMEM;
         for (size_t i = 0; i < t->n_modules; i++)
                 by_path[i] = t->by_name[i] = i;
-        path_sort_ctx = t;
-        qsort(by_path, t->n_modules, sizeof(size_t), cmp_index_path);
-        sort_ctx = t;
-        qsort(t->by_name, t->n_modules, sizeof(size_t), cmp_by_name);
+        qsort_r(by_path, t->n_modules, sizeof(size_t), cmp_index_path, t);
+        qsort_r(t->by_name, t->n_modules, sizeof(size_t), cmp_by_name, t);
         for (size_t i = 1; i < t->n_modules; i++)
                 if (streq(t->modules[by_path[i]].path, t->modules[by_path[i - 1]].path))
                         return error_set(
@@ -786,7 +784,7 @@ static int keep_name(
         ModTrim *t, const char *name, bool required, const char *a, const char *b, const char *c, Queue *q) {
         int k = modtrim_find(t, name);
         if (k >= 0)
-                return keep_module(t, (size_t)k, required, a, b, c, q);
+                return keep_module(t, (size_t) k, required, a, b, c, q);
         if (k != -ENOENT)
                 return k;
         if (modtrim_is_builtin(t, name))
@@ -831,7 +829,7 @@ int modtrim_resolve(ModTrim *t, const ModTrimRules *rules, char **ret_error) {
         const ModTrimProfileRule *prules = modtrim_profile_rules(rules->profile, &n_rules);
         /* Each module is queued at most twice (kept, then required). */
         _cleanup_free_ size_t *qv = calloc(2 * t->n_modules + 1, sizeof(size_t));
-        Queue q = {.v = qv};
+        Queue q = { .v = qv };
         int r;
 
         if (!qv)
@@ -930,7 +928,7 @@ void modtrim_firmware_done(ModTrimFirmware *fw, size_t n) {
                 free(fw[i].path);
                 free(fw[i].link_target);
                 free(fw[i].reason);
-                fw[i] = (ModTrimFirmware){};
+                fw[i] = (ModTrimFirmware) {};
         }
 }
 
@@ -986,7 +984,7 @@ int modtrim_firmware_resolve(const ModTrim *t, ModTrimFirmware *fw, size_t n, ch
                 else if (first_dropped) {
                         char more[64] = "";
                         if (n_dropped > 1)
-                                (void)snprintf(more, sizeof(more), " and %zu more", n_dropped - 1);
+                                (void) snprintf(more, sizeof(more), " and %zu more", n_dropped - 1);
                         r = fw_reason(f, false, "only for dropped modules: ", first_dropped->name, more);
                 } else
                         r = fw_reason(f, true, "kept: named by no module", NULL, NULL);
@@ -1043,7 +1041,7 @@ int modtrim_modinfo_firmware(const void *elf, size_t size, char ***ret) {
                 uint64_t name = le(sh, 4), type = le(sh + 4, 4), off = le(sh + 0x18, 8), sz = le(sh + 0x20, 8);
                 if (name >= strsize)
                         return -EBADMSG;
-                const char *sn = (const char *)e + stroff + name;
+                const char *sn = (const char *) e + stroff + name;
                 if (strnlen(sn, strsize - name) == strsize - name)
                         return -EBADMSG;
                 if (!streq(sn, ".modinfo"))
@@ -1053,9 +1051,9 @@ int modtrim_modinfo_firmware(const void *elf, size_t size, char ***ret) {
                 if (off > size || sz > size - off)
                         return -EBADMSG;
                 /* NUL-separated key=value strings. */
-                const char *p = (const char *)e + off, *end = p + sz;
+                const char *p = (const char *) e + off, *end = p + sz;
                 while (p < end) {
-                        size_t len = strnlen(p, (size_t)(end - p));
+                        size_t len = strnlen(p, (size_t) (end - p));
                         if (len > strlen("firmware=") && strncmp(p, "firmware=", strlen("firmware=")) == 0 &&
                                 len < 4096) {
                                 _cleanup_free_ char *v = strndup(p + strlen("firmware="), len - strlen("firmware="));

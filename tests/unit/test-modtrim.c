@@ -34,8 +34,8 @@ static void test_glob(void) {
         /* No exponential backtracking: this would take ages recursively. */
         char pat[256] = "", path[200];
         for (int i = 0; i < 40; i++)
-                (void)strcat(pat, "*a");
-        (void)strcat(pat, "b");
+                (void) strcat(pat, "*a");
+        (void) strcat(pat, "b");
         memset(path, 'a', sizeof(path) - 1);
         path[sizeof(path) - 1] = '\0';
         ASSERT_TRUE(!modtrim_glob_match(pat, path));
@@ -121,7 +121,7 @@ static const char builtin[] = "kernel/lib/crc16.ko\nkernel/fs/nls/nls_base.ko\n"
 static ModTrim *load(void) {
         ModTrim *t = NULL;
         char *err = NULL;
-        int r = modtrim_load(&(ModTrimSources){dep, softdep, alias, builtin}, &t, &err);
+        int r = modtrim_load(&(ModTrimSources) { dep, softdep, alias, builtin }, &t, &err);
         if (r < 0) {
                 fprintf(stderr, "modtrim_load: %d %s\n", r, err ?: "");
                 abort();
@@ -144,7 +144,7 @@ static const ModTrimModule *mod(const ModTrim *t, const char *name) {
                 const ModTrimModule *_m = mod(t, name);                                                                \
                 if (_m->keep != (keep_) || !_m->reason || strcmp(_m->reason, reason_) != 0) {                          \
                         fprintf(stderr, "%s:%d: %s: keep=%d reason='%s', wanted keep=%d '%s'\n", __FILE__, __LINE__,   \
-                                name, _m->keep, _m->reason ?: "", (int)(keep_), reason_);                              \
+                                name, _m->keep, _m->reason ?: "", (int) (keep_), reason_);                             \
                         abort();                                                                                       \
                 }                                                                                                      \
         } while (0)
@@ -171,7 +171,7 @@ static void test_load(void) {
 
 static void test_resolve_server(void) {
         _cleanup_(modtrim_freep) ModTrim *t = load();
-        ModTrimRules rules = {.profile = MODTRIM_PROFILE_SERVER};
+        ModTrimRules rules = { .profile = MODTRIM_PROFILE_SERVER };
 
         ASSERT_OK(modtrim_resolve(t, &rules, NULL));
         ASSERT_MOD(t, "amdgpu", false, "profile server: drivers/gpu/**");
@@ -219,9 +219,9 @@ static void test_resolve_server(void) {
 
 static void test_resolve_spec_rules(void) {
         _cleanup_(modtrim_freep) ModTrim *t = load();
-        char *allow[] = {(char *)"drivers/gpu/drm/amd/**", NULL};
-        char *deny[] = {(char *)"fs/btrfs/**", (char *)"drivers/i2c/**", NULL};
-        ModTrimRules rules = {.profile = MODTRIM_PROFILE_SERVER, .allow = allow, .deny = deny};
+        char *allow[] = { (char *) "drivers/gpu/drm/amd/**", NULL };
+        char *deny[] = { (char *) "fs/btrfs/**", (char *) "drivers/i2c/**", NULL };
+        ModTrimRules rules = { .profile = MODTRIM_PROFILE_SERVER, .allow = allow, .deny = deny };
 
         ASSERT_OK(modtrim_resolve(t, &rules, NULL));
         /* Allow beats the profile's deny and the spec's own. */
@@ -238,7 +238,7 @@ static void test_resolve_spec_rules(void) {
         ASSERT_MOD(t, "i2c_algo_bit", false, "deny drivers/i2c/**");
 
         /* A module named in modules-load.d is required like Hull's own. */
-        char *load_names[] = {(char *)"btrfs", NULL};
+        char *load_names[] = { (char *) "btrfs", NULL };
         char *err = NULL;
         rules.load = load_names;
         ASSERT_ERROR(modtrim_resolve(t, &rules, &err), EPERM);
@@ -251,33 +251,33 @@ static void test_resolve_required_denied(void) {
         _cleanup_(modtrim_freep) ModTrim *t = load();
         char *err = NULL;
 
-        char *deny1[] = {(char *)"fs/btrfs/**", (char *)"fs/jbd2/**", NULL};
-        ModTrimRules rules = {.profile = MODTRIM_PROFILE_SERVER, .deny = deny1};
+        char *deny1[] = { (char *) "fs/btrfs/**", (char *) "fs/jbd2/**", NULL };
+        ModTrimRules rules = { .profile = MODTRIM_PROFILE_SERVER, .deny = deny1 };
         ASSERT_ERROR(modtrim_resolve(t, &rules, &err), EPERM);
         ASSERT_TRUE(strstr(err, "kernel.modules.deny[1]: 'fs/jbd2/**' matches kernel/fs/jbd2/jbd2.ko, which the "
                                 "image needs (needed by ext4 (required))") != NULL);
 
         /* Directly required. */
-        char *deny2[] = {(char *)"fs/**", NULL};
+        char *deny2[] = { (char *) "fs/**", NULL };
         rules.deny = deny2;
         ASSERT_ERROR(modtrim_resolve(t, &rules, &err), EPERM);
         ASSERT_TRUE(strstr(err, "kernel.modules.deny[0]: 'fs/**'") != NULL);
 
         /* A soft dependency of a required module, through an alias. */
-        char *deny3[] = {(char *)"crypto/**", NULL};
+        char *deny3[] = { (char *) "crypto/**", NULL };
         rules.deny = deny3;
         ASSERT_ERROR(modtrim_resolve(t, &rules, &err), EPERM);
         ASSERT_TRUE(strstr(err, "crc32c_generic.ko") != NULL);
         ASSERT_TRUE(strstr(err, "soft dependency of") != NULL);
 
         /* The netfilter families are required by prefix. */
-        char *deny4[] = {(char *)"net/netfilter/xt_*", NULL};
+        char *deny4[] = { (char *) "net/netfilter/xt_*", NULL };
         rules.deny = deny4;
         ASSERT_ERROR(modtrim_resolve(t, &rules, &err), EPERM);
         ASSERT_TRUE(strstr(err, "Kubernetes networking") != NULL);
 
         /* An allow for what a broad deny would take makes it acceptable. */
-        char *allow[] = {(char *)"crypto/crc32c_generic", NULL};
+        char *allow[] = { (char *) "crypto/crc32c_generic", NULL };
         rules.deny = deny3;
         rules.allow = allow;
         ASSERT_OK(modtrim_resolve(t, &rules, NULL));
@@ -289,7 +289,7 @@ static void test_resolve_required_denied(void) {
 static void expect_load_error(const char *d, const char *s, const char *a, const char *b, int err, const char *needle) {
         ModTrim *t = NULL;
         char *msg = NULL;
-        int r = modtrim_load(&(ModTrimSources){d, s, a, b}, &t, &msg);
+        int r = modtrim_load(&(ModTrimSources) { d, s, a, b }, &t, &msg);
         if (r != -err || !msg || !strstr(msg, needle) || t) {
                 fprintf(stderr, "expected -%d '%s', got %d '%s'\n", err, needle, r, msg ?: "");
                 abort();
@@ -310,7 +310,8 @@ static void test_malformed(void) {
                 "modules.dep:1: kernel/a.ko needs \"kernel/b.ko\", which is not in modules.dep");
         /* ...unless b is built in. */
         ModTrim *t = NULL;
-        ASSERT_OK(modtrim_load(&(ModTrimSources){"kernel/a.ko: kernel/b.ko\n", NULL, NULL, "kernel/b.ko\n"}, &t, NULL));
+        ASSERT_OK(
+                modtrim_load(&(ModTrimSources) { "kernel/a.ko: kernel/b.ko\n", NULL, NULL, "kernel/b.ko\n" }, &t, NULL));
         ASSERT_EQ(t->modules[0].n_deps, 0);
         t = modtrim_free(t);
 
@@ -335,16 +336,16 @@ static void test_malformed(void) {
         free(big);
 
         /* An empty modules.dep is a kernel without loadable modules. */
-        ASSERT_OK(modtrim_load(&(ModTrimSources){""}, &t, NULL));
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { "" }, &t, NULL));
         ASSERT_EQ(t->n_modules, 0);
-        ASSERT_OK(modtrim_resolve(t, &(ModTrimRules){}, NULL));
+        ASSERT_OK(modtrim_resolve(t, &(ModTrimRules) {}, NULL));
         t = modtrim_free(t);
-        ASSERT_ERROR(modtrim_load(&(ModTrimSources){}, &t, NULL), EINVAL);
+        ASSERT_ERROR(modtrim_load(&(ModTrimSources) {}, &t, NULL), EINVAL);
 }
 
 static void test_firmware(void) {
         _cleanup_(modtrim_freep) ModTrim *t = load();
-        ModTrimRules rules = {.profile = MODTRIM_PROFILE_SERVER};
+        ModTrimRules rules = { .profile = MODTRIM_PROFILE_SERVER };
         ASSERT_OK(modtrim_resolve(t, &rules, NULL));
 
         /* amdgpu (dropped) and ast (dropped) name a shared file; drm (kept)
@@ -355,16 +356,16 @@ static void test_firmware(void) {
         t->modules[modtrim_find(t, "drm")].firmware = strv_append(NULL, "common.bin");
 
         ModTrimFirmware fw[] = {
-                {.path = strdup("amdgpu/a.bin.xz")},
-                {.path = strdup("common.bin")},
-                {.path = strdup("shared.bin")},
-                {.path = strdup("intel-ucode/06-8f-08")},
-                {.path = strdup("amdgpu/b.bin")},
-                {.path = strdup("vendor/link.bin"), .link_target = strdup("shared.bin")},
-                {.path = strdup("amdgpu/c.bin")},
+                { .path = strdup("amdgpu/a.bin.xz") },
+                { .path = strdup("common.bin") },
+                { .path = strdup("shared.bin") },
+                { .path = strdup("intel-ucode/06-8f-08") },
+                { .path = strdup("amdgpu/b.bin") },
+                { .path = strdup("vendor/link.bin"), .link_target = strdup("shared.bin") },
+                { .path = strdup("amdgpu/c.bin") },
         };
-        char *deny[] = {(char *)"amdgpu/**", (char *)"vendor/**", NULL};
-        char *allow[] = {(char *)"amdgpu/c.*", NULL};
+        char *deny[] = { (char *) "amdgpu/**", (char *) "vendor/**", NULL };
+        char *allow[] = { (char *) "amdgpu/c.*", NULL };
 
         ASSERT_OK(modtrim_firmware_resolve(t, fw, 4, NULL, NULL));
         ASSERT_TRUE(!fw[0].keep);
@@ -385,7 +386,7 @@ static void test_firmware(void) {
         ASSERT_TRUE(!fw[5].keep);
 
         /* A kept link keeps its target. */
-        char *allow2[] = {(char *)"vendor/**", NULL};
+        char *allow2[] = { (char *) "vendor/**", NULL };
         ASSERT_OK(modtrim_firmware_resolve(t, fw, ELEMENTSOF(fw), allow2, NULL));
         ASSERT_TRUE(fw[5].keep);
         ASSERT_TRUE(fw[2].keep);
@@ -406,7 +407,7 @@ static size_t make_elf(uint8_t *b, size_t cap, const char *modinfo, size_t modin
         do {                                                                                                           \
                 uint64_t _v = (v);                                                                                     \
                 for (size_t _i = 0; _i < (n); _i++)                                                                    \
-                        b[(off) + _i] = (uint8_t)(_v >> (8 * _i));                                                     \
+                        b[(off) + _i] = (uint8_t) (_v >> (8 * _i));                                                    \
         } while (0)
         PUT(0x28, sh_off, 8);
         PUT(0x3a, 64, 2);
@@ -479,13 +480,13 @@ static void test_docs(void) {
                 const ModTrimProfileRule *r = modtrim_profile_rules(p, &n);
                 for (size_t i = 0; i < n; i++) {
                         char want[300];
-                        (void)snprintf(want, sizeof(want), "`%s`", r[i].deny);
+                        (void) snprintf(want, sizeof(want), "`%s`", r[i].deny);
                         if (!strstr(doc, want)) {
                                 fprintf(stderr, "docs/SPEC.md does not list %s\n", want);
                                 abort();
                         }
                         for (const char *const *e = r[i].except; e && *e; e++) {
-                                (void)snprintf(want, sizeof(want), "`%s`", *e);
+                                (void) snprintf(want, sizeof(want), "`%s`", *e);
                                 if (!strstr(doc, want)) {
                                         fprintf(stderr, "docs/SPEC.md does not list %s\n", want);
                                         abort();
@@ -497,7 +498,7 @@ static void test_docs(void) {
         const ModTrimRequired *req = modtrim_required(&n);
         for (size_t i = 0; i < n; i++) {
                 char want[128];
-                (void)snprintf(want, sizeof(want), "`%s`", req[i].name);
+                (void) snprintf(want, sizeof(want), "`%s`", req[i].name);
                 if (!strstr(doc, want)) {
                         fprintf(stderr, "docs/SPEC.md does not list required module %s\n", want);
                         abort();
