@@ -1397,6 +1397,10 @@ static int stage_seal(BuildContext *c, const DistroBackend *be) {
         r = run_hooks(c, HOOK_PRE_SEAL);
         if (r < 0)
                 return r;
+        /* Before the initramfs: it copies modules from the trimmed tree. */
+        r = build_trim_modules(c);
+        if (r < 0)
+                return r;
         build_progress(c, "building the initramfs");
         r = be->prepare_boot(c);
         if (r < 0)
@@ -1751,13 +1755,18 @@ static int write_build_info(BuildContext *c, const char *bundle, const char *dis
                      "  \"disk\": \"%s\",\n  \"disk_size\": %llu,\n  \"kernel_version\": \"%s\",\n"
                      "  \"kernel_size\": %llu,\n  \"initrd_size\": %llu,\n  \"packages\": %u,\n"
                      "  \"verity_root_hash\": %s%s%s,\n  \"key_id\": \"%s\",\n  \"cmdline\": \"%s\",\n"
-                     "  \"components\": %s,\n  \"build_seconds\": %.1f\n}\n",
+                     "  \"components\": %s,\n  \"modules_kept\": %u,\n  \"modules_dropped\": %u,\n"
+                     "  \"modules_dropped_size\": %llu,\n  \"firmware_dropped\": %u,\n"
+                     "  \"firmware_dropped_size\": %llu,\n  \"modules_report\": %s%s%s,\n"
+                     "  \"build_seconds\": %.1f\n}\n",
                      c->spec->name, c->spec->version, rootfs_type_to_string(c->spec->rootfs_type), c->rootfs_image,
                      (unsigned long long) rootfs, bundle, (unsigned long long) bsize, disk,
                      (unsigned long long) c->layout.disk_size, c->kernel_version, (unsigned long long) kernel,
                      (unsigned long long) initrd, c->package_count, c->verity_root_hash ? "\"" : "",
                      c->verity_root_hash ?: "null", c->verity_root_hash ? "\"" : "", key_id(c->key), c->cmdline,
-                     components, seconds) < 0)
+                     components, c->modules_kept, c->modules_dropped, (unsigned long long) c->modules_dropped_size,
+                     c->firmware_dropped, (unsigned long long) c->firmware_dropped_size, c->modules_report ? "\"" : "",
+                     c->modules_report ?: "null", c->modules_report ? "\"" : "", seconds) < 0)
                 return -ENOMEM;
         return write_file_atomic(path, json, strlen(json), 0644);
 }
@@ -1875,6 +1884,7 @@ void build_context_done(BuildContext *c) {
         free(c->cmdline);
         free(c->kernel_path);
         free(c->initrd_path);
+        free(c->modules_report);
         strv_free(c->chroot_binds);
         components_done(&c->components);
 }

@@ -57,6 +57,14 @@ typedef struct BuildContext {
         char **chroot_binds;
 
         Components components;      /* kernel, containerd, runc, kubelet versions (seal) */
+
+        /* Kernel module and firmware trimming (seal, build-modules.c). */
+        unsigned modules_kept;
+        unsigned modules_dropped;
+        uint64_t modules_dropped_size;
+        unsigned firmware_dropped;
+        uint64_t firmware_dropped_size;
+        char *modules_report;       /* output: NAME-VERSION.modules.txt */
 } BuildContext;
 
 /* Run argv inside the image tree: a private mount namespace with /proc, /sys
@@ -83,6 +91,12 @@ int build_resolve_source(BuildContext *c, const char *rel, char **ret) _warn_unu
  * /usr/bin/kubelet --version, write them to /usr/lib/hull/components.json in
  * the image and keep them in c->components. Logs what failed. */
 int build_record_components(BuildContext *c) _warn_unused_result_;
+
+/* build-modules.c: drop the kernel modules and firmware the spec's
+ * kernel.modules and kernel.firmware leave out (docs/SPEC.md), run depmod,
+ * write the report beside the outputs and into the image. Before the
+ * initramfs is made. Logs what failed. */
+int build_trim_modules(BuildContext *c) _warn_unused_result_;
 
 int build_run(BuildContext *c) _warn_unused_result_;
 void build_context_done(BuildContext *c);

@@ -899,9 +899,73 @@ static int h_cmdline(Spec *s, const YNode *v, const char *k, SpecError *e) {
          * whitespace inside an argument, nothing GRUB would expand. */
         return get_string_list(v, "kernel.cmdline", "._-=,:/+@", &s->cmdline, e);
 }
+/* A list of module or firmware globs (modtrim.h has the syntax). */
+static int get_glob_list(const YNode *v, const char *field, char ***ret, SpecError *e) {
+        if (v->type != YN_SEQUENCE)
+                return fail(e, v, "%s: must be a list of globs", field);
+        if (v->n_items > MODTRIM_PATTERNS_MAX)
+                return fail(e, v, "%s: lists %zu globs; at most %d", field, v->n_items, MODTRIM_PATTERNS_MAX);
+        for (size_t i = 0; i < v->n_items; i++) {
+                const YNode *n = v->items[i];
+                if (n->type != YN_SCALAR)
+                        return fail(e, n, "%s[%zu]: must be a glob, not a %s", field, i,
+                                    n->type == YN_SEQUENCE ? "list" : "mapping");
+                const char *why = modtrim_pattern_check(n->value);
+                if (why) {
+                        char q[STRING_QUOTE_SIZE];
+                        return fail(e, n, "%s[%zu]: %s %s", field, i, string_quote(q, n->value ?: ""), why);
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (streq(v->items[j]->value, n->value))
+                                return fail(e, n, "%s[%zu]: '%s' is already listed as %s[%zu]", field, i, n->value,
+                                            field, j);
+        }
+        return get_string_list(v, field, NULL, ret, e);
+}
+
+static int h_modules_profile(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = want_scalar(v, "kernel.modules.profile", e);
+        if (r < 0)
+                return r;
+        ModTrimProfile p = modtrim_profile_from_string(v->value);
+        if (p < 0)
+                return fail(e, v, "kernel.modules.profile: must be server, vm or all, not '%s'", v->value);
+        s->modules_profile = p;
+        return 0;
+}
+static int h_modules_allow(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_glob_list(v, "kernel.modules.allow", &s->modules_allow, e);
+}
+static int h_modules_deny(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_glob_list(v, "kernel.modules.deny", &s->modules_deny, e);
+}
+static int h_modules(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "profile", h_modules_profile },
+                { "allow", h_modules_allow },
+                { "deny", h_modules_deny },
+        };
+        return walk_mapping(s, v, "kernel.modules", t, ELEMENTSOF(t), e);
+}
+static int h_firmware_allow(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_glob_list(v, "kernel.firmware.allow", &s->firmware_allow, e);
+}
+static int h_firmware_deny(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        return get_glob_list(v, "kernel.firmware.deny", &s->firmware_deny, e);
+}
+static int h_firmware(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        static const KeyTable t[] = {
+                { "allow", h_firmware_allow },
+                { "deny", h_firmware_deny },
+        };
+        return walk_mapping(s, v, "kernel.firmware", t, ELEMENTSOF(t), e);
+}
+
 static int h_kernel(Spec *s, const YNode *v, const char *k, SpecError *e) {
         static const KeyTable t[] = {
                 { "cmdline", h_cmdline },
+                { "modules", h_modules },
+                { "firmware", h_firmware },
         };
         return walk_mapping(s, v, "kernel", t, ELEMENTSOF(t), e);
 }
@@ -1165,6 +1229,10 @@ Spec *spec_free(Spec *s) {
         for (int i = 0; i < _HOOK_STAGE_MAX; i++)
                 strv_free(s->hooks[i]);
         strv_free(s->cmdline);
+        strv_free(s->modules_allow);
+        strv_free(s->modules_deny);
+        strv_free(s->firmware_allow);
+        strv_free(s->firmware_deny);
         free(s->kubernetes.kubelet_path);
         free(s->kubernetes.kubelet_sha256);
         free(s->kubernetes.sandbox_image);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "modtrim.h"
 
 /* The image spec: the YAML file a platform team keeps in git and hands to
  * hull-build. The reference is docs/SPEC.md. Parsing is strict: unknown keys
@@ -132,6 +133,13 @@ typedef struct Spec {
         char **units_keep;         /* names from spec_default_off_units to leave alone */
 
         char **cmdline;
+        /* kernel.modules and kernel.firmware (docs/SPEC.md): globs checked
+         * by modtrim_pattern_check(); NULL when not given. */
+        ModTrimProfile modules_profile;
+        char **modules_allow;
+        char **modules_deny;
+        char **firmware_allow;
+        char **firmware_deny;
         unsigned boot_tries;
         unsigned boot_timeout;
 

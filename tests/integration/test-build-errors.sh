@@ -110,6 +110,14 @@ unset SOURCE_DATE_EPOCH
 expect_failure no-package-date "$WORK/nodocs.yaml" "stage 'customise' failed" "Cannot date the packages" \
         "set SOURCE_DATE_EPOCH"
 
+# 8. Kernel module trimming: a malformed glob is a spec error; a deny glob
+# that takes a module Hull needs fails the seal stage, naming the glob.
+{ base; printf 'kernel:\n  modules:\n    deny: [fs/a/**, /fs/b]\n'; } >"$WORK/modglob.yaml"
+expect_failure module-glob "$WORK/modglob.yaml" "modglob.yaml:8" 'kernel.modules.deny[1]: "/fs/b" must be relative'
+{ base; printf 'kernel:\n  modules:\n    deny: [fs/btrfs/**, fs/jbd2/**]\n'; } >"$WORK/modreq.yaml"
+expect_failure module-required "$WORK/modreq.yaml" "stage 'seal' failed" \
+        "kernel.modules.deny[1]: 'fs/jbd2/**' matches kernel/fs/jbd2/jbd2.ko, which the image needs (needed by ext4"
+
 rm -rf "$WORK"
 echo "build-errors: $failures failure(s)"
 [ $failures -eq 0 ]

@@ -510,8 +510,75 @@ static void test_example_specs(void) {
         }
 }
 
+static void test_kernel_modules(void) {
+        static const char y[] = BASE
+                "kernel:\n"
+                "  modules:\n"
+                "    profile: vm\n"
+                "    allow: [drivers/gpu/drm/amd/**, 'net/sched/sch_*']\n"
+                "    deny: [fs/btrfs/**]\n"
+                "  firmware:\n"
+                "    deny: [amdgpu/**]\n"
+                "    allow: [intel-ucode/06-?\?-0?]\n";
+        _cleanup_(spec_freep) Spec *s = NULL;
+
+        ASSERT_OK(spec_parse(y, strlen(y), NULL, &s, NULL));
+        ASSERT_EQ(s->modules_profile, MODTRIM_PROFILE_VM);
+        ASSERT_STREQ(s->modules_allow[0], "drivers/gpu/drm/amd/**");
+        ASSERT_STREQ(s->modules_allow[1], "net/sched/sch_*");
+        ASSERT_TRUE(s->modules_allow[2] == NULL);
+        ASSERT_STREQ(s->modules_deny[0], "fs/btrfs/**");
+        ASSERT_STREQ(s->firmware_deny[0], "amdgpu/**");
+        ASSERT_STREQ(s->firmware_allow[0], "intel-ucode/06-?\?-0?");
+
+        /* Without the section: the server profile, nothing else. */
+        _cleanup_(spec_freep) Spec *d = NULL;
+        ASSERT_OK(spec_parse(BASE, strlen(BASE), NULL, &d, NULL));
+        ASSERT_EQ(d->modules_profile, MODTRIM_PROFILE_SERVER);
+        ASSERT_TRUE(!d->modules_allow && !d->modules_deny && !d->firmware_allow && !d->firmware_deny);
+
+        expect_error(BASE "kernel: {modules: {profile: desktop}}\n", 4,
+                     "kernel.modules.profile: must be server, vm or all, not 'desktop'");
+        expect_error(BASE "kernel: {modules: {profile: [vm]}}\n", 4, "'kernel.modules.profile' must be a single value");
+        expect_error(BASE "kernel: {modules: {keep: [a]}}\n", 4, "unknown key 'keep' in 'kernel.modules'");
+        expect_error(BASE "kernel: {firmware: {mode: modules}}\n", 4, "unknown key 'mode' in 'kernel.firmware'");
+        expect_error(BASE "kernel: {modules: {deny: fs/btrfs/**}}\n", 4, "kernel.modules.deny: must be a list");
+        expect_error(BASE "kernel:\n  modules:\n    deny: [fs/a/**, fs/b/**, /fs/c]\n", 6,
+                     "kernel.modules.deny[2]: \"/fs/c\" must be relative");
+        expect_error(BASE "kernel: {modules: {deny: [fs/../x]}}\n", 4, "kernel.modules.deny[0]: \"fs/../x\" must not contain '.' or '..'");
+        expect_error(BASE "kernel: {modules: {deny: ['fs//x']}}\n", 4, "must not contain '//'");
+        expect_error(BASE "kernel: {modules: {deny: [fs/]}}\n", 4, "must not end in '/'");
+        expect_error(BASE "kernel: {modules: {allow: ['fs/{a,b}']}}\n", 4, "kernel.modules.allow[0]: \"fs/{a,b}\" may only have");
+        expect_error(BASE "kernel: {modules: {allow: ['a b']}}\n", 4, "may only have");
+        expect_error(BASE "kernel: {modules: {allow: ['']}}\n", 4, "kernel.modules.allow[0]: \"\" must not be empty");
+        expect_error(BASE "kernel: {modules: {allow: [[a]]}}\n", 4, "kernel.modules.allow[0]: must be a glob, not a list");
+        expect_error(BASE "kernel: {firmware: {deny: [a/**, b, a/**]}}\n", 4,
+                     "kernel.firmware.deny[2]: 'a/**' is already listed as kernel.firmware.deny[0]");
+
+        char long_glob[300];
+        memset(long_glob, 'a', 256);
+        long_glob[256] = '\0';
+        char *y2 = NULL;
+        ASSERT_TRUE(asprintf(&y2, BASE "kernel: {firmware: {allow: [%s]}}\n", long_glob) > 0);
+        expect_error(y2, 4, "kernel.firmware.allow[0]: ");
+        expect_error(y2, 4, "longer than 255");
+        free(y2);
+
+        /* At most MODTRIM_PATTERNS_MAX globs. */
+        size_t cap = 64 + (MODTRIM_PATTERNS_MAX + 1) * 8, o = 0;
+        char *big = malloc(cap);
+        ASSERT_TRUE(big != NULL);
+        o += (size_t) snprintf(big + o, cap - o, BASE "kernel: {modules: {deny: [");
+        for (int i = 0; i <= MODTRIM_PATTERNS_MAX; i++)
+                o += (size_t) snprintf(big + o, cap - o, "%sd%d", i ? "," : "", i);
+        (void) snprintf(big + o, cap - o, "]}}\n");
+        expect_error(big, 4, "kernel.modules.deny: lists 257 globs; at most 256");
+        free(big);
+}
+
 int main(void) {
         TEST_RUN(test_full);
+        TEST_RUN(test_kernel_modules);
         TEST_RUN(test_defaults);
         TEST_RUN(test_errors);
         TEST_RUN(test_kubernetes);
