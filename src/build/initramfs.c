@@ -362,8 +362,8 @@ static int add_dep_index(size_t **deps, size_t *n, size_t d) {
 
 static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret) {
         const IndexModule *im = &pl->idx->mods[mi];
-        _cleanup_free_ size_t *deps = NULL;
-        size_t n_deps = 0, d;
+        _cleanup_free_ size_t *deps = NULL, *softs = NULL;
+        size_t n_deps = 0, n_softs = 0, d;
         int r;
 
         if (pl->plan_of[mi]) {
@@ -389,7 +389,7 @@ static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret)
                                 return r;
                         for (size_t k = 0; k < n; k++)
                                 if ((r = add_module(pl, found[k], INITRAMFS_DEP, &d)) < 0 ||
-                                    (r = add_dep_index(&deps, &n_deps, d)) < 0)
+                                    (r = add_dep_index(&softs, &n_softs, d)) < 0)
                                         return r;
                 }
         }
@@ -409,7 +409,8 @@ static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret)
                 return -ENOMEM;
         InitramfsModule *e = &p->modules[p->n_modules];
         *e = (InitramfsModule) { .name = strdup(im->name), .path = strdup(im->path), .class = class,
-                                 .deps = TAKE_PTR(deps), .n_deps = n_deps };
+                                 .deps = TAKE_PTR(deps), .n_deps = n_deps, .softs = TAKE_PTR(softs),
+                                 .n_softs = n_softs };
         p->n_modules++;
         if (!e->name || !e->path)
                 return -ENOMEM;
@@ -467,6 +468,7 @@ void initramfs_plan_done(InitramfsPlan *p) {
                 free(p->modules[i].name);
                 free(p->modules[i].path);
                 free(p->modules[i].deps);
+                free(p->modules[i].softs);
                 strv_free(p->modules[i].aliases);
         }
         free(p->modules);
@@ -516,6 +518,8 @@ int initramfs_conf_format(const InitramfsPlan *p, const char *kver, const char *
                 fprintf(f, "module %s %s", classes[m->class], m->path);
                 for (size_t d = 0; d < m->n_deps; d++)
                         fprintf(f, " dep=%s", p->modules[m->deps[d]].path);
+                for (size_t d = 0; d < m->n_softs; d++)
+                        fprintf(f, " soft=%s", p->modules[m->softs[d]].path);
                 for (char **a = m->aliases; a && *a; a++)
                         fprintf(f, " alias=%s", *a);
                 fputc('\n', f);
@@ -689,7 +693,7 @@ static int read_optional(const char *dir, const char *name, char **ret) {
 
 int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summary, char **ret_error) {
         _cleanup_free_ char *moddir = NULL, *dep = NULL, *softdep = NULL, *alias = NULL, *builtin = NULL;
-        _cleanup_free_ char *conf = NULL, *cpio = NULL, *tmp = NULL, *zarg = NULL;
+        _cleanup_free_ char *conf = NULL, *cpio = NULL, *tmp = NULL;
         _cleanup_(module_index_freep) ModuleIndex *idx = NULL;
         _cleanup_(initramfs_plan_done) InitramfsPlan plan = {};
         int r;
@@ -721,8 +725,7 @@ int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summa
         if (r < 0)
                 return r;
 
-        if (asprintf(&cpio, "%s.cpio.tmp", out) < 0 || asprintf(&tmp, "%s.tmp", out) < 0 ||
-            asprintf(&zarg, "-o%s", tmp) < 0)
+        if (asprintf(&cpio, "%s.cpio.tmp", out) < 0 || asprintf(&tmp, "%s.tmp", out) < 0)
                 return -ENOMEM;
         _cleanup_close_ int fd = open(cpio, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -736,7 +739,7 @@ int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summa
 
         /* -T1 and no --long: the same bytes for the same archive whatever
          * the build machine (only the zstd version can change them). */
-        char *argv[] = { (char *) (o->zstd ?: "zstd"), "-q", "-f", "-19", "-T1", zarg, cpio, NULL };
+        char *argv[] = { (char *) (o->zstd ?: "zstd"), "-q", "-f", "-19", "-T1", "-o", tmp, cpio, NULL };
         r = spawn_run(argv, &(SpawnOptions) { .output_fd = -1 });
         struct stat st_cpio = {}, st_out = {};
         (void) stat(cpio, &st_cpio);

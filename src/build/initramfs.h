@@ -25,8 +25,10 @@ typedef struct InitramfsModule {
         char *name;             /* "virtio_blk" ('-' as '_') */
         char *path;             /* "kernel/drivers/block/virtio_blk.ko", relative to the KVER directory */
         InitramfsClass class;
-        size_t *deps;           /* indices of earlier modules: modules.dep and softdep pre: */
+        size_t *deps;           /* indices of earlier modules: modules.dep */
         size_t n_deps;
+        size_t *softs;          /* modules.softdep pre:, resolved (may fail to load) */
+        size_t n_softs;
         char **aliases;         /* storage only: the modules.alias globs of device buses */
 } InitramfsModule;
 

@@ -31,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t d = 0; d < m->n_deps; d++)
                         if (m->deps[d] >= i)
                                 abort();
+                for (size_t d = 0; d < m->n_softs; d++)
+                        if (m->softs[d] >= i)
+                                abort();
                 if (m->aliases && m->class != INITRD_MODULE_STORAGE)
                         abort();
                 (void) initrd_module_matches(m, "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00");

@@ -183,6 +183,9 @@ static int module_load(size_t i, unsigned depth) {
          * second guard. */
         if (depth > INITRD_CONF_MAX_MODULES)
                 return -ELOOP;
+        /* Soft dependencies: alternatives, any of which may fail. */
+        for (size_t d = 0; d < m->n_softs; d++)
+                (void) module_load(m->softs[d], depth + 1);
         for (size_t d = 0; d < m->n_deps; d++) {
                 r = module_load(m->deps[d], depth + 1);
                 if (r < 0) {
@@ -227,7 +230,7 @@ static void load_class(InitrdModuleClass class, bool required) {
 
 /* The modalias of every device on the buses storage controllers sit on. */
 static char **read_modaliases(void) {
-        static const char *const buses[] = { "pci", "virtio", "scsi", "usb" };
+        static const char *const buses[] = { "pci", "virtio", "scsi", "usb", "xen", "vmbus" };
         char **l = calloc(1, sizeof(char *));
 
         for (size_t b = 0; l && b < ELEMENTSOF(buses); b++) {

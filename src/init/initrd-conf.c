@@ -50,6 +50,7 @@ static void module_done(InitrdModule *m) {
         free(m->path);
         free(m->name);
         free(m->deps);
+        free(m->softs);
         strv_free(m->aliases);
 }
 
@@ -123,7 +124,8 @@ static int parse_module(InitrdConf *c, char **w, size_t n) {
         base = base ? base + 1 : w[2];
         m.name = strndup(base, strlen(base) - 3);
         m.deps = calloc(n, sizeof(size_t));
-        if (!m.path || !m.name || !m.deps) {
+        m.softs = calloc(n, sizeof(size_t));
+        if (!m.path || !m.name || !m.deps || !m.softs) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -134,6 +136,10 @@ static int parse_module(InitrdConf *c, char **w, size_t n) {
                         if (find_module(c, w[i] + 4, &idx) < 0)
                                 goto fail;
                         m.deps[m.n_deps++] = idx;
+                } else if (string_has_prefix(w[i], "soft=")) {
+                        if (find_module(c, w[i] + 5, &idx) < 0)
+                                goto fail;
+                        m.softs[m.n_softs++] = idx;
                 } else if (string_has_prefix(w[i], "alias=")) {
                         /* Only storage candidates are matched against devices. */
                         if (m.class != INITRD_MODULE_STORAGE || !alias_is_valid(w[i] + 6))

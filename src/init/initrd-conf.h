@@ -13,14 +13,16 @@
  *   kver 6.1.0-50-amd64                     modules are below /usr/lib/modules/KVER/
  *   rootfstype erofs                        optional: the image's root fs
  *   build-id TOKEN                          optional: for the log
- *   module CLASS PATH [dep=PATH]... [alias=GLOB]...
+ *   module CLASS PATH [dep=PATH]... [soft=PATH]... [alias=GLOB]...
  *
  * CLASS is "required" (loaded at start, failure is fatal), "storage" (loaded
  * when a present device's modalias matches one of its alias= globs, or all
  * at once when the root is late), "live" (loaded with hull.live=), or "dep"
  * (only loaded as another module's dep=). PATH is relative to the KVER
  * directory and ends in ".ko"; dep= names a module of an earlier line,
- * to be loaded first. Empty lines and lines starting with '#' are ignored;
+ * to be loaded first; soft= too, but its failure does not matter (a
+ * modules.softdep "pre:": crc32c-intel fails with ENODEV on a CPU without
+ * SSE4.2, crc32c_generic then serves libcrc32c). Empty lines and lines starting with '#' are ignored;
  * fields are separated by single spaces. */
 
 #define INITRD_CONF_PATH "/usr/lib/hull/initrd.conf"
@@ -41,6 +43,8 @@ typedef struct InitrdModule {
         char *name;             /* "virtio_blk" */
         size_t *deps;           /* indices of earlier modules */
         size_t n_deps;
+        size_t *softs;          /* the same, failures ignored */
+        size_t n_softs;
         char **aliases;         /* NULL-terminated, may be NULL */
 
         /* State for hull-initrd. */

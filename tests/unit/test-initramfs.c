@@ -57,14 +57,18 @@ static ssize_t find(const InitramfsPlan *p, const char *name) {
         return -1;
 }
 
-static bool has_dep(const InitramfsPlan *p, const char *user, const char *dep_name) {
+static bool has_dep_in(const InitramfsPlan *p, const char *user, const char *dep_name, bool soft) {
         ssize_t u = find(p, user), d = find(p, dep_name);
         ASSERT_TRUE(u >= 0 && d >= 0);
-        for (size_t i = 0; i < p->modules[u].n_deps; i++)
-                if (p->modules[u].deps[i] == (size_t) d)
+        const size_t *l = soft ? p->modules[u].softs : p->modules[u].deps;
+        size_t n = soft ? p->modules[u].n_softs : p->modules[u].n_deps;
+        for (size_t i = 0; i < n; i++)
+                if (l[i] == (size_t) d)
                         return true;
         return false;
 }
+#define has_dep(p, u, d) has_dep_in(p, u, d, false)
+#define has_soft(p, u, d) has_dep_in(p, u, d, true)
 
 static void test_plan(void) {
         _cleanup_(module_index_freep) ModuleIndex *idx = NULL;
@@ -78,15 +82,21 @@ static void test_plan(void) {
         ASSERT_OK(initramfs_plan(idx, required, storage, live, &p, &err));
 
         /* Every dependency before its user (and only earlier indices). */
-        for (size_t i = 0; i < p.n_modules; i++)
+        for (size_t i = 0; i < p.n_modules; i++) {
                 for (size_t d = 0; d < p.modules[i].n_deps; d++)
                         ASSERT_TRUE(p.modules[i].deps[d] < i);
+                for (size_t d = 0; d < p.modules[i].n_softs; d++)
+                        ASSERT_TRUE(p.modules[i].softs[d] < i);
+        }
         ASSERT_TRUE(find(&p, "dm_mod") < find(&p, "dm_verity"));
         ASSERT_TRUE(has_dep(&p, "dm_verity", "dm_bufio"));
-        /* softdep pre: through modules.alias: both crc32c drivers. */
-        ASSERT_TRUE(has_dep(&p, "libcrc32c", "crc32c_generic"));
-        ASSERT_TRUE(has_dep(&p, "libcrc32c", "crc32c_intel"));
-        ASSERT_TRUE(has_dep(&p, "ext4", "crc32c_generic"));
+        /* softdep pre: through modules.alias: both crc32c drivers, as soft
+         * dependencies (crc32c_intel fails without SSE4.2). */
+        ASSERT_TRUE(has_soft(&p, "libcrc32c", "crc32c_generic"));
+        ASSERT_TRUE(has_soft(&p, "libcrc32c", "crc32c_intel"));
+        ASSERT_TRUE(!has_dep(&p, "libcrc32c", "crc32c_intel"));
+        ASSERT_TRUE(has_soft(&p, "ext4", "crc32c_generic"));
+        ASSERT_TRUE(has_dep(&p, "ext4", "jbd2"));
         ASSERT_TRUE(has_dep(&p, "erofs", "libcrc32c"));
         ASSERT_TRUE(find(&p, "crc32c_generic") < find(&p, "libcrc32c"));
         /* Built in: not listed, not an error. */
@@ -117,6 +127,7 @@ static void test_plan(void) {
         for (size_t i = 0; i < c.n_modules; i++) {
                 ASSERT_STREQ(c.modules[i].path, p.modules[i].path);
                 ASSERT_EQ(c.modules[i].n_deps, p.modules[i].n_deps);
+                ASSERT_EQ(c.modules[i].n_softs, p.modules[i].n_softs);
                 ASSERT_EQ((int) c.modules[i].class, (int) p.modules[i].class);
         }
         InitrdModule *vp = NULL;

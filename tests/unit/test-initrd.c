@@ -104,7 +104,7 @@ static const char conf_good[] =
         "build-id demo-1.0\n"
         "\n"
         "module dep kernel/lib/libcrc32c.ko\n"
-        "module required kernel/fs/erofs/erofs.ko dep=kernel/lib/libcrc32c.ko\n"
+        "module required kernel/fs/erofs/erofs.ko dep=kernel/lib/libcrc32c.ko soft=kernel/lib/libcrc32c.ko\n"
         "module dep kernel/drivers/virtio/virtio_ring.ko\n"
         "module storage kernel/drivers/block/virtio_blk.ko dep=kernel/drivers/virtio/virtio_ring.ko "
         "alias=virtio:d00000002v*\n"
@@ -126,6 +126,8 @@ static void test_conf_good(void) {
         ASSERT_EQ(c.modules[1].class, INITRD_MODULE_REQUIRED);
         ASSERT_EQ(c.modules[1].n_deps, 1);
         ASSERT_EQ(c.modules[1].deps[0], 0);
+        ASSERT_EQ(c.modules[1].n_softs, 1);
+        ASSERT_EQ(c.modules[1].softs[0], 0);
         ASSERT_STREQ(c.modules[3].name, "virtio_blk");
         ASSERT_EQ(c.modules[3].deps[0], 2);
         ASSERT_EQ(c.modules[5].class, INITRD_MODULE_LIVE);
@@ -182,6 +184,8 @@ static void test_conf_bad(void) {
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule required a.ko\nmodule dep a.ko\n", 4);
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule required a.ko dep=b.ko\nmodule dep b.ko\n", 3);
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule required a.ko alias=pci:*\n", 3);
+        check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule required a.ko soft=a.ko\n", 3);
+        check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule required a.ko soft=\n", 3);
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule storage a.ko alias=\n", 3);
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule storage a.ko x=y\n", 3);
         check_conf_bad("hull-initrd-conf 1\nkver 6.1\nmodule storage a.ko alias=a\tb\n", 3);
