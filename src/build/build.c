@@ -495,7 +495,7 @@ int build_install_data(BuildContext *c, const char *data_rel, const char *rel, m
 
 /* programs_dir is a ':'-separated search path (the build tree keeps each
  * program in its own directory). */
-static int find_program(BuildContext *c, const char *name, char **ret) {
+int build_find_program(BuildContext *c, const char *name, char **ret) {
         _cleanup_free_ char *dirs = strdup(c->programs_dir);
         char *save = NULL;
 
@@ -737,7 +737,7 @@ static int stage_customise(BuildContext *c) {
         };
         for (size_t i = 0; i < ELEMENTSOF(programs); i++) {
                 _cleanup_free_ char *src = NULL;
-                r = find_program(c, programs[i].name, &src);
+                r = build_find_program(c, programs[i].name, &src);
                 if (r < 0)
                         return log_error_errno(r, "Cannot find Hull's program '%s' in %s (use --programs-dir): %m",
                                                programs[i].name, c->programs_dir);

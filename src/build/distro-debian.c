@@ -10,6 +10,7 @@
 
 #include "distro.h"
 #include "fileio.h"
+#include "initramfs.h"
 #include "log.h"
 #include "spawn.h"
 #include "strutil.h"
@@ -490,12 +491,54 @@ static const char *const initramfs_disk_drivers =
         "virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci ata_piix megaraid_sas mpt3sas smartpqi hpsa "
         "hv_storvsc vmw_pvscsi xen-blkfront";
 
+/* boot.initramfs: hull. hull-build writes the archive itself from the
+ * image's own modules; update-initramfs does not run. */
+static int debian_hull_initramfs(BuildContext *c) {
+        _cleanup_free_ char *initrd = NULL, *build_id = NULL, *summary = NULL, *error = NULL;
+        int r;
+
+        r = build_find_program(c, "hull-initrd", &initrd);
+        if (r < 0)
+                return log_error_errno(r, "Cannot find hull-initrd (boot.initramfs: hull) in the build tree or "
+                                       "the Hull library directory: %m");
+        if (asprintf(&build_id, "%s-%s", c->spec->name, c->spec->version) < 0 ||
+            asprintf(&c->initrd_path, "%s/boot/initrd.img-%s", c->root, c->kernel_version) < 0)
+                return -ENOMEM;
+        InitramfsOptions o = {
+                .root = c->root,
+                .kver = c->kernel_version,
+                .initrd_binary = initrd,
+                .rootfstype = rootfs_type_to_string(c->spec->rootfs_type),
+                .build_id = build_id,
+                .verity = c->spec->verity,
+                .mtime = c->source_date_epoch,
+        };
+        r = initramfs_build(&o, c->initrd_path, &summary, &error);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write the initramfs: %s", error ?: strerror(-r));
+        log_info("Initramfs (hull-initrd): %s", summary);
+        return 0;
+}
+
 static int debian_prepare_boot(BuildContext *c) {
         _cleanup_free_ char *modules = path_join(c->root, "etc/initramfs-tools/modules");
         int r;
 
         if (!modules)
                 return -ENOMEM;
+        if (c->spec->boot_initramfs == BOOT_INITRAMFS_HULL) {
+                r = find_kernel_version(c);
+                if (r < 0)
+                        return r;
+                r = debian_hull_initramfs(c);
+                if (r < 0)
+                        return r;
+                if (asprintf(&c->kernel_path, "%s/boot/vmlinuz-%s", c->root, c->kernel_version) < 0)
+                        return -ENOMEM;
+                if (access(c->kernel_path, R_OK) < 0)
+                        return log_error_errno(errno, "Kernel missing in /boot for %s: %m", c->kernel_version);
+                return 0;
+        }
         /* MODULES=list: only the modules below (with their dependencies and
          * soft dependencies) instead of Debian's "most", which packs every
          * disk, file system and network driver (124 MiB unpacked) for a

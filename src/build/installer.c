@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpio.h"
 #include "fileio.h"
 #include "install.h"
 #include "installer.h"
@@ -108,26 +109,6 @@ static int write_text(const char *path, const char *text) {
 
 /* ---- a newc cpio archive (the PXE media initrd) ------------------------- */
 
-static int cpio_header(int fd, const char *name, mode_t mode, uint64_t size, unsigned ino) {
-        char h[111];
-        size_t nl = strlen(name) + 1;
-        static const char zeros[4] = {};
-        int r;
-
-        if (size > 0xffffffffULL)
-                return -EFBIG;
-        (void) snprintf(h, sizeof(h), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino, (unsigned) mode, 0, 0,
-                        S_ISDIR(mode) ? 2 : 1, 0, (unsigned) size, 0, 0, 0, 0, (unsigned) nl, 0);
-        if ((r = loop_write(fd, h, 110)) < 0 || (r = loop_write(fd, name, nl)) < 0)
-                return r;
-        return loop_write(fd, zeros, (4 - (110 + nl) % 4) % 4);
-}
-
-static int cpio_pad(int fd, uint64_t size) {
-        static const char zeros[4] = {};
-        return loop_write(fd, zeros, (4 - size % 4) % 4);
-}
-
 typedef struct CpioFile {
         const char *name; /* below hull-media/hull/ */
         int fd;
@@ -141,14 +122,14 @@ static int write_media_cpio(const char *path, const CpioFile *files, size_t n) {
 
         if (fd < 0)
                 return -errno;
-        if ((r = cpio_header(fd, "hull-media", S_IFDIR | 0755, 0, ino++)) < 0 ||
-            (r = cpio_header(fd, "hull-media/hull", S_IFDIR | 0755, 0, ino++)) < 0)
+        if ((r = cpio_write_header(fd, &(CpioHeader) { "hull-media", S_IFDIR | 0755, 0, ino++ })) < 0 ||
+            (r = cpio_write_header(fd, &(CpioHeader) { "hull-media/hull", S_IFDIR | 0755, 0, ino++ })) < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *name = NULL;
                 if (asprintf(&name, "hull-media/hull/%s", files[i].name) < 0)
                         return -ENOMEM;
-                if ((r = cpio_header(fd, name, S_IFREG | 0644, files[i].size, ino++)) < 0)
+                if ((r = cpio_write_header(fd, &(CpioHeader) { name, S_IFREG | 0644, files[i].size, ino++ })) < 0)
                         return r;
                 off_t pos = lseek(fd, 0, SEEK_CUR);
                 if (pos < 0)
@@ -157,10 +138,10 @@ static int write_media_cpio(const char *path, const CpioFile *files, size_t n) {
                         return r;
                 if (lseek(fd, pos + (off_t) files[i].size, SEEK_SET) < 0)
                         return -errno;
-                if ((r = cpio_pad(fd, files[i].size)) < 0)
+                if ((r = cpio_write_pad(fd, files[i].size)) < 0)
                         return r;
         }
-        if ((r = cpio_header(fd, "TRAILER!!!", 0, 0, 0)) < 0)
+        if ((r = cpio_write_trailer(fd)) < 0)
                 return r;
         return fsync(fd) < 0 ? -errno : 0;
 }

@@ -11,10 +11,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/reboot.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "early.h"
 #include "fileio.h"
 #include "log.h"
 #include "mount-setup.h"
@@ -31,53 +30,8 @@ static const char *arg_persist = NULL;
 static const char *arg_cmdline = NULL;
 static const char *arg_run_dir = NULL;
 
-/* ---- the fatal path at boot -------------------------------------------- */
-
-static void write_line(int fd, const char *prefix, const char *msg) {
-        if (fd >= 0)
-                (void) dprintf(fd, "%s%s\n", prefix, msg);
-}
-
-static void sleep_seconds(unsigned s) {
-        struct timespec ts = { .tv_sec = s };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 static _noreturn_ void fatal_reboot(unsigned delay, const char *error) {
-        char msg[2048];
-        char kmsg_prefix[8];
-
-        (void) snprintf(msg, sizeof(msg),
-                        "hull-init: FATAL: %s. The node cannot boot this slot; rebooting in %u s so that "
-                        "the boot loader can fall back to the other slot.",
-                        error ?: "setup failed", delay);
-
-        /* The console for whoever watches the screen or the serial line, the
-         * kernel log for whoever reads it after the fact. Separate opens:
-         * each /dev/kmsg writer has its own rate limit. */
-        int console = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
-        write_line(console >= 0 ? console : STDERR_FILENO, "\n", msg);
-        int kmsg = open("/dev/kmsg", O_WRONLY | O_NOCTTY | O_CLOEXEC);
-        (void) snprintf(kmsg_prefix, sizeof(kmsg_prefix), "<%d>", LOG_CRIT);
-        write_line(kmsg, kmsg_prefix, msg);
-
-        sleep_seconds(delay);
-        sync();
-        (void) reboot(RB_AUTOBOOT);
-
-        /* Still here: reboot() was refused. Exiting makes the kernel panic;
-         * with a panic timeout set that reboots, which beats hanging. */
-        (void) snprintf(msg, sizeof(msg),
-                        "hull-init: reboot() failed: %s; exiting, so that the kernel panics and reboots in 10 s",
-                        strerror(errno));
-        write_line(console >= 0 ? console : STDERR_FILENO, "", msg);
-        write_line(kmsg, kmsg_prefix, msg);
-        int panic = open("/proc/sys/kernel/panic", O_WRONLY | O_CLOEXEC);
-        if (panic >= 0)
-                (void) !write(panic, "10\n", 3);
-        _exit(EXIT_FAILURE);
+        early_fatal("hull-init", EARLY_FATAL_REBOOT, delay, error);
 }
 
 static const char *cmdline_error(const MountSetup *m, int r, char *buf, size_t size) {

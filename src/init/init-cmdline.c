@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +130,42 @@ static int parse_one(HullCmdline *c, const char *word) {
                 return set_string(&c->init, value);
         }
 
+        /* The keys of hull-initrd: a bad value is noted, not refused here
+         * (see invalid_initrd_key). */
+        if (KEY_IS("hull.verity.hashoffset")) {
+                uint64_t u;
+                /* The hash area starts on a 4 KiB block after the data. */
+                if (!value || safe_atou64(value, &u) < 0 || u == 0 || u % 4096 != 0) {
+                        if (!c->invalid_initrd_key)
+                                c->invalid_initrd_key = "hull.verity.hashoffset";
+                        return 0;
+                }
+                c->verity_hashoffset = u;
+                c->has_verity_hashoffset = true;
+                return 0;
+        }
+
+        if (KEY_IS("hull.rootwait")) {
+                unsigned u;
+                if (!value || safe_atou(value, &u) < 0 || u > HULL_MAX_ROOTWAIT) {
+                        if (!c->invalid_initrd_key)
+                                c->invalid_initrd_key = "hull.rootwait";
+                        return 0;
+                }
+                c->rootwait = u;
+                return 0;
+        }
+
+        if (KEY_IS("hull.live")) {
+                /* An ISO 9660 volume id is at most 32 characters. */
+                if (!value || !string_is_safe_token(value, "-_.") || strlen(value) > HULL_MAX_LIVE_LEN) {
+                        if (!c->invalid_initrd_key)
+                                c->invalid_initrd_key = "hull.live";
+                        return 0;
+                }
+                return set_string(&c->live, value);
+        }
+
         if (KEY_IS("hull.fatal_delay")) {
                 unsigned u;
                 if (!value || safe_atou(value, &u) < 0 || u > HULL_MAX_FATAL_DELAY) {
@@ -139,6 +177,91 @@ static int parse_one(HullCmdline *c, const char *word) {
         }
 #undef KEY_IS
 
+        return 0;
+}
+
+/* The kernel's own keys that hull-initrd acts on, stored as given. */
+static int parse_kernel_key(HullCmdline *c, const char *word) {
+        static const struct {
+                const char *prefix;
+                size_t offset;
+        } keys[] = {
+                { "root=",       offsetof(HullCmdline, root)        },
+                { "rootfstype=", offsetof(HullCmdline, rootfstype)  },
+                { "init=",       offsetof(HullCmdline, kernel_init) },
+                { "rootflags=",  offsetof(HullCmdline, root_flags)  },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (string_has_prefix(word, keys[i].prefix))
+                        return set_string((char **) ((uint8_t *) c + keys[i].offset), word + strlen(keys[i].prefix));
+        return 0;
+}
+
+static bool root_spec_is_valid(const char *s) {
+        if (string_has_prefix(s, "/dev/"))
+                return s[5] != '\0' && !strstr(s, "/../");
+        if (string_has_prefix(s, "PARTLABEL="))
+                return s[10] != '\0';
+        if (string_has_prefix(s, "PARTUUID=")) {
+                uint8_t u[16];
+                return hull_parse_guid(s + 9, u) >= 0;
+        }
+        return false;
+}
+
+int hull_parse_guid(const char *s, uint8_t ret[static 16]) {
+        /* 8-4-4-4-12 hex digits; bytes in the order they are written. */
+        static const size_t dashes[] = { 8, 13, 18, 23 };
+        char hex[33];
+        size_t n = 0;
+
+        if (strlen(s) != 36)
+                return -EINVAL;
+        for (size_t i = 0, d = 0; i < 36; i++) {
+                if (d < ELEMENTSOF(dashes) && i == dashes[d]) {
+                        if (s[i] != '-')
+                                return -EINVAL;
+                        d++;
+                        continue;
+                }
+                if (!isxdigit((unsigned char) s[i]))
+                        return -EINVAL;
+                hex[n++] = (char) tolower((unsigned char) s[i]);
+        }
+        hex[n] = '\0';
+        return hex_decode(hex, ret, 16);
+}
+
+int hull_cmdline_check_initrd(HullCmdline *c) {
+        if (c->invalid_initrd_key) {
+                c->invalid_key = c->invalid_initrd_key;
+                return -EINVAL;
+        }
+        if (c->kernel_init && c->kernel_init[0] != '/') {
+                c->invalid_key = "init";
+                return -EINVAL;
+        }
+        if (c->root && !root_spec_is_valid(c->root)) {
+                c->invalid_key = "root";
+                return -EINVAL;
+        }
+        if (c->rootfstype && (!string_is_safe_token(c->rootfstype, "_") || strlen(c->rootfstype) > 32)) {
+                c->invalid_key = "rootfstype";
+                return -EINVAL;
+        }
+        /* dm-verity needs both the partition and the hash area to find; the
+         * root hash alone would be refused later with a vaguer message. */
+        if (c->verity_roothash && !c->live) {
+                if (!c->slot) {
+                        c->invalid_key = "hull.slot";
+                        return -EINVAL;
+                }
+                if (!c->has_verity_hashoffset) {
+                        c->invalid_key = "hull.verity.hashoffset";
+                        return -EINVAL;
+                }
+        }
         return 0;
 }
 
@@ -159,8 +282,12 @@ int hull_cmdline_parse(const char *line, HullCmdline *c) {
                 /* Everything after "--" is passed to init by the kernel. */
                 if (streq(w, "--"))
                         break;
-                if (!string_has_prefix(w, "hull."))
+                if (!string_has_prefix(w, "hull.")) {
+                        r = parse_kernel_key(c, w);
+                        if (r < 0)
+                                return r;
                         continue;
+                }
                 r = parse_one(c, w);
                 if (r == -EINVAL) {
                         if (!first_invalid)
@@ -183,5 +310,11 @@ void hull_cmdline_done(HullCmdline *c) {
         free(c->verity_roothash);
         free(c->persist);
         free(c->init);
+        free(c->live);
+        free(c->root);
+        free(c->rootfstype);
+        free(c->kernel_init);
+        free(c->root_flags);
         c->slot = c->verity_roothash = c->persist = c->init = NULL;
+        c->live = c->root = c->rootfstype = c->kernel_init = c->root_flags = NULL;
 }

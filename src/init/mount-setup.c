@@ -218,42 +218,6 @@ int mount_setup_root_readonly(MountSetup *m) {
 
 /* ---- step 3: dm-verity -------------------------------------------------- */
 
-int dm_status_single_target(const void *buf, size_t size, char **ret_type, char **ret_params) {
-        struct dm_ioctl io;
-        struct dm_target_spec spec;
-
-        if (size < sizeof(io))
-                return -EBADMSG;
-        memcpy(&io, buf, sizeof(io));
-
-        size_t end = MIN((size_t) io.data_size, size);
-        if (io.data_start < sizeof(io) || io.data_start > end)
-                return -EBADMSG;
-        if (io.target_count != 1)
-                return -EMEDIUMTYPE;
-
-        const char *data = (const char *) buf + io.data_start;
-        size_t avail = end - io.data_start;
-        if (avail < sizeof(spec))
-                return -EBADMSG;
-        memcpy(&spec, data, sizeof(spec));
-
-        if (strnlen(spec.target_type, sizeof(spec.target_type)) == sizeof(spec.target_type))
-                return -EBADMSG;
-        const char *params = data + sizeof(spec);
-        size_t plen = strnlen(params, avail - sizeof(spec));
-        if (plen == avail - sizeof(spec))
-                return -EBADMSG;
-
-        _cleanup_free_ char *t = strdup(spec.target_type);
-        _cleanup_free_ char *p = strndup(params, plen);
-        if (!t || !p)
-                return -ENOMEM;
-        *ret_type = TAKE_PTR(t);
-        *ret_params = TAKE_PTR(p);
-        return 0;
-}
-
 int verity_table_parse(const char *params, char **ret_root_hash, bool *ret_ignores_corruption) {
         /* Fields: version, data dev, hash dev, data block size, hash block
          * size, data blocks, hash start, algorithm, root hash, salt. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dm.h"
 #include "init-cmdline.h"
 #include "macro.h"
 
@@ -73,13 +74,6 @@ int mount_setup_record_boot(MountSetup *m) _warn_unused_result_;
  * <salt> [<#opt> <opt>...]"). Returns the root hash (allocated) and whether
  * an option makes the kernel ignore corruption. -EBADMSG if it is not one. */
 int verity_table_parse(const char *params, char **ret_root_hash, bool *ret_ignores_corruption)
-        _warn_unused_result_;
-
-/* Walk the result buffer of a DM_TABLE_STATUS ioctl with DM_STATUS_TABLE_FLAG
- * (the struct dm_ioctl and what follows it) and return the type and the
- * parameters (both allocated) of the device's only target. -EMEDIUMTYPE if
- * the device has no target or several, -EBADMSG for a malformed buffer. */
-int dm_status_single_target(const void *buf, size_t size, char **ret_type, char **ret_params)
         _warn_unused_result_;
 
 /* The contents of boot.json for the state in m (docs/PERSIST.md). */

@@ -68,6 +68,22 @@ RootfsType rootfs_type_from_string(const char *s) {
         return _ROOTFS_TYPE_INVALID;
 }
 
+static const char *const boot_initramfs_table[_BOOT_INITRAMFS_MAX] = {
+        [BOOT_INITRAMFS_TOOLS] = "initramfs-tools",
+        [BOOT_INITRAMFS_HULL] = "hull",
+};
+
+const char *boot_initramfs_to_string(BootInitramfs t) {
+        return t >= 0 && t < _BOOT_INITRAMFS_MAX ? boot_initramfs_table[t] : NULL;
+}
+
+BootInitramfs boot_initramfs_from_string(const char *s) {
+        for (int i = 0; i < _BOOT_INITRAMFS_MAX; i++)
+                if (s && streq(s, boot_initramfs_table[i]))
+                        return (BootInitramfs) i;
+        return _BOOT_INITRAMFS_INVALID;
+}
+
 const char *hook_stage_to_string(HookStage s) {
         return s >= 0 && s < _HOOK_STAGE_MAX ? hook_stage_table[s] : NULL;
 }
@@ -976,10 +992,21 @@ static int h_tries(Spec *s, const YNode *v, const char *k, SpecError *e) {
 static int h_timeout(Spec *s, const YNode *v, const char *k, SpecError *e) {
         return get_uint(v, "boot.timeout", 0, 60, &s->boot_timeout, e);
 }
+static int h_initramfs(Spec *s, const YNode *v, const char *k, SpecError *e) {
+        int r = want_scalar(v, "boot.initramfs", e);
+        if (r < 0)
+                return r;
+        BootInitramfs t = boot_initramfs_from_string(v->value);
+        if (t < 0)
+                return fail(e, v, "'boot.initramfs' must be hull or initramfs-tools, not '%s'", v->value);
+        s->boot_initramfs = t;
+        return 0;
+}
 static int h_boot(Spec *s, const YNode *v, const char *k, SpecError *e) {
         static const KeyTable t[] = {
                 { "tries", h_tries },
                 { "timeout", h_timeout },
+                { "initramfs", h_initramfs },
         };
         return walk_mapping(s, v, "boot", t, ELEMENTSOF(t), e);
 }

@@ -96,6 +96,14 @@ typedef struct SpecRepository {
  * names it (docs/SPEC.md, "units"): NULL-terminated. */
 extern const char *const spec_default_off_units[];
 
+/* boot.initramfs: who writes the initramfs (docs/BUILDER.md). */
+typedef enum BootInitramfs {
+        BOOT_INITRAMFS_TOOLS,   /* Debian's update-initramfs (the default) */
+        BOOT_INITRAMFS_HULL,    /* hull-build, with hull-initrd as /init */
+        _BOOT_INITRAMFS_MAX,
+        _BOOT_INITRAMFS_INVALID = -EINVAL,
+} BootInitramfs;
+
 typedef struct Spec {
         char *name;
         char *version;
@@ -142,6 +150,7 @@ typedef struct Spec {
         char **firmware_deny;
         unsigned boot_tries;
         unsigned boot_timeout;
+        BootInitramfs boot_initramfs;
 
         char *base_dir;    /* directory of the spec file; relative paths resolve here */
 } Spec;
@@ -170,6 +179,8 @@ Spec *spec_free(Spec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Spec *, spec_free);
 
 const char *rootfs_type_to_string(RootfsType t);
+const char *boot_initramfs_to_string(BootInitramfs t);
+BootInitramfs boot_initramfs_from_string(const char *s);
 RootfsType rootfs_type_from_string(const char *s);
 const char *kubelet_source_to_string(KubeletSource s);
 const char *hook_stage_to_string(HookStage s);

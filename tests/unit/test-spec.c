@@ -41,6 +41,7 @@ static const char full_spec[] =
         "  cmdline: [\"console=ttyS0,115200\", quiet]\n"
         "boot:\n"
         "  tries: 5\n"
+        "  initramfs: hull\n"
         "  timeout: 0\n";
 
 static void test_full(void) {
@@ -74,6 +75,7 @@ static void test_full(void) {
         ASSERT_STREQ(s->cmdline[1], "quiet");
         ASSERT_EQ(s->boot_tries, 5);
         ASSERT_EQ(s->boot_timeout, 0);
+        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_HULL);
         ASSERT_STREQ(s->base_dir, "/specs");
 }
 
@@ -91,6 +93,7 @@ static void test_defaults(void) {
         ASSERT_EQ(s->esp_size, SPEC_DEFAULT_ESP_SIZE);
         ASSERT_EQ(s->root_size, SPEC_DEFAULT_ROOT_SIZE);
         ASSERT_EQ(s->boot_tries, 3);
+        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_TOOLS);
         ASSERT_EQ(s->n_files, 0);
         ASSERT_TRUE(s->packages == NULL);
 }
@@ -128,6 +131,9 @@ static void test_errors(void) {
         expect_error(BASE "partitions: {root: lots}\n", 4, "size such as");
         expect_error(BASE "partitions: {root: 1000000}\n", 4, "whole number of MiB");
         expect_error(BASE "partitions: {root: 16M}\n", 4, "'partitions.root' must be at least 64M");
+        expect_error(BASE "boot: {initramfs: dracut}\n", 4,
+                     "'boot.initramfs' must be hull or initramfs-tools, not 'dracut'");
+        expect_error(BASE "boot: {initramfs: [hull]}\n", 4, "boot.initramfs");
         expect_error(BASE "partitions: {esp: 16M}\n", 4, "'partitions.esp' must be at least 64M");
         expect_error(BASE "partitions:\n  persist: 16M\n", 5, "'partitions.persist' must be at least 32M");
         expect_error(BASE "boot: {tries: 0}\n", 4, "from 1 to 9");
