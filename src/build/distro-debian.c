@@ -516,7 +516,7 @@ static int debian_hull_initramfs(BuildContext *c) {
         r = initramfs_build(&o, c->initrd_path, &summary, &error);
         if (r < 0)
                 return log_error_errno(r, "Cannot write the initramfs: %s", error ?: strerror(-r));
-        log_info("Initramfs (hull-initrd): %s", summary);
+        build_progress(c, "initramfs (hull-initrd): %s", summary);
         return 0;
 }
 

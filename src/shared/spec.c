@@ -1314,6 +1314,7 @@ int spec_parse(const char *data, size_t len, const char *base_dir, Spec **ret, S
         s->persist_size = SPEC_DEFAULT_PERSIST_SIZE;
         s->boot_tries = 3;
         s->boot_timeout = 1;
+        s->boot_initramfs = BOOT_INITRAMFS_HULL;
         s->rootfs_type = ROOTFS_EROFS;
 
         r = walk_mapping(s, root, "spec", top, ELEMENTSOF(top), e);

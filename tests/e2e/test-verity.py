@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """End-to-end: an ext4 root under dm-verity. Build it, boot it, and check from
 inside the guest that / is the verity device with the root hash the build
-recorded, and that hull-init accepted it.
+recorded, and that hull-init accepted it. Then the early boot's bad cases,
+each on a copy of the disk: a root whose bytes do not match the root hash,
+and a disk without the slot's partition. Each must end with a clear console
+line and a reboot (QEMU -no-reboot exits), never a hang.
 
 usage: test-verity.py HULL_BUILD SOURCE_ROOT WORK_DIR
 """
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +52,62 @@ def main():
         check(False, "%s (console log: %s)" % (e, os.path.join(work, "console.log")))
     finally:
         vm.stop()
+
+    image = os.path.join(out, "hull-e2e-verity-1.0.0.img")
+    bad_boot(work, image, "tampered", tamper_root_a,
+             "FATAL: dm-verity refused", "a changed byte in slot A's root")
+    bad_boot(work, image, "no-root", rename_root_a,
+             "FATAL: no root device PARTLABEL=hull-root-a", "a disk without hull-root-a")
     return 1 if e2etest.failures else 0
+
+
+def partition(disk, name):
+    """(start, size) in bytes of the GPT partition called name."""
+    t = json.loads(subprocess.run(["sfdisk", "-J", disk], check=True, capture_output=True, text=True).stdout)
+    t = t["partitiontable"]
+    sector = t.get("sectorsize", 512)
+    for i, p in enumerate(t["partitions"], 1):
+        if p.get("name") == name:
+            return i, p["start"] * sector, p["size"] * sector
+    raise RuntimeError("%s has no partition %s" % (disk, name))
+
+
+def tamper_root_a(disk):
+    # One byte of the ext4 superblock (offset 1024 + 0x78, the volume
+    # name): the mount reads it at once, so dm-verity must refuse it there.
+    _, start, _ = partition(disk, "hull-root-a")
+    with open(disk, "r+b") as f:
+        f.seek(start + 1024 + 0x78)
+        b = f.read(1)
+        f.seek(start + 1024 + 0x78)
+        f.write(bytes([b[0] ^ 0xff]))
+
+
+def rename_root_a(disk):
+    n, _, _ = partition(disk, "hull-root-a")
+    subprocess.run(["sfdisk", "-q", "--part-label", disk, str(n), "not-hull"], check=True)
+
+
+def bad_boot(work, image, name, damage, needle, what):
+    disk = os.path.join(work, name + ".img")
+    subprocess.run(["cp", "--sparse=always", image, disk], check=True)
+    damage(disk)
+    log = os.path.join(work, "console-%s.log" % name)
+    if os.path.exists(log):
+        os.unlink(log)
+    vm = VM(disk, log, no_reboot=True)
+    vm.start()
+    try:
+        line = vm.expect(needle, 300)
+        print("%s: %s" % (name, line), flush=True)
+        check("rebooting in" in line, "%s: the early boot says why it stops and that it reboots" % what)
+        vm.wait_exit(120)
+        check(not vm.saw("hull: ready"), "%s: the node rebooted instead of booting that slot" % what)
+    except (TimeoutError, RuntimeError) as e:
+        check(False, "%s: %s (console log: %s)" % (what, e, log))
+    finally:
+        vm.stop()
+        os.unlink(disk)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ static const char full_spec[] =
         "  cmdline: [\"console=ttyS0,115200\", quiet]\n"
         "boot:\n"
         "  tries: 5\n"
-        "  initramfs: hull\n"
+        "  initramfs: initramfs-tools\n"
         "  timeout: 0\n";
 
 static void test_full(void) {
@@ -75,7 +75,7 @@ static void test_full(void) {
         ASSERT_STREQ(s->cmdline[1], "quiet");
         ASSERT_EQ(s->boot_tries, 5);
         ASSERT_EQ(s->boot_timeout, 0);
-        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_HULL);
+        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_TOOLS);
         ASSERT_STREQ(s->base_dir, "/specs");
 }
 
@@ -93,7 +93,7 @@ static void test_defaults(void) {
         ASSERT_EQ(s->esp_size, SPEC_DEFAULT_ESP_SIZE);
         ASSERT_EQ(s->root_size, SPEC_DEFAULT_ROOT_SIZE);
         ASSERT_EQ(s->boot_tries, 3);
-        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_TOOLS);
+        ASSERT_EQ(s->boot_initramfs, BOOT_INITRAMFS_HULL);
         ASSERT_EQ(s->n_files, 0);
         ASSERT_TRUE(s->packages == NULL);
 }
