@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -847,6 +848,63 @@ int mount_setup_record_boot(MountSetup *m) {
 
 /* ---- all of it --------------------------------------------------------- */
 
+bool machine_id_is_valid(const char *s, size_t len) {
+        /* systemd's form: 32 lower-case hex digits, one newline, not all zero */
+        if (len != 33 || s[32] != '\n')
+                return false;
+        bool nonzero = false;
+        for (size_t i = 0; i < 32; i++) {
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+                nonzero = nonzero || s[i] != '0';
+        }
+        return nonzero;
+}
+
+void machine_id_format(const uint8_t id[static 16], char ret[static 34]) {
+        static const char hex[] = "0123456789abcdef";
+        for (size_t i = 0; i < 16; i++) {
+                ret[2 * i] = hex[id[i] >> 4];
+                ret[2 * i + 1] = hex[id[i] & 15];
+        }
+        ret[32] = '\n';
+        ret[33] = '\0';
+}
+
+/* The node's own machine ID, made here and kept on persist through the
+ * /etc overlay, instead of by systemd: an image ships "uninitialized",
+ * which makes systemd treat the boot as its first and run a full preset
+ * pass over every unit (seconds under emulation, and pointless: hull-build
+ * applied the presets already), systemd-firstboot and
+ * systemd-machine-id-commit. A random version-4 ID, as systemd makes it.
+ * Not fatal: without it systemd makes one itself. */
+int mount_setup_machine_id(MountSetup *m) {
+        _cleanup_free_ char *path = rooted(m, "/etc/machine-id"), *old = NULL;
+        size_t len = 0;
+        uint8_t id[16];
+        char text[34];
+
+        if (!path)
+                return fail_oom(m);
+        int r = read_full_file(path, 4096, &old, &len);
+        if (r >= 0 && machine_id_is_valid(old, len))
+                return 0;
+        if (getrandom(id, sizeof(id), 0) != (ssize_t) sizeof(id)) {
+                log_warning("Cannot make a machine ID (getrandom: %m); systemd will.");
+                return 0;
+        }
+        id[6] = (id[6] & 0x0f) | 0x40;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        machine_id_format(id, text);
+        r = write_file_atomic(path, text, 33, 0444);
+        if (r < 0) {
+                log_warning("Cannot write %s: %s; systemd will make the machine ID.", path, strerror(-r));
+                return 0;
+        }
+        log_info("Made this node's machine ID %.32s", text);
+        return 0;
+}
+
 int mount_setup_run(MountSetup *m) {
         int (*const steps[])(MountSetup *) = {
                 mount_setup_root_readonly,
@@ -855,6 +913,7 @@ int mount_setup_run(MountSetup *m) {
                 mount_setup_layout,
                 mount_setup_seed_var,
                 mount_setup_mounts,
+                mount_setup_machine_id,
                 mount_setup_record_boot,
         };
 

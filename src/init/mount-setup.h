@@ -56,6 +56,11 @@ int mount_api_filesystems(MountSetup *m) _warn_unused_result_;
 int mount_setup_test_run_dir(MountSetup *m) _warn_unused_result_;
 
 /* Steps 2 to 8, in order; stops at the first failure. */
+/* /etc/machine-id: kept if valid, else a new random one (after the /etc
+ * overlay, so that it lands on persist). Never fails the boot. */
+int mount_setup_machine_id(MountSetup *m);
+bool machine_id_is_valid(const char *s, size_t len);
+void machine_id_format(const uint8_t id[static 16], char ret[static 34]);
 int mount_setup_run(MountSetup *m) _warn_unused_result_;
 
 /* The steps one by one. */

@@ -104,6 +104,10 @@ phase_boot1() {
         check "boot 1: seeding copies device nodes" \
                 [ "$(stat -c '%F %t:%T' "$T/root/var/lib/hull-test/null")" = "character special file 1:3" ]
         check "boot 1: seeding leaves no temporary behind" no_seed_leftovers "$T/root/var"
+        check "boot 1: hull-init made a machine ID (32 hex digits, version 4)" \
+                grep -qE '^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$' "$T/root/etc/machine-id"
+        check "boot 1: the machine ID is on persist" cmp -s "$T/root/etc/machine-id" "$T/root/persist/etc/upper/machine-id"
+        cp "$T/root/etc/machine-id" "$T/machine-id.boot1"
         check "boot 1: the persist layout exists" persist_layout_exists "$T/root/persist"
         check "boot 1: .hull-layout is \"1\"" file_is "$T/root/persist/.hull-layout" "1"
         check "boot 1: boot.json has slot \"a\"" json_has "$T/run1/hull/boot.json" '"slot": "a"'
@@ -134,6 +138,7 @@ phase_boot2() {
         [ "$RC" -eq 0 ] || return
 
         check "boot 2: the /etc file of boot 1 survived" file_is "$T/root/etc/newfile" "written-on-boot-1"
+        check "boot 2: the machine ID of boot 1 is kept" cmp -s "$T/root/etc/machine-id" "$T/machine-id.boot1"
         check "boot 2: the /etc file deleted on boot 1 stays deleted" not [ -e "$T/root/etc/removed-by-admin" ]
         check "boot 2: the /etc file changed on boot 1 keeps the change" file_is "$T/root/etc/motd" "node motd"
         check "boot 2: a new /etc file of the new image shows" file_is "$T/root/etc/new-in-image-2" "new"
@@ -383,6 +388,7 @@ R=$T/tree1
 mkdir -p "$R"/{etc,var,home,root,tmp,persist,proc,sys,dev,run,usr/lib/hull,usr/bin}
 printf image >"$R/etc/hostname"
 printf "image motd" >"$R/etc/motd"
+echo uninitialized >"$R/etc/machine-id"
 echo "to be deleted" >"$R/etc/removed-by-admin"
 mkdir -p "$R"/var/lib/hull-test "$R"/var/log/empty "$R"/var/cache
 printf from-image-1 >"$R/var/lib/hull-test/data.txt"

@@ -414,7 +414,25 @@ static void test_seed(void) {
         ASSERT_EQ(system(cmd), 0);
 }
 
+static void test_machine_id(void) {
+        static const uint8_t id[16] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0x4f,
+                                        0x80, 0x00, 0xff, 0x10, 0x20, 0x30, 0x40, 0x5e };
+        char text[34];
+
+        machine_id_format(id, text);
+        ASSERT_STREQ(text, "0123456789abcd4f8000ff102030405e\n");
+        ASSERT_TRUE(machine_id_is_valid(text, 33));
+        /* what an image ships, and what systemd would not accept */
+        ASSERT_TRUE(!machine_id_is_valid("uninitialized\n", 14));
+        ASSERT_TRUE(!machine_id_is_valid("", 0));
+        ASSERT_TRUE(!machine_id_is_valid("00000000000000000000000000000000\n", 33));
+        ASSERT_TRUE(!machine_id_is_valid("0123456789ABCD4F8000FF102030405E\n", 33));
+        ASSERT_TRUE(!machine_id_is_valid("0123456789abcd4f8000ff102030405e", 32));
+        ASSERT_TRUE(!machine_id_is_valid("0123456789abcd4f8000ff102030405e\n\n", 34));
+}
+
 int main(void) {
+        test_machine_id();
         TEST_RUN(test_next_word);
         TEST_RUN(test_parse_full);
         TEST_RUN(test_parse_defaults);
