@@ -843,10 +843,9 @@ static int primary_mac(char **ret) {
         return -ENOENT;
 }
 
-/* systemd set up /etc/machine-id before starting any unit: on the first
- * boot (the image ships "uninitialized") it holds the new ID, committed
- * to /etc later by systemd-machine-id-commit.service. Either way it is the
- * ID this node runs with now. */
+/* hull-init wrote /etc/machine-id over the image's "uninitialized" before
+ * systemd started (or, if it could not, systemd set one up before any unit
+ * runs). Either way it is the ID this node runs with now. */
 static int default_hostname(char **ret, const char **ret_from) {
         _cleanup_free_ char *path = root_path("/etc/machine-id"), *id = NULL, *mac = NULL;
         int r;
