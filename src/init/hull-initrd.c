@@ -469,7 +469,7 @@ static void wait_uevent(uint64_t timeout_ms) {
 }
 
 static void fatal_no_root(const RootSpec *s, uint64_t waited_ms) {
-        char drivers[512] = "", devices[512] = "";
+        char drivers[512] = "", devices[768] = "";
         BlockDev devs[64];
         size_t n = list_block_devices(devs, ELEMENTSOF(devs)), dl = 0, bl = 0;
 
@@ -478,10 +478,14 @@ static void fatal_no_root(const RootSpec *s, uint64_t waited_ms) {
                 if ((m->class == INITRD_MODULE_STORAGE || m->class == INITRD_MODULE_LIVE) && (m->loaded || m->failed) &&
                     dl < sizeof(drivers))
                         dl += (size_t) snprintf(drivers + dl, sizeof(drivers) - dl, "%s%s%s", dl ? " " : "", m->name,
-                                                m->failed ? " (failed)" : "");
+                                                !m->failed ? ""
+                                                : m->error == -ENODEV ? " (no such device)"
+                                                                      : " (failed)");
         }
         for (size_t i = 0; i < n && bl < sizeof(devices); i++)
-                bl += (size_t) snprintf(devices + bl, sizeof(devices) - bl, "%s%s", bl ? " " : "", devs[i].u.devname);
+                bl += (size_t) snprintf(devices + bl, sizeof(devices) - bl, "%s%s%s%s%s", bl ? " " : "",
+                                        devs[i].u.devname, devs[i].u.partname[0] ? " (" : "", devs[i].u.partname,
+                                        devs[i].u.partname[0] ? ")" : "");
         fatal("no %s %s after %" PRIu64 " s (drivers: %s; block devices: %s)",
               s->kind == ROOT_LIVE_LABEL ? "installer medium labelled" : "root device", s->what,
               (waited_ms + 500) / 1000, drivers[0] ? drivers : "none", devices[0] ? devices : "none");
