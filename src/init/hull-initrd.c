@@ -499,7 +499,13 @@ static void wait_for_root(const RootSpec *s, char *ret, size_t ret_size) {
 
         log_info("Waiting up to %u s for %s", cmdline.rootwait, s->what);
         for (;;) {
-                (void) load_matching_storage();
+                /* Until nothing more matches: a bus driver (virtio_pci) makes
+                 * the devices (virtio0) that the next driver (virtio_blk)
+                 * is for. Every present disk gets its driver, not only the
+                 * root's: the installer runs without udev and must see the
+                 * disk it installs onto. */
+                while (load_matching_storage() > 0)
+                        ;
                 int r = find_root(s, ret, ret_size, dup, sizeof(dup));
                 if (r == -ENOTUNIQ)
                         fatal("both %s and %s are %s: a machine must have one Hull disk only (docs/DISK-FORMAT.md)",
