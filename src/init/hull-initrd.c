@@ -454,18 +454,44 @@ static void open_uevent_socket(void) {
 
 /* Sleep until a uevent arrives or timeout_ms pass; what the event says does
  * not matter, the caller looks at sysfs again. */
-static void wait_uevent(uint64_t timeout_ms) {
+/* Whether a uevent came (always true without the socket: then it only
+ * sleeps up to 100 ms, and the caller looks again). */
+static bool wait_uevent(uint64_t timeout_ms) {
         char buf[8192];
+        bool got = false;
 
         if (uevent_fd < 0) {
                 struct timespec ts = { .tv_nsec = (long) MIN(timeout_ms, 100U) * 1000000L };
                 (void) nanosleep(&ts, NULL);
-                return;
+                return true;
         }
         struct pollfd p = { .fd = uevent_fd, .events = POLLIN };
         (void) poll(&p, 1, (int) MIN(timeout_ms, (uint64_t) 60000));
         while (recv(uevent_fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                got = true;
+        return got;
+}
+
+/* Until nothing more matches: a bus driver (virtio_pci) makes the devices
+ * (virtio0) that the next driver (virtio_blk) is for. */
+static void load_present_storage(void) {
+        while (load_matching_storage() > 0)
                 ;
+}
+
+/* What udev's settle gives the installer, which runs without udev: the
+ * drivers of every disk present, and time for devices that probe
+ * asynchronously (NVMe, USB) to show up: until no uevent for quiet_ms. */
+static void settle_storage(uint64_t quiet_ms, uint64_t max_ms) {
+        uint64_t deadline = now_ms() + max_ms;
+
+        for (;;) {
+                load_present_storage();
+                uint64_t now = now_ms();
+                if (now >= deadline || !wait_uevent(MIN(quiet_ms, deadline - now)))
+                        break;
+        }
+        load_present_storage();
 }
 
 static void fatal_no_root(const RootSpec *s, uint64_t waited_ms) {
@@ -499,13 +525,8 @@ static void wait_for_root(const RootSpec *s, char *ret, size_t ret_size) {
 
         log_info("Waiting up to %u s for %s", cmdline.rootwait, s->what);
         for (;;) {
-                /* Until nothing more matches: a bus driver (virtio_pci) makes
-                 * the devices (virtio0) that the next driver (virtio_blk)
-                 * is for. Every present disk gets its driver, not only the
-                 * root's: the installer runs without udev and must see the
-                 * disk it installs onto. */
-                while (load_matching_storage() > 0)
-                        ;
+                /* Every present disk gets its driver, not only the root's. */
+                load_present_storage();
                 int r = find_root(s, ret, ret_size, dup, sizeof(dup));
                 if (r == -ENOTUNIQ)
                         fatal("both %s and %s are %s: a machine must have one Hull disk only (docs/DISK-FORMAT.md)",
@@ -734,6 +755,9 @@ static void setup_live(char *root, size_t root_size) {
                 write_run_file(LIVE_DIR "/medium-device", dev);
                 (void) snprintf(img, sizeof(img), LIVE_MEDIA "/hull/root.img");
         }
+        /* The installer runs without udev and must see the disk it
+         * installs onto. */
+        settle_storage(500, 10000);
         attach_loop(img, root, root_size);
         write_run_file(LIVE_DIR "/root-device", root);
 }
