@@ -951,6 +951,9 @@ def scenario_hullctl(tmp):
         check(not busy, f"paused: an approval starts nothing ({busy})")
         rc, out, err = hullctl(f, "resume", "workers")
         check(f.wait("all at 3.0.0", lambda: all_at(f, f.names, "3.0.0")), "resume: the rollout completes")
+        # The operator counts the last node in the OS status a moment after
+        # the node reports it.
+        f.wait("the OS status counts all 4", lambda: f.os("workers")["status"].get("updated") == 4)
         rc, out, err = hullctl(f, "--json", "status")
         check(rc == 0 and json.loads(out)["oses"][0]["status"]["updated"] == 4, "status --json is the objects")
 
