@@ -27,35 +27,6 @@
 #define FIRMWARE_FILES_MAX 100000
 #define MODINFO_FILE_MAX (256U << 20)
 
-static int find_kernel_dir(BuildContext *c, char **ret_kver) {
-        _cleanup_free_ char *dir = path_join(c->root, MODULES_DIR);
-        char *found = NULL;
-        struct dirent *de;
-        DIR *d;
-
-        if (!dir)
-                return -ENOMEM;
-        d = opendir(dir);
-        if (!d)
-                return errno == ENOENT ? 0 : log_error_errno(errno, "Cannot open '%s': %m", dir);
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                if (found) {
-                        free(found);
-                        closedir(d);
-                        return log_error_errno(EEXIST, "The image contains more than one kernel; keep exactly one");
-                }
-                if (!(found = strdup(de->d_name))) {
-                        closedir(d);
-                        return -ENOMEM;
-                }
-        }
-        closedir(d);
-        *ret_kver = found;
-        return found ? 1 : 0;
-}
-
 static int read_optional(const char *dir, const char *name, char **ret) {
         _cleanup_free_ char *p = path_join(dir, name);
         size_t sz;
@@ -310,7 +281,7 @@ int build_trim_modules(BuildContext *c) {
         char b1[32], b2[32];
         int r;
 
-        r = find_kernel_dir(c, &kver);
+        r = build_find_kernel(c, &kver);
         if (r <= 0) {
                 if (r == 0)
                         build_progress(c, "kernel.modules: the image has no kernel modules");

@@ -493,6 +493,38 @@ int build_install_data(BuildContext *c, const char *data_rel, const char *rel, m
         return build_copy_into_root(c, src, rel, mode);
 }
 
+/* The one kernel's version: the one directory below /usr/lib/modules. 1
+ * and *ret_kver when there is one, 0 when there is none, an error when there
+ * are several. */
+int build_find_kernel(BuildContext *c, char **ret_kver) {
+        _cleanup_free_ char *dir = path_join(c->root, "usr/lib/modules");
+        char *found = NULL;
+        struct dirent *de;
+        DIR *d;
+
+        if (!dir)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : log_error_errno(errno, "Cannot open '%s': %m", dir);
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                if (found) {
+                        free(found);
+                        closedir(d);
+                        return log_error_errno(EEXIST, "The image contains more than one kernel; keep exactly one");
+                }
+                if (!(found = strdup(de->d_name))) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+        }
+        closedir(d);
+        *ret_kver = found;
+        return found ? 1 : 0;
+}
+
 /* programs_dir is a ':'-separated search path (the build tree keeps each
  * program in its own directory). */
 int build_find_program(BuildContext *c, const char *name, char **ret) {

@@ -74,6 +74,7 @@ int build_chroot_run(BuildContext *c, char * const *argv, char * const *env);
 /* One of Hull's programs in the build tree or HULL_LIBEXECDIR (allocated
  * path); -ENOENT if none is executable. */
 int build_find_program(BuildContext *c, const char *name, char **ret) _warn_unused_result_;
+int build_find_kernel(BuildContext *c, char **ret_kver) _warn_unused_result_;
 /* Run a host command with output to the build log. */
 int build_host_run(BuildContext *c, char * const *argv) _warn_unused_result_;
 /* Copy a file of Hull's data directory (data/) into the image at rel

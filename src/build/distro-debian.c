@@ -427,34 +427,14 @@ finish:
 }
 
 static int find_kernel_version(BuildContext *c) {
-        _cleanup_free_ char *moddir = path_join(c->root, "lib/modules");
-        DIR *d;
-        struct dirent *de;
-        char *found = NULL;
-
-        if (!moddir)
-                return -ENOMEM;
-        d = opendir(moddir);
-        if (!d)
-                return log_error_errno(errno, "The image has no kernel modules at '%s': %m", moddir);
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                if (found) {
-                        free(found);
-                        closedir(d);
-                        return log_error_errno(EEXIST, "The image contains more than one kernel; keep exactly one");
-                }
-                found = strdup(de->d_name);
-                if (!found) {
-                        closedir(d);
-                        return -ENOMEM;
-                }
-        }
-        closedir(d);
-        if (!found)
+        char *kver = NULL;
+        int r = build_find_kernel(c, &kver);
+        if (r < 0)
+                return r;
+        if (r == 0)
                 return log_error_errno(ENOENT, "The image contains no kernel (is linux-image-amd64 installed?)");
-        c->kernel_version = found;
+        free(c->kernel_version);
+        c->kernel_version = kver;
         return 0;
 }
 
