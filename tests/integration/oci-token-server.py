@@ -53,14 +53,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def answer(self, code, obj, user, scope):
+        # Logged before the answer, so the log is complete once a client has it.
+        with lock, open(args.log, "a") as f:
+            f.write(f"GET scope={scope} user={user} status={code}\n")
         body = json.dumps(obj).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        with lock, open(args.log, "a") as f:
-            f.write(f"GET scope={scope} user={user} status={code}\n")
 
     def do_GET(self):
         u = urllib.parse.urlparse(self.path)
