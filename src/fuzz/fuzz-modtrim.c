@@ -2,14 +2,35 @@
 /* The module index parsers of modtrim.h on arbitrary bytes: the input is
  * modules.dep, modules.softdep, modules.alias and modules.builtin separated
  * by form feeds. Whatever loads must resolve, and the result must be
- * closed: every dependency of a kept module is kept. The same bytes go
- * through the .modinfo reader and the glob matcher. */
+ * closed: every dependency of a kept module is kept. Names resolve through
+ * modtrim_lookup() to distinct, valid modules. The same bytes go through
+ * the .modinfo reader and the glob matcher. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
 #include "modtrim.h"
 #include "strutil.h"
+
+/* modtrim_lookup(): valid, distinct indexes; with want, just the module of
+ * that name. */
+static void check_lookup(const ModTrim *t, const char *name, const char *want) {
+        _cleanup_free_ size_t *v = NULL;
+        size_t n = 0;
+        bool builtin;
+        int r = modtrim_lookup(t, name, &v, &n, &builtin);
+        if (r == -ENOMEM)
+                return;
+        if (r < 0 || (n == 0) != !v || (want && (n != 1 || !streq(t->modules[v[0]].name, want))))
+                abort();
+        for (size_t i = 0; i < n; i++) {
+                if (v[i] >= t->n_modules)
+                        abort();
+                for (size_t j = 0; j < i; j++)
+                        if (v[i] == v[j])
+                                abort();
+        }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *text = NULL, *err = NULL;
@@ -38,6 +59,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ModTrim *t = NULL;
         r = modtrim_load(&(ModTrimSources) { part[0], part[1], part[2], part[3] }, &t, &err);
         if (r >= 0) {
+                /* Every soft dependency resolves to distinct modules; the
+                 * "pre:" ones are among them; a module's own name finds it. */
+                for (size_t i = 0; i < t->n_modules; i++) {
+                        const ModTrimModule *m = &t->modules[i];
+                        if (strv_length(m->softdeps_pre) > strv_length(m->softdeps))
+                                abort();
+                        for (char **sd = m->softdeps; sd && *sd; sd++)
+                                check_lookup(t, *sd, NULL);
+                        check_lookup(t, m->name, m->name);
+                }
                 char *deny[] = { (char *) "drivers/**", NULL };
                 char *allow[] = { (char *) "drivers/net/**", NULL };
                 for (ModTrimProfile pr = 0; pr < _MODTRIM_PROFILE_MAX; pr++) {

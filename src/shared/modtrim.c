@@ -444,6 +444,46 @@ bool modtrim_is_builtin(const ModTrim *t, const char *name) {
         return bsearch(&n, t->builtin, t->n_builtin, sizeof(char *), cmp_str) != NULL;
 }
 
+int modtrim_lookup(const ModTrim *t, const char *name, size_t **ret, size_t *ret_n, bool *ret_builtin) {
+        _cleanup_free_ size_t *v = NULL;
+        size_t n = 0, cap = 0;
+        bool builtin = false;
+        int r;
+
+        int k = modtrim_find(t, name);
+        if (k >= 0) {
+                if (!(v = malloc(sizeof(size_t))))
+                        return -ENOMEM;
+                v[n++] = (size_t) k;
+        } else if (k != -ENOENT)
+                return k;
+        else if (modtrim_is_builtin(t, name))
+                builtin = true;
+        else {
+                /* The name as given: patterns are matched against it as
+                 * modprobe does, without '-' folded to '_'. */
+                for (size_t i = 0; i < t->n_aliases; i++) {
+                        if (fnmatch(t->aliases[i].pattern, name, 0) != 0)
+                                continue;
+                        bool seen = false;
+                        for (size_t j = 0; j < n && !seen; j++)
+                                seen = v[j] == t->aliases[i].module;
+                        if (seen)
+                                continue;
+                        if ((r = grow((void **) &v, &cap, n, sizeof(size_t))) < 0)
+                                return r;
+                        v[n++] = t->aliases[i].module;
+                }
+                for (size_t i = 0; i < t->n_builtin_aliases && !builtin; i++)
+                        builtin = fnmatch(t->builtin_aliases[i], name, 0) == 0;
+        }
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        if (ret_builtin)
+                *ret_builtin = builtin;
+        return 0;
+}
+
 ModTrim *modtrim_free(ModTrim *t) {
         if (!t)
                 return NULL;
@@ -453,6 +493,7 @@ ModTrim *modtrim_free(ModTrim *t) {
                 free(m->name);
                 free(m->deps);
                 strv_free(m->softdeps);
+                strv_free(m->softdeps_pre);
                 strv_free(m->firmware);
                 free(m->reason);
         }
@@ -464,6 +505,9 @@ ModTrim *modtrim_free(ModTrim *t) {
         for (size_t i = 0; i < t->n_builtin; i++)
                 free(t->builtin[i]);
         free(t->builtin);
+        for (size_t i = 0; i < t->n_builtin_aliases; i++)
+                free(t->builtin_aliases[i]);
+        free(t->builtin_aliases);
         free(t);
         return NULL;
 }
@@ -610,7 +654,7 @@ out:
 static int load_alias(ModTrim *t, const char *text, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
         Tokens tk = {};
-        size_t cap = 0;
+        size_t cap = 0, cap_builtin = 0;
         unsigned line = 0;
         int r;
 
@@ -627,7 +671,19 @@ static int load_alias(ModTrim *t, const char *text, char **ret_error) {
                         r = k;
                         goto out;
                 }
-                if (k < 0) /* built in, or gone: nothing to keep */
+                if (k < 0 && modtrim_is_builtin(t, tk.v[2])) {
+                        /* Nothing to keep, but the name is no missing module. */
+                        if ((r = grow((void **) &t->builtin_aliases, &cap_builtin, t->n_builtin_aliases,
+                                     sizeof(char *))) < 0)
+                                goto out;
+                        if (!(t->builtin_aliases[t->n_builtin_aliases] = strdup(tk.v[1]))) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        t->n_builtin_aliases++;
+                        continue;
+                }
+                if (k < 0) /* gone: nothing to keep */
                         continue;
                 if ((r = grow((void **) &t->aliases, &cap, t->n_aliases, sizeof(ModTrimAlias))) < 0)
                         goto out;
@@ -683,9 +739,12 @@ static int load_softdep(ModTrim *t, const char *text, char **ret_error) {
                 if (mi < 0)
                         continue;
                 ModTrimModule *m = &t->modules[mi];
+                bool pre = false;
                 for (size_t k = 2; k < tk.n; k++) {
-                        if (streq(tk.v[k], "pre:") || streq(tk.v[k], "post:"))
+                        if (streq(tk.v[k], "pre:") || streq(tk.v[k], "post:")) {
+                                pre = streq(tk.v[k], "pre:");
                                 continue;
+                        }
                         if (strv_length(m->softdeps) >= 256) {
                                 r = error_set(ret_error, -E2BIG, "modules.softdep:%u: too many soft dependencies of %s",
                                         line, m->name);
@@ -697,6 +756,13 @@ static int load_softdep(ModTrim *t, const char *text, char **ret_error) {
                                 goto out;
                         }
                         m->softdeps = nl;
+                        if (pre) {
+                                if (!(nl = strv_append(m->softdeps_pre, tk.v[k]))) {
+                                        r = -ENOMEM;
+                                        goto out;
+                                }
+                                m->softdeps_pre = nl;
+                        }
                 }
         }
         if (r == -E2BIG)
@@ -787,25 +853,16 @@ static int keep_module(ModTrim *t, size_t k, bool required, const char *a, const
         return 0;
 }
 
-/* Calls keep_module() for every module the name means: the module of that
- * name, else every module an alias of it matches. Built-in or unknown
- * names mean nothing to keep. */
+/* Calls keep_module() for every module the name means (modtrim_lookup()).
+ * Built-in or unknown names mean nothing to keep. */
 static int keep_name(
         ModTrim *t, const char *name, bool required, const char *a, const char *b, const char *c, Queue *q) {
-        int k = modtrim_find(t, name);
-        if (k >= 0)
-                return keep_module(t, (size_t) k, required, a, b, c, q);
-        if (k != -ENOENT)
-                return k;
-        if (modtrim_is_builtin(t, name))
-                return 0;
-        for (size_t i = 0; i < t->n_aliases; i++)
-                if (fnmatch(t->aliases[i].pattern, name, 0) == 0) {
-                        int r = keep_module(t, t->aliases[i].module, required, a, b, c, q);
-                        if (r < 0)
-                                return r;
-                }
-        return 0;
+        _cleanup_free_ size_t *found = NULL;
+        size_t n = 0;
+        int r = modtrim_lookup(t, name, &found, &n, NULL);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = keep_module(t, found[i], required, a, b, c, q);
+        return r;
 }
 
 /* Everything the queued modules need, transitively. */

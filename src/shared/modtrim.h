@@ -72,9 +72,10 @@ typedef struct ModTrimModule {
         char *name;   /* kernel's module name, '-' as '_': xfs */
         size_t *deps; /* indexes into ModTrim.modules */
         size_t n_deps;
-        char **softdeps; /* names or aliases from modules.softdep */
-        char **firmware; /* modinfo firmware= names, set by the caller; may be NULL */
-        uint64_t size;   /* set by the caller, for the report */
+        char **softdeps;     /* names or aliases from modules.softdep */
+        char **softdeps_pre; /* those after "pre:", which modprobe loads first; NULL if none */
+        char **firmware;     /* modinfo firmware= names, set by the caller; may be NULL */
+        uint64_t size;       /* set by the caller, for the report */
 
         /* Set by modtrim_resolve(). */
         bool keep;
@@ -96,6 +97,11 @@ typedef struct ModTrim {
         size_t n_aliases;
         char **builtin; /* names of built-in modules, sorted */
         size_t n_builtin;
+        /* The patterns of the modules.alias lines that name a built-in
+         * module, in file order: a name one matches needs no module file
+         * (modtrim_lookup()). */
+        char **builtin_aliases;
+        size_t n_builtin_aliases;
 } ModTrim;
 
 /* The module index files as text (NUL-terminated; all but dep may be NULL).
@@ -117,6 +123,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ModTrim *, modtrim_free);
  * (also when it is built in: see modtrim_is_builtin()). */
 int modtrim_find(const ModTrim *t, const char *name);
 bool modtrim_is_builtin(const ModTrim *t, const char *name);
+
+/* The modules a name (a module name or an alias such as "crypto-crc32c")
+ * stands for, as modprobe resolves it: the module of that name, else every
+ * module with a modules.alias pattern that matches the name (fnmatch(3)),
+ * each once, in modules.alias order. *ret gets the indexes (NULL if none;
+ * the caller frees it) and *ret_n their number. *ret_builtin (may be NULL)
+ * is set when the kernel has the name built in, by name or through an
+ * alias: with no module found, that tells a name which needs none from one
+ * the kernel lacks. */
+int modtrim_lookup(
+        const ModTrim *t, const char *name, size_t **ret, size_t *ret_n, bool *ret_builtin) _warn_unused_result_;
 
 typedef struct ModTrimRules {
         ModTrimProfile profile;

@@ -163,10 +163,73 @@ static void test_load(void) {
         ASSERT_TRUE(!modtrim_is_builtin(t, "ext4"));
         /* ext4's dependency on built-in crc16 is no edge. */
         ASSERT_EQ(mod(t, "ext4")->n_deps, 2);
-        /* Aliases of built-in modules are dropped; five remain. */
+        /* Aliases of built-in modules are kept apart; five others remain. */
         ASSERT_EQ(t->n_aliases, 5);
+        ASSERT_EQ(t->n_builtin_aliases, 1);
+        ASSERT_STREQ(t->builtin_aliases[0], "fs-crc16");
         ASSERT_STREQ(mod(t, "xfs")->softdeps[0], "crc16");
         ASSERT_STREQ(mod(t, "xfs")->softdeps[1], "no-such-thing");
+        /* The "pre:" names also on their own. */
+        ASSERT_STREQ(mod(t, "xfs")->softdeps_pre[0], "crc16");
+        ASSERT_TRUE(mod(t, "xfs")->softdeps_pre[1] == NULL);
+        ASSERT_TRUE(mod(t, "ext4")->softdeps_pre && streq(mod(t, "ext4")->softdeps_pre[0], "crypto-crc32c"));
+        ASSERT_TRUE(mod(t, "btrfs")->softdeps_pre == NULL);
+
+        /* Words before pre: and after post: are soft dependencies, not
+         * "pre:" ones; lines add up. */
+        ModTrim *s = NULL;
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { "kernel/fs/cifs.ko:\n",
+                                       "softdep cifs gcm pre: a b post: c pre: d\nsoftdep cifs pre: e\n" },
+                &s, NULL));
+        char **all = s->modules[0].softdeps, **pre = s->modules[0].softdeps_pre;
+        ASSERT_EQ(strv_length(all), 6);
+        ASSERT_STREQ(all[0], "gcm");
+        ASSERT_EQ(strv_length(pre), 4);
+        ASSERT_TRUE(streq(pre[0], "a") && streq(pre[1], "b") && streq(pre[2], "d") && streq(pre[3], "e"));
+        s = modtrim_free(s);
+}
+
+static void expect_lookup(const ModTrim *t, const char *name, const char *want, bool want_builtin) {
+        _cleanup_free_ size_t *v = NULL;
+        _cleanup_free_ char *got = strdup("");
+        size_t n = 99;
+        bool is_builtin = !want_builtin;
+
+        ASSERT_OK(modtrim_lookup(t, name, &v, &n, &is_builtin));
+        ASSERT_TRUE((n == 0) == (v == NULL));
+        for (size_t i = 0; i < n; i++) {
+                char *g = NULL;
+                ASSERT_TRUE(asprintf(&g, "%s%s%s", got, i ? " " : "", t->modules[v[i]].name) >= 0);
+                free(got);
+                got = g;
+        }
+        if (!streq(got, want) || is_builtin != want_builtin) {
+                fprintf(stderr, "lookup %s: '%s' builtin=%d, wanted '%s' builtin=%d\n", name, got, is_builtin, want,
+                        want_builtin);
+                abort();
+        }
+}
+
+static void test_lookup(void) {
+        _cleanup_(modtrim_freep) ModTrim *t = load();
+
+        /* A module name wins over aliases; '-' and '_' alike. */
+        expect_lookup(t, "crc32c-intel", "crc32c_intel", false);
+        /* Every module an alias matches, once each, in modules.alias order. */
+        expect_lookup(t, "crypto-crc32c", "crc32c_intel crc32c_generic", false);
+        expect_lookup(t, "crc32c", "crc32c_generic", false);
+        expect_lookup(t, "platform:leds-gpio", "leds_gpio", false);
+        expect_lookup(t, "pci:v00001002d00006798sv00001002sd00003001bc03sc00i00", "amdgpu", false);
+        /* Built in, by name or through an alias: nothing to load, not missing. */
+        expect_lookup(t, "crc16", "", true);
+        expect_lookup(t, "nls-base", "", true);
+        expect_lookup(t, "fs-crc16", "", true);
+        expect_lookup(t, "no-such-thing", "", false);
+        /* The builtin flag may be left out. */
+        _cleanup_free_ size_t *v = NULL;
+        size_t n = 0;
+        ASSERT_OK(modtrim_lookup(t, "crypto-crc32c", &v, &n, NULL));
+        ASSERT_EQ(n, 2);
 }
 
 static void test_resolve_server(void) {
@@ -509,6 +572,7 @@ static void test_docs(void) {
 int main(void) {
         TEST_RUN(test_glob);
         TEST_RUN(test_load);
+        TEST_RUN(test_lookup);
         TEST_RUN(test_resolve_server);
         TEST_RUN(test_resolve_spec_rules);
         TEST_RUN(test_resolve_required_denied);
