@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The initramfs of boot.initramfs: hull. Kept self-contained (its own small
- * modules.dep reader) until the module trimming of kernel.modules lands and
- * the two can share one index. */
+/* The initramfs of boot.initramfs: hull. The module index is modtrim's
+ * (src/shared/modtrim.h), the one the trimming of kernel.modules reads. */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,94 +40,6 @@ char * const initramfs_default_live[] = {
 /* Modalias prefixes of the buses hull-initrd scans for storage devices. */
 static const char *const alias_buses[] = { "pci:", "virtio:", "scsi:", "usb:", "xen:", "vmbus:" };
 
-#define INITRAMFS_MAX_INDEX (64U * 1024U * 1024U)
-
-typedef struct IndexModule {
-        char *name;
-        char *path;
-        char **deps; /* paths, from modules.dep */
-} IndexModule;
-
-typedef struct IndexSoftdep {
-        char *name;
-        char **pre;
-} IndexSoftdep;
-
-typedef struct IndexAlias {
-        char *pattern;
-        char *module;
-} IndexAlias;
-
-struct ModuleIndex {
-        IndexModule *mods;
-        size_t n_mods;
-        IndexSoftdep *soft;
-        size_t n_soft;
-        IndexAlias *aliases;
-        size_t n_aliases;
-        char **builtin;
-};
-
-/* "kernel/drivers/md/dm-verity.ko" -> "dm_verity", as kmod names modules. */
-static char *module_name_from_path(const char *path) {
-        const char *b = strrchr(path, '/');
-        b = b ? b + 1 : path;
-        const char *dot = strstr(b, ".ko");
-        char *n = strndup(b, dot ? (size_t) (dot - b) : strlen(b));
-        if (!n)
-                return NULL;
-        for (char *q = n; *q; q++)
-                if (*q == '-')
-                        *q = '_';
-        return n;
-}
-
-static char *name_normalize(const char *s) {
-        char *n = strdup(s);
-        if (n)
-                for (char *q = n; *q; q++)
-                        if (*q == '-')
-                                *q = '_';
-        return n;
-}
-
-ModuleIndex *module_index_free(ModuleIndex *m) {
-        if (!m)
-                return NULL;
-        for (size_t i = 0; i < m->n_mods; i++) {
-                free(m->mods[i].name);
-                free(m->mods[i].path);
-                strv_free(m->mods[i].deps);
-        }
-        for (size_t i = 0; i < m->n_soft; i++) {
-                free(m->soft[i].name);
-                strv_free(m->soft[i].pre);
-        }
-        for (size_t i = 0; i < m->n_aliases; i++) {
-                free(m->aliases[i].pattern);
-                free(m->aliases[i].module);
-        }
-        free(m->mods);
-        free(m->soft);
-        free(m->aliases);
-        strv_free(m->builtin);
-        return mfree(m);
-}
-
-/* Split the next line off *p (modified in place). NULL at the end. */
-static char *next_line(char **p) {
-        char *s = *p;
-        if (!s || *s == '\0')
-                return NULL;
-        char *nl = strchr(s, '\n');
-        if (nl) {
-                *nl = '\0';
-                *p = nl + 1;
-        } else
-                *p = s + strlen(s);
-        return s;
-}
-
 static int grow(void **array, size_t n, size_t elem) {
         /* Double at powers of two: amortised appends without a capacity field. */
         if (n == 0 || (n & (n - 1)) == 0) {
@@ -141,212 +51,15 @@ static int grow(void **array, size_t n, size_t elem) {
         return 0;
 }
 
-static char **split_words(char *s) {
-        char **l = calloc(1, sizeof(char *));
-        for (char *save = NULL, *w = l ? strtok_r(s, " \t", &save) : NULL; l && w; w = strtok_r(NULL, " \t", &save)) {
-                char **n = strv_append(l, w);
-                if (!n) {
-                        strv_free(l);
-                        return NULL;
-                }
-                l = n;
-        }
-        return l;
-}
-
-static int parse_dep(ModuleIndex *m, const char *text, char **ret_error) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *p = copy, *line;
-        unsigned lineno = 0;
-
-        if (!copy)
-                return -ENOMEM;
-        while ((line = next_line(&p))) {
-                lineno++;
-                if (line[0] == '\0' || line[0] == '#')
-                        continue;
-                char *colon = strchr(line, ':');
-                if (!colon || colon == line)
-                        return error_set(ret_error, -EBADMSG, "modules.dep line %u has no 'MODULE:'", lineno);
-                *colon = '\0';
-                if (grow((void **) &m->mods, m->n_mods, sizeof(IndexModule)) < 0)
-                        return -ENOMEM;
-                IndexModule *e = &m->mods[m->n_mods];
-                *e = (IndexModule) { .path = strdup(line), .name = module_name_from_path(line), .deps = split_words(colon + 1) };
-                m->n_mods++;
-                if (!e->path || !e->name || !e->deps)
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-static int parse_softdep(ModuleIndex *m, const char *text, char **ret_error) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *p = copy, *line;
-        unsigned lineno = 0;
-
-        if (!copy)
-                return -ENOMEM;
-        while ((line = next_line(&p))) {
-                lineno++;
-                if (line[0] == '\0' || line[0] == '#')
-                        continue;
-                _cleanup_strv_free_ char **w = split_words(line);
-                if (!w)
-                        return -ENOMEM;
-                if (strv_length(w) < 2 || !streq(w[0], "softdep"))
-                        return error_set(ret_error, -EBADMSG, "modules.softdep line %u is not 'softdep MODULE ...'",
-                                         lineno);
-                if (grow((void **) &m->soft, m->n_soft, sizeof(IndexSoftdep)) < 0)
-                        return -ENOMEM;
-                IndexSoftdep *s = &m->soft[m->n_soft];
-                *s = (IndexSoftdep) { .name = name_normalize(w[1]), .pre = calloc(1, sizeof(char *)) };
-                m->n_soft++;
-                if (!s->name || !s->pre)
-                        return -ENOMEM;
-                bool pre = false;
-                for (size_t i = 2; w[i]; i++) {
-                        if (streq(w[i], "pre:"))
-                                pre = true;
-                        else if (streq(w[i], "post:"))
-                                pre = false;
-                        else if (pre) {
-                                char **n = strv_append(s->pre, w[i]);
-                                if (!n)
-                                        return -ENOMEM;
-                                s->pre = n;
-                        }
-                }
-        }
-        return 0;
-}
-
-static int parse_alias(ModuleIndex *m, const char *text, char **ret_error) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *p = copy, *line;
-        unsigned lineno = 0;
-
-        if (!copy)
-                return -ENOMEM;
-        while ((line = next_line(&p))) {
-                lineno++;
-                if (line[0] == '\0' || line[0] == '#')
-                        continue;
-                _cleanup_strv_free_ char **w = split_words(line);
-                if (!w)
-                        return -ENOMEM;
-                if (strv_length(w) != 3 || !streq(w[0], "alias"))
-                        return error_set(ret_error, -EBADMSG, "modules.alias line %u is not 'alias PATTERN MODULE'",
-                                         lineno);
-                if (grow((void **) &m->aliases, m->n_aliases, sizeof(IndexAlias)) < 0)
-                        return -ENOMEM;
-                IndexAlias *a = &m->aliases[m->n_aliases];
-                *a = (IndexAlias) { .pattern = strdup(w[1]), .module = name_normalize(w[2]) };
-                m->n_aliases++;
-                if (!a->pattern || !a->module)
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-static int parse_builtin(ModuleIndex *m, const char *text) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *p = copy, *line;
-
-        if (!copy)
-                return -ENOMEM;
-        m->builtin = calloc(1, sizeof(char *));
-        if (!m->builtin)
-                return -ENOMEM;
-        while ((line = next_line(&p))) {
-                if (line[0] == '\0' || line[0] == '#')
-                        continue;
-                _cleanup_free_ char *n = module_name_from_path(line);
-                char **l = n ? strv_append(m->builtin, n) : NULL;
-                if (!l)
-                        return -ENOMEM;
-                m->builtin = l;
-        }
-        return 0;
-}
-
-int module_index_parse(const char *dep, const char *softdep, const char *alias, const char *builtin,
-                       ModuleIndex **ret, char **ret_error) {
-        _cleanup_(module_index_freep) ModuleIndex *m = calloc(1, sizeof(ModuleIndex));
-        int r;
-
-        if (!m)
-                return -ENOMEM;
-        if ((r = parse_dep(m, dep, ret_error)) < 0 || (softdep && (r = parse_softdep(m, softdep, ret_error)) < 0) ||
-            (alias && (r = parse_alias(m, alias, ret_error)) < 0) || (r = parse_builtin(m, builtin ?: "")) < 0)
-                return r;
-        *ret = TAKE_PTR(m);
-        return 0;
-}
-
 /* ---- planning ----------------------------------------------------------- */
 
 typedef struct Planner {
-        const ModuleIndex *idx;
+        const ModTrim *t;
         InitramfsPlan *plan;
         size_t *plan_of;        /* index module -> plan index + 1, 0 if not yet */
         bool *visiting;
         char **error;
 } Planner;
-
-static ssize_t index_find_name(const ModuleIndex *idx, const char *name) {
-        for (size_t i = 0; i < idx->n_mods; i++)
-                if (streq(idx->mods[i].name, name))
-                        return (ssize_t) i;
-        return -1;
-}
-
-static ssize_t index_find_path(const ModuleIndex *idx, const char *path) {
-        for (size_t i = 0; i < idx->n_mods; i++)
-                if (streq(idx->mods[i].path, path))
-                        return (ssize_t) i;
-        return -1;
-}
-
-/* The modules a name stands for: itself, or every module with a matching
- * alias (as modprobe loads them all). 0 with *n == 0 and *builtin set if
- * the kernel has it built in; *n == 0 otherwise if unknown. */
-static int resolve(const ModuleIndex *idx, const char *name, size_t *out, size_t max, size_t *ret_n,
-                   bool *ret_builtin) {
-        _cleanup_free_ char *n = name_normalize(name);
-        size_t k = 0;
-
-        if (!n)
-                return -ENOMEM;
-        *ret_builtin = false;
-        ssize_t i = index_find_name(idx, n);
-        if (i >= 0) {
-                out[0] = (size_t) i;
-                *ret_n = 1;
-                return 0;
-        }
-        if (strv_contains(idx->builtin, n)) {
-                *ret_builtin = true;
-                *ret_n = 0;
-                return 0;
-        }
-        for (size_t a = 0; a < idx->n_aliases && k < max; a++) {
-                if (fnmatch(idx->aliases[a].pattern, name, 0) != 0)
-                        continue;
-                if (strv_contains(idx->builtin, idx->aliases[a].module)) {
-                        *ret_builtin = true;
-                        continue;
-                }
-                ssize_t j = index_find_name(idx, idx->aliases[a].module);
-                bool dup = false;
-                for (size_t q = 0; q < k; q++)
-                        dup = dup || out[q] == (size_t) j;
-                if (j >= 0 && !dup)
-                        out[k++] = (size_t) j;
-        }
-        *ret_n = k;
-        return 0;
-}
 
 static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret);
 
@@ -361,7 +74,7 @@ static int add_dep_index(size_t **deps, size_t *n, size_t d) {
 }
 
 static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret) {
-        const IndexModule *im = &pl->idx->mods[mi];
+        const ModTrimModule *im = &pl->t->modules[mi];
         _cleanup_free_ size_t *deps = NULL, *softs = NULL;
         size_t n_deps = 0, n_softs = 0, d;
         int r;
@@ -379,30 +92,22 @@ static int add_module(Planner *pl, size_t mi, InitramfsClass class, size_t *ret)
 
         /* softdep pre: first (libcrc32c needs a crc32c driver it cannot ask
          * for: there is no modprobe to serve request_module()). */
-        for (size_t s = 0; s < pl->idx->n_soft; s++) {
-                if (!streq(pl->idx->soft[s].name, im->name))
-                        continue;
-                for (char **p = pl->idx->soft[s].pre; *p; p++) {
-                        size_t found[16], n;
-                        bool builtin;
-                        if ((r = resolve(pl->idx, *p, found, ELEMENTSOF(found), &n, &builtin)) < 0)
+        for (char **p = im->softdeps_pre; p && *p; p++) {
+                _cleanup_free_ size_t *found = NULL;
+                size_t n;
+                if ((r = modtrim_lookup(pl->t, *p, &found, &n, NULL)) < 0)
+                        return r;
+                for (size_t k = 0; k < n; k++)
+                        if ((r = add_module(pl, found[k], INITRAMFS_DEP, &d)) < 0 ||
+                            (r = add_dep_index(&softs, &n_softs, d)) < 0)
                                 return r;
-                        for (size_t k = 0; k < n; k++)
-                                if ((r = add_module(pl, found[k], INITRAMFS_DEP, &d)) < 0 ||
-                                    (r = add_dep_index(&softs, &n_softs, d)) < 0)
-                                        return r;
-                }
         }
         /* modules.dep lists the whole closure; visiting each keeps every
          * dependency ahead of its users whatever the line's order. */
-        for (char **p = im->deps; *p; p++) {
-                ssize_t j = index_find_path(pl->idx, *p);
-                if (j < 0)
-                        return error_set(pl->error, -ENOENT, "modules.dep: %s needs %s, which has no line of its own",
-                                         im->path, *p);
-                if ((r = add_module(pl, (size_t) j, INITRAMFS_DEP, &d)) < 0 || (r = add_dep_index(&deps, &n_deps, d)) < 0)
+        for (size_t j = 0; j < im->n_deps; j++)
+                if ((r = add_module(pl, im->deps[j], INITRAMFS_DEP, &d)) < 0 ||
+                    (r = add_dep_index(&deps, &n_deps, d)) < 0)
                         return r;
-        }
 
         InitramfsPlan *p = pl->plan;
         if (grow((void **) &p->modules, p->n_modules, sizeof(InitramfsModule)) < 0)
@@ -424,9 +129,10 @@ static int plan_list(Planner *pl, char * const *names, InitramfsClass class) {
         int r;
 
         for (char * const *n = names; n && *n; n++) {
-                size_t found[16], k, d;
+                _cleanup_free_ size_t *found = NULL;
+                size_t k, d;
                 bool builtin;
-                if ((r = resolve(pl->idx, *n, found, ELEMENTSOF(found), &k, &builtin)) < 0)
+                if ((r = modtrim_lookup(pl->t, *n, &found, &k, &builtin)) < 0)
                         return r;
                 if (k == 0 && !builtin) {
                         if (class == INITRAMFS_REQUIRED)
@@ -445,17 +151,18 @@ static int plan_list(Planner *pl, char * const *names, InitramfsClass class) {
         return 0;
 }
 
-static int collect_aliases(const ModuleIndex *idx, InitramfsModule *e) {
-        for (size_t a = 0; a < idx->n_aliases; a++) {
-                if (!streq(idx->aliases[a].module, e->name))
+static int collect_aliases(const ModTrim *t, InitramfsModule *e) {
+        for (size_t a = 0; a < t->n_aliases; a++) {
+                const char *pattern = t->aliases[a].pattern;
+                if (!streq(t->modules[t->aliases[a].module].name, e->name))
                         continue;
                 bool bus = false;
                 for (size_t b = 0; b < ELEMENTSOF(alias_buses); b++)
-                        bus = bus || string_has_prefix(idx->aliases[a].pattern, alias_buses[b]);
+                        bus = bus || string_has_prefix(pattern, alias_buses[b]);
                 /* initrd.conf separates fields with spaces. */
-                if (!bus || strpbrk(idx->aliases[a].pattern, " \t"))
+                if (!bus || strpbrk(pattern, " \t"))
                         continue;
-                char **l = strv_append(e->aliases, idx->aliases[a].pattern);
+                char **l = strv_append(e->aliases, pattern);
                 if (!l)
                         return -ENOMEM;
                 e->aliases = l;
@@ -476,12 +183,12 @@ void initramfs_plan_done(InitramfsPlan *p) {
         *p = (InitramfsPlan) {};
 }
 
-int initramfs_plan(const ModuleIndex *idx, char * const *required, char * const *storage, char * const *live,
+int initramfs_plan(const ModTrim *t, char * const *required, char * const *storage, char * const *live,
                    InitramfsPlan *ret, char **ret_error) {
-        _cleanup_free_ size_t *plan_of = calloc(idx->n_mods + 1, sizeof(size_t));
-        _cleanup_free_ bool *visiting = calloc(idx->n_mods + 1, sizeof(bool));
+        _cleanup_free_ size_t *plan_of = calloc(t->n_modules + 1, sizeof(size_t));
+        _cleanup_free_ bool *visiting = calloc(t->n_modules + 1, sizeof(bool));
         InitramfsPlan p = {};
-        Planner pl = { .idx = idx, .plan = &p, .plan_of = plan_of, .visiting = visiting, .error = ret_error };
+        Planner pl = { .t = t, .plan = &p, .plan_of = plan_of, .visiting = visiting, .error = ret_error };
         int r;
 
         if (!plan_of || !visiting)
@@ -490,7 +197,7 @@ int initramfs_plan(const ModuleIndex *idx, char * const *required, char * const 
             (r = plan_list(&pl, live, INITRAMFS_LIVE)) < 0)
                 goto fail;
         for (size_t i = 0; i < p.n_modules; i++)
-                if (p.modules[i].class == INITRAMFS_STORAGE && (r = collect_aliases(idx, &p.modules[i])) < 0)
+                if (p.modules[i].class == INITRAMFS_STORAGE && (r = collect_aliases(t, &p.modules[i])) < 0)
                         goto fail;
         *ret = p;
         return 0;
@@ -683,7 +390,7 @@ static int read_optional(const char *dir, const char *name, char **ret) {
         _cleanup_free_ char *p = path_join(dir, name);
         if (!p)
                 return -ENOMEM;
-        int r = read_full_file(p, INITRAMFS_MAX_INDEX, ret, NULL);
+        int r = read_full_file(p, MODTRIM_TEXT_MAX, ret, NULL);
         if (r == -ENOENT) {
                 *ret = NULL;
                 return 0;
@@ -694,7 +401,7 @@ static int read_optional(const char *dir, const char *name, char **ret) {
 int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summary, char **ret_error) {
         _cleanup_free_ char *moddir = NULL, *dep = NULL, *softdep = NULL, *alias = NULL, *builtin = NULL;
         _cleanup_free_ char *conf = NULL, *cpio = NULL, *tmp = NULL;
-        _cleanup_(module_index_freep) ModuleIndex *idx = NULL;
+        _cleanup_(modtrim_freep) ModTrim *t = NULL;
         _cleanup_(initramfs_plan_done) InitramfsPlan plan = {};
         int r;
 
@@ -709,7 +416,7 @@ int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summa
             (r = read_optional(moddir, "modules.alias", &alias)) < 0 ||
             (r = read_optional(moddir, "modules.builtin", &builtin)) < 0)
                 return error_set(ret_error, r, "cannot read the module index in '%s': %s", moddir, strerror(-r));
-        r = module_index_parse(dep, softdep, alias, builtin, &idx, ret_error);
+        r = modtrim_load(&(ModTrimSources) { dep, softdep, alias, builtin }, &t, ret_error);
         if (r < 0)
                 return error_set_first(ret_error, r, "cannot parse the module index in '%s'", moddir);
 
@@ -717,7 +424,7 @@ int initramfs_build(const InitramfsOptions *o, const char *out, char **ret_summa
          * ext4 for /persist and overlay for /etc (nothing loads modules on
          * demand before udev runs in the real root). */
         char *required[] = { (char *) (o->verity ? "dm_verity" : "ext4"), (char *) o->rootfstype, "ext4", "overlay", NULL };
-        r = initramfs_plan(idx, required, o->storage ?: initramfs_default_storage, initramfs_default_live, &plan,
+        r = initramfs_plan(t, required, o->storage ?: initramfs_default_storage, initramfs_default_live, &plan,
                            ret_error);
         if (r < 0)
                 return r;

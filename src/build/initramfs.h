@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "modtrim.h"
 
 /* The initramfs of boot.initramfs: hull (docs/BUILDER.md): hull-initrd as
  * /init, /dev/console, the kernel modules early boot needs, copied
@@ -32,18 +33,6 @@ typedef struct InitramfsModule {
         char **aliases;         /* storage only: the modules.alias globs of device buses */
 } InitramfsModule;
 
-/* The parsed module index of one kernel: modules.dep, modules.softdep,
- * modules.alias and modules.builtin. */
-typedef struct ModuleIndex ModuleIndex;
-
-/* Parse the four files' contents (softdep, alias and builtin may be NULL
- * when the file does not exist). -EBADMSG, with a message, for a malformed
- * line. */
-int module_index_parse(const char *dep, const char *softdep, const char *alias, const char *builtin,
-                       ModuleIndex **ret, char **ret_error) _warn_unused_result_;
-ModuleIndex *module_index_free(ModuleIndex *m);
-DEFINE_TRIVIAL_CLEANUP_FUNC(ModuleIndex *, module_index_free);
-
 typedef struct InitramfsPlan {
         InitramfsModule *modules; /* load order: every dep before its user */
         size_t n_modules;
@@ -51,12 +40,13 @@ typedef struct InitramfsPlan {
 } InitramfsPlan;
 
 /* The load list for the given names (module names or aliases such as
- * "crypto-crc32c"): each name's dependency closure from modules.dep,
- * modules.softdep "pre:" names resolved through modules.alias first, built-in
- * modules skipped, post-order. A required name the kernel has neither as
- * module nor built in is -ENOENT (message in *ret_error); a storage or live
- * one is listed in plan->missing. */
-int initramfs_plan(const ModuleIndex *idx, char * const *required, char * const *storage, char * const *live,
+ * "crypto-crc32c") from a kernel's module index (modtrim_load(); its
+ * keep/drop state is not looked at): each name's dependency closure from
+ * modules.dep, modules.softdep "pre:" names resolved through modules.alias
+ * first, built-in modules skipped, post-order. A required name the kernel
+ * has neither as module nor built in is -ENOENT (message in *ret_error); a
+ * storage or live one is listed in plan->missing. */
+int initramfs_plan(const ModTrim *t, char * const *required, char * const *storage, char * const *live,
                    InitramfsPlan *ret, char **ret_error) _warn_unused_result_;
 void initramfs_plan_done(InitramfsPlan *p);
 

@@ -36,7 +36,7 @@ static const char softdep[] =
         "# Soft dependencies extracted from modules themselves.\n"
         "softdep libcrc32c pre: crc32c\n"
         "softdep ext4 pre: crypto-crc32c\n"
-        "softdep virtio_blk post: something\n";
+        "softdep virtio_blk loop post: loop\n";
 static const char alias[] =
         "# Aliases extracted from modules themselves.\n"
         "alias crypto-crc32c crc32c_generic\n"
@@ -71,11 +71,11 @@ static bool has_dep_in(const InitramfsPlan *p, const char *user, const char *dep
 #define has_soft(p, u, d) has_dep_in(p, u, d, true)
 
 static void test_plan(void) {
-        _cleanup_(module_index_freep) ModuleIndex *idx = NULL;
+        _cleanup_(modtrim_freep) ModTrim *idx = NULL;
         InitramfsPlan p = {};
         char *err = NULL;
 
-        ASSERT_OK(module_index_parse(dep, softdep, alias, builtin, &idx, &err));
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { dep, softdep, alias, builtin }, &idx, &err));
         char *required[] = { "dm-verity", "erofs", "ext4", "overlay", "sha256_generic", NULL };
         char *storage[] = { "virtio_pci", "virtio-blk", "nvme", NULL };
         char *live[] = { "loop", "virtio_blk", "isofs", NULL };
@@ -99,6 +99,8 @@ static void test_plan(void) {
         ASSERT_TRUE(has_dep(&p, "ext4", "jbd2"));
         ASSERT_TRUE(has_dep(&p, "erofs", "libcrc32c"));
         ASSERT_TRUE(find(&p, "crc32c_generic") < find(&p, "libcrc32c"));
+        /* Only "pre:" names: not post: ones nor words before pre:. */
+        ASSERT_EQ(p.modules[find(&p, "virtio_blk")].n_softs, 0);
         /* Built in: not listed, not an error. */
         ASSERT_TRUE(find(&p, "sha256_generic") < 0);
         ASSERT_TRUE(find(&p, "crc32") < 0);
@@ -147,28 +149,45 @@ static void test_plan(void) {
         err = NULL;
 }
 
+/* Names that only an alias of a built-in module answers need no module
+ * (modtrim keeps those patterns apart from the loadable ones'). */
+static void test_builtin_alias(void) {
+        _cleanup_(modtrim_freep) ModTrim *idx = NULL;
+        InitramfsPlan p = {};
+        char *err = NULL;
+        char *req[] = { "libcrc32c", "crypto-crc32c", NULL }, *sto[] = { "crc32c", "no-such", NULL };
+
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { "kernel/lib/libcrc32c.ko:\n", "softdep libcrc32c pre: crc32c\n",
+                                       "alias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\n",
+                                       "kernel/crypto/crc32c_generic.ko\n" },
+                                     &idx, &err));
+        ASSERT_OK(initramfs_plan(idx, req, sto, NULL, &p, &err));
+        ASSERT_EQ(p.n_modules, 1);
+        ASSERT_EQ(p.modules[0].n_softs, 0);
+        ASSERT_TRUE(p.missing && streq(p.missing[0], "no-such") && !p.missing[1]);
+        initramfs_plan_done(&p);
+}
+
 static void test_index_errors(void) {
-        ModuleIndex *idx = NULL;
+        ModTrim *idx = NULL;
         char *err = NULL;
 
-        ASSERT_ERROR(module_index_parse("kernel/a.ko\n", NULL, NULL, NULL, &idx, &err), EBADMSG);
-        ASSERT_TRUE(err && strstr(err, "modules.dep line 1"));
-        ASSERT_ERROR(module_index_parse("a.ko:\n", "softdep\n", NULL, NULL, &idx, &err), EBADMSG);
-        ASSERT_TRUE(strstr(err, "modules.softdep line 1"));
-        ASSERT_ERROR(module_index_parse("a.ko:\n", NULL, "alias x\n", NULL, &idx, &err), EBADMSG);
-        ASSERT_TRUE(strstr(err, "modules.alias line 1"));
+        /* The index is modtrim's: its errors name the file and line. */
+        ASSERT_ERROR(modtrim_load(&(ModTrimSources) { "kernel/a.ko\n" }, &idx, &err), EBADMSG);
+        ASSERT_TRUE(err && strstr(err, "modules.dep:1"));
+        /* A dependency without a line of its own is malformed there. */
+        ASSERT_ERROR(modtrim_load(&(ModTrimSources) { "a.ko: b.ko\n" }, &idx, &err), EBADMSG);
+        ASSERT_TRUE(strstr(err, "not in modules.dep"));
         free(err);
         err = NULL;
 
-        /* A dependency without a line of its own, and a cycle. */
+        /* A cycle. */
         InitramfsPlan p = {};
         char *req[] = { "a", NULL };
-        ASSERT_OK(module_index_parse("a.ko: b.ko\n", NULL, NULL, NULL, &idx, &err));
-        ASSERT_ERROR(initramfs_plan(idx, req, NULL, NULL, &p, &err), ENOENT);
-        idx = module_index_free(idx);
-        ASSERT_OK(module_index_parse("a.ko: b.ko\nb.ko: a.ko\n", NULL, NULL, NULL, &idx, &err));
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { "a.ko: b.ko\nb.ko: a.ko\n" }, &idx, &err));
         ASSERT_ERROR(initramfs_plan(idx, req, NULL, NULL, &p, &err), ELOOP);
-        idx = module_index_free(idx);
+        ASSERT_TRUE(err && strstr(err, "depends on itself"));
+        idx = modtrim_free(idx);
         free(err);
 }
 
@@ -194,13 +213,14 @@ static void write_file(const char *dir, const char *rel, const char *content) {
 static void test_cpio(void) {
         char dir[] = "/tmp/test-initramfs.XXXXXX";
         ASSERT_TRUE(mkdtemp(dir));
-        _cleanup_(module_index_freep) ModuleIndex *idx = NULL;
+        _cleanup_(modtrim_freep) ModTrim *idx = NULL;
         InitramfsPlan p = {};
         char *err = NULL;
 
-        ASSERT_OK(module_index_parse("kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko\nkernel/lib/libcrc32c.ko:\n"
-                                     "kernel/drivers/block/virtio_blk.ko:\n",
-                                     NULL, "alias virtio:d00000002v* virtio_blk\n", NULL, &idx, &err));
+        ASSERT_OK(modtrim_load(&(ModTrimSources) { "kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko\n"
+                                                   "kernel/lib/libcrc32c.ko:\nkernel/drivers/block/virtio_blk.ko:\n",
+                                       NULL, "alias virtio:d00000002v* virtio_blk\n" },
+                                     &idx, &err));
         char *req[] = { "erofs", NULL }, *sto[] = { "virtio_blk", NULL };
         ASSERT_OK(initramfs_plan(idx, req, sto, NULL, &p, &err));
         write_file(dir, "root/usr/lib/modules/6.1/kernel/fs/erofs/erofs.ko", "EROFS-MODULE-BYTES");
@@ -314,6 +334,7 @@ static void test_cpio(void) {
 
 int main(void) {
         test_plan();
+        test_builtin_alias();
         test_index_errors();
         test_cpio();
         return 0;
