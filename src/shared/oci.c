@@ -368,6 +368,9 @@ int oci_auth_parse(const char *data, size_t len, const char *registry, char **re
                 return -EINVAL;
         if (len > AUTH_FILE_MAX)
                 return error_set(ret_error, -EBADMSG, "the registry credentials file is larger than %d bytes", AUTH_FILE_MAX);
+        /* What a power cut leaves of a file written without fsync. */
+        if (len == 0)
+                return error_set(ret_error, -EBADMSG, "the registry credentials file is empty");
         root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
         if (!root || !json_is_object(root))
                 return error_set(ret_error, -EBADMSG, "the registry credentials file is not a JSON object");

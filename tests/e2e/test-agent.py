@@ -235,7 +235,9 @@ def main():
               "after the refusals slot a is still good and preferred")
         # v2 from the registry, as a delta: the node's credentials file is
         # node-local (/etc/hull/registry-auth.json), never in a request.
-        rc, out = node.sh("mkdir -p /etc/hull && cp /run/bundles/registry-auth.json /etc/hull/registry-auth.json")
+        # Synced: the power cut below comes seconds later, and ext4 would
+        # keep an empty file of a copy still in the page cache.
+        rc, out = node.sh("mkdir -p /etc/hull && cp /run/bundles/registry-auth.json /etc/hull/registry-auth.json && sync")
         check(rc == 0, "the registry credentials are put on the node")
         stage_oci = "stage --no-wait --ca-file /run/bundles/registry-ca.pem " + v2_oci
 

@@ -180,7 +180,7 @@ static void test_auth(void) {
                  "control characters");
         auth_bad("[]", "r.io", EBADMSG, "not a JSON object");
         auth_bad("{\"auths\":{}, \"auths\":{}}", "r.io", EBADMSG, "not a JSON object");
-        auth_bad("", "r.io", EBADMSG, "not a JSON object");
+        auth_bad("", "r.io", EBADMSG, "the registry credentials file is empty");
 
         ASSERT_ERROR(oci_auth_load("/nonexistent/config.json", "r.io", &user, &pass, NULL), ENOENT);
 }
