@@ -548,7 +548,7 @@ int build_find_program(BuildContext *c, const char *name, char **ret) {
 /* Units Hull enables in every image that has them, on top of what the spec
  * enables (docs/SPEC.md, "units"). */
 static const char *const hull_enabled_units[] = {
-        "hull-agent.service", "hull-ready.service", "hull-boot-report.service",
+        "hull-agent.service", "hull-ready.service", "hull-boot-report.service", "hull-provision-check.service",
         /* the local console stays a way in when the network is gone */
         "getty@.service",
         "remote-fs.target",
@@ -807,7 +807,8 @@ static int stage_customise(BuildContext *c) {
         r = mkdir_p(wants, 0755);
         if (r < 0)
                 return r;
-        static const char *const enable[] = { "hull-ready.service", "hull-agent.service", "hull-boot-report.service" };
+        static const char *const enable[] = { "hull-ready.service", "hull-agent.service", "hull-boot-report.service",
+                                              "hull-provision-check.service" };
         for (size_t i = 0; i < ELEMENTSOF(enable); i++) {
                 _cleanup_free_ char *link = path_join(wants, enable[i]), *target = NULL;
                 if (!link || asprintf(&target, "/usr/lib/systemd/system/%s", enable[i]) < 0)
@@ -855,6 +856,9 @@ static int stage_customise(BuildContext *c) {
         if (!requires || asprintf(&prov_link, "%s/hull-provision.service", requires) < 0)
                 return -ENOMEM;
         r = build_install_data(c, "hull-provision.service", "usr/lib/systemd/system/hull-provision.service", 0644);
+        if (r >= 0)
+                r = build_install_data(c, "hull-provision-check.service",
+                                       "usr/lib/systemd/system/hull-provision-check.service", 0644);
         if (r >= 0)
                 r = mkdir_p(requires, 0755);
         if (r < 0)

@@ -49,6 +49,7 @@ static const char *const net_ethernet_vm_keep[] = {
         { "drivers/net/wireless/**", NULL },      \
         { "net/wireless/**", NULL },              \
         { "net/mac80211/**", NULL },              \
+        { "net/batman-adv/**", NULL },            \
         { "net/bluetooth/**", NULL },             \
         { "net/nfc/**", NULL },                   \
         { "net/can/**", NULL },                   \
@@ -63,7 +64,10 @@ static const char *const net_ethernet_vm_keep[] = {
         { "drivers/isdn/**", NULL },              \
         { "drivers/nfc/**", NULL },               \
         { "drivers/atm/**", NULL },               \
+        { "drivers/usb/atm/**", NULL },           \
         { "drivers/pcmcia/**", NULL },            \
+        { "drivers/char/pcmcia/**", NULL },       \
+        { "drivers/tty/ipwireless/**", NULL },    \
         { "drivers/memstick/**", NULL },          \
         { "drivers/mmc/**", NULL },               \
         { "drivers/w1/**", NULL },                \
@@ -76,6 +80,7 @@ static const char *const net_ethernet_vm_keep[] = {
         { "drivers/input/tablet/**", NULL },      \
         { "drivers/input/touchscreen/**", NULL }, \
         { "drivers/soundwire/**", NULL },         \
+        { "drivers/input/misc/pcspkr", NULL },    \
         { "drivers/platform/chrome/**", NULL },   \
         { "drivers/platform/surface/**", NULL },  \
         { "drivers/net/can/**", NULL },           \

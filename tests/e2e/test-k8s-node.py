@@ -47,7 +47,8 @@ NODE_REF = "registry.example.com/hull/hull-node:e2e"
 # the images preload, what the provisioning config turns on, and the test
 # command channel. Anything else enabled is a failure.
 EXPECTED_ENABLED = {
-    "hull-agent.service", "hull-ready.service", "hull-boot-report.service", "getty@.service", "remote-fs.target",
+    "hull-agent.service", "hull-ready.service", "hull-boot-report.service", "hull-provision-check.service",
+    "getty@.service", "remote-fs.target",
     "systemd-networkd.service", "systemd-networkd.socket", "systemd-networkd-wait-online.service",
     "systemd-network-generator.service", "systemd-resolved.service", "systemd-timesyncd.service",
     "systemd-pstore.service", "fstrim.timer", "containerd.service", "kubelet.service", "hull-images.service",
