@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bundle.h"
 #include "fetch.h"
 #include "fileio.h"
 #include "oci-bundle.h"
 #include "oci.h"
+#include "osspec.h"
 #include "ctl-cluster.h"
 #include "kube-version.h"
 #include "kube.h"
@@ -56,6 +58,8 @@ static char oci_sha256[65];
 static char *oci_version = NULL;
 static const char *arg_max_unavailable = NULL;
 static const char *arg_batches = NULL;
+static unsigned arg_wait = 60;
+static bool arg_wait_set = false;
 
 static void cluster_help(void) {
         printf("hullctl cluster — Hull OS rollouts through the Kubernetes API\n\n"
@@ -71,11 +75,16 @@ static void cluster_help(void) {
                "                   on the registry) and pins oci://HOST/REPO@sha256:D, with sha256 = D\n"
                "                   [--registry-auth config.json] [--registry-ca CA.pem]\n"
                "  hullctl cluster [OPTIONS] rollback OS --version V\n"
-               "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n\n"
+               "  hullctl cluster [OPTIONS] pause OS | resume OS | approve OS\n"
+               "  hullctl cluster [OPTIONS] retry OS [NODE...] [--wait SECONDS]\n"
+               "                   give nodes that failed this rollout's task another try (all of\n"
+               "                   them without NODE); hull-node resets them, the operator picks\n"
+               "                   them again within maxUnavailable\n\n"
                "Options:\n"
                "      --kubeconfig F     kubeconfig (default: $KUBECONFIG, ~/.kube/config)\n"
                "      --context NAME     kubeconfig context (default: current-context)\n"
-               "      --json             print the objects as JSON\n\n"
+               "      --json             print the objects as JSON\n"
+               "      --wait SECONDS     retry: how long to wait for hull-node's answer (default 60)\n\n"
                "upgrade and rollback change the OS object's spec; hull-operator rolls it out\n"
                "under the object's strategy. approve lets a rollout waiting at a manual gate\n"
                "go on to its next batch. See hullctl(1) and docs/CRD.md.\n");
@@ -638,10 +647,209 @@ static int cmd_approve(KubeClient *k, const char *name) {
         return 0;
 }
 
+/* ---- retry ---- */
+
+static bool phase_failed(const char *phase) {
+        return phase && (streq(phase, "Failed") || streq(phase, "RolledBack"));
+}
+
+/* Why NODE cannot be retried for task T, or NULL if it can. */
+static char *retry_refusal(const char *node, json_t *osnode, const char *task) {
+        const char *cur = status_str(osnode, "task"), *phase = status_str(osnode, "phase");
+        char *why = NULL;
+        int r;
+
+        if (!osnode)
+                r = asprintf(&why, "%s has no OSNode: is hull-node running there?", node);
+        else if (cur && streq(cur, task) && phase_failed(phase))
+                return NULL;
+        else if (cur && streq(cur, task))
+                r = asprintf(&why, "%s has not failed this rollout's task: it is %s", node, phase ?: "without a phase");
+        else if (phase_failed(phase))
+                r = asprintf(&why, "%s failed task %s, not this rollout's task %s: it counts as pending already and "
+                             "is given the task when the rollout allows", node, cur ?: "(none)", task);
+        else
+                r = asprintf(&why, "%s has not failed this rollout's task %s (phase %s%s%s)", node, task,
+                             phase ?: "none", cur ? ", task " : "", cur ?: "");
+        return r < 0 ? NULL : why;
+}
+
+static void now_precise(char buf[40]) {
+        struct timespec ts;
+        struct tm tm;
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        (void) gmtime_r(&ts.tv_sec, &tm);
+        size_t l = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + l, 40 - l, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+static int cmd_retry(KubeClient *k, const char *name, char **nodes, size_t n_nodes) {
+        _cleanup_(json_decrefp) json_t *os = NULL, *osnodes = NULL, *names = NULL, *byname = json_object(),
+                                        *chosen = json_array();
+        _cleanup_free_ char *path = NULL, *err = NULL, *task = NULL;
+        _cleanup_(os_spec_done) OsSpec spec = {};
+        json_t *n;
+        size_t i;
+        int r;
+
+        if (!byname || !chosen || asprintf(&path, "%s/%s", OS_PATH, name) < 0)
+                return log_oom();
+        r = kube_get(k, path, &os, &err);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No OS object named '%s' (see 'hullctl cluster status')", name);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read OS '%s': %s", name, err ?: "(no message)");
+        r = os_spec_parse(json_object_get(os, "spec"), &spec, &err);
+        if (r < 0)
+                return log_error_errno(r, "OS '%s' has an invalid spec, so it has no rollout to retry: %s", name,
+                                       err ?: "(no message)");
+        task = os_task_id(name, &spec);
+        if (!task)
+                return log_oom();
+        r = selected_nodes(k, os, &names);
+        if (r < 0)
+                return r;
+        r = list_all(k, OSNODE_PATH, &osnodes);
+        if (r < 0)
+                return r;
+        json_array_foreach(osnodes, i, n)
+                json_object_set(byname, kube_name(n), n);
+
+        /* All or nothing: a list with one wrong name changes no node. */
+        if (n_nodes > 0) {
+                bool bad = false;
+                for (i = 0; i < n_nodes; i++) {
+                        _cleanup_free_ char *why = NULL;
+                        if (!json_object_get(names, nodes[i])) {
+                                log_error("%s is not a node of OS '%s' (its nodeSelector, minus hull.dev/unmanaged=true)",
+                                          nodes[i], name);
+                                bad = true;
+                                continue;
+                        }
+                        why = retry_refusal(nodes[i], json_object_get(byname, nodes[i]), task);
+                        if (why) {
+                                log_error("%s", why);
+                                bad = true;
+                                continue;
+                        }
+                        json_array_append_new(chosen, json_string(nodes[i]));
+                }
+                if (bad) {
+                        log_error("Nothing was changed.");
+                        return -EINVAL;
+                }
+        } else {
+                const char *key;
+                json_t *v;
+                json_object_foreach(names, key, v) {
+                        _cleanup_free_ char *why = retry_refusal(key, json_object_get(byname, key), task);
+                        if (!why)
+                                json_array_append_new(chosen, json_string(key));
+                }
+                if (json_array_size(chosen) == 0) {
+                        printf("No node of OS %s failed its task %s: nothing to retry.\n", name, task);
+                        return 0;
+                }
+        }
+
+        /* The request goes to each node's hull-node through its OSNode; a
+         * new requestedAt is a new request, even for the same task. */
+        char at[40];
+        now_precise(at);
+        json_array_foreach(chosen, i, n) {
+                const char *node = json_string_value(n);
+                _cleanup_free_ char *p = NULL, *e = NULL;
+                json_t *patch = json_pack("{s:{s:{s:s, s:s}}}", "spec", "retry", "task", task, "requestedAt", at);
+                if (!patch || asprintf(&p, "%s/%s", OSNODE_PATH, node) < 0) {
+                        json_decref(patch);
+                        return log_oom();
+                }
+                r = kube_merge_patch(k, p, patch, NULL, &e);
+                json_decref(patch);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to ask for a retry on %s: %s%s", node, e ?: "(no message)",
+                                               i > 0 ? " (the nodes before it were asked)" : "");
+        }
+
+        /* A node that timed out, was quarantined and then reported its
+         * failure: the person asking for the retry has looked at it. The
+         * label goes after the request, so that the node never counts as
+         * pending while its OSNode still says Failed. */
+        json_array_foreach(chosen, i, n) {
+                const char *node = json_string_value(n);
+                _cleanup_(json_decrefp) json_t *obj = NULL;
+                _cleanup_free_ char *p = NULL, *e = NULL;
+                if (asprintf(&p, "/api/v1/nodes/%s", node) < 0)
+                        return log_oom();
+                r = kube_get(k, p, &obj, &e);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read node %s: %s", node, e ?: "(no message)");
+                const char *q = kube_label(obj, "hull.dev/quarantined");
+                if (!q)
+                        continue;
+                json_t *patch = json_pack("{s:{s:{s:n}}}", "metadata", "labels", "hull.dev/quarantined");
+                if (!patch)
+                        return log_oom();
+                free(e);
+                e = NULL;
+                r = kube_merge_patch(k, p, patch, NULL, &e);
+                json_decref(patch);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to remove the quarantine label of %s: %s", node,
+                                               e ?: "(no message)");
+                printf("%s: quarantine label removed\n", node);
+        }
+
+        /* hull-node answers in status.retry; wait for every answer. */
+        size_t answered = 0, refused = 0, n_chosen = json_array_size(chosen);
+        bool *done = calloc(n_chosen, sizeof(bool));
+        if (!done)
+                return log_oom();
+        for (unsigned waited = 0;; waited++) {
+                json_array_foreach(chosen, i, n) {
+                        const char *node = json_string_value(n);
+                        _cleanup_(json_decrefp) json_t *obj = NULL;
+                        _cleanup_free_ char *p = NULL, *e = NULL;
+                        if (done[i])
+                                continue;
+                        if (asprintf(&p, "%s/%s", OSNODE_PATH, node) < 0) {
+                                free(done);
+                                return log_oom();
+                        }
+                        if (kube_get(k, p, &obj, &e) < 0)
+                                continue;
+                        json_t *ans = json_object_get(json_object_get(obj, "status"), "retry");
+                        const char *got = json_string_value(json_object_get(ans, "requestedAt"));
+                        if (!got || !streq(got, at))
+                                continue;
+                        const char *result = json_string_value(json_object_get(ans, "result"));
+                        const char *msg = json_string_value(json_object_get(ans, "message"));
+                        done[i] = true;
+                        answered++;
+                        if (!result || !streq(result, "Reset"))
+                                refused++;
+                        printf("%s: %s: %s\n", node, result ?: "?", msg ?: "");
+                }
+                if (answered == n_chosen || waited >= arg_wait)
+                        break;
+                sleep(1);
+        }
+        json_array_foreach(chosen, i, n)
+                if (!done[i])
+                        printf("%s: no answer from hull-node in %u s; the request stays and is carried out when "
+                               "hull-node runs there (kubectl get osnode %s -o jsonpath='{.status.retry}')\n",
+                               json_string_value(n), arg_wait, json_string_value(n));
+        free(done);
+        if (answered == n_chosen && refused == 0)
+                printf("OS %s: %zu node(s) will be given task %s again as the rollout allows (hullctl cluster "
+                       "status %s).\n", name, n_chosen, task, name);
+        return answered == n_chosen && refused == 0 ? 0 : -EIO;
+}
+
 int cluster_main(int argc, char **argv) {
         enum { ARG_KUBECONFIG = 0x100, ARG_CONTEXT, ARG_JSON, ARG_VERSION, ARG_IMAGE_URL, ARG_SHA256, ARG_KEY_ID,
                ARG_KUBELET_VERSION, ARG_CREATED, ARG_MAX_UNAVAILABLE, ARG_BATCHES, ARG_BUNDLE, ARG_TRUST, ARG_REGISTRY_AUTH,
-               ARG_REGISTRY_CA };
+               ARG_REGISTRY_CA, ARG_WAIT };
         static const struct option opts[] = {
                 { "kubeconfig", required_argument, NULL, ARG_KUBECONFIG },
                 { "context", required_argument, NULL, ARG_CONTEXT },
@@ -658,6 +866,7 @@ int cluster_main(int argc, char **argv) {
                 { "trust", required_argument, NULL, ARG_TRUST },
                 { "registry-auth", required_argument, NULL, ARG_REGISTRY_AUTH },
                 { "registry-ca", required_argument, NULL, ARG_REGISTRY_CA },
+                { "wait", required_argument, NULL, ARG_WAIT },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -714,6 +923,18 @@ int cluster_main(int argc, char **argv) {
                 case ARG_REGISTRY_CA:
                         arg_registry_ca = optarg;
                         break;
+                case ARG_WAIT: {
+                        char *end = NULL;
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || !end || *end || end == optarg || *optarg == '-' || v > 3600) {
+                                log_error("--wait takes a number of seconds from 0 to 3600, not '%s'", optarg);
+                                return 2;
+                        }
+                        arg_wait = (unsigned) v;
+                        arg_wait_set = true;
+                        break;
+                }
                 case 'h':
                         cluster_help();
                         return 0;
@@ -730,12 +951,14 @@ int cluster_main(int argc, char **argv) {
         const char *verb = args[0];
         bool needs_os = streq(verb, "upgrade") || streq(verb, "rollback") || streq(verb, "pause") ||
                         streq(verb, "resume") || streq(verb, "approve");
-        if (!needs_os && !streq(verb, "status") && !streq(verb, "nodes")) {
-                log_error("Unknown cluster command '%s' (status, nodes, upgrade, rollback, pause, resume, approve)",
+        bool retry = streq(verb, "retry");
+        if (!needs_os && !retry && !streq(verb, "status") && !streq(verb, "nodes")) {
+                log_error("Unknown cluster command '%s' (status, nodes, upgrade, rollback, pause, resume, approve, "
+                          "retry)",
                           verb);
                 return 2;
         }
-        if ((needs_os && n != 2) || (streq(verb, "status") && n > 2) || (streq(verb, "nodes") && n != 1)) {
+        if ((needs_os && n != 2) || (retry && n < 2) || (streq(verb, "status") && n > 2) || (streq(verb, "nodes") && n != 1)) {
                 log_error("Wrong number of arguments for 'hullctl cluster %s'; see 'hullctl cluster --help'", verb);
                 return 2;
         }
@@ -748,6 +971,10 @@ int cluster_main(int argc, char **argv) {
                 return 2;
         if (!streq(verb, "upgrade") && (arg_bundle || arg_trust || arg_created)) {
                 log_error("%s", arg_created ? "--created is for upgrade" : "--bundle and --trust are for upgrade");
+                return 2;
+        }
+        if (!retry && arg_wait_set) {
+                log_error("--wait is for retry");
                 return 2;
         }
         if (streq(verb, "rollback") && !arg_version) {
@@ -781,6 +1008,8 @@ int cluster_main(int argc, char **argv) {
                 r = cmd_rollback(k, args[1]);
         else if (streq(verb, "pause") || streq(verb, "resume"))
                 r = cmd_pause(k, args[1], streq(verb, "pause"));
+        else if (retry)
+                r = cmd_retry(k, args[1], args + 2, (size_t) n - 2);
         else
                 r = cmd_approve(k, args[1]);
         return r == -EINVAL ? 2 : r < 0 ? 1 : 0;

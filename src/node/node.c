@@ -290,6 +290,8 @@ typedef struct StatusUpdate {
         bool reboot_time;               /* set status.rebootTime to now */
         const char *gate;               /* non-NULL: status.gate, what the post-boot gate waits for */
         bool clear_gate;
+        bool clear_task;                /* remove status.task, status.os and status.hook (a retry) */
+        json_t *retry;                  /* non-NULL: status.retry (the patch takes the reference) */
 } StatusUpdate;
 
 /* status.components and status.staged.components as merge-patch values:
@@ -344,6 +346,7 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
 
         if (!status) {
                 json_decref(u->hook);
+                json_decref(u->retry);
                 return -ENOMEM;
         }
         kube_format_time(ctx->now, now);
@@ -355,6 +358,13 @@ static int osnode_write(NodeCtx *ctx, json_t *osnode, const AgentView *a, const 
         }
         if (u->task)
                 json_object_set_new(status, "task", json_string(u->task));
+        else if (u->clear_task) {
+                json_object_set_new(status, "task", json_null());
+                json_object_set_new(status, "os", json_null());
+                json_object_set_new(status, "hook", json_null());
+        }
+        if (u->retry)
+                json_object_set_new(status, "retry", u->retry);
         if (u->os)
                 json_object_set_new(status, "os", json_string(u->os));
         if (u->boot_id)
@@ -1027,6 +1037,74 @@ static int gate_failed(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentVi
         return 0;
 }
 
+/* A person's retry (hullctl cluster retry), asked through OSNode
+ * spec.retry: {task, requestedAt}. Each request is answered once, in
+ * status.retry with the same requestedAt. Only a node whose last task is
+ * that one and ended Failed or RolledBack is reset: the task annotation
+ * goes first, then the status becomes Idle without a task, so that the
+ * operator counts the node as pending and gives it the task again when
+ * the rollout's limits allow, never this node on its own. A crash in
+ * between leaves the annotation gone and the status still Failed: the
+ * next pass finishes the reset. Returns 1 when it wrote something (the
+ * pass ends there), 0 when there was nothing to answer. */
+static int node_retry(NodeCtx *ctx, json_t *node, json_t *spec_src, json_t *osnode, const AgentView *a) {
+        json_t *req = json_object_get(json_object_get(spec_src, "spec"), "retry");
+        const char *task = json_string_value(json_object_get(req, "task"));
+        const char *at = json_string_value(json_object_get(req, "requestedAt"));
+        json_t *answered = json_object_get(json_object_get(osnode, "status"), "retry");
+        const char *answered_at = json_string_value(json_object_get(answered, "requestedAt"));
+        const char *cur = osnode_status_str(osnode, "task"), *phase = osnode_status_str(osnode, "phase");
+        const char *error = json_string_value(json_object_get(json_object_get(json_object_get(osnode, "status"),
+                                                                               "lastError"), "message"));
+        _cleanup_free_ char *message = NULL;
+        char now[32];
+        int r;
+
+        if (!task || !at || (answered_at && streq(answered_at, at)))
+                return 0;
+        kube_format_time(ctx->now, now);
+        bool failed = cur && streq(cur, task) && phase && (streq(phase, "Failed") || streq(phase, "RolledBack"));
+        if (!failed) {
+                if (asprintf(&message, "not retried: the node did not fail task %s (its last task is %s, phase %s)",
+                             task, cur ?: "none", phase ?: "none") < 0)
+                        return -ENOMEM;
+                StatusUpdate u = { .retry = json_pack("{s:s, s:s, s:s, s:s, s:s}", "task", task, "requestedAt", at,
+                                                      "result", "Refused", "message", message, "time", now) };
+                if (!u.retry)
+                        return -ENOMEM;
+                node_event(ctx, node, "Warning", "RetryRefused", "%s", message);
+                r = osnode_write(ctx, osnode, a, &u);
+                return r < 0 ? r : 1;
+        }
+
+        const char *ann = kube_annotation(node, NODE_ANNOTATION_TASK);
+        if (ann) {
+                _cleanup_(task_done) Task t = {};
+                _cleanup_free_ char *perr = NULL;
+                /* Only the failed task's annotation: one for a newer task is
+                 * the operator's, and that task has not run yet. */
+                if (task_parse(ann, &t, &perr) < 0 || streq(t.id, task)) {
+                        r = node_release(ctx, node, true);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (asprintf(&message, "task %s (%s) reset for a retry; the operator gives it again when the rollout allows",
+                     task, phase) < 0)
+                return -ENOMEM;
+        StatusUpdate u = { .phase = "Idle", .clear_task = true, .clear_error = true, .clear_gate = true,
+                           .retry = json_pack("{s:s, s:s, s:s, s:s, s:s}", "task", task, "requestedAt", at,
+                                              "result", "Reset", "message", message, "time", now) };
+        if (!u.retry)
+                return -ENOMEM;
+        r = osnode_write(ctx, osnode, a, &u);
+        if (r < 0)
+                return r;
+        /* The Event keeps the failure the reset clears from lastError. */
+        node_event(ctx, node, "Normal", "RetryRequested", "%s; it had failed with: %s", message, error ?: "no message");
+        return 1;
+}
+
 static int run_task(NodeCtx *ctx, json_t *node, json_t *osnode, const AgentView *a, const Task *t) {
         const char *cur_task = osnode_status_str(osnode, "task");
         const char *phase = (cur_task && streq(cur_task, t->id)) ? osnode_status_str(osnode, "phase") : NULL;
@@ -1287,6 +1365,10 @@ int node_reconcile(NodeCtx *ctx) {
         ctx->busy = false;
         node = kube_informer_get(ctx->node_informer, ctx->node_name);
         osnode = kube_informer_get(ctx->osnode_informer, ctx->node_name);
+        /* The spec is written by people (spec.retry), the status only by
+         * us: requests are read from the watch, which has every spec write,
+         * even while our own last status write is newer than it. */
+        _cleanup_(json_decrefp) json_t *spec_src = json_incref(osnode);
         if (ctx->osnode_mine) {
                 const char *mine = kube_resource_version(ctx->osnode_mine);
                 const char *cached = osnode ? kube_resource_version(osnode) : NULL;
@@ -1310,6 +1392,13 @@ int node_reconcile(NodeCtx *ctx) {
         r = agent_view_fetch(ctx->agent, &a);
         if (r < 0)
                 log_warning_errno(r, "Failed to read the agent's status: %s", agent_client_error(ctx->agent) ?: "");
+
+        r = node_retry(ctx, node, spec_src, osnode, &a);
+        if (r != 0) {
+                json_decref(node);
+                json_decref(osnode);
+                return r < 0 ? r : 0;
+        }
 
         const char *ann = kube_annotation(node, NODE_ANNOTATION_TASK);
         if (!ann) {

@@ -132,22 +132,6 @@ static void os_entry_done(OsEntry *e) {
         json_decref(e->conflicts);
 }
 
-/* The task id names what a node is asked to reach, not the OS object's
- * generation: pausing, approving a batch or changing maxUnavailable bumps
- * the generation but must not restart the rollout or forget its failures. */
-static char *make_task_id(const char *os, const OsSpec *s) {
-        char *id = NULL;
-        int r;
-        if (s->operation == OS_OPERATION_CONFIG)
-                r = asprintf(&id, "%s/config/%" PRIi64, os, s->config_generation);
-        else if (s->config)
-                r = asprintf(&id, "%s/%s/%s/config-%" PRIi64, os, os_operation_to_string(s->operation), s->version,
-                             s->config_generation);
-        else
-                r = asprintf(&id, "%s/%s/%s", os, os_operation_to_string(s->operation), s->version);
-        return r < 0 ? NULL : id;
-}
-
 static char *make_task(const OsEntry *e, int64_t now, int64_t batch) {
         const OsSpec *s = &e->spec;
         char when[32];
@@ -699,7 +683,7 @@ int operator_reconcile(Operator *o, int64_t now) {
                                 os_spec_done(&x->spec);
                 }
                 x->valid = r >= 0;
-                if (x->valid && !(x->task_id = make_task_id(x->name, &x->spec))) {
+                if (x->valid && !(x->task_id = os_task_id(x->name, &x->spec))) {
                         r = -ENOMEM;
                         goto finish;
                 }

@@ -65,6 +65,9 @@ static bool arg_dry_run = false;
  * not worth a network fetch (and its retries) on every boot. */
 static bool skip_fetch = false;
 
+/* On tmpfs: the check unit's ConditionPathExists=! names it. */
+#define PROVISIONED_MARKER_DIR "/run/hull"
+
 /* ---- small helpers ---- */
 
 static char *root_path(const char *p) {
@@ -725,7 +728,22 @@ static int write_applied(const Found *f, const char *sha) {
                 return r;
         if (chmod(dir, 0700) < 0)
                 return -errno;
-        return write_file_atomic(path, text, strlen(text), 0600);
+        r = write_file_atomic(path, text, strlen(text), 0600);
+        if (r < 0)
+                return r;
+        /* hull-provision-check.service starts after us in the same boot and
+         * would report "provisioned on ..." about the run that just did it;
+         * this marker (gone at the next boot) is its condition to skip. */
+        if (systemd_running() && !arg_dry_run) {
+                /* Without it the check only says "provisioned on" once
+                 * more: not worth failing the first boot for. */
+                r = mkdir_p(PROVISIONED_MARKER_DIR, 0755);
+                if (r >= 0)
+                        r = write_file_atomic(PROVISIONED_MARKER_DIR "/provisioned-this-boot", "", 0, 0644);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s/provisioned-this-boot, ignoring: %m", PROVISIONED_MARKER_DIR);
+        }
+        return 0;
 }
 
 /* ---- main steps ---- */

@@ -1280,3 +1280,19 @@ int os_window_open(const OsWindow *w, int64_t t, bool *ret_open, int64_t *ret_ne
                 *ret_next_open = open ? 0 : next;
         return 0;
 }
+
+/* The task id names what a node is asked to reach, not the OS object's
+ * generation: pausing, approving a batch or changing maxUnavailable bumps
+ * the generation but must not restart the rollout or forget its failures. */
+char *os_task_id(const char *os, const OsSpec *s) {
+        char *id = NULL;
+        int r;
+        if (s->operation == OS_OPERATION_CONFIG)
+                r = asprintf(&id, "%s/config/%" PRIi64, os, s->config_generation);
+        else if (s->config)
+                r = asprintf(&id, "%s/%s/%s/config-%" PRIi64, os, os_operation_to_string(s->operation), s->version,
+                             s->config_generation);
+        else
+                r = asprintf(&id, "%s/%s/%s", os, os_operation_to_string(s->operation), s->version);
+        return r < 0 ? NULL : id;
+}

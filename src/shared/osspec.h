@@ -174,6 +174,11 @@ int os_spec_parse(json_t *spec, OsSpec *ret, char **ret_error) _warn_unused_resu
  * the message in *ret_error (free() it). */
 int os_spec_check_name(const OsSpec *s, const char *name, char **ret_error) _warn_unused_result_;
 
+/* The id of the task this spec asks nodes to reach (hull.dev/task "id"):
+ * "<os>/<operation>/<version>", plus "/config-<generation>" with a node
+ * config, or "<os>/config/<generation>". NULL when out of memory. */
+char *os_task_id(const char *os, const OsSpec *s);
+
 /* A zone name the window can use: "UTC", or a TZif file below
  * /usr/share/zoneinfo named without "..", "//" or a leading "/". */
 bool os_time_zone_is_valid(const char *name);

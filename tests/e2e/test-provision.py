@@ -238,6 +238,9 @@ def main():
         b.ready()
         check(b.vm.saw("hull-provision"), "hull-provision reported on the console")
         check_applied(b, "e2e-node-1", key)
+        check(b.out("systemctl show -p ConditionResult --value hull-provision-check.service") == "no"
+              and not b.vm.saw("provisioned on"),
+              "first boot: hull-provision-check.service is skipped (nothing to report yet)")
         st, rec = b.sh("cat /persist/hull/provision/applied.json")
         try:
             applied = json.loads(rec) if st == 0 else {}
@@ -265,6 +268,7 @@ def main():
     try:
         b.ready()
         check(b.vm.saw("ignored"), "the console says the new config was ignored")
+        check(b.vm.saw("provisioned on"), "second boot: hull-provision-check.service says when the node was provisioned")
         check(b.out("hostname") == "e2e-node-1", "second boot: the hostname is still e2e-node-1")
         check(b.out("stat -c %Y /persist/hull/provision/applied.json") == mtime1, "applied.json was not rewritten")
         check(b.out("cat /var/lib/data/precious") == "keep-me", "the file on the data disk survived the reboot")

@@ -1567,6 +1567,79 @@ def scenario_hooks(tmp):
         f.close()
 
 
+def scenario_retry(tmp):
+    """A node that failed this rollout's task gets another try through
+    hullctl cluster retry: hull-node resets it, the operator gives the task
+    again within maxUnavailable, the failure budget gets the node back and a
+    halted rollout goes on. Wrong requests change nothing."""
+    f = Fleet(tmp, 3)
+    try:
+        f.behave("node-000", {"hooks": {"pre-check": "fail"}})
+        f.start_operator()
+        f.watch.track("workers", f.names, 1)
+        spec = upgrade_spec(max_unavailable=1, hooks={"preDrain": [{"exec": "pre-check"}]})
+        spec["strategy"]["failureBudget"] = 1
+        f.apply_os("workers", spec)
+        ok = f.wait("node-000 Failed", lambda: osnode_status(f, "node-000").get("phase") == "Failed")
+        check(bool(ok), "node-000 fails its pre-drain hook")
+        halted = f.wait("the rollout halts", lambda: (f.condition("workers", "Degraded") or {}).get("reason") ==
+                        "FailureBudgetExceeded")
+        check(bool(halted), "failureBudget 1: the rollout halts at the first failure (FailureBudgetExceeded)")
+        task = osnode_status(f, "node-000").get("task")
+        check(task == "workers/upgrade/2.0.0", f"the failed task is this rollout's ({task})")
+        others = [n for n in f.names[1:] if osnode_status(f, n).get("phase") != "Failed"]
+
+        # What people get wrong: nothing changes.
+        rc, out, err = hullctl(f, "retry", "workers", others[0])
+        check(rc == 2 and "has not failed" in err and "Nothing was changed" in err,
+              f"a node that did not fail is refused ({rc}: {err.strip()})")
+        rc, out, err = hullctl(f, "retry", "workers", "node-000", "nosuch")
+        check(rc == 2 and "nosuch is not a node of OS 'workers'" in err, f"an unknown node is refused: {err.strip()}")
+        check(not f.api.get("/apis/hull.dev/v1alpha1/osnodes/node-000").get("spec", {}).get("retry"),
+              "all or nothing: node-000 was not asked either")
+        rc, out, err = hullctl(f, "retry", "nope")
+        check(rc == 1 and "No OS object named 'nope'" in err, f"unknown OS: {err.strip()}")
+        rc, out, err = hullctl(f, "status", "--wait", "5")
+        check(rc == 2 and "--wait is for retry" in err, f"--wait elsewhere: {err.strip()}")
+        rc, out, err = hullctl(f, "retry", "workers", "--wait", "soon")
+        check(rc == 2 and "--wait takes a number of seconds" in err, f"bad --wait: {err.strip()}")
+
+        # hull-node's own check: a request about a task the node did not fail.
+        f.api.patch(f"/apis/hull.dev/v1alpha1/osnodes/{others[0]}",
+                    {"spec": {"retry": {"task": "workers/upgrade/2.0.0", "requestedAt": "2026-12-04T10:00:00.5Z"}}})
+        ans = f.wait("hull-node refuses", lambda: (osnode_status(f, others[0]).get("retry") or {}).get("result"))
+        check(ans == "Refused" and "did not fail task workers/upgrade/2.0.0" in (osnode_status(f, others[0])["retry"].get("message") or ""),
+              f"hull-node refuses to reset a node that did not fail ({osnode_status(f, others[0]).get('retry')})")
+
+        # A quarantined node that then reported its failure: the retry lifts
+        # the label too.
+        f.api.patch("/api/v1/nodes/node-000", {"metadata": {"labels": {"hull.dev/quarantined": "true"}}})
+        f.behave("node-000", {})
+        rc, out, err = hullctl(f, "retry", "workers", "--wait", "60")
+        log("hullctl cluster retry workers:\n" + out + err)
+        check(rc == 0 and "node-000: Reset" in out and "quarantine label removed" in out and "node-001" not in out,
+              f"retry resets node-000 and only it ({rc}: {out}{err})")
+        node = f.api.get("/api/v1/nodes/node-000")
+        check("hull.dev/quarantined" not in (node["metadata"].get("labels") or {}), "the quarantine label is gone")
+        done = f.wait("all at 2.0.0", lambda: all_at(f, f.names, "2.0.0"), timeout=120)
+        check(bool(done), "the retried node and the rest of the rollout reach 2.0.0")
+        st = f.wait("failed 0, updated 3", lambda: (lambda s: s if s.get("failed") == 0 and s.get("updated") == 3
+                                                     else None)(f.os("workers").get("status") or {}))
+        check(bool(st), f"the OS status counts no failure any more ({f.os('workers').get('status')})")
+        check((f.condition("workers", "Degraded") or {}).get("status") != "True",
+              f"not Degraded any more ({f.condition('workers', 'Degraded')})")
+        hooks = open(os.path.join(f.hostdir, "node-000.hooks")).read().count("pre-check")
+        check(hooks == 2, f"node-000 ran its pre-drain hook twice: the failed try and the retry ({hooks})")
+        ev = f.api.get("/apis/events.k8s.io/v1/namespaces/default/events")["items"]
+        check(any(e.get("reason") == "RetryRequested" and "pre-check" in (e.get("note") or "") for e in ev),
+              "a RetryRequested Event keeps the failure the reset cleared")
+        rc, out, err = hullctl(f, "retry", "workers")
+        check(rc == 0 and "nothing to retry" in out, f"nothing failed: nothing to do ({rc}: {out}{err})")
+        check(not f.watch.violations, "maxUnavailable never exceeded")
+    finally:
+        f.close()
+
+
 SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}
 
 

@@ -769,8 +769,29 @@ static void test_hooks_and_verify(void) {
         expect_bad_extra("\"verify\":\"yes\"", "spec.verify: must be an object");
 }
 
+/* The id that ties a node's progress and failures to a rollout; hullctl
+ * cluster retry computes it from the spec as the operator does. */
+static void test_task_id(void) {
+        OsSpec s;
+        _cleanup_free_ char *plain = upgrade_with(""), *a = NULL, *b = NULL, *c = NULL;
+        expect_ok(plain, &s);
+        a = os_task_id("workers", &s);
+        ASSERT_STREQ(a, "workers/upgrade/1.2.0");
+        os_spec_done(&s);
+        _cleanup_free_ char *withcfg = upgrade_with("\"config\":{\"generation\":7}");
+        expect_ok(withcfg, &s);
+        b = os_task_id("workers", &s);
+        ASSERT_STREQ(b, "workers/upgrade/1.2.0/config-7");
+        os_spec_done(&s);
+        expect_ok("{\"version\":\"1.1.0\",\"operation\":\"config\",\"config\":{\"generation\":3}}", &s);
+        c = os_task_id("gpu", &s);
+        ASSERT_STREQ(c, "gpu/config/3");
+        os_spec_done(&s);
+}
+
 int main(void) {
         TEST_RUN(test_minimal_and_defaults);
+        TEST_RUN(test_task_id);
         TEST_RUN(test_full);
         TEST_RUN(test_errors);
         TEST_RUN(test_percent_resolve);
