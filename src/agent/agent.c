@@ -183,7 +183,7 @@ static void load_state(Agent *a) {
                 snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
                 a->op.error_message = strdup("the agent stopped (crash, kill or power loss) while this hook ran; the "
                                              "hook was killed with it and may not have finished its work: run it "
-                                             "again");
+                                             "again (its output up to about a second before is kept)");
         } else if (streq(state, "running")) {
                 a->op.error_errno = -EINTR;
                 snprintf(a->op.error_code, sizeof(a->op.error_code), "interrupted");
@@ -1062,6 +1062,10 @@ static void hook_progress(void *userdata, pid_t pid, const HookOutput *out) {
         if (text) {
                 free(a->op.hook_output);
                 a->op.hook_output = text;
+                /* hook_run() calls this at most once a second: the output
+                 * so far survives a crash, and the interrupted operation
+                 * the next start reports shows it. */
+                save_state(a);
         }
         pthread_mutex_unlock(&a->lock);
 }

@@ -297,10 +297,19 @@ int hook_run(const HookRun *run, HookOutput *out, HookResult *ret) {
                 return r;
         }
 
-        uint64_t deadline = start + (uint64_t) run->timeout_sec * 1000000u, kill_at = 0;
+        uint64_t deadline = start + (uint64_t) run->timeout_sec * 1000000u, kill_at = 0, reported_at = start;
+        uint64_t reported = 0;
         bool eof = false, exited = false;
         while (!exited) {
                 uint64_t now = mono_usec();
+                /* New output at most once a second, and also when the hook
+                 * has gone quiet since: the caller saves it each time, so
+                 * that what a hook said survives the agent's death. */
+                if (run->progress && out->total != reported && now - reported_at >= 1000000u) {
+                        run->progress(run->userdata, pid, out);
+                        reported = out->total;
+                        reported_at = now;
+                }
                 if (run->cancel && *run->cancel && !res.cancelled) {
                         res.cancelled = true;
                         (void) kill(-pid, SIGKILL);
@@ -323,12 +332,8 @@ int hook_run(const HookRun *run, HookOutput *out, HookResult *ret) {
                         break;
                 if (n <= 0)
                         continue;
-                if (pf[1].revents) {
-                        uint64_t before = out->total;
+                if (pf[1].revents)
                         read_some(rfd, out, &eof);
-                        if (run->progress && out->total != before)
-                                run->progress(run->userdata, pid, out);
-                }
                 if (pf[0].revents)
                         exited = true;
         }

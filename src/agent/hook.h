@@ -53,7 +53,9 @@ typedef struct HookRun {
         unsigned timeout_sec;
         unsigned kill_grace_sec;
         /* Called from the running thread: once with the output empty when
-         * the hook has started (pid set), then after each read. */
+         * the hook has started (pid set), then with new output at most once
+         * a second (a quiet hook's last lines within about 1.25 s), and once
+         * at the end. */
         void (*progress)(void *userdata, pid_t pid, const HookOutput *out);
         void *userdata;
         /* Set from elsewhere to stop the hook (SIGKILL to its group). */

@@ -546,12 +546,18 @@ def hook_tests(r):
           res.stdout)
 
     # the agent dies while a hook runs: interrupted, and the hook goes with it
-    write_hook(usr + "/long", "echo $$ > %s/long.pid\nexec sleep 100\n" % t)
+    write_hook(usr + "/long", "echo $$ > %s/long.pid\necho setting noout on the storage cluster\n"
+               "exec sleep 100\n" % t)
     code, op = api(sock, "POST", "/v1/hook", {"name": "long"})
     deadline = time.monotonic() + 5
     while not os.path.exists(t + "/long.pid") and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)
+    # The output reaches the status (and, in the same step, the saved
+    # state) within about a second of the hook writing it.
+    deadline = time.monotonic() + 5
+    while "noout" not in ((r.status().get("operation") or {}).get("hook") or {}).get("output", "") and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
     long_pid = int(open(t + "/long.pid").read())
     r.stop(signal.SIGKILL)
     time.sleep(0.3)
@@ -560,6 +566,8 @@ def hook_tests(r):
     op = r.status()["operation"]
     check(op["type"] == "hook" and op["state"] == "failed" and op["error"]["code"] == "interrupted" and
           op["hook"]["name"] == "long", "after the agent's restart the hook shows as interrupted: %s" % op)
+    check("setting noout on the storage cluster" in (op.get("hook") or {}).get("output", ""),
+          "the interrupted hook's output up to the crash is kept: %r" % (op.get("hook") or {}).get("output"))
     os.unlink(t + "/long.pid")
     code, op = api(sock, "POST", "/v1/hook", {"name": "long"})
     while not os.path.exists(t + "/long.pid"):
