@@ -49,6 +49,13 @@ distribution:
   mirror: http://deb.debian.org/debian
 rootfs:
   verity: true
+# A real firmware package (24 kB, Debian main) for the firmware trimming
+# checks below; the rules are part of the spec built twice.
+packages: [firmware-linux-free]
+kernel:
+  firmware:
+    allow: [av7110/**]
+    deny: [keyspan_pda/**]
 EOS
 
 # 1. A SOURCE_DATE_EPOCH that is not a number: refused up front.
@@ -168,6 +175,55 @@ if cmp -s "$WORK/out1/repro-1.0.0.hullb" "$WORK/out2/repro-1.0.0.hullb"; then
         pass "signed bundles are byte-identical"
 else
         fail "signed bundles differ: $(cmp "$WORK/out1/repro-1.0.0.hullb" "$WORK/out2/repro-1.0.0.hullb" | head -n 1)"
+fi
+
+# 6. Firmware trimming (docs/SPEC.md, "Firmware") on the files of Debian's
+# firmware-linux-free and the modules that name them (modinfo firmware=):
+# a file only dropped modules name goes (carl9170: wireless, usbdux: comedi,
+# both outside the server profile), a file a kept module names stays (isci,
+# a SAS HBA), a file no module names stays (dsp56k, an m68k DSP), allow
+# keeps a file of a dropped module (av7110, DVB), deny drops a file of a
+# kept one (keyspan_pda, USB serial). The report and the facts agree.
+report=$WORK/out1/repro-1.0.0.modules.txt
+fw=$WORK/mnt1/usr/lib/firmware
+fw_dropped() { # FILE RULE: FILE is gone from the image, and the report gives that rule
+        local entry
+        entry=$(grep -F -- "$1" "$report" | head -n 1)
+        if [ -e "$fw/$1" ]; then
+                fail "firmware: $1 is still in the image"
+        elif [ -z "$entry" ]; then
+                fail "firmware: $1 is not in the report"
+        elif [[ "$entry" == *"$2"* ]]; then
+                pass "firmware: $1 dropped ($(cut -f3 <<<"$entry"))"
+        else
+                fail "firmware: $1 dropped for another reason: $entry"
+        fi
+}
+fw_kept() { # FILE WHY
+        if [ -f "$fw/$1" ] && ! grep -qF -- "$1" "$report"; then
+                pass "firmware: $1 kept ($2)"
+        else
+                fail "firmware: $1 should stay ($2): $(ls "$fw/$1" 2>&1); report: $(grep -F -- "$1" "$report")"
+        fi
+}
+if [ ! -f "$report" ] || [ ! -d "$fw" ]; then
+        fail "firmware: no report ($report) or no $fw in the image"
+else
+        fw_dropped carl9170-1.fw "only for dropped modules: carl9170"
+        fw_dropped usbdux_firmware.bin "only for dropped modules: usbdux"
+        fw_dropped keyspan_pda/keyspan_pda.fw "deny keyspan_pda/**"
+        fw_kept isci/isci_firmware.bin "for the kept isci module"
+        fw_kept dsp56k/bootstrap.bin "no module names it"
+        fw_kept av7110/bootcode.bin "firmware.allow"
+        n_report=$(grep -c 'lib/firmware/' "$report")
+        n_facts=$(sed -n 's/.*"firmware_dropped": \([0-9]*\).*/\1/p' "$WORK/out1/repro-1.0.0.json")
+        if [ -n "$n_facts" ] && [ "$n_facts" = "$n_report" ] && [ "$n_facts" -ge 3 ]; then
+                pass "firmware: the facts and the report both count $n_facts dropped files"
+        else
+                fail "firmware: the facts say '$n_facts' dropped, the report lists $n_report"
+        fi
+        line=$(grep -m1 'firmware: dropped' "$WORK/build1.stderr" "$WORK/build1.stdout" | cut -d: -f2-)
+        [ -n "$line" ] && pass "the build reports it:$line" || fail "the build printed no firmware line"
 fi
 
 echo "build-reproducible: $failures failure(s) ($(($(date +%s) - started)) s for the two builds and the checks)"
