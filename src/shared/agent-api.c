@@ -276,8 +276,8 @@ static int check_source(const char *s, char **ret_error) {
                 if (!oci_ref_is_pinned(&ref))
                         return error_set(ret_error, -EBADMSG,
                                          "'source' oci://%s/%s:%s names a tag, which can move: "
-                                         "pin it by digest: hullctl cluster upgrade resolves tags "
-                                         "(oci://HOST/REPO@sha256:HEX)",
+                                         "pin it by digest, oci://HOST/REPO@sha256:HEX (hull-build push "
+                                         "prints it; hullctl cluster upgrade resolves a tag to it)",
                                          ref.registry, ref.repository, ref.tag ?: "latest");
                 return 0;
         }

@@ -248,8 +248,8 @@ static void test_stage_invalid(void) {
 
         /* oci:// references: pinned by digest, with a registry host. */
         reject("stage", "{\"source\":\"oci://reg.example.com/hull/os:2.0.0\"}",
-               "'source' oci://reg.example.com/hull/os:2.0.0 names a tag, which can move: pin it by digest: "
-               "hullctl cluster upgrade resolves tags");
+               "'source' oci://reg.example.com/hull/os:2.0.0 names a tag, which can move: pin it by digest, "
+               "oci://HOST/REPO@sha256:HEX (hull-build push prints it");
         reject("stage", "{\"source\":\"oci://reg.example.com/hull/os\"}", "'source' oci://reg.example.com/hull/os:latest names a tag");
         reject("stage", "{\"source\":\"oci://hull/os@sha256:" DIGEST "\"}",
                "'source' is not a valid oci:// reference: image reference \"hull/os@sha256:");
