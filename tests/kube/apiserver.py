@@ -16,9 +16,11 @@ finalizers, graceful pod deletion (a timer plays the kubelet), the Eviction
 API with PodDisruptionBudgets (the disruption controller is emulated), CRDs
 whose schemas must be structural as on a real server (a CRD it would refuse
 gets the same 422 causes), with pruning, defaulting and validation of their
-objects, bearer tokens and mutual TLS. There is no admission, no CEL
-(x-kubernetes-validations rules are not evaluated), no server-side apply, no
-scheduler, no garbage collector, and pods never run.
+objects, their CEL rules (x-kubernetes-validations, evaluated by cel.py for
+a subset of CEL, with a real server's messages and ratcheting; a CRD with a
+rule outside the subset is refused), bearer tokens and mutual TLS. There is
+no admission, no CEL cost estimation or type checking, no server-side
+apply, no scheduler, no garbage collector, and pods never run.
 
 Test-only control endpoints live under /_double/ (see --help and the doc).
 
@@ -50,6 +52,9 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cel  # noqa: E402  (tests/kube/cel.py, found beside this file)
 
 BODY_MAX = 64 * 1024 * 1024
 SNAPSHOTS_MAX = 1000
@@ -177,6 +182,11 @@ def invalid(rt, name, causes):
     d = rdetails(rt, name, rt.kind)
     d["causes"] = [{"reason": r, "message": b, "field": f} for (r, f, b) in causes]
     return ApiError(422, "Invalid", '%s "%s" is invalid: %s' % (rt.qualified_kind, name, agg), d)
+
+
+def warning_headers(ws):
+    """Warning headers as k8s.io/apiserver's warning recorder writes them."""
+    return {"Warning": ['299 - "%s"' % w.replace('"', '\\"') for w in ws]} if ws else {}
 
 
 def expired(msg):
@@ -365,7 +375,7 @@ def _path_getter(*keys, default=""):
 class ResType:
     def __init__(self, group, versions, plural, singular, kind, namespaced, status=False,
                  subresources=(), builtin=True, short_names=(), generation=False, fields=None,
-                 schemas=None, storage_version=None, crd_name=None):
+                 schemas=None, storage_version=None, crd_name=None, validators=None):
         self.group = group
         self.versions = list(versions)
         self.storage_version = storage_version or self.versions[0]
@@ -379,6 +389,7 @@ class ResType:
         self.short_names = list(short_names)
         self.generation = generation
         self.schemas = schemas or {}
+        self.validators = validators or {}   # version -> cel.Node (x-kubernetes-validations)
         self.crd_name = crd_name
         self.key = (group, plural)
         self.qualified = plural if not group else "%s.%s" % (plural, group)
@@ -484,6 +495,12 @@ def _enum_has(enum, v):
                 and not isinstance(v, bool) and e == v:
             return True
     return False
+
+
+# the schema errors after which kube-apiserver runs no CEL rule
+# (customresource/strategy.go, hasBlockingErr)
+CEL_BLOCKING = ("FieldValueNotSupported", "FieldValueRequired", "FieldValueTooLong", "FieldValueTooMany",
+                "FieldValueTypeInvalid")
 
 
 def schema_validate(s, v, path, errs):
@@ -620,8 +637,9 @@ def schema_validate(s, v, path, errs):
 # complete.go, pkg/apiserver/schema/defaulting/validation.go,
 # pkg/apis/apiextensions/validation/validation.go). This mirrors those
 # checks with the same field paths and words, so that a CRD the double
-# accepts is one a real server accepts. What is not mirrored (CEL
-# compilation and cost, Go's regexp syntax, the status-subresource root
+# accepts is one a real server accepts. The CEL rules are compiled by
+# cel.py, which refuses what it cannot evaluate. What is not mirrored (CEL
+# type checking and cost, Go's regexp syntax, the status-subresource root
 # restrictions) is listed in docs/KUBE-DOUBLE.md.
 
 class FieldError:
@@ -971,7 +989,8 @@ _RULE_REASONS = ["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvali
 
 
 def _openapi_schema(s, path, ssv, is_root, errs):
-    """ValidateCustomResourceDefinitionOpenAPISchema without CEL compilation.
+    """ValidateCustomResourceDefinitionOpenAPISchema without CEL compilation
+    (cel.compile_schema() does that once the schema is valid).
     ssv: dict(allow_defaults, reason, inside_meta)."""
     if not isinstance(s, dict):
         return
@@ -1107,9 +1126,9 @@ def _openapi_schema(s, path, ssv, is_root, errs):
         if not r.strip():
             errs.append(FieldError("Required", _child(rp, "rule"), "rule is not specified"))
         elif m and not m.strip():
-            errs.append(FieldError("Invalid", _child(rp, "message"), "must be non-empty if specified", m))
+            errs.append(FieldError("Invalid", _child(rp, "message"), "message must be non-empty if specified", m))
         elif re.search(r"[\n\r]", m.strip()):
-            errs.append(FieldError("Invalid", _child(rp, "message"), "must not contain line breaks", m))
+            errs.append(FieldError("Invalid", _child(rp, "message"), "message must not contain line breaks", m))
         elif re.search(r"[\n\r]", r.strip()) and not m.strip():
             errs.append(FieldError("Required", _child(rp, "message"), "message must be specified if rule contains line breaks"))
         me = rule.get("messageExpression")
@@ -1120,9 +1139,14 @@ def _openapi_schema(s, path, ssv, is_root, errs):
                                    "supported values: " + ", ".join(json.dumps(x) for x in _RULE_REASONS), rule["reason"]))
         fp = rule.get("fieldPath")
         if fp and not fp.strip():
-            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "must be non-empty if specified", fp))
+            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "fieldPath must be non-empty if specified", fp))
         if fp and re.search(r"[\n\r]", fp):
-            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "must not contain line breaks", fp))
+            errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "fieldPath must not contain line breaks", fp))
+        if fp:
+            try:
+                cel.valid_field_path(fp, s)
+            except ValueError:
+                errs.append(FieldError("Invalid", _child(rp, "fieldPath"), "fieldPath must be a valid path", fp))
 
 
 def validate_crd_schema(schema, path):
@@ -1504,10 +1528,14 @@ class Store:
                                       "alphanumeric characters, '-' or '.', and must start and end with an "
                                       "alphanumeric character" % json.dumps(name))])
 
-    def _schema_apply(self, rt, version, obj, name, strict):
-        """Prune, default and validate a custom resource in place; returns
-        the warnings for pruned fields."""
-        schema = rt.schemas.get(version) or rt.schemas.get(rt.storage_version)
+    def _schema_apply(self, rt, version, obj, name, strict, old=None):
+        """Prune, default and validate a custom resource in place, then
+        evaluate its CEL rules (old: the stored object on update, for
+        ratcheting); returns the warnings for pruned fields and ratcheted
+        rules."""
+        if version not in rt.schemas:
+            version = rt.storage_version
+        schema = rt.schemas.get(version)
         if schema is None:
             return []
         pruned = []
@@ -1516,9 +1544,25 @@ class Store:
             raise bad_request("strict decoding error: " + ", ".join('unknown field "%s"' % p for p in pruned))
         errs = []
         schema_validate(schema, obj, "", errs)
+        warnings = ['unknown field "%s"' % p for p in pruned]
+        node = rt.validators.get(version)
+        if node is not None:
+            # strategy.go hasBlockingErr: after these schema errors the
+            # rules could see values of the wrong shape, so none is run
+            if any(r in CEL_BLOCKING for r, _, _ in errs):
+                errs.append(("FieldValueInvalid", "<nil>", 'Invalid value: "null": some validation rules were not '
+                             "checked because the object was invalid; correct the existing errors to complete "
+                             "validation"))
+            else:
+                cerrs, cwarns = cel.validate(node, obj, old, schema)
+                errs.extend(cerrs)
+                warnings.extend(cwarns)
         if errs:
-            raise invalid(rt, name, errs)
-        return ['unknown field "%s"' % p for p in pruned]
+            # the recorder has already added the warnings: a 422 carries them too
+            e = invalid(rt, name, errs)
+            e.headers = warning_headers(warnings)
+            raise e
+        return warnings
 
     def _spec_part(self, rt, o):
         return {k: v for k, v in o.items()
@@ -1629,7 +1673,7 @@ class Store:
         new["metadata"]["resourceVersion"] = om.get("resourceVersion")
         warnings = []
         if not rt.builtin:
-            warnings = self._schema_apply(rt, version, new, name, strict)
+            warnings = self._schema_apply(rt, version, new, name, strict, old)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions") and sub != "status":
             newrt = self._crd_type(new)
             oldrt = self.types.get(newrt.key)
@@ -1944,10 +1988,25 @@ class Store:
         errs.extend(e.cause() for e in crd_schema_errors(versions))
         if errs:
             raise invalid(rt, name, errs)
+        validators = {}
+        same = all(x == list(schemas.values())[0] for x in schemas.values())
+        for i, v in enumerate(versions):
+            if v.get("name") in schemas:
+                where = ("spec.validation.openAPIV3Schema" if same
+                         else "spec.versions[%d].schema.openAPIV3Schema" % i)
+                try:
+                    validators[v["name"]] = cel.compile_schema(schemas[v["name"]], where)
+                except cel.Unsupported as e:
+                    # a rule the double cannot evaluate must not be stored
+                    # as if it were checked
+                    raise ApiError(422, "Invalid", "apiserver double: CEL construct unsupported, CustomResourceDefinition "
+                                   "%s refused (docs/KUBE-DOUBLE.md lists the subset): %s" % (name, e),
+                                   rdetails(rt, name, rt.kind))
         return ResType(group, served, plural, names.get("singular") or kind.lower(), kind,
                        spec["scope"] == "Namespaced", status=has_status, builtin=False,
                        short_names=names.get("shortNames") or (), generation=True, fields=fields,
-                       schemas=schemas, storage_version=storage[0]["name"], crd_name=name)
+                       schemas=schemas, storage_version=storage[0]["name"], crd_name=name,
+                       validators=validators)
 
     # ------------------------------------------------------------------
     # public, locking API used by the HTTP layer
@@ -2525,7 +2584,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.present(rt, version, o)
 
         def warn(ws):
-            return {"Warning": ['299 - "%s"' % w.replace('"', '\\"') for w in ws]} if ws else None
+            return warning_headers(ws) or None
 
         if name is None:
             if method == "GET":
