@@ -172,11 +172,19 @@ current-context: sim
                             and not r["path"].startswith("/_double/")})
         check(not strangers, f"every API request names its program in User-Agent ({strangers})")
         deploy = os.path.join(os.path.dirname(A.crds))
-        v = rbac.check_by_user_agent(reqs, deploy, {"hull-operator/": "hull-system:hull-operator",
-                                                    "hull-node/": "hull-system:hull-node"},
-                                     yaml2json=A.yaml2json, warnings=[], ignore_agents=("hullctl/", "Python-urllib/"))
-        check(not v, f"deploy/ RBAC allows all {len(ours)} requests of hull-operator and hull-node "
-                     f"({[str(x) for x in v[:3]]})")
+        # hullctl runs as a person bound to deploy/people-rbac.yaml's
+        # hull-fleet-admin, the way a site binds its platform team.
+        objects = rbac.load_objects(deploy, A.yaml2json) + [{
+            "kind": "ClusterRoleBinding", "metadata": {"name": "test-people"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "hull-fleet-admin"},
+            "subjects": [{"kind": "ServiceAccount", "namespace": "people", "name": "person"}]}]
+        people = [r for r in reqs if (r.get("userAgent") or "").startswith("hullctl/")]
+        v = rbac.check_by_user_agent(reqs, None, {"hull-operator/": "hull-system:hull-operator",
+                                                  "hull-node/": "hull-system:hull-node",
+                                                  "hullctl/": "people:person"},
+                                     objects=objects, warnings=[], ignore_agents=("Python-urllib/",))
+        check(not v, f"deploy/ RBAC allows all {len(ours)} requests of hull-operator and hull-node and the "
+                     f"{len(people)} of hullctl as hull-fleet-admin ({[str(x) for x in v[:3]]})")
 
     def close(self):
         try:

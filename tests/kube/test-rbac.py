@@ -48,6 +48,36 @@ OPERATOR_REQUESTS = [
     req("POST", "/apis/events.k8s.io/v1/namespaces/default/events"),
 ]
 
+# People (deploy/people-rbac.yaml): what hullctl cluster does, by its code
+# (src/ctl/ctl-cluster.c), and the kubectl uses docs/ name.
+VIEWER_REQUESTS = [
+    req("GET", "/apis/hull.dev/v1alpha1/oses", "limit=500"),                 # hullctl cluster status
+    req("GET", "/apis/hull.dev/v1alpha1/osnodes", "limit=500"),              # status OS, nodes
+    req("GET", "/api/v1/nodes", "labelSelector=hull.dev%2Funmanaged%21%3Dtrue&limit=500"),
+    req("GET", "/apis/hull.dev/v1alpha1/osnodes/n1"),                        # kubectl get osnode n1 -o yaml
+    req("GET", "/apis/hull.dev/v1alpha1/oses/workers"),                      # kubectl get os workers
+    req("GET", "/apis/hull.dev/v1alpha1/oses", "watch=1&resourceVersion=7"),  # kubectl get os -w
+    req("GET", "/apis/hull.dev/v1alpha1/osnodes", "watch=1&resourceVersion=7"),
+]
+ADMIN_REQUESTS = VIEWER_REQUESTS + [
+    req("PATCH", "/apis/hull.dev/v1alpha1/oses/workers"),                    # upgrade, rollback, pause, resume
+    req("PUT", "/apis/hull.dev/v1alpha1/oses/workers"),                      # approve
+    req("POST", "/apis/hull.dev/v1alpha1/oses"),                             # kubectl apply -f (new)
+    req("DELETE", "/apis/hull.dev/v1alpha1/oses/workers"),                   # kubectl delete os
+    req("PATCH", "/apis/hull.dev/v1alpha1/osnodes/n1"),                      # retry: spec.retry
+    req("GET", "/api/v1/nodes/n1"),                                          # retry: the quarantine label
+    req("PATCH", "/api/v1/nodes/n1"),
+]
+PERSON = "people:person"
+
+
+def bound_to(objects, role):
+    """The deploy/ objects plus a binding of the ClusterRole to PERSON, as a
+    site would bind its group."""
+    return objects + [{"kind": "ClusterRoleBinding", "metadata": {"name": "test-" + role},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                       "subjects": [{"kind": "ServiceAccount", "namespace": "people", "name": "person"}]}]
+
 # What src/node/ does: ensure the OSNode, informers with a name field
 # selector, cordon, drain (list + evictions), status, events.
 NODE_REQUESTS = [
@@ -323,6 +353,29 @@ class Deploy(unittest.TestCase):
         v = rbac.check_by_user_agent(anon, None, agents, objects=self.objects)
         self.assertEqual([x.attributes.verb for x in v], ["delete"])
         self.assertIn("not allowed for any of", str(v[0]))
+
+    def test_people_exact(self):
+        for role, reqs in (("hull-fleet-viewer", VIEWER_REQUESTS), ("hull-fleet-admin", ADMIN_REQUESTS)):
+            warnings = []
+            v = rbac.check_requests(reqs, None, PERSON, objects=bound_to(self.objects, role), warnings=warnings)
+            self.assertEqual([str(x) for x in v], [], role)
+            self.assertEqual(warnings, [], "people-rbac.yaml: %s grants more than is used" % role)
+
+    def test_people_denied(self):
+        viewer_bad = [r for r in ADMIN_REQUESTS if r not in VIEWER_REQUESTS]
+        v = rbac.check_requests(viewer_bad, None, PERSON, objects=bound_to(self.objects, "hull-fleet-viewer"))
+        self.assertEqual(len(v), len(viewer_bad), [str(x) for x in v])
+        bad = [
+            req("PATCH", "/apis/hull.dev/v1alpha1/oses/workers/status"),     # the operator's
+            req("PATCH", "/apis/hull.dev/v1alpha1/osnodes/n1/status"),       # hull-node's
+            req("DELETE", "/apis/hull.dev/v1alpha1/osnodes/n1"),
+            req("PUT", "/api/v1/nodes/n1"),
+            req("DELETE", "/api/v1/nodes/n1"),
+            req("POST", "/api/v1/namespaces/apps/pods/p/eviction"),
+            req("GET", "/api/v1/namespaces/hull-system/secrets"),
+        ]
+        v = rbac.check_requests(bad, None, PERSON, objects=bound_to(self.objects, "hull-fleet-admin"))
+        self.assertEqual(len(v), len(bad), [str(x) for x in v])
 
     def test_yaml_split(self):
         with tempfile.TemporaryDirectory() as d:
