@@ -18,92 +18,28 @@ refused. Prints one PASS/FAIL line per check; exits 1 if any failed.
 """
 
 import glob
-import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import traceback
 
 APISERVER = os.path.abspath(sys.argv[1])
 YAML2JSON = os.path.abspath(sys.argv[2])
 SRC = os.path.abspath(sys.argv[3])
 sys.path.insert(0, os.path.dirname(APISERVER))
 import cel  # noqa: E402
+from doubletest import Double, check, run, summary, texts, yaml_load  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="kube-cel-test-")
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 OSES = "/apis/hull.dev/v1alpha1/oses"
 SHA = "ab" * 32
-RESULTS = []
 MU_WORDS = "must be a count from 0 to 1000000000 or a percentage from 0% to 100%"
 NODES_WORDS = "must be a count from 1 to 1000000000 or a percentage from 0% to 100%"
 BLOCKED = ('<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; '
            "correct the existing errors to complete validation")
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def run(name, fn, *a):
-    t0 = time.time()
-    try:
-        fn(*a)
-        RESULTS.append((name, True))
-        print("PASS %s (%.2fs)" % (name, time.time() - t0), flush=True)
-    except Exception as e:      # noqa: BLE001 - report every failure, go on
-        RESULTS.append((name, False))
-        print("FAIL %s: %s" % (name, e), flush=True)
-        if not isinstance(e, Fail):
-            traceback.print_exc()
-
-
-def yaml_load(path):
-    return json.loads(subprocess.check_output([YAML2JSON, path]))
-
-
-class Double:
-    def __init__(self, *extra):
-        self.portfile = os.path.join(TMP, "port-%d" % len(os.listdir(TMP)))
-        self.proc = subprocess.Popen([sys.executable, APISERVER, "--port", "0", "--port-file", self.portfile,
-                                      "--yaml2json", YAML2JSON] + list(extra))
-        deadline = time.time() + 20
-        while not os.path.exists(self.portfile):
-            if self.proc.poll() is not None:
-                raise RuntimeError("double exited with %d" % self.proc.returncode)
-            if time.time() > deadline:
-                raise RuntimeError("double did not write its port file")
-            time.sleep(0.05)
-        self.c = http.client.HTTPConnection("127.0.0.1", int(open(self.portfile).read()), timeout=30)
-
-    def req(self, method, path, body=None, ctype="application/json"):
-        """(status, decoded body, list of Warning header values)"""
-        self.c.request(method, path, body=None if body is None else json.dumps(body),
-                       headers={"Content-Type": ctype})
-        r = self.c.getresponse()
-        data = r.read()
-        return r.status, (json.loads(data) if data else None), r.headers.get_all("Warning") or []
-
-    def stop(self):
-        self.c.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def texts(st):
-    return ["%s: %s" % (c["field"], c["message"]) for c in st["details"]["causes"]]
 
 
 def refused(code, st, kind_name, want):
@@ -339,7 +275,7 @@ def t_os_rules(d):
             d.req("DELETE", OSES + "/" + name)
     # every message of the CRD was seen refusing
     rules = []
-    stack = [yaml_load(os.path.join(SRC, "deploy", "crds", "hull.dev_oses.yaml"))]
+    stack = [yaml_load(YAML2JSON, os.path.join(SRC, "deploy", "crds", "hull.dev_oses.yaml"))]
     while stack:
         x = stack.pop()
         if isinstance(x, dict):
@@ -576,7 +512,7 @@ def main():
     run("field-paths", t_field_paths)
     run("ratchet-correlation", t_correlation)
     crds = sorted(glob.glob(os.path.join(SRC, "deploy", "crds", "*.yaml")))
-    d = Double(*[a for c in crds for a in ("--crd", c)])
+    d = Double(APISERVER, YAML2JSON, TMP, *[a for c in crds for a in ("--crd", c)])
     try:
         run("os-crd-every-rule", t_os_rules, d)
         run("os-crd-writes", t_os_writes, d)
@@ -586,9 +522,7 @@ def main():
         run("crds-refused", t_crds_refused, d)
     finally:
         d.stop()
-    failed = [n for n, ok in RESULTS if not ok]
-    print("%d checks, %d failed%s" % (len(RESULTS), len(failed), (": " + ", ".join(failed)) if failed else ""))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

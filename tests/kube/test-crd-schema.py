@@ -23,80 +23,22 @@ Prints one PASS/FAIL line per check; exits 1 if any failed.
 
 import copy
 import glob
-import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
-import traceback
 
 APISERVER = os.path.abspath(sys.argv[1])
 YAML2JSON = os.path.abspath(sys.argv[2])
 SRC = os.path.abspath(sys.argv[3])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doubletest import Double, check, run, summary, texts, yaml_load  # noqa: E402
+
 TMP = tempfile.mkdtemp(prefix="kube-crd-schema-test-")
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 V = "spec.validation.openAPIV3Schema"
-RESULTS = []
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def run(name, fn, *a):
-    t0 = time.time()
-    try:
-        fn(*a)
-        RESULTS.append((name, True))
-        print("PASS %s (%.2fs)" % (name, time.time() - t0), flush=True)
-    except Exception as e:      # noqa: BLE001 - report every failure, go on
-        RESULTS.append((name, False))
-        print("FAIL %s: %s" % (name, e), flush=True)
-        if not isinstance(e, Fail):
-            traceback.print_exc()
-
-
-def yaml_load(path):
-    return json.loads(subprocess.check_output([YAML2JSON, path]))
-
-
-class Double:
-    def __init__(self, *extra):
-        self.portfile = os.path.join(TMP, "port-%d" % len(os.listdir(TMP)))
-        self.proc = subprocess.Popen([sys.executable, APISERVER, "--port", "0", "--port-file", self.portfile,
-                                      "--yaml2json", YAML2JSON] + list(extra))
-        deadline = time.time() + 20
-        while not os.path.exists(self.portfile):
-            if self.proc.poll() is not None:
-                raise RuntimeError("double exited with %d" % self.proc.returncode)
-            if time.time() > deadline:
-                raise RuntimeError("double did not write its port file")
-            time.sleep(0.05)
-        self.port = int(open(self.portfile).read())
-        self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-
-    def req(self, method, path, body=None):
-        self.c.request(method, path, body=None if body is None else json.dumps(body),
-                       headers={"Content-Type": "application/json"})
-        r = self.c.getresponse()
-        data = r.read()
-        return r.status, (json.loads(data) if data else None)
-
-    def stop(self):
-        self.c.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 # --------------------------------------------------------------------------
@@ -118,13 +60,9 @@ def obj(**props):
     return {"type": "object", "properties": props}
 
 
-def texts(status):
-    return ["%s: %s" % (c["field"], c["message"]) for c in status["details"]["causes"]]
-
-
 def refused(d, body, want, exact=True, name=None):
     """POST body; expect 422 whose causes are want (list of 'field: message')."""
-    code, st = d.req("POST", CRDS, body)
+    code, st, _ = d.req("POST", CRDS, body)
     check(code == 422, "HTTP %d, want 422: %s" % (code, json.dumps(st)[:600]))
     check(st.get("kind") == "Status" and st.get("reason") == "Invalid" and st.get("code") == 422,
           "not an Invalid Status: %r" % st)
@@ -148,15 +86,15 @@ def refused(d, body, want, exact=True, name=None):
                   "Invalid value": "FieldValueInvalid", "Unsupported value": "FieldValueNotSupported",
                   "Duplicate value": "FieldValueDuplicate"}.get(kind)
         check(c.get("reason") == reason, "cause %r: reason should be %s" % (c, reason))
-    code, _ = d.req("GET", CRDS + "/" + n)
+    code, _, _ = d.req("GET", CRDS + "/" + n)
     check(code == 404, "a refused CRD was stored (GET gives %d)" % code)
     return st
 
 
 def accepted(d, body):
-    code, st = d.req("POST", CRDS, body)
+    code, st, _ = d.req("POST", CRDS, body)
     check(code == 201, "HTTP %d, want 201: %s" % (code, json.dumps(st)[:800]))
-    code, _ = d.req("DELETE", CRDS + "/" + body["metadata"]["name"])
+    code, _, _ = d.req("DELETE", CRDS + "/" + body["metadata"]["name"])
     check(code == 200, "cleanup DELETE gave %d" % code)
 
 
@@ -316,7 +254,7 @@ def t_defaults(d):
     refused(d, crd(obj(a={"type": "string", "enum": ["x", "y"], "default": "z"})),
             [V + '.properties[a].default: Unsupported value: "z": supported values: "x", "y"'])
     # kube-openapi names the default's own root differently; the path and words are checked
-    code, st = d.req("POST", CRDS, crd(obj(a={"type": "integer", "minimum": 1, "default": 0})))
+    code, st, _ = d.req("POST", CRDS, crd(obj(a={"type": "integer", "minimum": 1, "default": 0})))
     check(code == 422 and [c["field"] for c in st["details"]["causes"]] == [V + ".properties[a].default"],
           "minimum default: %r" % st)
     check("Invalid value: 0: " in st["details"]["causes"][0]["message"] and
@@ -391,10 +329,10 @@ def t_list_type_objects(d):
         "conds": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
                   "items": {"type": "object", "required": ["type"],
                             "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}}}}))
-    code, st = d.req("POST", CRDS, body)
+    code, st, _ = d.req("POST", CRDS, body)
     check(code == 201, "create CRD: %d %r" % (code, st))
     base = "/apis/test.hull.dev/v1/things"
-    code, st = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
+    code, st, _ = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
                                     "spec": {"days": ["Mon", "Tue", "Mon"],
                                              "conds": [{"type": "A", "status": "x"}, {"type": "A", "status": "y"}]}})
     check(code == 422, "duplicates accepted: %d" % code)
@@ -402,7 +340,7 @@ def t_list_type_objects(d):
     want = sorted([("FieldValueDuplicate", "spec.days[2]", 'Duplicate value: "Mon"'),
                    ("FieldValueDuplicate", "spec.conds[1]", 'Duplicate value: map[string]interface {}{"type":"A"}')])
     check(got == want, "causes %r, want %r" % (got, want))
-    code, st = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
+    code, st, _ = d.req("POST", base, {"apiVersion": "test.hull.dev/v1", "kind": "Thing", "metadata": {"name": "a"},
                                     "spec": {"days": ["Mon", "Tue"], "conds": [{"type": "A"}, {"type": "B"}]}})
     check(code == 201, "unique items refused: %d %r" % (code, st))
     d.req("DELETE", CRDS + "/things.test.hull.dev")
@@ -438,14 +376,14 @@ def t_version_paths(d):
 
 def t_update_refused(d):
     body = crd(obj(a={"type": "string"}), name="updates")
-    code, st = d.req("POST", CRDS, body)
+    code, st, _ = d.req("POST", CRDS, body)
     check(code == 201, "create: %d" % code)
     st["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["a"] = {}
-    code, st2 = d.req("PUT", CRDS + "/updates.test.hull.dev", st)
+    code, st2, _ = d.req("PUT", CRDS + "/updates.test.hull.dev", st)
     check(code == 422, "non-structural update accepted: %d" % code)
     check(texts(st2) == [V + ".properties[a].type: Required value: must not be empty for specified object fields"],
           "causes %r" % texts(st2))
-    code, cur = d.req("GET", CRDS + "/updates.test.hull.dev")
+    code, cur, _ = d.req("GET", CRDS + "/updates.test.hull.dev")
     check(cur["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["a"] == {"type": "string"},
           "the refused update changed the CRD")
     d.req("DELETE", CRDS + "/updates.test.hull.dev")
@@ -455,8 +393,8 @@ def t_deploy_crds_accepted(d):
     files = sorted(glob.glob(os.path.join(SRC, "deploy", "crds", "*.yaml")))
     check(len(files) >= 2, "no CRDs under deploy/crds")
     for f in files:
-        body = yaml_load(f)
-        code, st = d.req("POST", CRDS, body)
+        body = yaml_load(YAML2JSON, f)
+        code, st, _ = d.req("POST", CRDS, body)
         check(code == 201, "%s: HTTP %d %s" % (f, code, json.dumps(st)[:800]))
 
 
@@ -472,7 +410,7 @@ OLD_OSES_WANT = [
 
 
 def t_old_oses_refused(d):
-    body = yaml_load(os.path.join(SRC, "tests", "kube", "fixtures", "oses-crd-nonstructural.yaml"))
+    body = yaml_load(YAML2JSON, os.path.join(SRC, "tests", "kube", "fixtures", "oses-crd-nonstructural.yaml"))
     st = refused(d, body, OLD_OSES_WANT)
     # the order of the real server (sorted), not just the same set
     check(texts(st) == OLD_OSES_WANT, "order %r" % texts(st))
@@ -490,14 +428,14 @@ def t_cel_evaluated(d):
     """A value only a CEL rule refuses is refused as a real server refuses it
     (every rule: tests/kube/test-cel.py)."""
     base = "/apis/hull.dev/v1alpha1/oses"
-    code, st = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel"},
+    code, st, _ = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel"},
                                     "spec": {"version": "1", "operation": "rollback",
                                              "strategy": {"maxUnavailable": "120%"}}})
     check(code == 422, "HTTP %d %r" % (code, st))
     check(texts(st) == ['spec.strategy.maxUnavailable: Invalid value: "": must be a count from 0 to 1000000000 or '
                         'a percentage from 0% to 100%'], "causes %r" % texts(st))
     # what the OpenAPI schema itself checks is still refused
-    code, st = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel2"},
+    code, st, _ = d.req("POST", base, {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": "cel2"},
                                     "spec": {"version": "1", "operation": "rollback",
                                              "strategy": {"maxUnavailable": True}}})
     check(code == 422, "a boolean maxUnavailable was accepted: %d" % code)
@@ -517,16 +455,16 @@ def t_gates_admission(d):
             spec["strategy"] = strategy
         return {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": name}, "spec": spec}
 
-    code, st = d.req("POST", base, os_obj("production", {"after": {"os": "staging.eu-1"}, "minImageAgeSeconds": 3600},
+    code, st, _ = d.req("POST", base, os_obj("production", {"after": {"os": "staging.eu-1"}, "minImageAgeSeconds": 3600},
                                           {"created": "2026-12-03T10:00:00Z"}))
     check(code == 201, "valid gates: HTTP %d %r" % (code, st))
     check(st["spec"]["strategy"]["after"] == {"os": "staging.eu-1", "soakSeconds": 0},
           "soakSeconds defaults to 0: %r" % st["spec"]["strategy"])
     check(st["spec"]["image"]["created"] == "2026-12-03T10:00:00Z", "created kept: %r" % st["spec"]["image"])
-    code, st = d.req("POST", base, os_obj("plain"))
+    code, st, _ = d.req("POST", base, os_obj("plain"))
     check(code == 201 and st["spec"]["strategy"].get("minImageAgeSeconds") == 0
           and "after" not in st["spec"]["strategy"], "defaults without gates: %r" % st["spec"].get("strategy"))
-    code, st = d.req("POST", base, os_obj("edges", {"after": {"os": "a", "soakSeconds": 31536000}},
+    code, st, _ = d.req("POST", base, os_obj("edges", {"after": {"os": "a", "soakSeconds": 31536000}},
                                           {"created": "2028-02-29T23:59:59Z"}))
     check(code == 201, "edges: HTTP %d %r" % (code, st))
     for name in ("production", "plain", "edges"):
@@ -553,13 +491,13 @@ def t_gates_admission(d):
         (None, {"created": 1796292000}, "spec.image.created: Invalid value"),
     ]
     for i, (strategy, image, want) in enumerate(bad):
-        code, st = d.req("POST", base, os_obj("bad-%d" % i, strategy, image))
+        code, st, _ = d.req("POST", base, os_obj("bad-%d" % i, strategy, image))
         check(code == 422, "%r %r: HTTP %d (accepted)" % (strategy, image, code))
         check(any(want in t for t in texts(st)), "%r %r: causes %r, want %r" % (strategy, image, texts(st), want))
 
     # The self-reference rule sits at the root, the only place CEL sees
     # metadata.name, and points its error at the field.
-    body = yaml_load(os.path.join(SRC, "deploy", "crds", "hull.dev_oses.yaml"))
+    body = yaml_load(YAML2JSON, os.path.join(SRC, "deploy", "crds", "hull.dev_oses.yaml"))
     root = body["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     rules = root.get("x-kubernetes-validations") or []
     check(any("self.metadata.name" in r["rule"] and r.get("fieldPath") == ".spec.strategy.after.os" for r in rules),
@@ -581,7 +519,7 @@ def t_hooks_admission(d):
             spec["verify"] = verify
         return {"apiVersion": "hull.dev/v1alpha1", "kind": "OS", "metadata": {"name": name}, "spec": spec}
 
-    code, st = d.req("POST", base, os_obj("hooked", {
+    code, st, _ = d.req("POST", base, os_obj("hooked", {
         "preDrain": [{"exec": "ceph-noout"}, {"waitFor": {"label": "example.com/ok", "value": "yes"},
                                               "timeoutSeconds": 60}],
         "postBoot": [{"waitFor": {"annotation": "example.com/smoke"}}]},
@@ -591,7 +529,7 @@ def t_hooks_admission(d):
     check(st["spec"]["hooks"]["preDrain"][0] == {"exec": "ceph-noout", "timeoutSeconds": 300},
           "a hook's timeoutSeconds defaults to 300: %r" % st["spec"]["hooks"])
     check(st["spec"]["verify"]["timeoutSeconds"] == 600, "verify.timeoutSeconds defaults to 600: %r" % st["spec"]["verify"])
-    code, st = d.req("POST", base, os_obj("plain"))
+    code, st, _ = d.req("POST", base, os_obj("plain"))
     check(code == 201 and st["spec"].get("verify") == {"timeoutSeconds": 600} and "hooks" not in st["spec"],
           "without them: verify defaulted, no hooks: %r" % st["spec"])
     for name in ("hooked", "plain"):
@@ -614,7 +552,7 @@ def t_hooks_admission(d):
         (None, {"podSelector": {"matchLabels": {"a": 1}}}, "spec.verify.podSelector.matchLabels.a: Invalid value"),
     ]
     for i, (hooks, verify, want) in enumerate(bad):
-        code, st = d.req("POST", base, os_obj("bad-%d" % i, hooks, verify))
+        code, st, _ = d.req("POST", base, os_obj("bad-%d" % i, hooks, verify))
         check(code == 422, "%r %r: HTTP %d (accepted)" % (hooks, verify, code))
         check(any(want in t for t in texts(st)), "%r %r: causes %r, want %r" % (hooks, verify, texts(st), want))
 
@@ -631,7 +569,7 @@ def t_cel_twins():
     literals = [bytes(x[1:-1], "utf-8").decode("unicode_escape") for x in literals]
     found = 0
     for f in sorted(glob.glob(os.path.join(SRC, "deploy", "crds", "*.yaml"))):
-        stack = [yaml_load(f)]
+        stack = [yaml_load(YAML2JSON, f)]
         while stack:
             x = stack.pop()
             if isinstance(x, dict):
@@ -648,7 +586,7 @@ def t_cel_twins():
 
 
 def main():
-    d = Double()
+    d = Double(APISERVER, YAML2JSON, TMP)
     try:
         run("type-required", t_type_required, d)
         run("junctors-value-validations-only", t_junctors, d)
@@ -669,9 +607,7 @@ def main():
         d.stop()
     run("old-oses-crd-refused-at-start", t_old_oses_at_start)
     run("cel-rules-have-operator-twins", t_cel_twins)
-    failed = [n for n, ok in RESULTS if not ok]
-    print("%d checks, %d failed%s" % (len(RESULTS), len(failed), (": " + ", ".join(failed)) if failed else ""))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
