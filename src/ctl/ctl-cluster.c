@@ -802,7 +802,7 @@ static int cmd_retry(KubeClient *k, const char *name, char **nodes, size_t n_nod
 
         /* hull-node answers in status.retry; wait for every answer. */
         size_t answered = 0, refused = 0, n_chosen = json_array_size(chosen);
-        bool *done = calloc(n_chosen, sizeof(bool));
+        _cleanup_free_ bool *done = calloc(n_chosen, sizeof(bool));
         if (!done)
                 return log_oom();
         for (unsigned waited = 0;; waited++) {
@@ -812,10 +812,8 @@ static int cmd_retry(KubeClient *k, const char *name, char **nodes, size_t n_nod
                         _cleanup_free_ char *p = NULL, *e = NULL;
                         if (done[i])
                                 continue;
-                        if (asprintf(&p, "%s/%s", OSNODE_PATH, node) < 0) {
-                                free(done);
+                        if (asprintf(&p, "%s/%s", OSNODE_PATH, node) < 0)
                                 return log_oom();
-                        }
                         if (kube_get(k, p, &obj, &e) < 0)
                                 continue;
                         json_t *ans = json_object_get(json_object_get(obj, "status"), "retry");
@@ -839,7 +837,6 @@ static int cmd_retry(KubeClient *k, const char *name, char **nodes, size_t n_nod
                         printf("%s: no answer from hull-node in %u s; the request stays and is carried out when "
                                "hull-node runs there (kubectl get osnode %s -o jsonpath='{.status.retry}')\n",
                                json_string_value(n), arg_wait, json_string_value(n));
-        free(done);
         if (answered == n_chosen && refused == 0)
                 printf("OS %s: %zu node(s) will be given task %s again as the rollout allows (hullctl cluster "
                        "status %s).\n", name, n_chosen, task, name);
